@@ -1,0 +1,60 @@
+//! HTTP edge: parses requests into domain types, calls one use-case in
+//! `registry`, renders the answer. No SQL and no object keys here; every
+//! error leaves through `oci_error`.
+//!
+//! Layering: `api` calls `registry`; nothing calls `api` but `lib.rs`.
+
+mod base;
+mod blobs;
+mod catalog;
+mod manifests;
+pub mod oci_error;
+mod referrers;
+mod request;
+mod tags;
+mod uploads;
+
+use actix_web::web;
+
+pub use oci_error::ApiError;
+
+/// Repository names contain slashes, so every route captures `{name:.+}` and
+/// the fixed suffix after it decides the endpoint.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v2")
+            .route("", web::get().to(base::version_check))
+            .route("/", web::get().to(base::version_check))
+            .route("/_catalog", web::get().to(catalog::list))
+            .service(
+                web::resource(["/{name:.+}/blobs/uploads/", "/{name:.+}/blobs/uploads"])
+                    .route(web::post().to(uploads::start)),
+            )
+            .service(
+                web::resource("/{name:.+}/blobs/uploads/{id}")
+                    .route(web::get().to(uploads::status))
+                    .route(web::patch().to(uploads::append))
+                    .route(web::put().to(uploads::complete))
+                    .route(web::delete().to(uploads::cancel))
+                    .default_service(web::to(base::method_not_allowed)),
+            )
+            .service(
+                web::resource("/{name:.+}/blobs/{digest}")
+                    .route(web::get().to(blobs::get))
+                    .route(web::head().to(blobs::get))
+                    .route(web::delete().to(blobs::delete))
+                    .default_service(web::to(base::method_not_allowed)),
+            )
+            .service(
+                web::resource("/{name:.+}/manifests/{reference}")
+                    .route(web::get().to(manifests::get))
+                    .route(web::head().to(manifests::get))
+                    .route(web::put().to(manifests::put))
+                    .route(web::delete().to(manifests::delete))
+                    .default_service(web::to(base::method_not_allowed)),
+            )
+            .service(web::resource("/{name:.+}/tags/list").route(web::get().to(tags::list)))
+            .service(web::resource("/{name:.+}/referrers/{digest}").route(web::get().to(referrers::list))),
+    )
+    .default_service(web::to(base::not_found));
+}

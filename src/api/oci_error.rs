@@ -1,0 +1,111 @@
+//! The one place errors become HTTP: status, OCI error code and the envelope
+//! `{"errors":[{"code","message","detail"}]}`.
+//!
+//! Internal failures (database, storage) are logged with their cause; the
+//! client only sees a generic message.
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::domain::InvalidInput;
+use crate::registry::RegistryError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    detail: serde_json::Value,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), detail: serde_json::Value::Null, headers: vec![] }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.push((name, v));
+        }
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "UNSUPPORTED", "no such endpoint")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", "method not allowed on this endpoint")
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        for (name, value) in &self.headers {
+            response.insert_header((name.clone(), value.clone()));
+        }
+        response.json(json!({"errors": [{"code": self.code, "message": self.message, "detail": self.detail}]}))
+    }
+}
+
+impl From<InvalidInput> for ApiError {
+    fn from(e: InvalidInput) -> Self {
+        let code = match e {
+            InvalidInput::Name(_) => "NAME_INVALID",
+            InvalidInput::Tag(_) => "MANIFEST_INVALID",
+            InvalidInput::Digest(_) => "DIGEST_INVALID",
+        };
+        Self::bad_request(code, e.to_string())
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        use RegistryError as E;
+        let (status, code) = match &e {
+            E::Invalid(invalid) => return invalid.clone().into(),
+            E::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+            E::BlobUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
+            E::UploadUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
+            E::UploadInvalid(_) | E::Body(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+            E::RangeInvalid { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
+            E::RangeNotSatisfiable { size } => {
+                return Self::new(StatusCode::RANGE_NOT_SATISFIABLE, "SIZE_INVALID", e.to_string())
+                    .with_header(actix_web::http::header::CONTENT_RANGE, &format!("bytes */{size}"))
+            }
+            E::DigestMismatch { .. } => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+            E::ManifestUnknown(_) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+            E::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+            E::ManifestBlobUnknown(_) => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
+            E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+            E::DeleteDisabled => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+            E::Storage(_) | E::Db(_) => {
+                tracing::error!(error = %e, "internal error");
+                return Self::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "internal error; see the server log");
+            }
+        };
+        Self::new(status, code, e.to_string())
+    }
+}

@@ -1,0 +1,152 @@
+//! `manifests` and `manifest_references` tables.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{now_ms, DbError};
+
+/// A manifest as stored: the exact bytes plus what was extracted from them.
+#[derive(Debug, Clone)]
+pub struct ManifestRow {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub subject_digest: Option<String>,
+    /// JSON object text of the manifest's annotations, if any.
+    pub annotations: Option<String>,
+    pub content: Vec<u8>,
+}
+
+/// What a manifest points to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Blob,
+    Manifest,
+}
+
+impl RefKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            RefKind::Blob => "blob",
+            RefKind::Manifest => "manifest",
+        }
+    }
+}
+
+pub fn get(conn: &Connection, repository_id: i64, digest: &str) -> Result<Option<ManifestRow>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT digest, media_type, artifact_type, subject_digest, annotations, content
+             FROM manifests WHERE repository_id = ?1 AND digest = ?2",
+            params![repository_id, digest],
+            |r| {
+                Ok(ManifestRow {
+                    digest: r.get(0)?,
+                    media_type: r.get(1)?,
+                    artifact_type: r.get(2)?,
+                    subject_digest: r.get(3)?,
+                    annotations: r.get(4)?,
+                    content: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Media type and size, without loading the content.
+pub fn head(conn: &Connection, repository_id: i64, digest: &str) -> Result<Option<(String, u64)>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT media_type, size FROM manifests WHERE repository_id = ?1 AND digest = ?2",
+            params![repository_id, digest],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Stores the manifest and its references unless it is already there.
+pub fn insert(
+    conn: &Connection,
+    repository_id: i64,
+    row: &ManifestRow,
+    references: &[(String, RefKind)],
+) -> Result<(), DbError> {
+    let inserted = conn.execute(
+        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, content, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+        params![
+            repository_id,
+            row.digest,
+            row.media_type,
+            row.artifact_type,
+            row.subject_digest,
+            row.annotations,
+            row.content.len() as i64,
+            row.content,
+            now_ms()
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO manifest_references (repository_id, manifest_digest, target_digest, kind)
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+    )?;
+    for (target, kind) in references {
+        stmt.execute(params![repository_id, row.digest, target, kind.as_str()])?;
+    }
+    Ok(())
+}
+
+/// Deletes the manifest (references cascade); tags must be removed first.
+pub fn delete(conn: &Connection, repository_id: i64, digest: &str) -> Result<bool, DbError> {
+    Ok(conn.execute("DELETE FROM manifests WHERE repository_id = ?1 AND digest = ?2", params![repository_id, digest])? > 0)
+}
+
+/// A manifest whose `subject` is the queried digest.
+#[derive(Debug, Clone)]
+pub struct ReferrerRow {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<String>,
+    pub size: u64,
+}
+
+pub fn referrers(conn: &Connection, repository_id: i64, subject: &str, limit: u32) -> Result<Vec<ReferrerRow>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT digest, media_type, artifact_type, annotations, size FROM manifests
+         WHERE repository_id = ?1 AND subject_digest = ?2 ORDER BY created_at, digest LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![repository_id, subject, limit], |r| {
+        Ok(ReferrerRow { digest: r.get(0)?, media_type: r.get(1)?, artifact_type: r.get(2)?, annotations: r.get(3)?, size: r.get(4)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{repositories, test_connection};
+
+    #[test]
+    fn insert_is_idempotent_and_delete_cascades_references() {
+        let conn = test_connection();
+        let repo = repositories::ensure(&conn, "a").unwrap();
+        let row = ManifestRow {
+            digest: "sha256:m".into(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            artifact_type: None,
+            subject_digest: Some("sha256:s".into()),
+            annotations: None,
+            content: b"{}".to_vec(),
+        };
+        let refs = vec![("sha256:b".to_string(), RefKind::Blob)];
+        insert(&conn, repo, &row, &refs).unwrap();
+        insert(&conn, repo, &row, &refs).unwrap();
+        assert_eq!(referrers(&conn, repo, "sha256:s", 10).unwrap().len(), 1);
+        assert!(delete(&conn, repo, "sha256:m").unwrap());
+        let left: i64 = conn.query_row("SELECT count(*) FROM manifest_references", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 0);
+    }
+}

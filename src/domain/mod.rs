@@ -1,0 +1,21 @@
+//! Validated domain types, built once at the HTTP edge.
+//!
+//! Code inside the crate takes these newtypes and never re-validates a raw
+//! string. Nothing here touches the database or storage.
+
+mod digest;
+mod names;
+
+pub use digest::{Algorithm, Digest, DigestHasher};
+pub use names::{Reference, RepoName, Tag};
+
+/// A client-supplied value that does not match the OCI grammar.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidInput {
+    #[error("invalid repository name: {0}")]
+    Name(String),
+    #[error("invalid tag: {0}")]
+    Tag(String),
+    #[error("invalid digest: {0}")]
+    Digest(String),
+}

@@ -1,0 +1,101 @@
+//! Wharf: an OCI Distribution registry with version governance.
+//!
+//! Layers, calls going down only:
+//! `api` (HTTP) → `registry` (use-cases) → `db` (metadata) and `storage` (bytes).
+//! `domain` holds the validated types every layer shares.
+
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod registry;
+pub mod storage;
+pub mod telemetry;
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::{web, App, HttpServer};
+
+use crate::api::ApiError;
+use crate::config::Config;
+use crate::db::Db;
+use crate::registry::Registry;
+use crate::storage::BlobStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("{0}")]
+    Db(#[from] db::DbError),
+    #[error("{0}")]
+    Storage(#[from] storage::StorageError),
+    #[error("data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("server: {0}")]
+    Server(std::io::Error),
+}
+
+/// Opens the database and blob store the configuration names.
+pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+    let db = Db::open(&config.database_path(), config.database.read_connections)?;
+    let blobs = BlobStore::from_config(config)?;
+    Ok(Registry::new(db, blobs, config.registry.clone()))
+}
+
+/// Mounts every route with its shared state; used by `serve` and tests.
+pub fn configure_app(registry: Registry) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(registry))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::bad_request("UNSUPPORTED", format!("query: {e}")).into()))
+            .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::bad_request("NAME_INVALID", format!("path: {e}")).into()))
+            .configure(api::configure);
+    }
+}
+
+/// One log line per request: method, path, status, duration.
+async fn log_request(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let response = next.call(req).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match &response {
+        Ok(r) => tracing::info!(%method, %path, %peer, status = r.status().as_u16(), elapsed_ms, "request"),
+        Err(e) => tracing::warn!(%method, %path, %peer, error = %e, elapsed_ms, "request failed"),
+    }
+    response
+}
+
+/// Runs the HTTP server until SIGINT/SIGTERM, then lets in-flight requests
+/// finish for up to `server.shutdown_timeout`.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let registry = open_registry(&config)?;
+    tracing::info!(
+        listen = %config.listen,
+        data_dir = %config.data_dir.display(),
+        backend = ?config.storage.backend,
+        "wharf starting"
+    );
+    let workers = if config.server.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { config.server.workers };
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(log_request))
+            .wrap(DefaultHeaders::new().add(("Docker-Distribution-API-Version", "registry/2.0")))
+            .configure(configure_app(registry.clone()))
+    })
+    .workers(workers)
+    .shutdown_timeout(config.server.shutdown_timeout.as_secs())
+    .bind(config.listen)
+    .map_err(|e| StartError::Bind(config.listen.to_string(), e))?;
+    server.run().await.map_err(StartError::Server)?;
+    tracing::info!("wharf stopped");
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! What a registry use-case can refuse, and why. Mapped to HTTP once, in
+//! `api::oci_error`.
+
+use crate::db::DbError;
+use crate::domain::InvalidInput;
+use crate::storage::{StorageError, WriteError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error("repository {0} is not known")]
+    NameUnknown(String),
+    #[error("blob {0} is not known to this repository")]
+    BlobUnknown(String),
+    #[error("upload {0} is not known")]
+    UploadUnknown(String),
+    #[error("upload: {0}")]
+    UploadInvalid(String),
+    /// A chunk did not start where the upload ends.
+    #[error("chunk starts at {requested}, but the upload holds {current} bytes")]
+    RangeInvalid { current: u64, requested: u64 },
+    #[error("the requested range is not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("digest mismatch: the content hashes to {computed}, not {given}")]
+    DigestMismatch { given: String, computed: String },
+    #[error("manifest {0} is not known")]
+    ManifestUnknown(String),
+    #[error("manifest invalid: {0}")]
+    ManifestInvalid(String),
+    #[error("manifest references {0}, which this repository does not have")]
+    ManifestBlobUnknown(String),
+    #[error("{what} exceeds the limit of {limit} bytes")]
+    TooLarge { what: &'static str, limit: u64 },
+    #[error("deletes are disabled on this registry")]
+    DeleteDisabled,
+    #[error("request body: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<WriteError> for RegistryError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Body(e) => RegistryError::Body(e.to_string()),
+            WriteError::TooLarge(limit) => RegistryError::TooLarge { what: "blob", limit },
+            WriteError::Storage(e) => RegistryError::Storage(e),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Tags list and catalog, paginated with `n` / `last`.
+
+use super::{Registry, RegistryError};
+use crate::db;
+use crate::domain::RepoName;
+
+/// One page of names, and whether more follow.
+pub struct Page {
+    pub items: Vec<String>,
+    pub has_more: bool,
+}
+
+impl Page {
+    /// Splits a query that fetched `limit + 1` rows into a page.
+    fn from_rows(mut rows: Vec<String>, limit: u32) -> Self {
+        let has_more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        Self { items: rows, has_more }
+    }
+}
+
+impl Registry {
+    /// `GET /v2/<name>/tags/list?n=&last=`; `n` must already be capped.
+    pub async fn list_tags(&self, repo: &RepoName, last: Option<String>, n: u32) -> Result<Page, RegistryError> {
+        let name = repo.to_string();
+        self.db
+            .read(move |conn| -> Result<Page, RegistryError> {
+                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+                if n == 0 {
+                    return Ok(Page { items: vec![], has_more: false });
+                }
+                let rows = db::tags::list(conn, repo_id, last.as_deref(), n + 1)?;
+                Ok(Page::from_rows(rows, n))
+            })
+            .await
+    }
+
+    /// `GET /v2/_catalog?n=&last=`.
+    pub async fn catalog(&self, last: Option<String>, n: u32) -> Result<Page, RegistryError> {
+        if n == 0 {
+            return Ok(Page { items: vec![], has_more: false });
+        }
+        self.db
+            .read(move |conn| -> Result<Page, RegistryError> {
+                let rows = db::repositories::list(conn, last.as_deref(), n + 1)?;
+                Ok(Page::from_rows(rows, n))
+            })
+            .await
+    }
+}

@@ -1,0 +1,230 @@
+//! Blob upload use-cases: start, append a chunk, status, complete, cancel,
+//! monolithic push and cross-repository mount.
+//!
+//! Order on completion (as in CNCF distribution's blob writer): verify the
+//! digest, move the bytes to their content address, then record metadata,
+//! then clean up. Until the metadata row exists the blob is invisible.
+
+use object_store::path::Path;
+
+use super::{Registry, RegistryError};
+use crate::db;
+use crate::domain::{Algorithm, Digest, DigestHasher, RepoName};
+use crate::storage::{layout, BodyStream};
+
+/// Where an upload session stands.
+#[derive(Debug, Clone)]
+pub struct UploadStatus {
+    pub id: String,
+    /// Bytes received so far.
+    pub size: u64,
+}
+
+/// The result of a mount request.
+pub enum MountOutcome {
+    Mounted,
+    /// The blob could not be mounted; a normal upload session was opened instead.
+    Started(UploadStatus),
+}
+
+impl Registry {
+    /// `POST /v2/<name>/blobs/uploads/`: opens an upload session.
+    pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadStatus, RegistryError> {
+        self.start_upload_with(repo, Algorithm::Sha256).await
+    }
+
+    async fn start_upload_with(&self, repo: &RepoName, algo: Algorithm) -> Result<UploadStatus, RegistryError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let state = DigestHasher::new(algo).save();
+        let (name, upload_id) = (repo.to_string(), id.clone());
+        self.db
+            .write(move |tx| -> Result<(), RegistryError> {
+                let repo_id = db::repositories::ensure(tx, &name)?;
+                db::uploads::create(tx, &upload_id, repo_id, &state)?;
+                Ok(())
+            })
+            .await?;
+        tracing::debug!(repository = %repo, upload = %id, "upload started");
+        Ok(UploadStatus { id, size: 0 })
+    }
+
+    /// `POST ...?mount=<digest>&from=<repo>`: links a blob another repository
+    /// has. Without `from`, any repository holding the blob may serve it.
+    pub async fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: Option<&RepoName>) -> Result<MountOutcome, RegistryError> {
+        let (name, d, source) = (repo.to_string(), digest.to_string(), from.map(|f| f.to_string()));
+        let mounted = self
+            .db
+            .write(move |tx| -> Result<bool, RegistryError> {
+                let available = match &source {
+                    Some(source) => match db::repositories::id_of(tx, source)? {
+                        Some(source_id) => db::blobs::linked_size(tx, source_id, &d)?.is_some(),
+                        None => false,
+                    },
+                    None => db::blobs::size_of(tx, &d)?.is_some(),
+                };
+                if available {
+                    let repo_id = db::repositories::ensure(tx, &name)?;
+                    db::blobs::link(tx, repo_id, &d)?;
+                }
+                Ok(available)
+            })
+            .await?;
+        if mounted {
+            Ok(MountOutcome::Mounted)
+        } else {
+            Ok(MountOutcome::Started(self.start_upload(repo).await?))
+        }
+    }
+
+    /// `POST ...?digest=<digest>` with a body: the whole blob in one request.
+    pub async fn push_blob(&self, repo: &RepoName, digest: &Digest, body: BodyStream) -> Result<(), RegistryError> {
+        let status = self.start_upload_with(repo, digest.algorithm()).await?;
+        self.complete_upload(repo, &status.id, digest, Some(body)).await
+    }
+
+    /// `GET /v2/<name>/blobs/uploads/<id>`.
+    pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus, RegistryError> {
+        let row = self.load_upload(repo, id).await?;
+        Ok(UploadStatus { id: row.id, size: row.size })
+    }
+
+    /// `PATCH /v2/<name>/blobs/uploads/<id>`: appends a chunk. `start` is the
+    /// first byte offset from `Content-Range`, if the client sent one.
+    pub async fn append_upload(&self, repo: &RepoName, id: &str, start: Option<u64>, body: BodyStream) -> Result<UploadStatus, RegistryError> {
+        let row = self.load_upload(repo, id).await?;
+        if let Some(start) = start {
+            if start != row.size {
+                return Err(RegistryError::RangeInvalid { current: row.size, requested: start });
+            }
+        }
+        let (size, _) = self.append_part(row, body).await?;
+        Ok(UploadStatus { id: id.to_owned(), size })
+    }
+
+    /// `PUT /v2/<name>/blobs/uploads/<id>?digest=<digest>`, with an optional
+    /// last chunk as body.
+    pub async fn complete_upload(&self, repo: &RepoName, id: &str, digest: &Digest, body: Option<BodyStream>) -> Result<(), RegistryError> {
+        let row = self.load_upload(repo, id).await?;
+        let (size, hasher) = match body {
+            Some(body) => self.append_part(row, body).await?,
+            None => {
+                let hasher = DigestHasher::restore(&row.hasher_state).ok_or(db::DbError::Corrupt("uploads.hasher_state"))?;
+                (row.size, hasher)
+            }
+        };
+        let upload_id = id.to_owned();
+        let parts: Vec<Path> = self
+            .db
+            .read(move |conn| db::uploads::parts(conn, &upload_id))
+            .await?
+            .into_iter()
+            .map(|p| Path::from(p.object_key))
+            .collect();
+
+        // The running hash is of the session's algorithm; another one needs a re-read.
+        let computed = if hasher.algorithm() == digest.algorithm() {
+            hasher.finish()
+        } else {
+            self.blobs.hash_objects(&parts, DigestHasher::new(digest.algorithm())).await?.finish()
+        };
+        if &computed != digest {
+            self.discard_upload(id, &parts).await;
+            return Err(RegistryError::DigestMismatch { given: digest.to_string(), computed: computed.to_string() });
+        }
+
+        let d = digest.to_string();
+        let already_stored = self.db.read(move |conn| db::blobs::size_of(conn, &d)).await?.is_some();
+        if !already_stored {
+            let target = layout::blob(digest);
+            match parts.as_slice() {
+                [] => {
+                    let empty: BodyStream = Box::pin(futures::stream::empty());
+                    self.blobs.write_stream(&target, empty, &mut DigestHasher::new(digest.algorithm()), 0).await?;
+                }
+                [only] => self.blobs.rename(only, &target).await?,
+                many => self.blobs.concat(many, &target).await?,
+            }
+        }
+
+        let (name, d, upload_id) = (repo.to_string(), digest.to_string(), id.to_owned());
+        self.db
+            .write(move |tx| -> Result<(), RegistryError> {
+                db::blobs::insert(tx, &d, size)?;
+                let repo_id = db::repositories::ensure(tx, &name)?;
+                db::blobs::link(tx, repo_id, &d)?;
+                db::uploads::delete(tx, &upload_id)?;
+                Ok(())
+            })
+            .await?;
+        if already_stored || parts.len() > 1 {
+            self.delete_objects(&parts).await;
+        }
+        tracing::info!(repository = %repo, digest = %digest, size, "blob stored");
+        Ok(())
+    }
+
+    /// `DELETE /v2/<name>/blobs/uploads/<id>`.
+    pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
+        self.load_upload(repo, id).await?;
+        let upload_id = id.to_owned();
+        let parts = self.db.read(move |conn| db::uploads::parts(conn, &upload_id)).await?;
+        let parts: Vec<Path> = parts.into_iter().map(|p| Path::from(p.object_key)).collect();
+        self.discard_upload(id, &parts).await;
+        Ok(())
+    }
+
+    async fn load_upload(&self, repo: &RepoName, id: &str) -> Result<db::uploads::UploadRow, RegistryError> {
+        let (name, upload_id) = (repo.to_string(), id.to_owned());
+        self.db
+            .read(move |conn| -> Result<_, RegistryError> {
+                let unknown = || RegistryError::UploadUnknown(upload_id.clone());
+                let row = db::uploads::get(conn, &upload_id)?.ok_or_else(unknown)?;
+                let repo_id = db::repositories::id_of(conn, &name)?;
+                if repo_id != Some(row.repository_id) {
+                    return Err(unknown());
+                }
+                Ok(row)
+            })
+            .await
+    }
+
+    /// Streams `body` into a new part object and records it, unless another
+    /// request appended first (then the part is discarded and 416 returned).
+    async fn append_part(&self, row: db::uploads::UploadRow, body: BodyStream) -> Result<(u64, DigestHasher), RegistryError> {
+        let mut hasher = DigestHasher::restore(&row.hasher_state).ok_or(db::DbError::Corrupt("uploads.hasher_state"))?;
+        let key = layout::upload_part(&row.id, &uuid::Uuid::new_v4().to_string());
+        let room = self.config.max_blob_bytes.saturating_sub(row.size);
+        let written = self.blobs.write_stream(&key, body, &mut hasher, room).await?;
+        if written == 0 {
+            self.blobs.delete(&key).await?;
+            return Ok((row.size, hasher));
+        }
+        let part = db::uploads::PartRow { object_key: key.to_string(), size: written };
+        let state = hasher.save();
+        let (upload_id, expected) = (row.id.clone(), row.size);
+        let won = self.db.write(move |tx| db::uploads::append_part(tx, &upload_id, expected, &part, &state)).await?;
+        if !won {
+            self.blobs.delete(&key).await?;
+            return Err(RegistryError::RangeInvalid { current: row.size + written, requested: row.size });
+        }
+        Ok((row.size + written, hasher))
+    }
+
+    /// Removes the session and its bytes; failures are logged, not returned,
+    /// since garbage collection removes abandoned parts later.
+    async fn discard_upload(&self, id: &str, parts: &[Path]) {
+        let upload_id = id.to_owned();
+        if let Err(e) = self.db.write(move |tx| db::uploads::delete(tx, &upload_id)).await {
+            tracing::warn!(upload = %id, error = %e, "could not delete upload session");
+        }
+        self.delete_objects(parts).await;
+    }
+
+    async fn delete_objects(&self, keys: &[Path]) {
+        for key in keys {
+            if let Err(e) = self.blobs.delete(key).await {
+                tracing::warn!(key = %key, error = %e, "could not delete upload part");
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Blob bytes in an object store (local filesystem or S3-compatible).
+//!
+//! Layering: `storage` is called by the use-cases in `registry`; it never
+//! calls up and knows nothing about metadata or HTTP. It holds bytes only:
+//! whether a blob "exists" is decided by the database, never by listing here.
+//! Every body is streamed; memory per transfer is bounded by a few part
+//! buffers, never the blob.
+
+pub mod layout;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, LocalBoxStream};
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+
+use crate::config::{Backend, Config};
+use crate::domain::DigestHasher;
+
+/// Bodies up to this size are sent in one PUT; larger ones as a multipart upload.
+const SINGLE_PUT_LIMIT: usize = 8 * 1024 * 1024;
+/// Part size for multipart uploads (S3 requires at least 5 MiB).
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts in flight at once per upload: bounds memory to about this × PART_SIZE.
+const PARTS_IN_FLIGHT: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("object not found: {0}")]
+    NotFound(String),
+    #[error("storage configuration: {0}")]
+    Config(String),
+}
+
+/// Why streaming a client body into storage stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("request body: {0}")]
+    Body(std::io::Error),
+    #[error("body exceeds the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A client body: actix payloads are not `Send`, so this is a local stream.
+pub type BodyStream = LocalBoxStream<'static, Result<Bytes, std::io::Error>>;
+/// Bytes read back from storage.
+pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
+
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl BlobStore {
+    pub fn from_config(config: &Config) -> Result<Self, StorageError> {
+        let store: Arc<dyn ObjectStore> = match config.storage.backend {
+            Backend::Filesystem => {
+                let root = config.blob_path();
+                std::fs::create_dir_all(&root).map_err(|e| StorageError::Config(format!("{}: {e}", root.display())))?;
+                Arc::new(LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true))
+            }
+            Backend::S3 => {
+                let s3 = &config.storage.s3;
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(&s3.bucket)
+                    .with_region(&s3.region)
+                    .with_virtual_hosted_style_request(!s3.path_style)
+                    .with_allow_http(s3.allow_http);
+                if let Some(endpoint) = &s3.endpoint {
+                    builder = builder.with_endpoint(endpoint);
+                }
+                if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+                    builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+                }
+                let s3_store = Arc::new(builder.build()?);
+                if s3.prefix.is_empty() {
+                    s3_store
+                } else {
+                    Arc::new(PrefixStore::new(s3_store, s3.prefix.as_str()))
+                }
+            }
+        };
+        Ok(Self { store })
+    }
+
+    pub fn in_memory() -> Self {
+        Self { store: Arc::new(object_store::memory::InMemory::new()) }
+    }
+
+    /// Streams `body` to `key`, feeding every byte to `hasher`. Returns the
+    /// number of bytes written. On any error nothing is left at `key`.
+    pub async fn write_stream(
+        &self,
+        key: &Path,
+        mut body: BodyStream,
+        hasher: &mut DigestHasher,
+        max_bytes: u64,
+    ) -> Result<u64, WriteError> {
+        let mut total: u64 = 0;
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_len = 0usize;
+        let mut multipart: Option<WriteMultipart> = None;
+
+        let result: Result<(), WriteError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(WriteError::Body)?;
+                total += chunk.len() as u64;
+                if total > max_bytes {
+                    return Err(WriteError::TooLarge(max_bytes));
+                }
+                hasher.update(&chunk);
+                match multipart.as_mut() {
+                    Some(upload) => {
+                        upload.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(StorageError::from)?;
+                        upload.put(chunk);
+                    }
+                    None => {
+                        pending_len += chunk.len();
+                        pending.push(chunk);
+                        if pending_len >= SINGLE_PUT_LIMIT {
+                            let upload = self.store.put_multipart(key).await.map_err(StorageError::from)?;
+                            let mut upload = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+                            for b in pending.drain(..) {
+                                upload.put(b);
+                            }
+                            multipart = Some(upload);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+
+        match (result, multipart) {
+            (Ok(()), Some(upload)) => {
+                upload.finish().await.map_err(StorageError::from)?;
+            }
+            (Ok(()), None) => {
+                self.store.put(key, PutPayload::from_iter(pending)).await.map_err(StorageError::from)?;
+            }
+            (Err(e), Some(upload)) => {
+                if let Err(abort) = upload.abort().await {
+                    tracing::warn!(key = %key, error = %abort, "aborting multipart upload failed");
+                }
+                return Err(e);
+            }
+            (Err(e), None) => return Err(e),
+        }
+        Ok(total)
+    }
+
+    /// Streams the object (or a byte range of it).
+    pub async fn read(&self, key: &Path, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
+        let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
+        let result = self.store.get_opts(key, options).await.map_err(|e| not_found(key, e))?;
+        Ok(result.into_stream().map_err(StorageError::from).boxed())
+    }
+
+    /// Moves an object; on the filesystem this is an atomic rename.
+    pub async fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
+        self.store.rename(from, to).await.map_err(|e| not_found(from, e))
+    }
+
+    /// Writes the concatenation of `parts` to `to`, streaming.
+    pub async fn concat(&self, parts: &[Path], to: &Path) -> Result<(), StorageError> {
+        let upload = self.store.put_multipart(to).await?;
+        let mut upload = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let copied: Result<(), StorageError> = async {
+            for part in parts {
+                let mut stream = self.read(part, None).await?;
+                while let Some(chunk) = stream.next().await {
+                    upload.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                    upload.put(chunk?);
+                }
+            }
+            Ok(())
+        }
+        .await;
+        match copied {
+            Ok(()) => Ok(upload.finish().await.map(|_| ())?),
+            Err(e) => {
+                let _ = upload.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Hashes the concatenation of `parts` with a fresh hasher.
+    pub async fn hash_objects(&self, parts: &[Path], mut hasher: DigestHasher) -> Result<DigestHasher, StorageError> {
+        for part in parts {
+            let mut stream = self.read(part, None).await?;
+            while let Some(chunk) = stream.next().await {
+                hasher.update(&chunk?);
+            }
+        }
+        Ok(hasher)
+    }
+
+    /// Deletes an object; a missing object is not an error.
+    pub async fn delete(&self, key: &Path) -> Result<(), StorageError> {
+        match self.store.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Object size, or `None` if absent.
+    pub async fn size(&self, key: &Path) -> Result<Option<u64>, StorageError> {
+        match self.store.head(key).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn not_found(key: &Path, e: object_store::Error) -> StorageError {
+    match e {
+        object_store::Error::NotFound { .. } => StorageError::NotFound(key.to_string()),
+        other => StorageError::Store(other),
+    }
+}
