@@ -76,7 +76,7 @@ fn effective_config(config: &Config) -> String {
     if c.storage.s3.secret_access_key.is_some() {
         c.storage.s3.secret_access_key = Some("********".into());
     }
-    serde_json::to_string_pretty(&c).unwrap_or_default()
+    serde_json::to_string_pretty(&c).unwrap_or_else(|e| format!("(cannot render: {e})"))
 }
 
 fn main() -> ExitCode {

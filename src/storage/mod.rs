@@ -23,11 +23,12 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload
 use crate::config::{Backend, Config};
 use crate::domain::DigestHasher;
 
-/// Bodies up to this size are sent in one PUT; larger ones as a multipart upload.
-const SINGLE_PUT_LIMIT: usize = 8 * 1024 * 1024;
-/// Part size for multipart uploads (S3 requires at least 5 MiB).
-const PART_SIZE: usize = 8 * 1024 * 1024;
-/// Parts in flight at once per upload: bounds memory to about this × PART_SIZE.
+/// Part size for multipart uploads to S3, which requires at least 5 MiB.
+const S3_PART_SIZE: usize = 8 * 1024 * 1024;
+/// Part size on the local filesystem, where parts are just positioned writes.
+const LOCAL_PART_SIZE: usize = 1024 * 1024;
+/// Parts in flight at once per upload: memory per upload is about
+/// (this + 1) × part size. Bodies up to one part go in a single PUT.
 const PARTS_IN_FLIGHT: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,10 +60,15 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    part_size: usize,
 }
 
 impl BlobStore {
     pub fn from_config(config: &Config) -> Result<Self, StorageError> {
+        let part_size = match config.storage.backend {
+            Backend::Filesystem => LOCAL_PART_SIZE,
+            Backend::S3 => S3_PART_SIZE,
+        };
         let store: Arc<dyn ObjectStore> = match config.storage.backend {
             Backend::Filesystem => {
                 let root = config.blob_path();
@@ -90,11 +96,7 @@ impl BlobStore {
                 }
             }
         };
-        Ok(Self { store })
-    }
-
-    pub fn in_memory() -> Self {
-        Self { store: Arc::new(object_store::memory::InMemory::new()) }
+        Ok(Self { store, part_size })
     }
 
     /// Streams `body` to `key`, feeding every byte to `hasher`. Returns the
@@ -127,9 +129,9 @@ impl BlobStore {
                     None => {
                         pending_len += chunk.len();
                         pending.push(chunk);
-                        if pending_len >= SINGLE_PUT_LIMIT {
+                        if pending_len >= self.part_size {
                             let upload = self.store.put_multipart(key).await.map_err(StorageError::from)?;
-                            let mut upload = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+                            let mut upload = WriteMultipart::new_with_chunk_size(upload, self.part_size);
                             for b in pending.drain(..) {
                                 upload.put(b);
                             }
@@ -175,7 +177,7 @@ impl BlobStore {
     /// Writes the concatenation of `parts` to `to`, streaming.
     pub async fn concat(&self, parts: &[Path], to: &Path) -> Result<(), StorageError> {
         let upload = self.store.put_multipart(to).await?;
-        let mut upload = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut upload = WriteMultipart::new_with_chunk_size(upload, self.part_size);
         let copied: Result<(), StorageError> = async {
             for part in parts {
                 let mut stream = self.read(part, None).await?;
