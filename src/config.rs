@@ -29,6 +29,46 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
+    pub governance: GovernanceConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GovernanceConfig {
+    /// Promotion stages in order; each name is a reserved tag in every repository.
+    pub stages: Vec<String>,
+    /// Regular expressions for tags that, once pushed, can be neither moved nor deleted.
+    pub immutable_tags: Vec<String>,
+    /// Gates a digest must pass to enter a stage, by stage name.
+    pub gates: std::collections::BTreeMap<String, GateConfig>,
+    /// The newest releases of each stage (besides the current one) that stay
+    /// rollback targets: they cannot be deleted.
+    pub rollback_depth: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateConfig {
+    /// Minimum time the digest must have been released in the previous stage.
+    #[serde(with = "humantime_serde")]
+    pub min_soak: Option<Duration>,
+    /// Image config labels that must be present (and non-empty).
+    pub required_labels: Vec<String>,
+    /// The image config must name a user other than root.
+    pub non_root: bool,
+    /// The promoter must not be the account that pushed the manifest.
+    pub separation_of_duties: bool,
+}
+
+impl Default for GovernanceConfig {
+    fn default() -> Self {
+        Self {
+            stages: vec!["test".into(), "preprod".into(), "prod".into()],
+            immutable_tags: vec![],
+            gates: Default::default(),
+            rollback_depth: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +156,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
+            governance: GovernanceConfig::default(),
         }
     }
 }
@@ -165,7 +206,7 @@ pub struct CliOverrides {
     pub data_dir: Option<PathBuf>,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["listen", "data_dir", "registry", "storage", "database", "server", "log"];
+const TOP_LEVEL_KEYS: &[&str] = &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance"];
 
 impl Config {
     pub fn load(file: Option<&Path>, cli: CliOverrides) -> Result<Self, ConfigError> {
@@ -203,6 +244,21 @@ impl Config {
         }
         if self.database.read_connections == 0 {
             return Err(ConfigError::Invalid("database.read_connections must be at least 1".into()));
+        }
+        let g = &self.governance;
+        if g.stages.is_empty() || g.stages.len() > 16 {
+            return Err(ConfigError::Invalid("governance.stages must list 1 to 16 stages".into()));
+        }
+        for (i, stage) in g.stages.iter().enumerate() {
+            if crate::domain::Tag::parse(stage).is_err() || g.stages[..i].contains(stage) {
+                return Err(ConfigError::Invalid(format!("governance.stages: {stage:?} is not a valid, unique tag")));
+            }
+        }
+        if let Some(unknown) = g.gates.keys().find(|k| !g.stages.contains(k)) {
+            return Err(ConfigError::Invalid(format!("governance.gates.{unknown}: no such stage")));
+        }
+        for pattern in &g.immutable_tags {
+            regex::Regex::new(pattern).map_err(|e| ConfigError::Invalid(format!("governance.immutable_tags: {e}")))?;
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid("log.format must be `text` or `json`".into()));

@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod governance;
 pub mod registry;
 pub mod storage;
 pub mod telemetry;
@@ -46,7 +47,7 @@ pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let db = Db::open(&config.database_path(), config.database.read_connections)?;
     let blobs = BlobStore::from_config(config)?;
-    Ok(Registry::new(db, blobs, config.registry.clone()))
+    Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance)))
 }
 
 /// Mounts every route with its shared state; used by `serve` and tests.
@@ -54,6 +55,7 @@ pub fn configure_app(registry: Registry) -> impl FnOnce(&mut web::ServiceConfig)
     move |cfg| {
         cfg.app_data(web::Data::new(registry))
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::bad_request("UNSUPPORTED", format!("query: {e}")).into()))
+            .app_data(web::JsonConfig::default().error_handler(|e, _| ApiError::bad_request("INVALID_REQUEST", format!("body: {e}")).into()))
             .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::bad_request("NAME_INVALID", format!("path: {e}")).into()))
             .configure(api::configure);
     }

@@ -5,7 +5,7 @@ use actix_web::http::header::{self, HeaderName};
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::request::{digest_param, header, repo};
+use super::request::{actor, digest_param, header, repo};
 use super::ApiError;
 use crate::registry::blobs::ByteRange;
 use crate::registry::Registry;
@@ -65,7 +65,7 @@ pub async fn get(req: HttpRequest, registry: web::Data<Registry>) -> Result<Http
 pub async fn delete(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     let digest = digest_param(&req, "digest")?;
-    registry.delete_blob(&repo, &digest).await?;
+    registry.delete_blob(&actor(&req), &repo, &digest).await?;
     Ok(HttpResponse::Accepted().finish())
 }
 

@@ -5,7 +5,7 @@ use actix_web::http::header::{self, HeaderName};
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::request::{header, read_limited, repo};
+use super::request::{actor, header, read_limited, repo};
 use super::ApiError;
 use crate::domain::Reference;
 use crate::registry::Registry;
@@ -40,7 +40,7 @@ pub async fn put(req: HttpRequest, payload: web::Payload, registry: web::Data<Re
     let repo = repo(&req)?;
     let reference = reference(&req)?;
     let body = read_limited(&req, payload, registry.config().max_manifest_bytes).await?;
-    let put = registry.put_manifest(&repo, &reference, header(&req, header::CONTENT_TYPE), body).await?;
+    let put = registry.put_manifest(&actor(&req), &repo, &reference, header(&req, header::CONTENT_TYPE), body).await?;
     let mut response = HttpResponse::Created();
     response
         .insert_header((header::LOCATION, format!("/v2/{repo}/manifests/{}", put.digest)))
@@ -55,6 +55,6 @@ pub async fn put(req: HttpRequest, payload: web::Payload, registry: web::Data<Re
 pub async fn delete(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     let reference = reference(&req)?;
-    registry.delete_manifest(&repo, &reference).await?;
+    registry.delete_manifest(&actor(&req), &repo, &reference).await?;
     Ok(HttpResponse::Accepted().finish())
 }

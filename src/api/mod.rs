@@ -7,10 +7,11 @@
 mod base;
 mod blobs;
 mod catalog;
+mod governance;
 mod manifests;
 pub mod oci_error;
 mod referrers;
-mod request;
+pub(crate) mod request;
 mod tags;
 mod uploads;
 
@@ -21,6 +22,7 @@ pub use oci_error::ApiError;
 /// Repository names contain slashes, so every route captures `{name:.+}` and
 /// the fixed suffix after it decides the endpoint.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    governance::configure(cfg);
     cfg.service(
         web::scope("/v2")
             .route("", web::get().to(base::version_check))

@@ -101,6 +101,15 @@ impl From<RegistryError> for ApiError {
             E::ManifestBlobUnknown(_) => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
             E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
             E::DeleteDisabled => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+            E::Denied(_) => (StatusCode::FORBIDDEN, "DENIED"),
+            E::StageUnknown(_) => (StatusCode::NOT_FOUND, "STAGE_UNKNOWN"),
+            E::PromotionDenied(failed) => {
+                let mut api = Self::new(StatusCode::CONFLICT, "PROMOTION_DENIED", e.to_string());
+                api.detail = serde_json::json!({ "failed_gates": failed });
+                return api;
+            }
+            E::RollbackDenied(_) => (StatusCode::CONFLICT, "ROLLBACK_DENIED"),
+            E::BadRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
             E::Storage(_) | E::Db(_) => {
                 tracing::error!(error = %e, "internal error");
                 return Self::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "internal error; see the server log");

@@ -69,10 +69,11 @@ pub fn insert(
     repository_id: i64,
     row: &ManifestRow,
     references: &[(String, RefKind)],
-) -> Result<(), DbError> {
+    pushed_by: &str,
+) -> Result<bool, DbError> {
     let inserted = conn.execute(
-        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, content, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, content, created_at, pushed_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
         params![
             repository_id,
             row.digest,
@@ -82,11 +83,12 @@ pub fn insert(
             row.annotations,
             row.content.len() as i64,
             row.content,
-            now_ms()
+            now_ms(),
+            pushed_by
         ],
     )?;
     if inserted == 0 {
-        return Ok(());
+        return Ok(false);
     }
     let mut stmt = conn.prepare_cached(
         "INSERT INTO manifest_references (repository_id, manifest_digest, target_digest, kind)
@@ -95,7 +97,15 @@ pub fn insert(
     for (target, kind) in references {
         stmt.execute(params![repository_id, row.digest, target, kind.as_str()])?;
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Who pushed the manifest first, if recorded.
+pub fn pushed_by(conn: &Connection, repository_id: i64, digest: &str) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .query_row("SELECT pushed_by FROM manifests WHERE repository_id = ?1 AND digest = ?2", params![repository_id, digest], |r| r.get(0))
+        .optional()?
+        .flatten())
 }
 
 /// Deletes the manifest (references cascade); tags must be removed first.
@@ -142,8 +152,8 @@ mod tests {
             content: b"{}".to_vec(),
         };
         let refs = vec![("sha256:b".to_string(), RefKind::Blob)];
-        insert(&conn, repo, &row, &refs).unwrap();
-        insert(&conn, repo, &row, &refs).unwrap();
+        assert!(insert(&conn, repo, &row, &refs, "alice").unwrap());
+        assert!(!insert(&conn, repo, &row, &refs, "alice").unwrap());
         assert_eq!(referrers(&conn, repo, "sha256:s", 10).unwrap().len(), 1);
         assert!(delete(&conn, repo, "sha256:m").unwrap());
         let left: i64 = conn.query_row("SELECT count(*) FROM manifest_references", [], |r| r.get(0)).unwrap();

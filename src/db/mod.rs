@@ -10,9 +10,12 @@
 //! readers; every call runs on tokio's blocking pool so actix workers never
 //! wait on the disk.
 
+pub mod audit;
 pub mod blobs;
 pub mod manifests;
+pub mod releases;
 pub mod repositories;
+pub mod tag_history;
 pub mod tags;
 pub mod uploads;
 
@@ -37,7 +40,10 @@ pub enum DbError {
 
 /// Every migration, in order. Files are never edited once landed.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../migrations/0001_core.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/0001_core.sql")),
+        M::up(include_str!("../../migrations/0002_governance.sql")),
+    ])
 }
 
 /// Unix time in milliseconds, the unit of every timestamp column.

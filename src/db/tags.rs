@@ -39,3 +39,10 @@ pub fn list(conn: &Connection, repository_id: i64, last: Option<&str>, limit: u3
     let rows = stmt.query_map(params![repository_id, last.unwrap_or(""), limit], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Names of the tags pointing at `digest`.
+pub fn pointing_at(conn: &Connection, repository_id: i64, digest: &str) -> Result<Vec<String>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT name FROM tags WHERE repository_id = ?1 AND digest = ?2 ORDER BY name")?;
+    let rows = stmt.query_map(params![repository_id, digest], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -3,9 +3,11 @@
 //! Code inside the crate takes these newtypes and never re-validates a raw
 //! string. Nothing here touches the database or storage.
 
+mod audit;
 mod digest;
 mod names;
 
+pub use audit::{Actor, AuditAction, AuditRecord, GENESIS_HASH};
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use names::{Reference, RepoName, Tag};
 

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use super::{Registry, RegistryError};
 use crate::db;
-use crate::domain::{Digest, RepoName};
+use crate::domain::{Actor, AuditAction, Digest, RepoName};
 use crate::storage::{layout, ByteStream};
 
 /// An inclusive byte range as a client asks for it (`bytes=a-b`, `a-`, `-n`).
@@ -69,17 +69,17 @@ impl Registry {
 
     /// `DELETE /v2/<name>/blobs/<digest>`: the repository stops serving it;
     /// garbage collection frees the bytes once nothing references them.
-    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
+    pub async fn delete_blob(&self, actor: &Actor, repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
         if !self.config.allow_delete {
             return Err(RegistryError::DeleteDisabled);
         }
-        let (name, d) = (repo.to_string(), digest.to_string());
+        let (name, d, actor) = (repo.to_string(), digest.to_string(), actor.clone());
         self.db
             .write(move |tx| -> Result<(), RegistryError> {
                 let unknown = || RegistryError::BlobUnknown(d.clone());
                 let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(unknown)?;
                 if db::blobs::unlink(tx, repo_id, &d)? {
-                    Ok(())
+                    super::audit(tx, &actor, AuditAction::BlobDelete, &name, None, &d, serde_json::json!({}))
                 } else {
                     Err(unknown())
                 }

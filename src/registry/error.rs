@@ -34,6 +34,17 @@ pub enum RegistryError {
     TooLarge { what: &'static str, limit: u64 },
     #[error("deletes are disabled on this registry")]
     DeleteDisabled,
+    #[error("stage {0} is not configured")]
+    StageUnknown(String),
+    #[error("promotion refused: {}", .0.join("; "))]
+    PromotionDenied(Vec<String>),
+    #[error("rollback refused: {0}")]
+    RollbackDenied(String),
+    #[error("invalid request: {0}")]
+    BadRequest(String),
+    /// Refused by a governance rule (stage tag, immutable tag, rollback target).
+    #[error("denied: {0}")]
+    Denied(String),
     #[error("request body: {0}")]
     Body(String),
     #[error(transparent)]

@@ -5,9 +5,12 @@ use bytes::Bytes;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use serde_json::Value;
 
-use super::{Registry, RegistryError};
+use serde_json::json;
+
+use super::{audit, deny, Decided, Registry, RegistryError};
 use crate::db::{self, manifests::{ManifestRow, RefKind}};
-use crate::domain::{Algorithm, Digest, Reference, RepoName};
+use crate::domain::{Actor, Algorithm, AuditAction, Digest, Reference, RepoName};
+use crate::governance::Policy;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -111,11 +114,21 @@ impl Registry {
     /// `PUT /v2/<name>/manifests/<reference>`.
     pub async fn put_manifest(
         &self,
+        actor: &Actor,
         repo: &RepoName,
         reference: &Reference,
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<PutManifest, RegistryError> {
+        if let Reference::Tag(tag) = reference {
+            if self.policy.is_stage(tag.as_str()) {
+                // Refused before the body is even parsed; the refusal is audited.
+                let (name, tag, actor) = (repo.to_string(), tag.to_string(), actor.clone());
+                let why = format!("{tag} is a stage tag: only promotion and rollback move it");
+                let refusal = self.db.write(move |tx| deny(tx, &actor, &name, Some(&tag), why)).await?;
+                return Err(refusal);
+            }
+        }
         let limit = self.config.max_manifest_bytes;
         if bytes.len() > limit {
             return Err(RegistryError::TooLarge { what: "manifest", limit: limit as u64 });
@@ -140,13 +153,26 @@ impl Registry {
             annotations: parsed.annotations.clone(),
             content: bytes.to_vec(),
         };
-        let (name, tag) = (repo.to_string(), match reference {
+        let tag = match reference {
             Reference::Tag(t) => Some(t.to_string()),
             Reference::Digest(_) => None,
-        });
+        };
+        let (name, actor_owned, policy) = (repo.to_string(), actor.clone(), self.policy.clone());
         self.db
-            .write(move |tx| -> Result<(), RegistryError> {
+            .write(move |tx| -> Result<Decided<()>, RegistryError> {
+                let actor = &actor_owned;
                 let repo_id = db::repositories::ensure(tx, &name)?;
+                let previous = match &tag {
+                    Some(tag) => {
+                        let previous = db::tags::target(tx, repo_id, tag)?;
+                        if previous.as_ref().is_some_and(|p| p != &row.digest) && policy.is_immutable(tag) {
+                            let why = format!("{tag} is an immutable tag and cannot be moved");
+                            return Ok(Err(deny(tx, actor, &name, Some(tag), why)?));
+                        }
+                        previous
+                    }
+                    None => None,
+                };
                 let mut references = Vec::with_capacity(parsed.blobs.len() + parsed.manifests.len());
                 for blob in &parsed.blobs {
                     if db::blobs::linked_size(tx, repo_id, blob.as_str())?.is_none() {
@@ -160,14 +186,24 @@ impl Registry {
                     }
                     references.push((child.to_string(), RefKind::Manifest));
                 }
-                db::manifests::insert(tx, repo_id, &row, &references)?;
-                if let Some(tag) = tag {
-                    db::tags::set(tx, repo_id, &tag, &row.digest)?;
+                let created = db::manifests::insert(tx, repo_id, &row, &references, &actor.name)?;
+                audit(tx, actor, AuditAction::ManifestPush, &name, tag.as_deref(), &row.digest,
+                    json!({"media_type": row.media_type, "size": row.content.len(), "new": created}))?;
+                if let Some(tag) = &tag {
+                    if previous.as_deref() != Some(row.digest.as_str()) {
+                        db::tags::set(tx, repo_id, tag, &row.digest)?;
+                        db::tag_history::record(tx, repo_id, tag, Some(&row.digest), &actor.name)?;
+                        let (action, details) = match &previous {
+                            None => (AuditAction::TagCreate, json!({})),
+                            Some(from) => (AuditAction::TagMove, json!({"from": from})),
+                        };
+                        audit(tx, actor, action, &name, Some(tag), &row.digest, details)?;
+                    }
                 }
-                Ok(())
+                Ok(Ok(()))
             })
-            .await?;
-        tracing::info!(repository = %repo, reference = %reference, digest = %digest, "manifest stored");
+            .await??;
+        tracing::info!(repository = %repo, reference = %reference, digest = %digest, actor = %actor.name, "manifest stored");
         Ok(PutManifest { digest, subject })
     }
 
@@ -191,27 +227,67 @@ impl Registry {
     }
 
     /// `DELETE /v2/<name>/manifests/<reference>`: by digest removes the
-    /// manifest and every tag on it; by tag removes only the tag.
-    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<(), RegistryError> {
+    /// manifest and every tag on it; by tag removes only the tag. Stage tags,
+    /// immutable tags and rollback targets are refused.
+    pub async fn delete_manifest(&self, actor: &Actor, repo: &RepoName, reference: &Reference) -> Result<(), RegistryError> {
         if !self.config.allow_delete {
             return Err(RegistryError::DeleteDisabled);
         }
-        let (name, reference) = (repo.to_string(), reference.clone());
+        let (name, reference, actor, policy) = (repo.to_string(), reference.clone(), actor.clone(), self.policy.clone());
         self.db
-            .write(move |tx| -> Result<(), RegistryError> {
+            .write(move |tx| -> Result<Decided<()>, RegistryError> {
+                let actor = &actor;
                 let unknown = || RegistryError::ManifestUnknown(reference.to_string());
                 let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
-                let deleted = match &reference {
-                    Reference::Tag(t) => db::tags::delete(tx, repo_id, t.as_str())?,
-                    Reference::Digest(d) => {
-                        db::tags::delete_pointing_at(tx, repo_id, d.as_str())?;
-                        db::manifests::delete(tx, repo_id, d.as_str())?
+                match &reference {
+                    Reference::Tag(t) => {
+                        let tag = t.as_str();
+                        let Some(digest) = db::tags::target(tx, repo_id, tag)? else { return Err(unknown()) };
+                        if policy.is_stage(tag) || policy.is_immutable(tag) {
+                            let why = format!("{tag} is a stage or immutable tag and cannot be deleted");
+                            return Ok(Err(deny(tx, actor, &name, Some(tag), why)?));
+                        }
+                        db::tags::delete(tx, repo_id, tag)?;
+                        db::tag_history::record(tx, repo_id, tag, None, &actor.name)?;
+                        audit(tx, actor, AuditAction::TagDelete, &name, Some(tag), &digest, json!({}))?;
                     }
-                };
-                if deleted { Ok(()) } else { Err(unknown()) }
+                    Reference::Digest(d) => {
+                        let digest = d.as_str();
+                        if db::manifests::head(tx, repo_id, digest)?.is_none() {
+                            return Err(unknown());
+                        }
+                        if let Some(why) = protected_reason(tx, &policy, repo_id, digest)? {
+                            return Ok(Err(deny(tx, actor, &name, Some(digest), why)?));
+                        }
+                        for tag in db::tags::delete_pointing_at(tx, repo_id, digest)? {
+                            db::tag_history::record(tx, repo_id, &tag, None, &actor.name)?;
+                            audit(tx, actor, AuditAction::TagDelete, &name, Some(&tag), digest, json!({}))?;
+                        }
+                        db::manifests::delete(tx, repo_id, digest)?;
+                        audit(tx, actor, AuditAction::ManifestDelete, &name, None, digest, json!({}))?;
+                    }
+                }
+                Ok(Ok(()))
             })
-            .await
+            .await?
     }
+}
+
+/// Why a manifest must not be deleted: an immutable tag points at it, or it
+/// is a current release or inside a stage's rollback window.
+fn protected_reason(tx: &rusqlite::Connection, policy: &Policy, repo_id: i64, digest: &str) -> Result<Option<String>, RegistryError> {
+    for tag in db::tags::pointing_at(tx, repo_id, digest)? {
+        if policy.is_immutable(&tag) {
+            return Ok(Some(format!("immutable tag {tag} points at {digest}")));
+        }
+    }
+    for stage in policy.stages() {
+        let window = db::releases::list(tx, repo_id, stage, None, policy.rollback_depth + 1)?;
+        if let Some(r) = window.iter().find(|r| r.digest == digest) {
+            return Ok(Some(format!("{digest} is {stage} release #{} (current or inside the rollback window)", r.sequence)));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

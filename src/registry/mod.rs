@@ -18,22 +18,74 @@ use std::sync::Arc;
 pub use error::RegistryError;
 
 use crate::config::RegistryConfig;
-use crate::db::Db;
+use crate::db::{self, audit::NewAuditEntry, Db};
+use crate::domain::{Actor, AuditAction};
+use crate::governance::Policy;
 use crate::storage::BlobStore;
+
+/// The result of a write that governance may refuse. A refusal is an `Ok`
+/// of the transaction, so the audit row recording it is committed.
+pub(crate) type Decided<T> = Result<T, RegistryError>;
 
 #[derive(Clone)]
 pub struct Registry {
     pub(crate) db: Db,
     pub(crate) blobs: BlobStore,
     pub(crate) config: Arc<RegistryConfig>,
+    pub(crate) policy: Arc<Policy>,
 }
 
 impl Registry {
-    pub fn new(db: Db, blobs: BlobStore, config: RegistryConfig) -> Self {
-        Self { db, blobs, config: Arc::new(config) }
+    pub fn new(db: Db, blobs: BlobStore, config: RegistryConfig, policy: Policy) -> Self {
+        Self { db, blobs, config: Arc::new(config), policy: Arc::new(policy) }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     pub fn config(&self) -> &RegistryConfig {
         &self.config
     }
+}
+
+/// Records a refused request in the audit log and returns the refusal.
+pub(crate) fn deny(
+    tx: &rusqlite::Connection,
+    actor: &Actor,
+    repository: &str,
+    reference: Option<&str>,
+    reason: String,
+) -> Result<RegistryError, RegistryError> {
+    db::audit::append(
+        tx,
+        NewAuditEntry {
+            actor,
+            action: AuditAction::AccessDenied,
+            repository: Some(repository),
+            reference,
+            digest: None,
+            details: serde_json::json!({ "reason": reason }),
+        },
+    )?;
+    tracing::warn!(actor = %actor.name, repository, reference, reason, "denied");
+    Ok(RegistryError::Denied(reason))
+}
+
+/// Appends an audit row for a change, inside the change's transaction.
+pub(crate) fn audit(
+    tx: &rusqlite::Connection,
+    actor: &Actor,
+    action: AuditAction,
+    repository: &str,
+    reference: Option<&str>,
+    digest: &str,
+    details: serde_json::Value,
+) -> Result<(), RegistryError> {
+    db::audit::append(tx, NewAuditEntry { actor, action, repository: Some(repository), reference, digest: Some(digest), details })?;
+    Ok(())
 }

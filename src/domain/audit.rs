@@ -1,0 +1,149 @@
+//! Who did what: the actor of a request and the audit record of a change,
+//! with the hash that chains each record to the one before it.
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+/// The identity behind a request and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub source: String,
+}
+
+impl Actor {
+    /// Until access control exists every request is anonymous.
+    pub fn anonymous(source: impl Into<String>) -> Self {
+        Self { name: "anonymous".into(), source: source.into() }
+    }
+    /// Changes Wharf makes on its own (start-up policy, scheduled jobs).
+    pub fn system() -> Self {
+        Self { name: "system".into(), source: "local".into() }
+    }
+}
+
+/// Every kind of audited event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    ManifestPush,
+    ManifestDelete,
+    TagCreate,
+    TagMove,
+    TagDelete,
+    BlobDelete,
+    Promotion,
+    PromotionDenied,
+    Rollback,
+    AccessDenied,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 10] = [
+        Self::ManifestPush,
+        Self::ManifestDelete,
+        Self::TagCreate,
+        Self::TagMove,
+        Self::TagDelete,
+        Self::BlobDelete,
+        Self::Promotion,
+        Self::PromotionDenied,
+        Self::Rollback,
+        Self::AccessDenied,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ManifestPush => "manifest.push",
+            Self::ManifestDelete => "manifest.delete",
+            Self::TagCreate => "tag.create",
+            Self::TagMove => "tag.move",
+            Self::TagDelete => "tag.delete",
+            Self::BlobDelete => "blob.delete",
+            Self::Promotion => "promotion",
+            Self::PromotionDenied => "promotion.denied",
+            Self::Rollback => "rollback",
+            Self::AccessDenied => "access.denied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// One row of the audit log, as hashed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub created_at: i64,
+    pub actor: String,
+    pub source: String,
+    pub action: String,
+    pub repository: Option<String>,
+    pub reference: Option<String>,
+    pub digest: Option<String>,
+    /// A JSON object; serde_json keeps object keys sorted, so its text is canonical.
+    pub details: Value,
+}
+
+/// The `previous hash` of the first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl AuditRecord {
+    /// `sha256(previous hash ‖ canonical JSON of this record)`, hex.
+    pub fn chain_hash(&self, previous: &str) -> String {
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(previous.as_bytes());
+        h.update(&canonical);
+        hex::encode(h.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(id: i64) -> AuditRecord {
+        AuditRecord {
+            id,
+            created_at: 1,
+            actor: "alice".into(),
+            source: "127.0.0.1".into(),
+            action: AuditAction::Promotion.as_str().into(),
+            repository: Some("app".into()),
+            reference: Some("prod".into()),
+            digest: None,
+            details: json!({"b": 1, "a": 2}),
+        }
+    }
+
+    #[test]
+    fn hash_depends_on_previous_and_every_field() {
+        let base = record(1).chain_hash(GENESIS_HASH);
+        assert_eq!(base, record(1).chain_hash(GENESIS_HASH));
+        assert_ne!(base, record(1).chain_hash(&base));
+        let mut changed = record(1);
+        changed.actor = "mallory".into();
+        assert_ne!(base, changed.chain_hash(GENESIS_HASH));
+        assert_ne!(base, record(2).chain_hash(GENESIS_HASH));
+    }
+
+    #[test]
+    fn details_key_order_does_not_matter() {
+        let mut a = record(1);
+        a.details = serde_json::from_str(r#"{"x":1,"y":2}"#).unwrap();
+        let mut b = record(1);
+        b.details = serde_json::from_str(r#"{"y":2,"x":1}"#).unwrap();
+        assert_eq!(a.chain_hash(GENESIS_HASH), b.chain_hash(GENESIS_HASH));
+    }
+
+    #[test]
+    fn actions_round_trip() {
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(a));
+        }
+    }
+}

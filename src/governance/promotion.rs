@@ -1,0 +1,282 @@
+//! Promotion, rollback and the histories that explain them.
+//!
+//! A promotion or rollback appends a release, moves the stage tag and writes
+//! its audit row in one transaction, so the stage tag always equals the
+//! newest release's digest.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::gates::{self, ImageFacts, PromotionFacts};
+use crate::db::{self, audit::NewAuditEntry, releases::{NewRelease, ReleaseRow}, tag_history::TagEvent};
+use crate::domain::{Actor, AuditAction, Digest, Reference, RepoName};
+use crate::registry::manifests::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::registry::{Registry, RegistryError};
+use crate::storage::layout;
+
+/// Image configs larger than this are not read for gate checks.
+const MAX_CONFIG_BYTES: usize = 8 * 1024 * 1024;
+const MAX_VERSION_LEN: usize = 128;
+const MAX_NOTE_LEN: usize = 4096;
+
+pub struct PromotionRequest {
+    pub reference: Reference,
+    pub stage: String,
+    pub version: Option<String>,
+    pub note: Option<String>,
+}
+
+impl Registry {
+    fn check_stage(&self, stage: &str) -> Result<(), RegistryError> {
+        if self.policy.is_stage(stage) {
+            Ok(())
+        } else {
+            Err(RegistryError::StageUnknown(stage.to_owned()))
+        }
+    }
+
+    /// `POST /api/v1/repositories/<name>/promotions`.
+    pub async fn promote(&self, actor: &Actor, repo: &RepoName, req: PromotionRequest) -> Result<ReleaseRow, RegistryError> {
+        self.check_stage(&req.stage)?;
+        if req.version.as_ref().is_some_and(|v| v.len() > MAX_VERSION_LEN) {
+            return Err(RegistryError::BadRequest(format!("version is longer than {MAX_VERSION_LEN} bytes")));
+        }
+        if req.note.as_ref().is_some_and(|n| n.len() > MAX_NOTE_LEN) {
+            return Err(RegistryError::BadRequest(format!("note is longer than {MAX_NOTE_LEN} bytes")));
+        }
+        let manifest = self.get_manifest(repo, &req.reference).await?;
+        let digest = manifest.digest.to_string();
+        let gate = self.policy.gates(&req.stage).cloned();
+        // Reading image configs touches storage, so it happens before the transaction.
+        let images = match &gate {
+            Some(g) if g.non_root || !g.required_labels.is_empty() => self.image_facts(repo, &manifest.media_type, &manifest.content).await?,
+            _ => vec![],
+        };
+        let previous_stage = self.policy.previous_stage(&req.stage).map(str::to_owned);
+        let (name, actor, stage) = (repo.to_string(), actor.clone(), req.stage.clone());
+        let (version, note) = (req.version, req.note);
+        let release = self
+            .db
+            .write(move |tx| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
+                let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+                let mut failed = Vec::new();
+                let mut entered_previous_at = None;
+                if let Some(prev) = &previous_stage {
+                    match db::releases::first_release_of(tx, repo_id, prev, &digest)? {
+                        Some(r) => entered_previous_at = Some(r.created_at),
+                        None => failed.push(format!("order: {digest} was never released to {prev}, the stage before {stage}")),
+                    }
+                }
+                if let Some(gate) = &gate {
+                    let facts = PromotionFacts {
+                        entered_previous_at,
+                        now: db::now_ms(),
+                        images,
+                        pushed_by: db::manifests::pushed_by(tx, repo_id, &digest)?,
+                        promoter: actor.name.clone(),
+                    };
+                    // The order rule already covers "never in the previous stage".
+                    failed.extend(gates::failures(gate, &facts).into_iter().filter(|f| !(entered_previous_at.is_none() && f.starts_with("min_soak"))));
+                }
+                if !failed.is_empty() {
+                    db::audit::append(tx, NewAuditEntry {
+                        actor: &actor,
+                        action: AuditAction::PromotionDenied,
+                        repository: Some(&name),
+                        reference: Some(&stage),
+                        digest: Some(&digest),
+                        details: json!({ "failed_gates": failed }),
+                    })?;
+                    return Ok(Err(RegistryError::PromotionDenied(failed)));
+                }
+                let release = db::releases::append(tx, repo_id, NewRelease {
+                    stage: &stage,
+                    digest: &digest,
+                    version: version.as_deref(),
+                    note: note.as_deref(),
+                    actor: &actor.name,
+                    reason: "promote",
+                    rolled_back_from: None,
+                    restored_sequence: None,
+                })?;
+                move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Promotion)?;
+                Ok(Ok(release))
+            })
+            .await??;
+        tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "promoted");
+        Ok(release)
+    }
+
+    /// `POST /api/v1/repositories/<name>/stages/<stage>/rollback`: makes an
+    /// earlier release of the stage current again, as a new release.
+    pub async fn rollback(&self, actor: &Actor, repo: &RepoName, stage: &str, to_sequence: Option<i64>) -> Result<ReleaseRow, RegistryError> {
+        self.check_stage(stage)?;
+        let (name, actor, stage) = (repo.to_string(), actor.clone(), stage.to_owned());
+        let release = self
+            .db
+            .write(move |tx| -> Result<ReleaseRow, RegistryError> {
+                let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+                let current = db::releases::current(tx, repo_id, &stage)?
+                    .ok_or_else(|| RegistryError::RollbackDenied(format!("{stage} has no release")))?;
+                let target = match to_sequence {
+                    Some(seq) => db::releases::get(tx, repo_id, &stage, seq)?
+                        .ok_or_else(|| RegistryError::RollbackDenied(format!("{stage} has no release #{seq}")))?,
+                    None => default_rollback_target(tx, repo_id, &stage, &current)?
+                        .ok_or_else(|| RegistryError::RollbackDenied(format!("{stage} has no earlier release to roll back to")))?,
+                };
+                if target.sequence == current.sequence {
+                    return Err(RegistryError::RollbackDenied(format!("release #{} is already current", target.sequence)));
+                }
+                if db::manifests::head(tx, repo_id, &target.digest)?.is_none() {
+                    return Err(RegistryError::RollbackDenied(format!("the manifest of release #{} is gone", target.sequence)));
+                }
+                let release = db::releases::append(tx, repo_id, NewRelease {
+                    stage: &stage,
+                    digest: &target.digest,
+                    version: target.version.as_deref(),
+                    note: None,
+                    actor: &actor.name,
+                    reason: "rollback",
+                    rolled_back_from: Some(current.sequence),
+                    restored_sequence: Some(target.sequence),
+                })?;
+                move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Rollback)?;
+                Ok(release)
+            })
+            .await?;
+        tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "rolled back");
+        Ok(release)
+    }
+
+    /// The current release of every configured stage (in stage order).
+    pub async fn stages(&self, repo: &RepoName) -> Result<Vec<(String, Option<ReleaseRow>)>, RegistryError> {
+        let (name, stages) = (repo.to_string(), self.policy.stages().to_vec());
+        self.db
+            .read(move |conn| -> Result<_, RegistryError> {
+                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+                stages.into_iter().map(|s| Ok((s.clone(), db::releases::current(conn, repo_id, &s)?))).collect()
+            })
+            .await
+    }
+
+    /// Releases of a stage, newest first, below sequence `before`.
+    pub async fn releases(&self, repo: &RepoName, stage: &str, before: Option<i64>, n: u32) -> Result<Vec<ReleaseRow>, RegistryError> {
+        self.check_stage(stage)?;
+        let (name, stage) = (repo.to_string(), stage.to_owned());
+        self.db
+            .read(move |conn| -> Result<_, RegistryError> {
+                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+                Ok(db::releases::list(conn, repo_id, &stage, before, n)?)
+            })
+            .await
+    }
+
+    /// Every digest a tag pointed to, newest first, below event id `before`.
+    pub async fn tag_history(&self, repo: &RepoName, tag: &str, before: Option<i64>, n: u32) -> Result<Vec<TagEvent>, RegistryError> {
+        let (name, tag) = (repo.to_string(), tag.to_owned());
+        self.db
+            .read(move |conn| -> Result<_, RegistryError> {
+                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+                Ok(db::tag_history::list(conn, repo_id, &tag, before, n)?)
+            })
+            .await
+    }
+
+    /// Labels and user of the image, or of each platform of an index.
+    async fn image_facts(&self, repo: &RepoName, media_type: &str, content: &[u8]) -> Result<Vec<ImageFacts>, RegistryError> {
+        let json: Value = serde_json::from_slice(content).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
+        match media_type {
+            OCI_MANIFEST | DOCKER_MANIFEST => Ok(vec![self.config_facts(repo, "image".into(), &json).await?]),
+            OCI_INDEX | DOCKER_MANIFEST_LIST => {
+                let mut out = Vec::new();
+                for child in json["manifests"].as_array().into_iter().flatten() {
+                    let platform = format!(
+                        "{}/{}",
+                        child["platform"]["os"].as_str().unwrap_or("unknown"),
+                        child["platform"]["architecture"].as_str().unwrap_or("unknown")
+                    );
+                    let digest = Digest::parse(child["digest"].as_str().unwrap_or_default())?;
+                    let manifest = self.get_manifest(repo, &Reference::Digest(digest)).await?;
+                    if !matches!(manifest.media_type.as_str(), OCI_MANIFEST | DOCKER_MANIFEST) {
+                        continue; // nested indexes and artifacts carry no runnable config
+                    }
+                    let child_json: Value =
+                        serde_json::from_slice(&manifest.content).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
+                    out.push(self.config_facts(repo, platform, &child_json).await?);
+                }
+                Ok(out)
+            }
+            _ => Ok(vec![]),
+        }
+    }
+
+    async fn config_facts(&self, repo: &RepoName, platform: String, manifest: &Value) -> Result<ImageFacts, RegistryError> {
+        let digest = Digest::parse(manifest["config"]["digest"].as_str().unwrap_or_default())?;
+        let size = self.stat_blob(repo, &digest).await?;
+        if size as usize > MAX_CONFIG_BYTES {
+            return Err(RegistryError::BadRequest(format!("image config {digest} is larger than {MAX_CONFIG_BYTES} bytes")));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        if size > 0 {
+            let mut stream = self.blobs.read(&layout::blob(&digest), None).await?;
+            while let Some(chunk) = stream.next().await {
+                bytes.extend_from_slice(&chunk?);
+            }
+        }
+        let config: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let labels: BTreeMap<String, String> = config["config"]["Labels"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+            .unwrap_or_default();
+        let user = config["config"]["User"].as_str().map(str::to_owned);
+        Ok(ImageFacts { platform, labels, user })
+    }
+}
+
+/// The release a plain rollback restores: the newest one before the current
+/// position whose digest differs from the current digest. After a rollback
+/// the position is the release it restored, so rolling back twice goes two
+/// steps back instead of undoing the first rollback.
+fn default_rollback_target(tx: &rusqlite::Connection, repo_id: i64, stage: &str, current: &ReleaseRow) -> Result<Option<ReleaseRow>, RegistryError> {
+    let mut before = Some(current.restored_sequence.unwrap_or(current.sequence));
+    loop {
+        let batch = db::releases::list(tx, repo_id, stage, before, 100)?;
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        if let Some(found) = batch.iter().find(|r| r.digest != current.digest) {
+            return Ok(Some(found.clone()));
+        }
+        before = batch.last().map(|r| r.sequence);
+    }
+}
+
+/// Points the stage tag at the release's digest, with tag history and audit.
+fn move_stage_tag(
+    tx: &rusqlite::Connection,
+    repo_id: i64,
+    actor: &Actor,
+    repo: &str,
+    release: &ReleaseRow,
+    action: AuditAction,
+) -> Result<(), RegistryError> {
+    let moved_from = db::tags::set(tx, repo_id, &release.stage, &release.digest)?;
+    db::tag_history::record(tx, repo_id, &release.stage, Some(&release.digest), &actor.name)?;
+    db::audit::append(tx, NewAuditEntry {
+        actor,
+        action,
+        repository: Some(repo),
+        reference: Some(&release.stage),
+        digest: Some(&release.digest),
+        details: json!({
+            "sequence": release.sequence,
+            "version": release.version,
+            "previous_digest": moved_from,
+            "rolled_back_from": release.rolled_back_from,
+            "restored_sequence": release.restored_sequence,
+        }),
+    })?;
+    Ok(())
+}
