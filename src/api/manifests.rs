@@ -7,11 +7,26 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::request::{actor, header, read_limited, repo};
 use super::ApiError;
-use crate::domain::Reference;
+use crate::domain::{Reference, Tag};
 use crate::registry::Registry;
 
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
+/// Most `?tag=` parameters one manifest PUT may carry.
+const MAX_TAG_PARAMS: usize = 100;
+
+/// The repeatable `?tag=` parameters of a manifest PUT.
+fn tag_params(req: &HttpRequest) -> Result<Vec<Tag>, ApiError> {
+    let tags: Vec<Tag> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| k == "tag")
+        .map(|(_, v)| Tag::parse(&v))
+        .collect::<Result<_, _>>()?;
+    if tags.len() > MAX_TAG_PARAMS {
+        return Err(ApiError::bad_request("MANIFEST_INVALID", format!("at most {MAX_TAG_PARAMS} tag parameters")));
+    }
+    Ok(tags)
+}
 
 fn reference(req: &HttpRequest) -> Result<Reference, ApiError> {
     Ok(Reference::parse(req.match_info().get("reference").unwrap_or_default())?)
@@ -39,14 +54,18 @@ pub async fn get(req: HttpRequest, registry: web::Data<Registry>) -> Result<Http
 pub async fn put(req: HttpRequest, payload: web::Payload, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     let reference = reference(&req)?;
+    let tags = tag_params(&req)?;
     let body = read_limited(&req, payload, registry.config().max_manifest_bytes).await?;
-    let put = registry.put_manifest(&actor(&req), &repo, &reference, header(&req, header::CONTENT_TYPE), body).await?;
+    let put = registry.put_manifest(&actor(&req), &repo, &reference, &tags, header(&req, header::CONTENT_TYPE), body).await?;
     let mut response = HttpResponse::Created();
     response
         .insert_header((header::LOCATION, format!("/v2/{repo}/manifests/{}", put.digest)))
         .insert_header((CONTENT_DIGEST, put.digest.to_string()));
     if let Some(subject) = put.subject {
         response.insert_header((OCI_SUBJECT, subject.to_string()));
+    }
+    if !put.tags.is_empty() {
+        response.insert_header((OCI_TAG, put.tags.join(", ")));
     }
     Ok(response.finish())
 }

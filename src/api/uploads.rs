@@ -143,7 +143,8 @@ pub async fn complete(
     let digest = Digest::parse(digest)?;
     let has_body = header(&req, header::CONTENT_LENGTH).is_none_or(|len| len != "0");
     let body = has_body.then(|| body_stream(payload));
-    registry.complete_upload(&repo, &id, &digest, body).await.map_err(|e| with_upload_headers(e, &repo, &id))?;
+    let start = content_range_start(&req)?.map(|(start, _)| start);
+    registry.complete_upload(&repo, &id, &digest, start, body).await.map_err(|e| with_upload_headers(e, &repo, &id))?;
     Ok(created(&repo, &digest))
 }
 

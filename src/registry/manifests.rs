@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{audit, deny, Decided, Registry, RegistryError};
 use crate::db::{self, manifests::{ManifestRow, RefKind}};
-use crate::domain::{Actor, Algorithm, AuditAction, Digest, Reference, RepoName};
+use crate::domain::{Actor, Algorithm, AuditAction, Digest, Reference, RepoName, Tag};
 use crate::governance::Policy;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -36,6 +36,8 @@ pub struct StoredManifest {
 pub struct PutManifest {
     pub digest: Digest,
     pub subject: Option<Digest>,
+    /// Every tag now pointing at the manifest because of this push.
+    pub tags: Vec<String>,
 }
 
 /// What Wharf extracts from a manifest's JSON.
@@ -117,13 +119,24 @@ impl Registry {
         actor: &Actor,
         repo: &RepoName,
         reference: &Reference,
+        extra_tags: &[Tag],
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<PutManifest, RegistryError> {
-        if let Reference::Tag(tag) = reference {
-            if self.policy.is_stage(tag.as_str()) {
+        // The tags this push sets: the reference if it is one, plus `?tag=` values.
+        let mut tags: Vec<String> = Vec::with_capacity(extra_tags.len() + 1);
+        if let Reference::Tag(t) = reference {
+            tags.push(t.to_string());
+        }
+        for t in extra_tags {
+            if !tags.iter().any(|x| x == t.as_str()) {
+                tags.push(t.to_string());
+            }
+        }
+        for tag in &tags {
+            if self.policy.is_stage(tag) {
                 // Refused before the body is even parsed; the refusal is audited.
-                let (name, tag, actor) = (repo.to_string(), tag.to_string(), actor.clone());
+                let (name, tag, actor) = (repo.to_string(), tag.clone(), actor.clone());
                 let why = format!("{tag} is a stage tag: only promotion and rollback move it");
                 let refusal = self.db.write(move |tx| deny(tx, &actor, &name, Some(&tag), why)).await?;
                 return Err(refusal);
@@ -153,26 +166,20 @@ impl Registry {
             annotations: parsed.annotations.clone(),
             content: bytes.to_vec(),
         };
-        let tag = match reference {
-            Reference::Tag(t) => Some(t.to_string()),
-            Reference::Digest(_) => None,
-        };
-        let (name, actor_owned, policy) = (repo.to_string(), actor.clone(), self.policy.clone());
+        let (name, actor_owned, policy, pushed_tags) = (repo.to_string(), actor.clone(), self.policy.clone(), tags.clone());
         self.db
             .write(move |tx| -> Result<Decided<()>, RegistryError> {
-                let actor = &actor_owned;
+                let (actor, tags) = (&actor_owned, &tags);
                 let repo_id = db::repositories::ensure(tx, &name)?;
-                let previous = match &tag {
-                    Some(tag) => {
-                        let previous = db::tags::target(tx, repo_id, tag)?;
-                        if previous.as_ref().is_some_and(|p| p != &row.digest) && policy.is_immutable(tag) {
-                            let why = format!("{tag} is an immutable tag and cannot be moved");
-                            return Ok(Err(deny(tx, actor, &name, Some(tag), why)?));
-                        }
-                        previous
+                let mut previous = Vec::with_capacity(tags.len());
+                for tag in tags {
+                    let before = db::tags::target(tx, repo_id, tag)?;
+                    if before.as_ref().is_some_and(|p| p != &row.digest) && policy.is_immutable(tag) {
+                        let why = format!("{tag} is an immutable tag and cannot be moved");
+                        return Ok(Err(deny(tx, actor, &name, Some(tag), why)?));
                     }
-                    None => None,
-                };
+                    previous.push(before);
+                }
                 let mut references = Vec::with_capacity(parsed.blobs.len() + parsed.manifests.len());
                 for blob in &parsed.blobs {
                     if db::blobs::linked_size(tx, repo_id, blob.as_str())?.is_none() {
@@ -187,13 +194,13 @@ impl Registry {
                     references.push((child.to_string(), RefKind::Manifest));
                 }
                 let created = db::manifests::insert(tx, repo_id, &row, &references, &actor.name)?;
-                audit(tx, actor, AuditAction::ManifestPush, &name, tag.as_deref(), &row.digest,
-                    json!({"media_type": row.media_type, "size": row.content.len(), "new": created}))?;
-                if let Some(tag) = &tag {
-                    if previous.as_deref() != Some(row.digest.as_str()) {
+                audit(tx, actor, AuditAction::ManifestPush, &name, tags.first().map(String::as_str), &row.digest,
+                    json!({"media_type": row.media_type, "size": row.content.len(), "new": created, "tags": tags}))?;
+                for (tag, before) in tags.iter().zip(previous) {
+                    if before.as_deref() != Some(row.digest.as_str()) {
                         db::tags::set(tx, repo_id, tag, &row.digest)?;
                         db::tag_history::record(tx, repo_id, tag, Some(&row.digest), &actor.name)?;
-                        let (action, details) = match &previous {
+                        let (action, details) = match &before {
                             None => (AuditAction::TagCreate, json!({})),
                             Some(from) => (AuditAction::TagMove, json!({"from": from})),
                         };
@@ -204,7 +211,7 @@ impl Registry {
             })
             .await??;
         tracing::info!(repository = %repo, reference = %reference, digest = %digest, actor = %actor.name, "manifest stored");
-        Ok(PutManifest { digest, subject })
+        Ok(PutManifest { digest, subject, tags: pushed_tags })
     }
 
     /// `GET /v2/<name>/manifests/<reference>`.

@@ -79,7 +79,7 @@ impl Registry {
     /// `POST ...?digest=<digest>` with a body: the whole blob in one request.
     pub async fn push_blob(&self, repo: &RepoName, digest: &Digest, body: BodyStream) -> Result<(), RegistryError> {
         let status = self.start_upload_with(repo, digest.algorithm()).await?;
-        self.complete_upload(repo, &status.id, digest, Some(body)).await
+        self.complete_upload(repo, &status.id, digest, None, Some(body)).await
     }
 
     /// `GET /v2/<name>/blobs/uploads/<id>`.
@@ -103,8 +103,20 @@ impl Registry {
 
     /// `PUT /v2/<name>/blobs/uploads/<id>?digest=<digest>`, with an optional
     /// last chunk as body.
-    pub async fn complete_upload(&self, repo: &RepoName, id: &str, digest: &Digest, body: Option<BodyStream>) -> Result<(), RegistryError> {
+    pub async fn complete_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        start: Option<u64>,
+        body: Option<BodyStream>,
+    ) -> Result<(), RegistryError> {
         let row = self.load_upload(repo, id).await?;
+        if let Some(start) = start {
+            if start != row.size {
+                return Err(RegistryError::RangeInvalid { current: row.size, requested: start });
+            }
+        }
         let (size, hasher) = match body {
             Some(body) => self.append_part(row, body).await?,
             None => {

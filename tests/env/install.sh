@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Installs what Wharf's test harness needs on a Debian 12 machine (as root).
+# Idempotent: anything already present is skipped.
+#
+# Usage: tests/env/install.sh [COMPONENT...]
+#   base       curl, ca-certificates, tar, gzip, python3 venv support
+#   rust       checks that cargo/rustc are present (they cannot be installed here)
+#   go         checks the Go version conformance/go.mod needs, downloads the modules pinned in
+#              conformance/go.mod and builds conformance/.build/{conformance,crane}
+#   s3         .venv-test/ with the pinned moto S3 server (tests/services/s3-requirements.txt)
+#   docker     Debian's docker.io (dockerd + CLI), without starting any service
+#   reference  Debian's docker-registry (reference registry, harness validation only)
+#   all        base rust go s3 docker   (default)
+set -euo pipefail
+
+. "$(dirname "$0")/lib.sh"
+
+export DEBIAN_FRONTEND=noninteractive
+# Debian images with needrestart would otherwise print service-restart noise.
+export NEEDRESTART_SUSPEND=1
+
+apt_update_once() {
+    if [[ ${WHARF_APT_UPDATED:-0} != 1 ]]; then
+        log "install: apt-get update"
+        apt-get update -qq
+        export WHARF_APT_UPDATED=1
+    fi
+}
+
+# apt_install PKG...: installs the packages that are not installed yet.
+apt_install() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    apt_update_once
+    log "install: apt-get install ${missing[*]}"
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+install_base() {
+    local pkgs=()
+    command -v curl >/dev/null || pkgs+=(curl)
+    [[ -e /etc/ssl/certs/ca-certificates.crt ]] || pkgs+=(ca-certificates)
+    command -v tar >/dev/null || pkgs+=(tar)
+    command -v gzip >/dev/null || pkgs+=(gzip)
+    command -v python3 >/dev/null || pkgs+=(python3)
+    ((${#pkgs[@]} == 0)) || apt_install "${pkgs[@]}"
+    # "python3 -m venv" needs ensurepip, which Debian ships separately.
+    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        apt_install python3-venv
+    fi
+}
+
+install_rust() {
+    command -v cargo >/dev/null || die "cargo is not installed: the Rust toolchain must be preinstalled (rustup)"
+    log "install: $(cargo --version)"
+}
+
+install_go() {
+    local v need
+    need=$(awk '$1 == "go" {print $2; exit}' "$WHARF_ROOT/conformance/go.mod")
+    command -v go >/dev/null || die "go is not installed: Go >= $need must be preinstalled"
+    v=$(go env GOVERSION)
+    v=${v#go}
+    if ! printf '%s\n%s\n' "$need" "$v" | sort -V -C; then
+        die "Go $v is too old: conformance/go.mod needs Go >= $need"
+    fi
+    log "install: go $v; downloading modules pinned in conformance/go.mod"
+    (cd "$WHARF_ROOT/conformance" && go mod download && go mod verify >/dev/null)
+    "$WHARF_ROOT/conformance/build.sh" all >/dev/null
+    log "install: built conformance/.build/conformance and conformance/.build/crane"
+}
+
+install_s3() {
+    local req="$WHARF_ROOT/tests/services/s3-requirements.txt" stamp want
+    stamp="$WHARF_TEST_VENV/.wharf-requirements.sha256"
+    want=$(sha256sum "$req" | cut -d' ' -f1)
+    if [[ -x $WHARF_TEST_VENV/bin/moto_server && -f $stamp && $(cat "$stamp") == "$want" ]]; then
+        log "install: $WHARF_TEST_VENV is up to date"
+        return 0
+    fi
+    install_base
+    if [[ ! -x $WHARF_TEST_VENV/bin/python ]]; then
+        log "install: creating $WHARF_TEST_VENV"
+        python3 -m venv "$WHARF_TEST_VENV"
+    fi
+    log "install: pip install -r tests/services/s3-requirements.txt"
+    "$WHARF_TEST_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        --no-input --require-virtualenv -r "$req"
+    echo "$want" >"$stamp"
+}
+
+# Installing docker.io must not start a system dockerd: the tests run their
+# own private daemon. policy-rc.d tells invoke-rc.d not to start services.
+install_docker() {
+    if command -v dockerd >/dev/null && command -v docker >/dev/null; then
+        return 0
+    fi
+    local made_policy=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    local rc=0
+    apt_install docker.io || rc=$?
+    if ((made_policy)); then
+        rm -f /usr/sbin/policy-rc.d
+    fi
+    return "$rc"
+}
+
+install_reference() {
+    apt_install docker-registry
+}
+
+components=("$@")
+((${#components[@]})) || components=(all)
+for c in "${components[@]}"; do
+    case $c in
+        all) install_base; install_rust; install_go; install_s3; install_docker ;;
+        base|rust|go|s3|docker|reference) "install_$c" ;;
+        *) die "unknown component '$c' (base rust go s3 docker reference all)" ;;
+    esac
+done
+log "install: done (${components[*]})"

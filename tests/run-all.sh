@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Wharf's project test command:   bash tests/run-all.sh [STEP...]
+#
+# Steps (default: all, in this order):
+#   install          tests/env/install.sh: apt packages, Go modules + tools, moto venv
+#   build            cargo build --release --locked
+#   s3               start the moto S3 server (tests/services/s3.sh), export WHARF_TEST_S3_*
+#   cargo-test       cargo test --release --locked (Rust black-box tests)
+#   conformance-fs   OCI conformance suite vs a fresh Wharf, filesystem backend
+#   conformance-s3   OCI conformance suite vs a fresh Wharf, S3 backend
+#   docker           tests/clients/docker.sh vs a fresh Wharf
+#   crane            tests/clients/crane.sh vs a fresh Wharf
+# Steps may also be chosen with WHARF_TEST_STEPS="step step ...".
+#
+# Every step runs even when an earlier one failed (a step whose prerequisite
+# failed is reported as failed without running). Server logs and reports go to
+# test-results/ (WHARF_RESULTS_DIR). The last line is "N passed, N failed"
+# counting steps; the exit status is non-zero if any step failed.
+#
+# WHARF_TEST_SERVER=reference runs the server steps against Debian's
+# docker-registry instead of Wharf (to validate this harness itself).
+set -uo pipefail
+
+. "$(dirname "$0")/env/lib.sh"
+cd "$WHARF_ROOT" || exit 1
+
+export DEBIAN_FRONTEND=noninteractive
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+all_steps=(install build s3 cargo-test conformance-fs conformance-s3 docker crane)
+if (($#)); then
+    steps=("$@")
+elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
+    read -r -a steps <<<"$WHARF_TEST_STEPS"
+else
+    steps=("${all_steps[@]}")
+fi
+for s in "${steps[@]}"; do
+    [[ " ${all_steps[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${all_steps[*]})"
+done
+
+rm -rf "$WHARF_RESULTS_DIR/conformance"
+mkdir -p "$WHARF_RESULTS_DIR/logs"
+
+s3_started=0
+cleanup() {
+    server_stop_all
+    if ((s3_started)); then
+        bash "$WHARF_ROOT/tests/services/s3.sh" stop >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+trap 'echo "run-all: interrupted" >&2; exit 130' INT TERM
+
+declare -A status=() duration=() note=()
+order=()
+
+selected() { [[ " ${steps[*]} " == *" $1 "* ]]; }
+
+# run_step NAME FUNCTION: runs it in this shell (so traps see its servers).
+run_step() {
+    local name=$1 fn=$2 t0 rc
+    order+=("$name")
+    echo
+    echo "=================================================================="
+    echo "== step: $name   ($(date -u +%H:%M:%S) UTC)"
+    echo "=================================================================="
+    t0=$(date +%s)
+    "$fn"
+    rc=$?
+    duration[$name]=$(($(date +%s) - t0))
+    if ((rc == 0)); then
+        status[$name]=PASS
+    else
+        status[$name]=FAIL
+        [[ -n ${note[$name]:-} ]] || note[$name]="exit status $rc"
+    fi
+    echo "== step $name: ${status[$name]} (${duration[$name]}s)${note[$name]:+ - ${note[$name]}}"
+}
+
+# A step that cannot run because a prerequisite failed counts as failed.
+need() {
+    local step=$1 dep
+    shift
+    for dep in "$@"; do
+        if [[ ${status[$dep]:-} == FAIL ]]; then
+            note[$step]="not run: step '$dep' failed"
+            echo "${note[$step]}"
+            return 1
+        fi
+    done
+}
+
+need_server_binary() {
+    local step=$1
+    if [[ $WHARF_TEST_SERVER == wharf && ! -x $WHARF_BIN ]]; then
+        note[$step]="not run: $WHARF_BIN does not exist"
+        echo "${note[$step]}"
+        return 1
+    fi
+}
+
+# ------------------------------------------------------------------ steps ---
+# Install components one by one, so that one failing (say docker.io) only
+# blocks the steps that need it.
+declare -A install_failed=()
+step_install() {
+    local comps=(base rust go s3) c rc=0
+    if selected docker; then comps+=(docker); fi
+    if [[ $WHARF_TEST_SERVER == reference ]]; then comps+=(reference); fi
+    for c in "${comps[@]}"; do
+        if ! bash "$WHARF_ROOT/tests/env/install.sh" "$c"; then
+            install_failed[$c]=1
+            rc=1
+        fi
+    done
+    if ((rc)); then
+        note[install]="failed components: ${!install_failed[*]}"
+    fi
+    return "$rc"
+}
+
+# need_installed STEP COMPONENT...: fails if installing a component failed.
+need_installed() {
+    local step=$1 c
+    shift
+    for c in "$@"; do
+        if [[ -n ${install_failed[$c]:-} || -n ${install_failed[base]:-} ]]; then
+            note[$step]="not run: installing '$c' failed"
+            echo "${note[$step]}"
+            return 1
+        fi
+    done
+}
+
+step_build() {
+    need_installed build rust || return 1
+    cargo build --release --locked
+}
+
+step_s3() {
+    need_installed s3 s3 || return 1
+    local out
+    # Stop at exit only a server this run started (s3.sh reuses a running one).
+    if bash "$WHARF_ROOT/tests/services/s3.sh" status >/dev/null 2>&1; then
+        echo "note: reusing the S3 server that is already running; it is left running"
+    else
+        s3_started=1
+    fi
+    if ! out=$(bash "$WHARF_ROOT/tests/services/s3.sh" start); then
+        note[s3]="S3 server did not start (log: $WHARF_RESULTS_DIR/logs/s3.log)"
+        return 1
+    fi
+    set -a
+    eval "$out"
+    set +a
+    echo "$out"
+}
+
+step_cargo_test() {
+    need cargo-test build || return 1
+    if [[ -z ${WHARF_TEST_S3_ENDPOINT:-} ]]; then
+        echo "note: WHARF_TEST_S3_* not set (step s3 not run or failed); S3 tests may skip or fail"
+    fi
+    cargo test --release --locked
+}
+
+# conformance_against NAME BACKEND
+conformance_against() {
+    local step=$1 backend=$2 server rc=0
+    server="$WHARF_TEST_SERVER-$step"
+    need_installed "$step" go || return 1
+    need "$step" build || return 1
+    if [[ $backend == s3 ]]; then need "$step" s3 || return 1; fi
+    need_server_binary "$step" || return 1
+    # Distinct S3 prefix per run so nothing from an earlier server is reused.
+    if ! server_start "$server" "$backend" "conformance-$(date +%s)-$RANDOM"; then
+        note[$step]="server did not start"
+        return 1
+    fi
+    CONFORMANCE_RESULTS_DIR="$WHARF_RESULTS_DIR/conformance/$backend" \
+        bash "$WHARF_ROOT/conformance/run.sh" "http://${SERVER_ADDR[$server]}" || rc=$?
+    if ! server_alive "$server"; then
+        echo "run-all: server $server is no longer running (crashed?)"
+        rc=1
+    fi
+    if ((rc != 0)); then
+        note[$step]="see $WHARF_RESULTS_DIR/conformance/$backend/ and ${SERVER_LOG[$server]}"
+        server_log_tail "$server" 60
+    fi
+    server_stop "$server"
+    return "$rc"
+}
+step_conformance_fs() { conformance_against conformance-fs fs; }
+step_conformance_s3() { conformance_against conformance-s3 s3; }
+
+# client_against STEP SCRIPT INSTALL_COMPONENT
+client_against() {
+    local step=$1 script=$2 comp=$3 server rc=0
+    server="$WHARF_TEST_SERVER-$step"
+    need_installed "$step" "$comp" || return 1
+    need "$step" build || return 1
+    need_server_binary "$step" || return 1
+    if ! server_start "$server" fs; then
+        note[$step]="server did not start"
+        return 1
+    fi
+    bash "$script" "${SERVER_ADDR[$server]}" || rc=$?
+    if ! server_alive "$server"; then
+        echo "run-all: server $server is no longer running (crashed?)"
+        rc=1
+    fi
+    if ((rc != 0)); then
+        note[$step]="see ${SERVER_LOG[$server]}"
+        server_log_tail "$server" 60
+    fi
+    server_stop "$server"
+    return "$rc"
+}
+step_docker() { client_against docker "$WHARF_ROOT/tests/clients/docker.sh" docker; }
+step_crane() { client_against crane "$WHARF_ROOT/tests/clients/crane.sh" go; }
+
+# ------------------------------------------------------------------- main ---
+t_start=$(date +%s)
+echo "run-all: steps: ${steps[*]} (server: $WHARF_TEST_SERVER, results: $WHARF_RESULTS_DIR)"
+for s in "${all_steps[@]}"; do
+    selected "$s" || continue
+    run_step "$s" "step_${s//-/_}"
+done
+
+passed=0 failed=0
+echo
+echo "=================================================================="
+echo "== summary ($(($(date +%s) - t_start))s total)"
+echo "=================================================================="
+for s in "${order[@]}"; do
+    printf '  %-16s %-4s %6ss  %s\n' "$s" "${status[$s]}" "${duration[$s]}" "${note[$s]:-}"
+    if [[ ${status[$s]} == PASS ]]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+done
+echo "results and server logs: $WHARF_RESULTS_DIR"
+echo "$passed passed, $failed failed"
+((failed == 0))
