@@ -56,7 +56,6 @@ pub fn configure_app(registry: Registry) -> impl FnOnce(&mut web::ServiceConfig)
     move |cfg| {
         cfg.app_data(web::Data::new(registry))
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::bad_request("UNSUPPORTED", format!("query: {e}")).into()))
-            .app_data(web::JsonConfig::default().error_handler(|e, _| ApiError::bad_request("INVALID_REQUEST", format!("body: {e}")).into()))
             .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::bad_request("NAME_INVALID", format!("path: {e}")).into()))
             .configure(api::configure);
     }

@@ -1,0 +1,444 @@
+//! Version governance over HTTP: promotion through stages, gates, rollback,
+//! history, stage and immutable tags, and the audit log.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Pushes an image whose config carries `labels` and `user`, tagged `tag`.
+fn push_labeled(app: &TestApp, repo: &str, tag: &str, labels: Value, user: &str) -> String {
+    let config = to_bytes(&json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Labels": labels, "User": user},
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "nonce": unique_token(),
+    }));
+    let layer = unique_bytes(700);
+    push_blob(app, repo, &config);
+    push_blob(app, repo, &layer);
+    push_manifest(app, repo, tag, OCI_MANIFEST, &image_manifest(&config, &[layer], json!({})))
+}
+
+fn promote(app: &TestApp, repo: &str, reference: &str, stage: &str) -> Resp {
+    app.req(Method::POST, &format!("/api/v1/repositories/{repo}/promotions"))
+        .header("Content-Type", "application/json")
+        .body(json!({"reference": reference, "stage": stage, "version": "1.0", "note": "ship it"}).to_string())
+        .send()
+}
+
+#[track_caller]
+fn promote_ok(app: &TestApp, repo: &str, reference: &str, stage: &str) -> Value {
+    let r = promote(app, repo, reference, stage);
+    r.expect(201);
+    r.json()
+}
+
+fn rollback(app: &TestApp, repo: &str, stage: &str, to: Option<i64>) -> Resp {
+    let body = match to {
+        Some(n) => json!({"to_sequence": n}).to_string(),
+        None => String::new(),
+    };
+    let mut req = app.req(Method::POST, &format!("/api/v1/repositories/{repo}/stages/{stage}/rollback"));
+    if to.is_some() {
+        req = req.header("Content-Type", "application/json");
+    }
+    req.body(body).send()
+}
+
+fn stage_digest(app: &TestApp, repo: &str, stage: &str) -> Option<String> {
+    let r = app.head(&format!("/v2/{repo}/manifests/{stage}"));
+    (r.status == 200).then(|| r.must_header("docker-content-digest"))
+}
+
+fn failed_gates(r: &Resp) -> Vec<String> {
+    r.expect_error(409, &["PROMOTION_DENIED"]);
+    r.json()["errors"][0]["detail"]["failed_gates"]
+        .as_array()
+        .expect("failed_gates list")
+        .iter()
+        .map(|g| g.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn audit(app: &TestApp, query: &str) -> Vec<Value> {
+    let r = app.get(&format!("/api/v1/audit?{query}"));
+    r.expect(200);
+    r.json()["entries"].as_array().unwrap().clone()
+}
+
+#[test]
+fn full_path_to_prod_and_stage_tags_resolve() {
+    let app = TestApp::start();
+    let repo = repo("gov");
+    let digest = push_labeled(&app, &repo, "v1", json!({}), "app");
+
+    for (i, stage) in ["test", "preprod", "prod"].iter().enumerate() {
+        let release = promote_ok(&app, &repo, "v1", stage);
+        assert_eq!(release["stage"], *stage);
+        assert_eq!(release["sequence"], 1);
+        assert_eq!(release["digest"], digest);
+        assert_eq!(release["reason"], "promote");
+        assert_eq!(release["version"], "1.0");
+        assert_eq!(release["note"], "ship it");
+        assert_eq!(release["actor"], "anonymous");
+        assert!(release["rolled_back_from"].is_null());
+        assert_eq!(stage_digest(&app, &repo, stage).as_deref(), Some(digest.as_str()), "after promotion {i}");
+    }
+    // The stage tag serves the promoted manifest to any client.
+    let m = app.get(&format!("/v2/{repo}/manifests/prod"));
+    m.expect(200).expect_header("docker-content-digest", &digest);
+
+    let stages = app.get(&format!("/api/v1/repositories/{repo}/stages"));
+    stages.expect(200);
+    let list = stages.json()["stages"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 3);
+    for s in &list {
+        assert_eq!(s["current"]["digest"], digest);
+    }
+}
+
+#[test]
+fn skipping_a_stage_and_unknown_stages_are_refused() {
+    let app = TestApp::start();
+    let repo = repo("gov");
+    let digest = push_labeled(&app, &repo, "v1", json!({}), "app");
+    let gates = failed_gates(&promote(&app, &repo, "v1", "prod"));
+    assert_eq!(gates.len(), 1, "{gates:?}");
+    assert!(gates[0].starts_with("order:") && gates[0].contains("preprod"), "{gates:?}");
+    promote_ok(&app, &repo, &digest, "test");
+    let gates = failed_gates(&promote(&app, &repo, &digest, "prod"));
+    assert!(gates[0].contains("preprod"), "{gates:?}");
+    assert_eq!(stage_digest(&app, &repo, "prod"), None, "a refused promotion moved the stage tag");
+
+    promote(&app, &repo, "v1", "staging").expect_error(404, &["STAGE_UNKNOWN"]);
+    promote(&app, &repo, "nope", "test").expect_error(404, &["MANIFEST_UNKNOWN"]);
+    promote(&app, &repo, "sha256:abc", "test").expect_error(400, &["DIGEST_INVALID"]);
+    app.req(Method::POST, &format!("/api/v1/repositories/{repo}/promotions"))
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .expect_error(400, &["INVALID_REQUEST"]);
+    app.req(Method::POST, &format!("/api/v1/repositories/{repo}/promotions"))
+        .header("Content-Type", "application/json")
+        .body(json!({"reference": "v1", "stage": "test", "version": "x".repeat(500)}).to_string())
+        .send()
+        .expect_error(400, &["INVALID_REQUEST"]);
+
+    let denied = audit(&app, &format!("repository={repo}&action=promotion.denied"));
+    assert_eq!(denied.len(), 2, "every refused promotion is audited");
+    assert!(denied[0]["details"]["failed_gates"][0].as_str().unwrap().starts_with("order:"));
+}
+
+#[test]
+fn each_gate_refuses_with_its_reason() {
+    let app = TestApp::builder()
+        .env("WHARF_GOVERNANCE__GATES__PREPROD__MIN_SOAK", "1h")
+        .env("WHARF_GOVERNANCE__GATES__PROD__REQUIRED_LABELS", r#"["org.opencontainers.image.revision"]"#)
+        .env("WHARF_GOVERNANCE__GATES__PROD__NON_ROOT", "true")
+        .env("WHARF_GOVERNANCE__GATES__TEST__SEPARATION_OF_DUTIES", "true")
+        .start();
+    let repo = repo("gates");
+    push_labeled(&app, &repo, "root", json!({}), "root");
+    // The same (anonymous) account pushed and promotes: separation of duties fails.
+    let gates = failed_gates(&promote(&app, &repo, "root", "test"));
+    assert_eq!(gates.len(), 1, "{gates:?}");
+    assert!(gates[0].starts_with("separation_of_duties"), "{gates:?}");
+
+    // Without that gate on `test`, the soak gate of `preprod` refuses a fresh release.
+    let app2 = TestApp::builder()
+        .env("WHARF_GOVERNANCE__GATES__PREPROD__MIN_SOAK", "1h")
+        .env("WHARF_GOVERNANCE__GATES__PROD__REQUIRED_LABELS", r#"["org.opencontainers.image.revision"]"#)
+        .env("WHARF_GOVERNANCE__GATES__PROD__NON_ROOT", "true")
+        .start();
+    let repo = common::repo("gates");
+    push_labeled(&app2, &repo, "root", json!({}), "root");
+    promote_ok(&app2, &repo, "root", "test");
+    let gates = failed_gates(&promote(&app2, &repo, "root", "preprod"));
+    assert_eq!(gates.len(), 1, "{gates:?}");
+    assert!(gates[0].starts_with("min_soak") && gates[0].contains("1h"), "{gates:?}");
+
+    // Soak satisfied with 0s on a third server; prod's label and non-root gates refuse root.
+    let app3 = TestApp::builder()
+        .env("WHARF_GOVERNANCE__GATES__PREPROD__MIN_SOAK", "0s")
+        .env("WHARF_GOVERNANCE__GATES__PROD__REQUIRED_LABELS", r#"["org.opencontainers.image.revision"]"#)
+        .env("WHARF_GOVERNANCE__GATES__PROD__NON_ROOT", "true")
+        .start();
+    let repo = common::repo("gates");
+    let bad = push_labeled(&app3, &repo, "bad", json!({}), "0:0");
+    let good = push_labeled(&app3, &repo, "good", json!({"org.opencontainers.image.revision": "abc123"}), "1000:1000");
+    for d in [&bad, &good] {
+        promote_ok(&app3, &repo, d, "test");
+        promote_ok(&app3, &repo, d, "preprod");
+    }
+    let gates = failed_gates(&promote(&app3, &repo, &bad, "prod"));
+    assert_eq!(gates.len(), 2, "{gates:?}");
+    assert!(gates.iter().any(|g| g.starts_with("required_labels") && g.contains("org.opencontainers.image.revision")), "{gates:?}");
+    assert!(gates.iter().any(|g| g.starts_with("non_root")), "{gates:?}");
+    let release = promote_ok(&app3, &repo, &good, "prod");
+    assert_eq!(release["digest"], good);
+    assert_eq!(stage_digest(&app3, &repo, "prod").as_deref(), Some(good.as_str()));
+}
+
+#[test]
+fn gates_check_every_platform_of_an_index() {
+    let app = TestApp::builder().env("WHARF_GOVERNANCE__GATES__TEST__NON_ROOT", "true").start();
+    let repo = repo("multi");
+    let amd = push_labeled(&app, &repo, "amd", json!({}), "app");
+    let arm = push_labeled(&app, &repo, "arm", json!({}), "");
+    let manifest_size = |tag: &str| app.get(&format!("/v2/{repo}/manifests/{tag}")).body.len();
+    let index = to_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": amd, "size": manifest_size("amd"), "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": OCI_MANIFEST, "digest": arm, "size": manifest_size("arm"), "platform": {"os": "linux", "architecture": "arm64"}},
+        ],
+    }));
+    push_manifest(&app, &repo, "multi", OCI_INDEX, &index);
+    let gates = failed_gates(&promote(&app, &repo, "multi", "test"));
+    assert_eq!(gates, vec!["non_root: linux/arm64 runs as root".to_string()]);
+}
+
+#[test]
+fn rollback_twice_walks_back_and_keeps_history() {
+    let app = TestApp::start();
+    let repo = repo("rb");
+    let digests: Vec<String> = (0..3).map(|i| push_labeled(&app, &repo, &format!("v{i}"), json!({}), "app")).collect();
+    for d in &digests {
+        promote_ok(&app, &repo, d, "test");
+    }
+    assert_eq!(stage_digest(&app, &repo, "test").as_ref(), Some(&digests[2]));
+
+    let first = rollback(&app, &repo, "test", None);
+    first.expect(201);
+    let first = first.json();
+    assert_eq!(first["digest"], digests[1]);
+    assert_eq!(first["reason"], "rollback");
+    assert_eq!(first["sequence"], 4);
+    assert_eq!(first["rolled_back_from"], 3);
+    assert_eq!(stage_digest(&app, &repo, "test").as_ref(), Some(&digests[1]));
+
+    let second = rollback(&app, &repo, "test", None);
+    second.expect(201);
+    assert_eq!(second.json()["digest"], digests[0], "a second rollback goes one step further back");
+    assert_eq!(stage_digest(&app, &repo, "test").as_ref(), Some(&digests[0]));
+
+    rollback(&app, &repo, "test", None).expect_error(409, &["ROLLBACK_DENIED"]);
+    let explicit = rollback(&app, &repo, "test", Some(3));
+    explicit.expect(201);
+    assert_eq!(explicit.json()["digest"], digests[2]);
+    rollback(&app, &repo, "test", Some(99)).expect_error(409, &["ROLLBACK_DENIED"]);
+    rollback(&app, &repo, "prod", None).expect_error(409, &["ROLLBACK_DENIED"]);
+    rollback(&app, &repo, "nope", None).expect_error(404, &["STAGE_UNKNOWN"]);
+
+    // History: newest first, paginated with n/last and a Link header.
+    let page = app.get(&format!("/api/v1/repositories/{repo}/stages/test/releases?n=4"));
+    page.expect(200);
+    let seqs: Vec<i64> = page.json()["releases"].as_array().unwrap().iter().map(|r| r["sequence"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, vec![6, 5, 4, 3]);
+    let next = next_link(&page).expect("Link to the next page");
+    let rest = app.get(&next);
+    let seqs: Vec<i64> = rest.json()["releases"].as_array().unwrap().iter().map(|r| r["sequence"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, vec![2, 1]);
+
+    // Every rollback target is still pullable, and cannot be deleted.
+    for d in &digests {
+        app.get(&format!("/v2/{repo}/manifests/{d}")).expect(200);
+        app.delete(&format!("/v2/{repo}/manifests/{d}")).expect_error(403, &["DENIED"]);
+    }
+}
+
+#[test]
+fn concurrent_promotions_keep_a_consistent_history() {
+    let app = TestApp::start();
+    let repo = repo("race");
+    let digests: Vec<String> = (0..12).map(|i| push_labeled(&app, &repo, &format!("c{i}"), json!({}), "app")).collect();
+    std::thread::scope(|s| {
+        for d in &digests {
+            let (app, repo) = (&app, &repo);
+            s.spawn(move || promote_ok(app, repo, d, "test"));
+        }
+    });
+    let page = app.get(&format!("/api/v1/repositories/{repo}/stages/test/releases?n=100"));
+    let releases = page.json()["releases"].as_array().unwrap().clone();
+    let mut seqs: Vec<i64> = releases.iter().map(|r| r["sequence"].as_i64().unwrap()).collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=12).collect::<Vec<_>>(), "no lost or duplicated sequence numbers");
+    let mut promoted: Vec<String> = releases.iter().map(|r| r["digest"].as_str().unwrap().to_owned()).collect();
+    promoted.sort();
+    let mut expected = digests.clone();
+    expected.sort();
+    assert_eq!(promoted, expected);
+    assert_eq!(stage_digest(&app, &repo, "test").as_deref(), releases[0]["digest"].as_str(), "tag = newest release");
+}
+
+#[test]
+fn stage_tags_move_only_by_promotion() {
+    let app = TestApp::start();
+    let repo = repo("stagetag");
+    let digest = push_labeled(&app, &repo, "v1", json!({}), "app");
+    let manifest = app.get(&format!("/v2/{repo}/manifests/v1")).body;
+    put_manifest(&app, &repo, "prod", OCI_MANIFEST, &manifest).expect_error(403, &["DENIED"]);
+    app.req(Method::PUT, &format!("/v2/{repo}/manifests/{digest}?tag=test"))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .expect_error(403, &["DENIED"]);
+    assert_eq!(stage_digest(&app, &repo, "prod"), None);
+    assert_eq!(stage_digest(&app, &repo, "test"), None);
+    promote_ok(&app, &repo, "v1", "test");
+    app.delete(&format!("/v2/{repo}/manifests/test")).expect_error(403, &["DENIED"]);
+    assert_eq!(stage_digest(&app, &repo, "test").as_deref(), Some(digest.as_str()));
+    let denied = audit(&app, &format!("repository={repo}&action=access.denied"));
+    assert_eq!(denied.len(), 3, "{denied:?}");
+    assert!(denied.iter().all(|d| d["details"]["reason"].as_str().unwrap().contains("stage")));
+}
+
+#[test]
+fn immutable_tags_can_be_neither_moved_nor_deleted() {
+    let app = TestApp::builder().env("WHARF_GOVERNANCE__IMMUTABLE_TAGS", r#"["^v[0-9]+\\.[0-9]+\\.[0-9]+$"]"#).start();
+    let repo = repo("immutable");
+    let first = push_labeled(&app, &repo, "v1.2.3", json!({}), "app");
+    // Re-pushing the same content is fine; moving it is not.
+    let manifest = app.get(&format!("/v2/{repo}/manifests/v1.2.3")).body;
+    push_manifest(&app, &repo, "v1.2.3", OCI_MANIFEST, &manifest);
+    let config = to_bytes(&json!({"other": unique_token()}));
+    push_blob(&app, &repo, &config);
+    let other = image_manifest(&config, &[], json!({}));
+    put_manifest(&app, &repo, "v1.2.3", OCI_MANIFEST, &other).expect_error(403, &["DENIED"]);
+    app.delete(&format!("/v2/{repo}/manifests/v1.2.3")).expect_error(403, &["DENIED"]);
+    app.delete(&format!("/v2/{repo}/manifests/{first}")).expect_error(403, &["DENIED"]);
+    assert_eq!(app.head(&format!("/v2/{repo}/manifests/v1.2.3")).must_header("docker-content-digest"), first);
+    // A mutable tag still moves.
+    push_manifest(&app, &repo, "latest", OCI_MANIFEST, &manifest);
+    push_manifest(&app, &repo, "latest", OCI_MANIFEST, &other);
+}
+
+#[test]
+fn tag_history_lists_every_digest() {
+    let app = TestApp::start();
+    let repo = repo("taghist");
+    let a = push_labeled(&app, &repo, "latest", json!({}), "app");
+    let b = push_labeled(&app, &repo, "latest", json!({}), "app");
+    app.delete(&format!("/v2/{repo}/manifests/latest")).expect(202);
+    let h = app.get(&format!("/api/v1/repositories/{repo}/tags/latest/history"));
+    h.expect(200);
+    let events: Vec<Value> = h.json()["history"].as_array().unwrap().clone();
+    let digests: Vec<Value> = events.iter().map(|e| e["digest"].clone()).collect();
+    assert_eq!(digests, vec![Value::Null, json!(b), json!(a)]);
+    assert!(events.iter().all(|e| e["actor"] == "anonymous" && e["created_at"].is_string()));
+    app.get(&format!("/api/v1/repositories/{repo}/tags/-bad/history")).expect_client_error(&["MANIFEST_INVALID"]);
+}
+
+#[test]
+fn audit_log_records_changes_filters_and_verifies() {
+    let app = TestApp::start();
+    let repo = repo("audit");
+    let d = push_labeled(&app, &repo, "v1", json!({}), "app");
+    promote_ok(&app, &repo, "v1", "test");
+    app.delete(&format!("/v2/{repo}/manifests/v1")).expect(202);
+
+    let all = audit(&app, &format!("repository={repo}"));
+    let actions: Vec<&str> = all.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, vec!["tag.delete", "promotion", "tag.create", "manifest.push"]);
+    assert!(all.iter().all(|e| e["source"] == "127.0.0.1" && e["actor"] == "anonymous"));
+    assert_eq!(all[1]["digest"], d);
+    assert_eq!(all[1]["reference"], "test");
+
+    // Filters and cursor pagination.
+    assert_eq!(audit(&app, &format!("repository={repo}&action=promotion")).len(), 1);
+    assert_eq!(audit(&app, &format!("repository={repo}&actor=nobody")).len(), 0);
+    assert_eq!(audit(&app, &format!("repository={repo}&since=2999-01-01T00:00:00Z")).len(), 0);
+    assert_eq!(audit(&app, &format!("repository={repo}&until=2000-01-01T00:00:00Z")).len(), 0);
+    let page = app.get(&format!("/api/v1/audit?repository={repo}&n=3"));
+    let cursor = page.json()["next_cursor"].as_i64().expect("cursor");
+    let rest = audit(&app, &format!("repository={repo}&n=3&cursor={cursor}"));
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0]["action"], "manifest.push");
+    app.get("/api/v1/audit?action=bogus").expect_error(400, &["INVALID_REQUEST"]);
+    app.get("/api/v1/audit?since=yesterday").expect_error(400, &["INVALID_REQUEST"]);
+
+    let v = app.get("/api/v1/audit/verify");
+    v.expect(200);
+    assert_eq!(v.json()["valid"], true);
+    assert_eq!(v.json()["rows_checked"], 4);
+}
+
+fn wharf(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wharf")).args(args).output().expect("run wharf")
+}
+
+#[test]
+fn editing_an_audit_row_is_detected_by_wharf_audit_verify() {
+    let mut app = TestApp::start();
+    let repo = repo("tamper");
+    for i in 0..3 {
+        push_labeled(&app, &repo, &format!("t{i}"), json!({}), "app");
+    }
+    app.stop();
+    let data_dir = app.data_dir().to_str().unwrap().to_owned();
+    let ok = wharf(&["audit", "verify", "--data-dir", &data_dir]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("6 rows verified"));
+
+    let export = wharf(&["audit", "export", "--data-dir", &data_dir]);
+    assert!(export.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&export.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[0]["action"], "manifest.push");
+    assert!(lines.iter().all(|l| l["hash"].as_str().unwrap().len() == 64));
+
+    let db = rusqlite::Connection::open(app.data_dir().join("wharf.db")).unwrap();
+    db.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = 4", []).unwrap();
+    drop(db);
+    let broken = wharf(&["audit", "verify", "--data-dir", &data_dir]);
+    assert!(!broken.status.success());
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(stderr.contains("BROKEN at row 4"), "{stderr}");
+
+    app.start_again();
+    let v = app.get("/api/v1/audit/verify");
+    assert_eq!(v.json()["valid"], false);
+    assert_eq!(v.json()["first_broken"]["id"], 4);
+}
+
+#[test]
+fn pipeline_cli_promotes_rolls_back_and_shows_history() {
+    let app = TestApp::start();
+    let repo = repo("cli");
+    let a = push_labeled(&app, &repo, "a", json!({}), "app");
+    let b = push_labeled(&app, &repo, "b", json!({}), "app");
+    let url = app.base();
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--url", &url]);
+        wharf(&all)
+    };
+    let out = run(&["promote", &repo, "a", "--to", "test", "--version", "1.0", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let release: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(release["digest"], a);
+    assert!(run(&["promote", &repo, "b", "--to", "test"]).status.success());
+    let refused = run(&["promote", &repo, "b", "--to", "prod"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("order:"));
+
+    let out = run(&["rollback", &repo, "test"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(table.contains(&a) && table.contains("rollback"), "{table}");
+
+    let out = run(&["history", &repo, "--stage", "test"]);
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(table.starts_with("STAGE"), "{table}");
+    assert_eq!(table.lines().count(), 4, "header + 3 releases:\n{table}");
+    let out = run(&["history", &repo, "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["stages"][0]["current"]["digest"], a);
+    assert!(v["stages"][2]["current"].is_null());
+    let _ = b;
+}
