@@ -245,6 +245,64 @@ if ((built)); then
         fi
     fi
 
+    # ------------------------------------------ governance: stages, rollback ---
+    # Promote through every stage by the API, then `docker pull :prod` must give
+    # exactly the promoted image; a newer release and a rollback move it.
+    repo_path=${img#"$reg"/}
+    promote() { # REFERENCE STAGE
+        curl -sS -o "$work/promote.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+            -d "{\"reference\":\"$1\",\"stage\":\"$2\"}" "http://$reg/api/v1/repositories/$repo_path/promotions"
+    }
+    pull_prod_id() {
+        docker rmi -f "$img:prod" >/dev/null 2>&1
+        docker pull -q "$img:prod" >/dev/null 2>&1 && docker image inspect -f '{{.Id}}' "$img:prod"
+    }
+    if [[ -n $pushed_digest ]]; then
+        codes=""
+        for stage in test preprod prod; do codes+="$(promote "$pushed_digest" "$stage") "; done
+        if [[ $codes == "201 201 201 " ]]; then
+            t_ok "promoted $pushed_digest through test, preprod, prod"
+        else
+            t_not_ok "promote through test, preprod, prod" "HTTP codes: $codes" "$(cat "$work/promote.out")"
+        fi
+        if [[ $(pull_prod_id) == "$image_id" ]]; then
+            t_ok "docker pull $img:prod gives the promoted image"
+        else
+            t_not_ok "docker pull $img:prod gives the promoted image" "expected $image_id"
+        fi
+        # A second, different image released to prod.
+        printf 'release two %s\n' "$RANDOM" >"$ctx/etc/motd"
+        if docker build -q -t "$img:v3" "$ctx" >/dev/null 2>&1 && docker push "$img:v3" >"$work/push3.out" 2>&1; then
+            id3=$(docker image inspect -f '{{.Id}}' "$img:v3")
+            d3=$(sed -n 's/.*digest: \(sha256:[0-9a-f]\{64\}\).*/\1/p' "$work/push3.out" | tail -n 1)
+            codes=""
+            for stage in test preprod prod; do codes+="$(promote "$d3" "$stage") "; done
+            if [[ $codes == "201 201 201 " && $(pull_prod_id) == "$id3" ]]; then
+                t_ok "a newer release moves $img:prod"
+            else
+                t_not_ok "a newer release moves $img:prod" "codes: $codes"
+            fi
+            code=$(curl -sS -o "$work/rollback.out" -w '%{http_code}' -X POST "http://$reg/api/v1/repositories/$repo_path/stages/prod/rollback")
+            if [[ $code == 201 && $(pull_prod_id) == "$image_id" ]]; then
+                t_ok "rollback of prod: docker pull $img:prod gives the previous image again"
+            else
+                t_not_ok "rollback of prod restores the previous image" "HTTP $code" "$(cat "$work/rollback.out")"
+            fi
+        else
+            t_not_ok "build and push a second release" "$(cat "$work/push3.out" 2>/dev/null)"
+        fi
+        docker tag "$image_id" "$img:prod"
+        if out=$(docker push "$img:prod" 2>&1); then
+            t_not_ok "docker push to the stage tag $img:prod is refused" "$out"
+        elif grep -qiE 'denied' <<<"$out"; then
+            t_ok "docker push to the stage tag $img:prod is refused (denied)"
+        else
+            t_not_ok "docker push to the stage tag $img:prod is refused with 'denied'" "$out"
+        fi
+    else
+        t_not_ok "governance checks" "no digest known from the push"
+    fi
+
     # ---------------------------------------------------- negative pulls ---
     if out=$(docker pull "$img:no-such-tag" 2>&1); then
         t_not_ok "pull of a missing tag fails" "$out"
