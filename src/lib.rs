@@ -41,6 +41,8 @@ pub enum StartError {
     Bind(String, std::io::Error),
     #[error("server: {0}")]
     Server(std::io::Error),
+    #[error("recording the governance policy: {0}")]
+    Policy(String),
 }
 
 /// Opens the database and blob store the configuration names.
@@ -80,6 +82,10 @@ async fn log_request(req: ServiceRequest, next: Next<impl MessageBody>) -> Resul
 /// finish for up to `server.shutdown_timeout`.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let registry = open_registry(&config)?;
+    let policy = serde_json::to_value(&config.governance).unwrap_or_default();
+    if registry.record_policy(policy).await.map_err(|e| StartError::Policy(e.to_string()))? {
+        tracing::info!("governance policy changed since the last start; recorded in the audit log");
+    }
     tracing::info!(
         listen = %config.listen,
         data_dir = %config.data_dir.display(),

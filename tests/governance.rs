@@ -365,7 +365,7 @@ fn audit_log_records_changes_filters_and_verifies() {
     let v = app.get("/api/v1/audit/verify");
     v.expect(200);
     assert_eq!(v.json()["valid"], true);
-    assert_eq!(v.json()["rows_checked"], 4);
+    assert_eq!(v.json()["rows_checked"], 5, "4 changes + the policy recorded at start-up");
 }
 
 fn wharf(args: &[&str]) -> std::process::Output {
@@ -383,13 +383,14 @@ fn editing_an_audit_row_is_detected_by_wharf_audit_verify() {
     let data_dir = app.data_dir().to_str().unwrap().to_owned();
     let ok = wharf(&["audit", "verify", "--data-dir", &data_dir]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("6 rows verified"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("7 rows verified"));
 
     let export = wharf(&["audit", "export", "--data-dir", &data_dir]);
     assert!(export.status.success());
     let lines: Vec<Value> = String::from_utf8_lossy(&export.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 6);
-    assert_eq!(lines[0]["action"], "manifest.push");
+    assert_eq!(lines.len(), 7);
+    assert_eq!(lines[0]["action"], "policy.change");
+    assert_eq!(lines[1]["action"], "manifest.push");
     assert!(lines.iter().all(|l| l["hash"].as_str().unwrap().len() == 64));
 
     let db = rusqlite::Connection::open(app.data_dir().join("wharf.db")).unwrap();
@@ -441,4 +442,40 @@ fn pipeline_cli_promotes_rolls_back_and_shows_history() {
     assert_eq!(v["stages"][0]["current"]["digest"], a);
     assert!(v["stages"][2]["current"].is_null());
     let _ = b;
+}
+
+#[test]
+fn policy_changes_at_start_up_are_audited() {
+    let mut app = TestApp::start();
+    let first = audit(&app, "action=policy.change");
+    assert_eq!(first.len(), 1, "the first start records the policy");
+    assert_eq!(first[0]["actor"], "system");
+    assert_eq!(first[0]["details"]["policy"]["stages"], json!(["test", "preprod", "prod"]));
+    app.restart();
+    assert_eq!(audit(&app, "action=policy.change").len(), 1, "an unchanged policy is not recorded again");
+    app.stop();
+    // The same data directory, started by hand under a stricter policy.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", app.data_dir().to_str().unwrap()])
+        .env("WHARF_GOVERNANCE__GATES__PROD__NON_ROOT", "true")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::blocking::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/v1/audit?action=policy.change");
+    let mut entries = Value::Null;
+    for _ in 0..100 {
+        if let Ok(r) = client.get(&url).send() {
+            entries = r.json::<Value>().unwrap()["entries"].clone();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let entries = entries.as_array().expect("audit entries from the restarted server").clone();
+    assert_eq!(entries.len(), 2, "a changed policy is recorded");
+    assert_eq!(entries[0]["details"]["policy"]["gates"]["prod"]["non_root"], true);
+    assert!(entries[0]["details"]["previous"]["gates"]["prod"].is_null());
 }

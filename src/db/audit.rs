@@ -114,3 +114,11 @@ pub fn batch_after(conn: &Connection, after: i64, limit: u32) -> Result<Vec<Stor
     let rows = stmt.query_map(params![after, limit], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// The details of the newest row with this action, if any.
+pub fn latest_details(conn: &Connection, action: AuditAction) -> Result<Option<serde_json::Value>, DbError> {
+    let text: Option<String> = conn
+        .query_row("SELECT details FROM audit_log WHERE action = ?1 ORDER BY id DESC LIMIT 1", [action.as_str()], |r| r.get(0))
+        .optional()?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+}

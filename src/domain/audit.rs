@@ -36,10 +36,11 @@ pub enum AuditAction {
     PromotionDenied,
     Rollback,
     AccessDenied,
+    PolicyChange,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 10] = [
+    pub const ALL: [AuditAction; 11] = [
         Self::ManifestPush,
         Self::ManifestDelete,
         Self::TagCreate,
@@ -50,6 +51,7 @@ impl AuditAction {
         Self::PromotionDenied,
         Self::Rollback,
         Self::AccessDenied,
+        Self::PolicyChange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +66,7 @@ impl AuditAction {
             Self::PromotionDenied => "promotion.denied",
             Self::Rollback => "rollback",
             Self::AccessDenied => "access.denied",
+            Self::PolicyChange => "policy.change",
         }
     }
 

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::db::{self, audit::{AuditFilter, StoredAudit}};
-use crate::domain::GENESIS_HASH;
+use crate::db::{self, audit::{AuditFilter, NewAuditEntry, StoredAudit}};
+use crate::domain::{Actor, AuditAction, GENESIS_HASH};
 use crate::registry::{Registry, RegistryError};
 
 const VERIFY_BATCH: u32 = 1000;
@@ -58,6 +58,23 @@ impl ChainVerifier {
 }
 
 impl Registry {
+    /// Records the governance policy in the audit log when it differs from
+    /// the one last recorded, so every change of rules made through the
+    /// configuration is on the record. Returns whether it changed.
+    pub async fn record_policy(&self, policy: serde_json::Value) -> Result<bool, RegistryError> {
+        self.db
+            .write(move |tx| -> Result<bool, RegistryError> {
+                let previous = db::audit::latest_details(tx, AuditAction::PolicyChange)?;
+                if previous.as_ref().map(|p| &p["policy"]) == Some(&policy) {
+                    return Ok(false);
+                }
+                let details = serde_json::json!({ "policy": policy, "previous": previous.map(|p| p["policy"].clone()) });
+                db::audit::append(tx, NewAuditEntry { actor: &Actor::system(), action: AuditAction::PolicyChange, repository: None, reference: None, digest: None, details })?;
+                Ok(true)
+            })
+            .await
+    }
+
     /// Recomputes the whole chain and names the first broken row.
     pub async fn verify_audit(&self) -> Result<VerifyReport, RegistryError> {
         self.db
