@@ -1,0 +1,491 @@
+//! Black-box test harness: starts the real `wharf` binary on a loopback port
+//! with its own data directory and talks to it over HTTP.
+//!
+//! Every request made through [`Req::send`] asserts that the server did not
+//! answer with a 5xx, so a server error anywhere in the suite fails the test
+//! that caused it, with the request, the response and the server log shown.
+#![allow(dead_code)]
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::blocking::Client;
+use reqwest::Method;
+
+mod content;
+mod http;
+
+pub use content::*;
+pub use http::*;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+pub const MIB: usize = 1024 * 1024;
+
+/// How long a server gets to answer `GET /v2/` after being spawned.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a server gets to exit after SIGTERM before the harness gives up.
+const STOP_TIMEOUT: Duration = Duration::from_secs(45);
+
+// ---------------------------------------------------------------------------
+// Backends and the both-backends macro
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Fs,
+    S3,
+}
+
+const S3_VARS: [&str; 5] = [
+    "WHARF_TEST_S3_ENDPOINT",
+    "WHARF_TEST_S3_BUCKET",
+    "WHARF_TEST_S3_ACCESS_KEY_ID",
+    "WHARF_TEST_S3_SECRET_ACCESS_KEY",
+    "WHARF_TEST_S3_REGION",
+];
+
+fn env_nonempty(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+/// True when a test S3 server is configured. In CI a missing S3 server is a
+/// failure (the S3 half of the suite must never be skipped silently there);
+/// locally the test prints a loud note and the caller returns.
+pub fn s3_available() -> bool {
+    let missing: Vec<&str> = S3_VARS.iter().copied().filter(|k| env_nonempty(k).is_none()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let in_ci = env_nonempty("CI").is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"));
+    if in_ci {
+        panic!(
+            "S3 backend tests need a test S3 server but {missing:?} are unset; \
+             in CI these tests must not be skipped (run them through tests/run-all.sh)"
+        );
+    }
+    // Written straight to the stderr handle, which the test harness does not
+    // capture, so the note shows even for a "passing" test.
+    static BANNER: AtomicBool = AtomicBool::new(false);
+    let name = std::thread::current().name().unwrap_or("?").to_string();
+    let msg = if BANNER.swap(true, Ordering::SeqCst) {
+        format!("!!! SKIPPED S3 test {name} (no test S3 server)\n")
+    } else {
+        format!(
+            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+             !!! S3 backend tests are SKIPPED: {missing:?} unset.\n\
+             !!! Start a test S3 server (bash tests/services/s3.sh start) and export\n\
+             !!! its WHARF_TEST_S3_* lines. Under CI=true these tests FAIL instead.\n\
+             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+             !!! SKIPPED S3 test {name} (no test S3 server)\n"
+        )
+    };
+    let _ = std::io::stderr().write_all(msg.as_bytes());
+    false
+}
+
+/// Generates `fs::NAME` and `s3::NAME` tests for each `fn NAME(backend: Backend)`
+/// in the calling test file.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod fs {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::common::Backend::Fs)
+                }
+            )+
+        }
+        mod s3 {
+            $(
+                #[test]
+                fn $name() {
+                    if $crate::common::s3_available() {
+                        super::$name($crate::common::Backend::S3)
+                    }
+                }
+            )+
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------
+// The server under test
+// ---------------------------------------------------------------------------
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A process-wide unique token, for S3 prefixes and unique repository content.
+pub fn unique_token() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}-{}-{}", std::process::id(), nanos, n)
+}
+
+fn test_name_slug() -> String {
+    let name = std::thread::current().name().unwrap_or("test").to_string();
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+pub struct TestAppBuilder {
+    backend: Backend,
+    env: Vec<(String, String)>,
+}
+
+impl TestAppBuilder {
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn backend(mut self, b: Backend) -> Self {
+        self.backend = b;
+        self
+    }
+
+    pub fn start(self) -> TestApp {
+        let dir = tempfile::Builder::new().prefix("wharf-test-").tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        fs::create_dir_all(&data_dir).unwrap();
+        let log_path = dir.path().join("server.log");
+        let mut env = Vec::new();
+        if self.backend == Backend::S3 {
+            assert!(s3_available(), "S3 backend requested but no test S3 server is configured");
+            let get = |k: &str| env_nonempty(k).unwrap();
+            let prefix = format!("wharf-tests/{}-{}", test_name_slug(), unique_token());
+            env.push(("WHARF_STORAGE__BACKEND".into(), "s3".into()));
+            env.push(("WHARF_STORAGE__S3__ENDPOINT".into(), get("WHARF_TEST_S3_ENDPOINT")));
+            env.push(("WHARF_STORAGE__S3__BUCKET".into(), get("WHARF_TEST_S3_BUCKET")));
+            env.push(("WHARF_STORAGE__S3__REGION".into(), get("WHARF_TEST_S3_REGION")));
+            env.push(("WHARF_STORAGE__S3__ACCESS_KEY_ID".into(), get("WHARF_TEST_S3_ACCESS_KEY_ID")));
+            env.push(("WHARF_STORAGE__S3__SECRET_ACCESS_KEY".into(), get("WHARF_TEST_S3_SECRET_ACCESS_KEY")));
+            env.push(("WHARF_STORAGE__S3__ALLOW_HTTP".into(), "true".into()));
+            env.push(("WHARF_STORAGE__S3__PREFIX".into(), prefix));
+        }
+        if let Some(level) = env_nonempty("WHARF_LOG__LEVEL") {
+            env.push(("WHARF_LOG__LEVEL".into(), level));
+        }
+        env.extend(self.env);
+        let mut app = TestApp {
+            backend: self.backend,
+            env,
+            data_dir,
+            log_path,
+            port: 0,
+            child: None,
+            client: new_client(),
+            _dir: dir,
+        };
+        app.spawn();
+        app
+    }
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    env: Vec<(String, String)>,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    client: Client,
+    _dir: tempfile::TempDir,
+}
+
+fn new_client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(4)
+        .build()
+        .expect("http client")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+}
+
+impl TestApp {
+    pub fn start() -> TestApp {
+        Self::builder().start()
+    }
+
+    pub fn start_backend(b: Backend) -> TestApp {
+        Self::builder().backend(b).start()
+    }
+
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder { backend: Backend::Fs, env: Vec::new() }
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let bin = env!("CARGO_BIN_EXE_wharf");
+        let mut last_failure = String::new();
+        for attempt in 0..6 {
+            // Reuse the previous port on a restart (upload locations may be
+            // absolute URLs); fall back to a fresh one if it is taken.
+            let port = if attempt == 0 && self.port != 0 { self.port } else { free_port() };
+            let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("log file");
+            writeln!(log, "\n===== harness: starting wharf on 127.0.0.1:{port} (attempt {attempt}) =====").unwrap();
+            let log_len_before = fs::metadata(&self.log_path).map(|m| m.len()).unwrap_or(0);
+            let mut cmd = Command::new(bin);
+            cmd.arg("serve")
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--data-dir")
+                .arg(&self.data_dir)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log);
+            // Never let the developer's or CI's own WHARF_* settings leak in.
+            for (k, _) in std::env::vars() {
+                if k.starts_with("WHARF_") {
+                    cmd.env_remove(k);
+                }
+            }
+            cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {bin}: {e}"));
+            self.port = port;
+            let deadline = Instant::now() + START_TIMEOUT;
+            let probe = Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let log = fs::read_to_string(&self.log_path).unwrap_or_default();
+                    let tail = &log[(log_len_before as usize).min(log.len())..];
+                    let lower = tail.to_lowercase();
+                    last_failure = format!("wharf exited early with {status}:\n{tail}");
+                    if lower.contains("address already in use") || lower.contains("addrinuse") || lower.contains("os error 98") {
+                        break; // lost a port race: try another port
+                    }
+                    panic!("{last_failure}");
+                }
+                if let Ok(r) = probe.get(format!("http://127.0.0.1:{port}/v2/")).send() {
+                    if r.status().as_u16() == 200 {
+                        self.child = Some(child);
+                        self.client = new_client();
+                        return;
+                    }
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "wharf did not answer 200 on GET /v2/ within {START_TIMEOUT:?}; log:\n{}",
+                        fs::read_to_string(&self.log_path).unwrap_or_default()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("could not start wharf after several ports: {last_failure}");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Full URL for a path (`/v2/...`) or for a `Location` value, which may be
+    /// absolute (then it is re-based on the current server, whose port can
+    /// differ after a restart) or relative.
+    pub fn url(&self, path_or_location: &str) -> String {
+        let p = path_or_location;
+        if let Some(rest) = p.strip_prefix("http://").or_else(|| p.strip_prefix("https://")) {
+            let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+            return format!("{}{}", self.base(), path);
+        }
+        if p.starts_with('/') {
+            format!("{}{}", self.base(), p)
+        } else {
+            format!("{}/{}", self.base(), p)
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server not running").id()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+
+    fn proc_status_kib(&self, key: &str) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("read /proc/<pid>/status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("{key} missing from /proc/<pid>/status"));
+        line[key.len()..].trim().trim_end_matches("kB").trim().parse().expect("kB value")
+    }
+
+    /// The server's peak resident set size (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    /// The server's current resident set size (VmRSS) in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// Resets VmHWM to the current RSS (Linux `clear_refs` value 5).
+    /// Returns false when the kernel refuses.
+    pub fn reset_peak_rss(&self) -> bool {
+        fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").is_ok()
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn signal_term(&self) {
+        let st = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status().expect("run kill");
+        assert!(st.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the running server to exit (after a signal), returning its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut().expect("server not running");
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.child = None;
+                panic!("wharf did not exit within {timeout:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Graceful stop: SIGTERM, then wait for the process to exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal_term();
+        self.wait_exit(STOP_TIMEOUT)
+    }
+
+    /// Hard stop: SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("server not running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
+    /// Starts the server again on the same data dir and with the same env.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    /// SIGTERM, wait, start again.
+    pub fn restart(&mut self) {
+        let st = self.stop();
+        assert!(st.success(), "wharf exited with {st} after SIGTERM; log:\n{}", self.log());
+        self.spawn();
+    }
+
+    /// SIGKILL, start again.
+    pub fn crash_restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    // -- requests ----------------------------------------------------------
+
+    pub fn req(&self, method: Method, path_or_location: &str) -> Req<'_> {
+        let url = self.url(path_or_location);
+        Req { app: self, rb: self.client.request(method.clone(), &url), method, url }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.req(Method::GET, path).send()
+    }
+
+    pub fn head(&self, path: &str) -> Resp {
+        self.req(Method::HEAD, path).send()
+    }
+
+    pub fn delete(&self, path: &str) -> Resp {
+        self.req(Method::DELETE, path).send()
+    }
+
+    pub fn post(&self, path: &str) -> Resp {
+        self.req(Method::POST, path).send()
+    }
+
+    /// Sends a request written by hand over a raw socket (for paths that an
+    /// URL library would normalise, such as `..` segments). `Host` and
+    /// `Connection: close` are added. Asserts no 5xx.
+    pub fn raw(&self, method: &str, target: &str) -> RawResp {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).expect("read raw response");
+        let r = RawResp::parse(&buf, method, target);
+        assert!(r.status < 500, "server error on raw {method} {target}: {}\n{}", r.status, String::from_utf8_lossy(&r.body));
+        r
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let start = lines.len().saturating_sub(150);
+            eprintln!(
+                "----- wharf server log ({}, last {} lines) -----\n{}\n----- end of server log -----",
+                self.log_path.display(),
+                lines.len() - start,
+                lines[start..].join("\n")
+            );
+        }
+    }
+}
