@@ -30,6 +30,53 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub governance: GovernanceConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Require credentials. Off only for local use: the log says so loudly.
+    pub enabled: bool,
+    /// Lifetime of registry bearer tokens.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// The token-signing secret; default `<data_dir>/token.key`, created on
+    /// first start. Instances serving one registry must share it.
+    pub token_key_file: Option<PathBuf>,
+    /// External base URL of the token realm (e.g. `https://wharf.example`);
+    /// default: derived from each request's scheme and Host.
+    pub realm: Option<String>,
+    /// Repository globs anyone may pull without credentials.
+    pub anonymous_pull: Vec<String>,
+    /// Failed logins per account (4× per source address) before lock-out.
+    pub max_failed_logins: u32,
+    /// How long the failure count lasts (and so the lock-out).
+    #[serde(with = "humantime_serde")]
+    pub lockout: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            token_ttl: Duration::from_secs(300),
+            token_key_file: None,
+            realm: None,
+            anonymous_pull: vec![],
+            max_failed_logins: 5,
+            lockout: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key_file`, Wharf serves HTTPS itself.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key.
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +182,7 @@ pub struct ServerConfig {
     /// How long in-flight requests may run after a shutdown signal.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +205,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             log: LogConfig::default(),
             governance: GovernanceConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -187,7 +236,7 @@ impl Default for DatabaseConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { workers: 0, shutdown_timeout: Duration::from_secs(30) }
+        Self { workers: 0, shutdown_timeout: Duration::from_secs(30), tls: TlsConfig::default() }
     }
 }
 
@@ -206,7 +255,7 @@ pub struct CliOverrides {
     pub data_dir: Option<PathBuf>,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance"];
+const TOP_LEVEL_KEYS: &[&str] = &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance", "auth"];
 
 impl Config {
     pub fn load(file: Option<&Path>, cli: CliOverrides) -> Result<Self, ConfigError> {
@@ -260,6 +309,15 @@ impl Config {
         for pattern in &g.immutable_tags {
             regex::Regex::new(pattern).map_err(|e| ConfigError::Invalid(format!("governance.immutable_tags: {e}")))?;
         }
+        for glob in &self.auth.anonymous_pull {
+            crate::auth::roles::compile_glob(glob).map_err(|e| ConfigError::Invalid(format!("auth.anonymous_pull {glob:?}: {e}")))?;
+        }
+        if self.auth.token_ttl.as_secs() == 0 || self.auth.max_failed_logins == 0 {
+            return Err(ConfigError::Invalid("auth.token_ttl and auth.max_failed_logins must be positive".into()));
+        }
+        if self.server.tls.cert_file.is_some() != self.server.tls.key_file.is_some() {
+            return Err(ConfigError::Invalid("server.tls needs both cert_file and key_file".into()));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid("log.format must be `text` or `json`".into()));
         }
@@ -268,6 +326,10 @@ impl Config {
 
     pub fn database_path(&self) -> PathBuf {
         self.database.path.clone().unwrap_or_else(|| self.data_dir.join("wharf.db"))
+    }
+
+    pub fn token_key_path(&self) -> PathBuf {
+        self.auth.token_key_file.clone().unwrap_or_else(|| self.data_dir.join("token.key"))
     }
 
     pub fn blob_path(&self) -> PathBuf {

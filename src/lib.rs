@@ -5,6 +5,7 @@
 //! `domain` holds the validated types every layer shares.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;

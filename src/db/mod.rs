@@ -10,6 +10,7 @@
 //! readers; every call runs on tokio's blocking pool so actix workers never
 //! wait on the disk.
 
+pub mod accounts;
 pub mod audit;
 pub mod blobs;
 pub mod manifests;
@@ -43,6 +44,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../migrations/0001_core.sql")),
         M::up(include_str!("../../migrations/0002_governance.sql")),
+        M::up(include_str!("../../migrations/0003_access_control.sql")),
     ])
 }
 

@@ -37,10 +37,14 @@ pub enum AuditAction {
     Rollback,
     AccessDenied,
     PolicyChange,
+    AccountCreate,
+    AccountDelete,
+    GrantCreate,
+    GrantDelete,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 15] = [
         Self::ManifestPush,
         Self::ManifestDelete,
         Self::TagCreate,
@@ -52,6 +56,10 @@ impl AuditAction {
         Self::Rollback,
         Self::AccessDenied,
         Self::PolicyChange,
+        Self::AccountCreate,
+        Self::AccountDelete,
+        Self::GrantCreate,
+        Self::GrantDelete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +75,10 @@ impl AuditAction {
             Self::Rollback => "rollback",
             Self::AccessDenied => "access.denied",
             Self::PolicyChange => "policy.change",
+            Self::AccountCreate => "account.create",
+            Self::AccountDelete => "account.delete",
+            Self::GrantCreate => "grant.create",
+            Self::GrantDelete => "grant.delete",
         }
     }
 
