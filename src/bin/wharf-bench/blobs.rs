@@ -1,0 +1,99 @@
+//! Large-blob scenarios: monolithic push, chunked push, single and parallel pull.
+
+use reqwest::Body;
+use sha2::{Digest as _, Sha256};
+
+use crate::client::{Monolithic, Res};
+use crate::metrics::{mib_per_s, Phase};
+use crate::report::{Better, Metric, PhaseResult};
+use crate::Ctx;
+
+pub const REPO: &str = "wharf-bench/blob";
+
+async fn check_stored(cx: &Ctx<'_>, digest: &str, size: u64) -> Res<()> {
+    match cx.reg.blob_size(REPO, digest).await? {
+        Some(n) if n == size => Ok(()),
+        other => Err(format!("after the push, HEAD {digest} says {other:?}, expected {size} bytes")),
+    }
+}
+
+fn throughput(phase: &'static str, bytes: u64, res: crate::metrics::Resources, note: Option<String>) -> PhaseResult {
+    PhaseResult { phase, metrics: vec![Metric::new("throughput", "MiB/s", Better::Higher, mib_per_s(bytes, res.wall_s))], res, note }
+}
+
+/// One body, streamed from the generator: a single `POST ?digest=` where the
+/// registry takes it, else POST then `PUT ?digest=` with the body.
+pub async fn push_monolithic(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
+    let mode = cx.reg.probe_single_post(REPO).await?;
+    let (blob, digest) = (&cx.big.mono, &cx.big.mono_digest);
+    let phase = Phase::begin(cx.pid);
+    cx.reg.push_monolithic(mode, REPO, digest, blob.total, Body::wrap_stream(blob.stream(0, blob.total))).await?;
+    let res = phase.end();
+    check_stored(cx, digest, blob.total).await?;
+    let note = format!("{} MiB as {}", blob.total >> 20, mode.describe());
+    Ok(vec![throughput("push monolithic", blob.total, res, Some(note))])
+}
+
+/// POST, one PATCH per chunk with `Content-Range: start-end`, final `PUT ?digest=`.
+pub async fn push_chunked(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
+    let (blob, digest) = (&cx.big.chunked, &cx.big.chunked_digest);
+    let chunk = cx.prof.chunk_bytes;
+    let phase = Phase::begin(cx.pid);
+    let mut location = cx.reg.start_upload(REPO).await?;
+    let mut at = 0;
+    while at < blob.total {
+        let end = (at + chunk).min(blob.total);
+        location = cx.reg.patch(&location, at, end - at, Body::wrap_stream(blob.stream(at, end))).await?;
+        at = end;
+    }
+    cx.reg.finish_with_body(&location, digest, 0, Body::from(bytes::Bytes::new())).await?;
+    let res = phase.end();
+    check_stored(cx, digest, blob.total).await?;
+    let note = format!("{} MiB in {} PATCHes of {} MiB", blob.total >> 20, blob.total.div_ceil(chunk), chunk >> 20);
+    Ok(vec![throughput("push chunked", blob.total, res, Some(note))])
+}
+
+/// Pulls the monolithic blob (pushing it first, unmeasured, if missing):
+/// once unmeasured to check the digest, then one stream, then N at once.
+pub async fn pull(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
+    let (blob, digest) = (&cx.big.mono, &cx.big.mono_digest);
+    if cx.reg.blob_size(REPO, digest).await? != Some(blob.total) {
+        let body = Body::wrap_stream(blob.stream(0, blob.total));
+        cx.reg.push_monolithic(Monolithic::PostPut, REPO, digest, blob.total, body).await?;
+    }
+    let mut hasher = Sha256::new();
+    let n = cx.reg.pull_blob(REPO, digest, |c| hasher.update(c)).await?;
+    let got = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if n != blob.total || &got != digest {
+        return Err(format!("verification pull: {n} bytes with digest {got}, expected {} bytes with {digest}", blob.total));
+    }
+
+    let phase = Phase::begin(cx.pid);
+    let n = cx.reg.pull_blob(REPO, digest, |_| {}).await?;
+    let single = phase.end();
+    if n != blob.total {
+        return Err(format!("pull: {n} bytes, expected {}", blob.total));
+    }
+
+    let streams = cx.prof.streams;
+    let phase = Phase::begin(cx.pid);
+    let tasks: Vec<_> = (0..streams)
+        .map(|_| {
+            let (reg, digest) = (cx.reg.clone(), digest.clone());
+            tokio::spawn(async move { reg.pull_blob(REPO, &digest, |_| {}).await })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        let n = t.await.map_err(|e| format!("pull task: {e}"))??;
+        if n != blob.total {
+            return Err(format!("parallel pull: a stream got {n} bytes, expected {}", blob.total));
+        }
+        total += n;
+    }
+    let parallel = phase.end();
+    Ok(vec![
+        throughput("pull 1 stream", blob.total, single, Some(format!("{} MiB; digest verified on a separate unmeasured pull", blob.total >> 20))),
+        throughput(Box::leak(format!("pull {streams} streams").into_boxed_str()), total, parallel, Some(format!("{streams} concurrent streams of {} MiB, aggregate", blob.total >> 20))),
+    ])
+}

@@ -1,0 +1,279 @@
+//! The OCI distribution HTTP calls the scenarios make, and nothing else:
+//! this tool knows a registry only by its base URL.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION};
+use reqwest::{Body, Client, Response, StatusCode};
+
+pub type Res<T> = Result<T, String>;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// How a whole blob is pushed in one body.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Monolithic {
+    /// `POST /blobs/uploads/?digest=` with the body: one request.
+    SinglePost,
+    /// `POST /blobs/uploads/` then `PUT <location>?digest=` with the body.
+    PostPut,
+}
+
+impl Monolithic {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::SinglePost => "single POST ?digest=",
+            Self::PostPut => "POST, then PUT ?digest= with the body",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Registry {
+    pub base: String,
+    pub http: Client,
+}
+
+/// Fails with the status and the start of the body unless `status` is `want`.
+async fn expect(resp: Response, want: StatusCode, what: &str) -> Res<Response> {
+    if resp.status() == want {
+        return Ok(resp);
+    }
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    Err(format!("{what}: expected {want}, got {status}: {}", body.chars().take(300).collect::<String>()))
+}
+
+fn net(what: &str) -> impl Fn(reqwest::Error) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+impl Registry {
+    pub fn new(base: &str) -> Res<Self> {
+        let http = Client::builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(1024)
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(Self { base: base.trim_end_matches('/').to_owned(), http })
+    }
+
+    /// An absolute URL for a path or for a `Location`/`Link` the server sent.
+    pub fn url(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{}", self.base, path_or_url)
+        }
+    }
+
+    fn location(resp: &Response, what: &str) -> Res<String> {
+        resp.headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{what}: no Location header"))
+    }
+
+    /// `<location>?digest=` or `<location>&digest=`.
+    fn with_digest(&self, location: &str, digest: &str) -> String {
+        let sep = if location.contains('?') { '&' } else { '?' };
+        self.url(&format!("{location}{sep}digest={digest}"))
+    }
+
+    pub async fn check_base(&self) -> Res<()> {
+        let resp = self.http.get(self.url("/v2/")).send().await.map_err(net("GET /v2/"))?;
+        expect(resp, StatusCode::OK, "GET /v2/").await.map(drop)
+    }
+
+    /// `POST /v2/<repo>/blobs/uploads/` → the upload's `Location`.
+    pub async fn start_upload(&self, repo: &str) -> Res<String> {
+        let what = "POST blobs/uploads";
+        let resp = self
+            .http
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/")))
+            .header(CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(net(what))?;
+        let resp = expect(resp, StatusCode::ACCEPTED, what).await?;
+        Self::location(&resp, what)
+    }
+
+    /// Finds out whether the registry takes a blob in a single POST: sends a
+    /// tiny blob that way; 201 means yes, 202 (an upload session) means no.
+    pub async fn probe_single_post(&self, repo: &str) -> Res<Monolithic> {
+        let data = Bytes::from_static(b"wharf-bench single POST probe");
+        let digest = crate::gen::sha256_hex(&data);
+        let resp = self
+            .http
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(data.clone())
+            .send()
+            .await
+            .map_err(net("probe POST ?digest="))?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(Monolithic::SinglePost),
+            StatusCode::ACCEPTED => {
+                let location = Self::location(&resp, "probe POST ?digest=")?;
+                self.finish_with_body(&location, &digest, data.len() as u64, Body::from(data)).await?;
+                Ok(Monolithic::PostPut)
+            }
+            other => Err(format!("probe POST ?digest=: unexpected {other}")),
+        }
+    }
+
+    /// `PUT <location>?digest=` carrying the (rest of the) body.
+    pub async fn finish_with_body(&self, location: &str, digest: &str, len: u64, body: Body) -> Res<()> {
+        let what = "PUT upload ?digest=";
+        let resp = self
+            .http
+            .put(self.with_digest(location, digest))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, len)
+            .body(body)
+            .send()
+            .await
+            .map_err(net(what))?;
+        expect(resp, StatusCode::CREATED, what).await.map(drop)
+    }
+
+    /// Pushes a whole blob in one body, the way `mode` says.
+    pub async fn push_monolithic(&self, mode: Monolithic, repo: &str, digest: &str, len: u64, body: Body) -> Res<()> {
+        match mode {
+            Monolithic::SinglePost => {
+                let what = "POST ?digest= (monolithic)";
+                let resp = self
+                    .http
+                    .post(self.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, len)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(net(what))?;
+                expect(resp, StatusCode::CREATED, what).await.map(drop)
+            }
+            Monolithic::PostPut => {
+                let location = self.start_upload(repo).await?;
+                self.finish_with_body(&location, digest, len, body).await
+            }
+        }
+    }
+
+    /// `PATCH <location>` with `Content-Range: start-end`; returns the next location.
+    pub async fn patch(&self, location: &str, start: u64, len: u64, body: Body) -> Res<String> {
+        let what = "PATCH upload";
+        let resp = self
+            .http
+            .patch(self.url(location))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, len)
+            .header("Content-Range", format!("{}-{}", start, start + len - 1))
+            .body(body)
+            .send()
+            .await
+            .map_err(net(what))?;
+        let resp = expect(resp, StatusCode::ACCEPTED, what).await?;
+        Self::location(&resp, what)
+    }
+
+    /// A small blob the way docker pushes one: POST, then PUT with the body.
+    pub async fn push_small(&self, repo: &str, data: Bytes) -> Res<String> {
+        let digest = crate::gen::sha256_hex(&data);
+        let location = self.start_upload(repo).await?;
+        self.finish_with_body(&location, &digest, data.len() as u64, Body::from(data)).await?;
+        Ok(digest)
+    }
+
+    /// `HEAD` a blob → its `Content-Length`, or None when it is unknown.
+    pub async fn blob_size(&self, repo: &str, digest: &str) -> Res<Option<u64>> {
+        let what = "HEAD blob";
+        let resp = self.http.head(self.url(&format!("/v2/{repo}/blobs/{digest}"))).send().await.map_err(net(what))?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::OK => Ok(resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())),
+            other => Err(format!("{what}: unexpected {other}")),
+        }
+    }
+
+    /// `GET` a blob; hands every chunk to `sink`; returns the byte count.
+    pub async fn pull_blob(&self, repo: &str, digest: &str, mut sink: impl FnMut(&[u8])) -> Res<u64> {
+        let what = "GET blob";
+        let resp = self.http.get(self.url(&format!("/v2/{repo}/blobs/{digest}"))).send().await.map_err(net(what))?;
+        let mut resp = expect(resp, StatusCode::OK, what).await?;
+        let mut n = 0u64;
+        while let Some(chunk) = resp.chunk().await.map_err(net(what))? {
+            n += chunk.len() as u64;
+            sink(&chunk);
+        }
+        Ok(n)
+    }
+
+    pub async fn put_manifest(&self, repo: &str, reference: &str, manifest: Bytes) -> Res<()> {
+        let what = "PUT manifest";
+        let resp = self
+            .http
+            .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header(CONTENT_TYPE, OCI_MANIFEST)
+            .body(manifest)
+            .send()
+            .await
+            .map_err(net(what))?;
+        expect(resp, StatusCode::CREATED, what).await.map(drop)
+    }
+
+    /// `GET` a manifest; returns its length.
+    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Res<usize> {
+        let what = "GET manifest";
+        let resp = self
+            .http
+            .get(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header(ACCEPT, ACCEPT_MANIFESTS)
+            .send()
+            .await
+            .map_err(net(what))?;
+        let resp = expect(resp, StatusCode::OK, what).await?;
+        Ok(resp.bytes().await.map_err(net(what))?.len())
+    }
+
+    /// One page of a tags list or catalog: the names under `key`, and the
+    /// next page's URL from the `Link` header.
+    pub async fn get_page(&self, url: &str, key: &str) -> Res<(usize, Option<String>)> {
+        let what = "GET page";
+        let resp = self.http.get(self.url(url)).send().await.map_err(net(what))?;
+        let resp = expect(resp, StatusCode::OK, what).await?;
+        let next = resp.headers().get(LINK).and_then(|v| v.to_str().ok()).and_then(parse_next_link);
+        let body: serde_json::Value = resp.json().await.map_err(net(what))?;
+        let count = body.get(key).and_then(|v| v.as_array()).map_or(0, Vec::len);
+        Ok((count, next))
+    }
+}
+
+/// The target of `<...>; rel="next"` in a `Link` header.
+pub fn parse_next_link(header: &str) -> Option<String> {
+    header.split(',').find(|part| part.contains("rel=\"next\"") || part.contains("rel=next")).and_then(|part| {
+        let start = part.find('<')? + 1;
+        let end = part[start..].find('>')? + start;
+        Some(part[start..end].to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_next_link;
+
+    #[test]
+    fn link_header() {
+        assert_eq!(parse_next_link("</v2/_catalog?n=100&last=b>; rel=\"next\"").as_deref(), Some("/v2/_catalog?n=100&last=b"));
+        assert_eq!(parse_next_link("<http://h/v2/x/tags/list?last=t&n=100>; rel=\"next\"").as_deref(), Some("http://h/v2/x/tags/list?last=t&n=100"));
+        assert_eq!(parse_next_link("</x>; rel=\"prev\""), None);
+    }
+}
