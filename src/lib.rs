@@ -44,6 +44,10 @@ pub enum StartError {
     Server(std::io::Error),
     #[error("recording the governance policy: {0}")]
     Policy(String),
+    #[error("access control: {0}")]
+    Auth(#[from] auth::AuthError),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Opens the database and blob store the configuration names.
@@ -54,10 +58,16 @@ pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
     Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance)))
 }
 
+/// Sets up access control over the registry's database.
+pub fn open_auth(config: &Config, registry: &Registry) -> Result<auth::Auth, StartError> {
+    Ok(auth::Auth::new(registry.db().clone(), config)?)
+}
+
 /// Mounts every route with its shared state; used by `serve` and tests.
-pub fn configure_app(registry: Registry) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn configure_app(registry: Registry, auth: auth::Auth) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(registry))
+            .app_data(web::Data::new(auth))
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::bad_request("UNSUPPORTED", format!("query: {e}")).into()))
             .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::bad_request("NAME_INVALID", format!("path: {e}")).into()))
             .configure(api::configure);
@@ -87,8 +97,21 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     if registry.record_policy(policy).await.map_err(|e| StartError::Policy(e.to_string()))? {
         tracing::info!("governance policy changed since the last start; recorded in the audit log");
     }
+    let auth = open_auth(&config, &registry)?;
+    if auth.enabled() {
+        if auth.bootstrap_admin(std::env::var("WHARF_ADMIN_PASSWORD").ok()).await?.is_some() {
+            tracing::info!("created the admin account from WHARF_ADMIN_PASSWORD");
+        } else if auth.account_count().await? == 0 {
+            tracing::warn!("auth is on but no account exists: set WHARF_ADMIN_PASSWORD or run `wharf user add admin --admin`");
+        }
+    } else {
+        tracing::warn!("AUTH IS DISABLED: anyone who reaches this server can push, delete and promote. Set auth.enabled = true outside local use.");
+    }
+    let tls = config.server.tls.cert_file.as_ref().zip(config.server.tls.key_file.as_ref()).map(|(c, k)| tls_config(c, k)).transpose()?;
     tracing::info!(
         listen = %config.listen,
+        tls = tls.is_some(),
+        auth = auth.enabled(),
         data_dir = %config.data_dir.display(),
         backend = ?config.storage.backend,
         "wharf starting"
@@ -98,13 +121,37 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         App::new()
             .wrap(actix_web::middleware::from_fn(log_request))
             .wrap(DefaultHeaders::new().add(("Docker-Distribution-API-Version", "registry/2.0")))
-            .configure(configure_app(registry.clone()))
+            .configure(configure_app(registry.clone(), auth.clone()))
     })
     .workers(workers)
-    .shutdown_timeout(config.server.shutdown_timeout.as_secs())
-    .bind(config.listen)
+    .shutdown_timeout(config.server.shutdown_timeout.as_secs());
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(config.listen, tls),
+        None => server.bind(config.listen),
+    }
     .map_err(|e| StartError::Bind(config.listen.to_string(), e))?;
     server.run().await.map_err(StartError::Server)?;
     tracing::info!("wharf stopped");
     Ok(())
+}
+
+/// Loads the PEM certificate chain and private key for HTTPS.
+fn tls_config(cert_path: &std::path::Path, key_path: &std::path::Path) -> Result<rustls::ServerConfig, StartError> {
+    let open = |p: &std::path::Path| {
+        std::fs::File::open(p).map(std::io::BufReader::new).map_err(|e| StartError::Tls(format!("{}: {e}", p.display())))
+    };
+    let certs = rustls_pemfile::certs(&mut open(cert_path)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError::Tls(format!("{}: {e}", cert_path.display())))?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!("{}: no certificate found", cert_path.display())));
+    }
+    let key = rustls_pemfile::private_key(&mut open(key_path)?)
+        .map_err(|e| StartError::Tls(format!("{}: {e}", key_path.display())))?
+        .ok_or_else(|| StartError::Tls(format!("{}: no private key found", key_path.display())))?;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| StartError::Tls(e.to_string()))
 }

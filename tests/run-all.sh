@@ -162,7 +162,8 @@ step_cargo_test() {
     if [[ -z ${WHARF_TEST_S3_ENDPOINT:-} ]]; then
         echo "note: WHARF_TEST_S3_* not set (step s3 not run or failed); S3 tests may skip or fail"
     fi
-    cargo test --release --locked
+    # --no-fail-fast: one failing test binary must not hide the others' results.
+    cargo test --release --locked --no-fail-fast
 }
 
 # conformance_against NAME BACKEND

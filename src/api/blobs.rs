@@ -5,7 +5,9 @@ use actix_web::http::header::{self, HeaderName};
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::request::{actor, digest_param, header, repo};
+use super::access::require;
+use super::request::{digest_param, header, repo};
+use crate::auth::Action;
 use super::ApiError;
 use crate::registry::blobs::ByteRange;
 use crate::registry::Registry;
@@ -33,6 +35,7 @@ fn parse_range(value: &str) -> Option<ByteRange> {
 /// with 206 (416 when unsatisfiable).
 pub async fn get(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Pull, Some(&repo)).await?;
     let digest = digest_param(&req, "digest")?;
     if req.method() == Method::HEAD {
         let size = registry.stat_blob(&repo, &digest).await?;
@@ -64,8 +67,9 @@ pub async fn get(req: HttpRequest, registry: web::Data<Registry>) -> Result<Http
 /// `DELETE /v2/<name>/blobs/<digest>` — 202.
 pub async fn delete(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    let actor = require(&req, Action::Delete, Some(&repo)).await?;
     let digest = digest_param(&req, "digest")?;
-    registry.delete_blob(&actor(&req), &repo, &digest).await?;
+    registry.delete_blob(&actor, &repo, &digest).await?;
     Ok(HttpResponse::Accepted().finish())
 }
 

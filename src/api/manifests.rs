@@ -5,7 +5,9 @@ use actix_web::http::header::{self, HeaderName};
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::request::{actor, header, read_limited, repo};
+use super::access::require;
+use super::request::{header, read_limited, repo};
+use crate::auth::Action;
 use super::ApiError;
 use crate::domain::{Reference, Tag};
 use crate::registry::Registry;
@@ -35,6 +37,7 @@ fn reference(req: &HttpRequest) -> Result<Reference, ApiError> {
 /// `GET|HEAD /v2/<name>/manifests/<reference>` — the exact bytes pushed.
 pub async fn get(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Pull, Some(&repo)).await?;
     let reference = reference(&req)?;
     let manifest = registry.get_manifest(&repo, &reference).await?;
     let mut response = HttpResponse::Ok();
@@ -53,10 +56,11 @@ pub async fn get(req: HttpRequest, registry: web::Data<Registry>) -> Result<Http
 /// `Docker-Content-Digest` and, for a manifest with a subject, `OCI-Subject`.
 pub async fn put(req: HttpRequest, payload: web::Payload, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    let actor = require(&req, Action::Push, Some(&repo)).await?;
     let reference = reference(&req)?;
     let tags = tag_params(&req)?;
     let body = read_limited(&req, payload, registry.config().max_manifest_bytes).await?;
-    let put = registry.put_manifest(&actor(&req), &repo, &reference, &tags, header(&req, header::CONTENT_TYPE), body).await?;
+    let put = registry.put_manifest(&actor, &repo, &reference, &tags, header(&req, header::CONTENT_TYPE), body).await?;
     let mut response = HttpResponse::Created();
     response
         .insert_header((header::LOCATION, format!("/v2/{repo}/manifests/{}", put.digest)))
@@ -73,7 +77,8 @@ pub async fn put(req: HttpRequest, payload: web::Payload, registry: web::Data<Re
 /// `DELETE /v2/<name>/manifests/<reference>` — 202.
 pub async fn delete(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    let actor = require(&req, Action::Delete, Some(&repo)).await?;
     let reference = reference(&req)?;
-    registry.delete_manifest(&actor(&req), &repo, &reference).await?;
+    registry.delete_manifest(&actor, &repo, &reference).await?;
     Ok(HttpResponse::Accepted().finish())
 }

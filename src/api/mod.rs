@@ -4,6 +4,8 @@
 //!
 //! Layering: `api` calls `registry`; nothing calls `api` but `lib.rs`.
 
+pub(crate) mod access;
+mod accounts;
 mod base;
 mod blobs;
 mod catalog;
@@ -13,6 +15,7 @@ pub mod oci_error;
 mod referrers;
 pub(crate) mod request;
 mod tags;
+mod token;
 mod uploads;
 
 use actix_web::web;
@@ -22,11 +25,31 @@ pub use oci_error::ApiError;
 /// Repository names contain slashes, so every route captures `{name:.+}` and
 /// the fixed suffix after it decides the endpoint.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    governance::configure(cfg);
+    cfg.route("/auth/token", web::get().to(token::get)).route("/auth/token", web::post().to(token::post));
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(|e, _| ApiError::bad_request("INVALID_REQUEST", format!("body: {e}")).into()),
+            )
+            .configure(governance::routes)
+            .route("/users", web::post().to(accounts::create_user))
+            .route("/users", web::get().to(accounts::list_users))
+            .route("/users/{name}", web::delete().to(accounts::delete_user))
+            .route("/robots", web::post().to(accounts::create_robot))
+            .route("/robots", web::get().to(accounts::list_robots))
+            .route("/robots/{name}", web::delete().to(accounts::delete_robot))
+            .route("/grants", web::post().to(accounts::create_grant))
+            .route("/grants", web::get().to(accounts::list_grants))
+            .route("/grants/{id}", web::delete().to(accounts::delete_grant)),
+    );
     cfg.service(
         web::scope("/v2")
             .route("", web::get().to(base::version_check))
+            .route("", web::head().to(base::version_check))
             .route("/", web::get().to(base::version_check))
+            .route("/", web::head().to(base::version_check))
             .route("/_catalog", web::get().to(catalog::list))
             .service(
                 web::resource(["/{name:.+}/blobs/uploads/", "/{name:.+}/blobs/uploads"])
@@ -55,8 +78,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(manifests::delete))
                     .default_service(web::to(base::method_not_allowed)),
             )
-            .service(web::resource("/{name:.+}/tags/list").route(web::get().to(tags::list)))
-            .service(web::resource("/{name:.+}/referrers/{digest}").route(web::get().to(referrers::list))),
+            .service(
+                web::resource("/{name:.+}/tags/list")
+                    .route(web::get().to(tags::list))
+                    .default_service(web::to(base::method_not_allowed)),
+            )
+            .service(
+                web::resource("/{name:.+}/referrers/{digest}")
+                    .route(web::get().to(referrers::list))
+                    .default_service(web::to(base::method_not_allowed)),
+            ),
     )
     .default_service(web::to(base::not_found));
 }

@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::auth::AuthError;
 use crate::domain::InvalidInput;
 use crate::registry::RegistryError;
 
@@ -47,6 +48,20 @@ impl ApiError {
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    pub fn denied(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "DENIED", message)
+    }
+
+    /// A server-side fault: logged with its cause, generic to the client.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "internal error; see the server log")
     }
 }
 
@@ -110,10 +125,24 @@ impl From<RegistryError> for ApiError {
             }
             E::RollbackDenied(_) => (StatusCode::CONFLICT, "ROLLBACK_DENIED"),
             E::BadRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
-            E::Storage(_) | E::Db(_) => {
-                tracing::error!(error = %e, "internal error");
-                return Self::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "internal error; see the server log");
-            }
+            E::Storage(_) | E::Db(_) => return Self::internal(e),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        use AuthError as E;
+        let (status, code) = match &e {
+            // Handlers turn this into a challenge; this is the fallback.
+            E::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            E::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+            E::Forbidden(_) => (StatusCode::FORBIDDEN, "DENIED"),
+            E::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+            E::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
+            E::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            E::Db(_) | E::Setup(_) => return Self::internal(e),
         };
         Self::new(status, code, e.to_string())
     }

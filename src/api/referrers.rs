@@ -5,7 +5,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::require;
 use super::request::{digest_param, repo};
+use crate::auth::Action;
 use super::ApiError;
 use crate::registry::manifests::OCI_INDEX;
 use crate::registry::Registry;
@@ -22,6 +24,7 @@ pub struct ReferrersQuery {
 /// the manifests whose subject is `<digest>`.
 pub async fn list(req: HttpRequest, query: web::Query<ReferrersQuery>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Pull, Some(&repo)).await?;
     let subject = digest_param(&req, "digest")?;
     let filter = query.artifact_type.clone().filter(|t| !t.is_empty());
     let manifests = registry.referrers(&repo, &subject, filter.clone()).await?;

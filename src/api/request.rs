@@ -8,15 +8,9 @@ use serde::Deserialize;
 
 use super::ApiError;
 use crate::config::RegistryConfig;
-use crate::domain::{Actor, Digest, RepoName};
+use crate::domain::{Digest, RepoName};
 use crate::registry::RegistryError;
 use crate::storage::BodyStream;
-
-/// Who is asking. Until access control exists everyone is anonymous; the
-/// peer address is still recorded.
-pub fn actor(req: &HttpRequest) -> Actor {
-    Actor::anonymous(req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into()))
-}
 
 pub fn repo(req: &HttpRequest) -> Result<RepoName, ApiError> {
     Ok(RepoName::parse(req.match_info().get("name").unwrap_or_default())?)

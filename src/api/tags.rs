@@ -4,7 +4,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::access::require;
 use super::request::{next_link, repo, PageQuery};
+use crate::auth::Action;
 use super::ApiError;
 use crate::registry::Registry;
 
@@ -12,6 +14,7 @@ use crate::registry::Registry;
 /// header when more tags follow.
 pub async fn list(req: HttpRequest, query: web::Query<PageQuery>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Pull, Some(&repo)).await?;
     let n = query.size(registry.config())?;
     let page = registry.list_tags(&repo, query.last(), n).await?;
     let mut response = HttpResponse::Ok();

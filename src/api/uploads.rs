@@ -4,7 +4,9 @@ use actix_web::http::header::{self, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::access::{identity, may_mount_anonymously, may_pull, require};
 use super::request::{body_stream, header, repo};
+use crate::auth::Action;
 use super::ApiError;
 use crate::domain::{Digest, RepoName};
 use crate::registry::uploads::{MountOutcome, UploadStatus};
@@ -76,11 +78,15 @@ pub async fn start(
     registry: web::Data<Registry>,
 ) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Push, Some(&repo)).await?;
     if let Some(mount) = &query.mount {
         let digest = Digest::parse(mount)?;
-        // An invalid `from` cannot hold the blob: fall back to a plain upload.
-        let from = query.from.as_deref().and_then(|f| RepoName::parse(f).ok());
-        if query.from.is_some() && from.is_none() {
+        // An invalid `from`, or one the caller may not read, cannot lend the
+        // blob: fall back to a plain upload. So does a mount that names no
+        // source, unless the caller may read every repository.
+        let id = identity(&req).await?;
+        let from = query.from.as_deref().and_then(|f| RepoName::parse(f).ok()).filter(|f| may_pull(&req, &id, f.as_str()));
+        if (query.from.is_some() && from.is_none()) || (query.from.is_none() && !may_mount_anonymously(&id)) {
             let status = registry.start_upload(&repo).await?;
             return Ok(in_progress(&repo, &status, actix_web::http::StatusCode::ACCEPTED));
         }
@@ -101,6 +107,7 @@ pub async fn start(
 /// `GET /v2/<name>/blobs/uploads/<id>` — 204 with the current `Range`.
 pub async fn status(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Push, Some(&repo)).await?;
     let id = req.match_info().get("id").unwrap_or_default();
     let status = registry.upload_status(&repo, id).await?;
     Ok(in_progress(&repo, &status, actix_web::http::StatusCode::NO_CONTENT))
@@ -120,10 +127,11 @@ fn content_range_start(req: &HttpRequest) -> Result<Option<(u64, u64)>, ApiError
 /// `PATCH /v2/<name>/blobs/uploads/<id>` — appends a chunk; 202 with `Range`.
 pub async fn append(req: HttpRequest, payload: web::Payload, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Push, Some(&repo)).await?;
     let id = req.match_info().get("id").unwrap_or_default().to_owned();
     let range = content_range_start(&req)?;
     let status = registry
-        .append_upload(&repo, &id, range.map(|(start, _)| start), body_stream(payload))
+        .append_upload(&repo, &id, range, body_stream(payload))
         .await
         .map_err(|e| with_upload_headers(e, &repo, &id))?;
     Ok(in_progress(&repo, &status, actix_web::http::StatusCode::ACCEPTED))
@@ -138,19 +146,21 @@ pub async fn complete(
     registry: web::Data<Registry>,
 ) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Push, Some(&repo)).await?;
     let id = req.match_info().get("id").unwrap_or_default().to_owned();
     let digest = query.digest.as_deref().ok_or_else(|| ApiError::bad_request("DIGEST_INVALID", "the digest query parameter is required"))?;
     let digest = Digest::parse(digest)?;
     let has_body = header(&req, header::CONTENT_LENGTH).is_none_or(|len| len != "0");
     let body = has_body.then(|| body_stream(payload));
-    let start = content_range_start(&req)?.map(|(start, _)| start);
-    registry.complete_upload(&repo, &id, &digest, start, body).await.map_err(|e| with_upload_headers(e, &repo, &id))?;
+    let range = content_range_start(&req)?;
+    registry.complete_upload(&repo, &id, &digest, range, body).await.map_err(|e| with_upload_headers(e, &repo, &id))?;
     Ok(created(&repo, &digest))
 }
 
 /// `DELETE /v2/<name>/blobs/uploads/<id>` — cancels; 204.
 pub async fn cancel(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Push, Some(&repo)).await?;
     let id = req.match_info().get("id").unwrap_or_default();
     registry.cancel_upload(&repo, id).await?;
     Ok(HttpResponse::NoContent().finish())

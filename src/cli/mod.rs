@@ -2,6 +2,7 @@
 //! work on the database directly, and pipeline commands that are HTTP
 //! clients of a running Wharf.
 
+mod accounts;
 mod audit;
 mod client;
 
@@ -103,6 +104,21 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Users, on the local database (bootstrap; a running server has /api/v1/users).
+    User {
+        #[command(subcommand)]
+        command: accounts::UserCommand,
+    },
+    /// Robot accounts for CI, on the local database.
+    Robot {
+        #[command(subcommand)]
+        command: accounts::RobotCommand,
+    },
+    /// Grants of roles on repository globs, on the local database.
+    Grant {
+        #[command(subcommand)]
+        command: accounts::GrantCommand,
+    },
 }
 
 pub fn run(cli: Cli) -> Result<(), String> {
@@ -132,5 +148,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Rollback { repository, stage, to_sequence, client } => client::rollback(&client, &repository, &stage, to_sequence),
         Command::History { repository, stage, client } => client::history(&client, &repository, stage.as_deref()),
         Command::Audit { command } => audit::run(command),
+        Command::User { command } => accounts::user(command),
+        Command::Robot { command } => accounts::robot(command),
+        Command::Grant { command } => accounts::grant(command),
     }
 }

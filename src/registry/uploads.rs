@@ -90,14 +90,15 @@ impl Registry {
 
     /// `PATCH /v2/<name>/blobs/uploads/<id>`: appends a chunk. `start` is the
     /// first byte offset from `Content-Range`, if the client sent one.
-    pub async fn append_upload(&self, repo: &RepoName, id: &str, start: Option<u64>, body: BodyStream) -> Result<UploadStatus, RegistryError> {
+    /// `range` is the request's `Content-Range` (first and last byte), if any.
+    pub async fn append_upload(&self, repo: &RepoName, id: &str, range: Option<(u64, u64)>, body: BodyStream) -> Result<UploadStatus, RegistryError> {
         let row = self.load_upload(repo, id).await?;
-        if let Some(start) = start {
+        if let Some((start, _)) = range {
             if start != row.size {
                 return Err(RegistryError::RangeInvalid { current: row.size, requested: start });
             }
         }
-        let (size, _) = self.append_part(row, body).await?;
+        let (size, _) = self.append_part(row, body, range).await?;
         Ok(UploadStatus { id: id.to_owned(), size })
     }
 
@@ -108,17 +109,17 @@ impl Registry {
         repo: &RepoName,
         id: &str,
         digest: &Digest,
-        start: Option<u64>,
+        range: Option<(u64, u64)>,
         body: Option<BodyStream>,
     ) -> Result<(), RegistryError> {
         let row = self.load_upload(repo, id).await?;
-        if let Some(start) = start {
+        if let Some((start, _)) = range {
             if start != row.size {
                 return Err(RegistryError::RangeInvalid { current: row.size, requested: start });
             }
         }
         let (size, hasher) = match body {
-            Some(body) => self.append_part(row, body).await?,
+            Some(body) => self.append_part(row, body, range).await?,
             None => {
                 let hasher = DigestHasher::restore(&row.hasher_state).ok_or(db::DbError::Corrupt("uploads.hasher_state"))?;
                 (row.size, hasher)
@@ -202,11 +203,20 @@ impl Registry {
 
     /// Streams `body` into a new part object and records it, unless another
     /// request appended first (then the part is discarded and 416 returned).
-    async fn append_part(&self, row: db::uploads::UploadRow, body: BodyStream) -> Result<(u64, DigestHasher), RegistryError> {
+    /// Streams `body` into a new part. With a `Content-Range`, a body of
+    /// another length is refused and its bytes dropped.
+    async fn append_part(&self, row: db::uploads::UploadRow, body: BodyStream, range: Option<(u64, u64)>) -> Result<(u64, DigestHasher), RegistryError> {
         let mut hasher = DigestHasher::restore(&row.hasher_state).ok_or(db::DbError::Corrupt("uploads.hasher_state"))?;
         let key = layout::upload_part(&row.id, &uuid::Uuid::new_v4().to_string());
         let room = self.config.max_blob_bytes.saturating_sub(row.size);
         let written = self.blobs.write_stream(&key, body, &mut hasher, room).await?;
+        if let Some((start, end)) = range {
+            let declared = end - start + 1;
+            if written != declared {
+                self.blobs.delete(&key).await?;
+                return Err(RegistryError::UploadInvalid(format!("Content-Range {start}-{end} announces {declared} bytes but the body has {written}")));
+            }
+        }
         if written == 0 {
             self.blobs.delete(&key).await?;
             return Ok((row.size, hasher));

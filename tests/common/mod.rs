@@ -144,6 +144,7 @@ fn test_name_slug() -> String {
 pub struct TestAppBuilder {
     backend: Backend,
     env: Vec<(String, String)>,
+    tls_ca: Option<Vec<u8>>,
 }
 
 impl TestAppBuilder {
@@ -155,6 +156,17 @@ impl TestAppBuilder {
     pub fn backend(mut self, b: Backend) -> Self {
         self.backend = b;
         self
+    }
+
+    /// Talk HTTPS, trusting `ca_pem` (the server's TLS keys are set by env).
+    pub fn https(mut self, ca_pem: Vec<u8>) -> Self {
+        self.tls_ca = Some(ca_pem);
+        self
+    }
+
+    /// Auth on, with the `admin` account created from [`ADMIN_PASSWORD`].
+    pub fn with_auth(self) -> Self {
+        self.env("WHARF_AUTH__ENABLED", "true").env("WHARF_ADMIN_PASSWORD", ADMIN_PASSWORD)
     }
 
     pub fn start(self) -> TestApp {
@@ -187,7 +199,9 @@ impl TestAppBuilder {
             log_path,
             port: 0,
             child: None,
-            client: new_client(),
+            client: new_client(self.tls_ca.as_deref()),
+            tls_ca: self.tls_ca,
+            default_auth: std::sync::Mutex::new(None),
             _dir: dir,
         };
         app.spawn();
@@ -203,12 +217,21 @@ pub struct TestApp {
     port: u16,
     child: Option<Child>,
     client: Client,
+    tls_ca: Option<Vec<u8>>,
+    /// `Authorization` sent by [`TestApp::req`] (and so by every helper).
+    default_auth: std::sync::Mutex<Option<String>>,
     _dir: tempfile::TempDir,
 }
 
-fn new_client() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+/// The admin password [`TestAppBuilder::with_auth`] bootstraps.
+pub const ADMIN_PASSWORD: &str = "admin-secret-pw";
+
+fn new_client(tls_ca: Option<&[u8]>) -> Client {
+    let mut b = Client::builder();
+    if let Some(pem) = tls_ca {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(pem).expect("CA certificate"));
+    }
+    b.redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(4)
         .build()
@@ -229,7 +252,7 @@ impl TestApp {
     }
 
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder { backend: Backend::Fs, env: Vec::new() }
+        TestAppBuilder { backend: Backend::Fs, env: Vec::new(), tls_ca: None }
     }
 
     fn spawn(&mut self) {
@@ -262,7 +285,7 @@ impl TestApp {
             let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {bin}: {e}"));
             self.port = port;
             let deadline = Instant::now() + START_TIMEOUT;
-            let probe = Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+            let probe = new_client(self.tls_ca.as_deref());
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
                     let log = fs::read_to_string(&self.log_path).unwrap_or_default();
@@ -274,10 +297,11 @@ impl TestApp {
                     }
                     panic!("{last_failure}");
                 }
-                if let Ok(r) = probe.get(format!("http://127.0.0.1:{port}/v2/")).send() {
-                    if r.status().as_u16() == 200 {
+                if let Ok(r) = probe.get(format!("{}://127.0.0.1:{port}/v2/", self.scheme())).timeout(Duration::from_secs(2)).send() {
+                    // 401: up, with auth on.
+                    if matches!(r.status().as_u16(), 200 | 401) {
                         self.child = Some(child);
-                        self.client = new_client();
+                        self.client = new_client(self.tls_ca.as_deref());
                         return;
                     }
                 }
@@ -285,7 +309,7 @@ impl TestApp {
                     let _ = child.kill();
                     let _ = child.wait();
                     panic!(
-                        "wharf did not answer 200 on GET /v2/ within {START_TIMEOUT:?}; log:\n{}",
+                        "wharf did not answer 200 or 401 on GET /v2/ within {START_TIMEOUT:?}; log:\n{}",
                         fs::read_to_string(&self.log_path).unwrap_or_default()
                     );
                 }
@@ -299,8 +323,16 @@ impl TestApp {
         self.port
     }
 
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.port)
     }
 
     /// Full URL for a path (`/v2/...`) or for a `Location` value, which may be
@@ -430,8 +462,23 @@ impl TestApp {
     // -- requests ----------------------------------------------------------
 
     pub fn req(&self, method: Method, path_or_location: &str) -> Req<'_> {
+        let auth = self.default_auth.lock().unwrap().clone();
+        self.req_as(auth.as_deref(), method, path_or_location)
+    }
+
+    /// A request with exactly this `Authorization` value (or none).
+    pub fn req_as(&self, authorization: Option<&str>, method: Method, path_or_location: &str) -> Req<'_> {
         let url = self.url(path_or_location);
-        Req { app: self, rb: self.client.request(method.clone(), &url), method, url }
+        let mut rb = self.client.request(method.clone(), &url);
+        if let Some(a) = authorization {
+            rb = rb.header("Authorization", a);
+        }
+        Req { app: self, rb, method, url }
+    }
+
+    /// Makes every later [`TestApp::req`] (and helper) send this `Authorization`.
+    pub fn set_default_auth(&self, authorization: Option<String>) {
+        *self.default_auth.lock().unwrap() = authorization;
     }
 
     pub fn get(&self, path: &str) -> Resp {
@@ -488,4 +535,14 @@ impl Drop for TestApp {
             );
         }
     }
+}
+
+/// An `Authorization: Basic` value.
+pub fn basic(user: &str, secret: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")))
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
 }

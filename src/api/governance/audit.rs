@@ -1,13 +1,15 @@
 //! Audit log endpoints.
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::time;
+use crate::api::access::require_global;
 use crate::api::ApiError;
+use crate::auth::Action;
 use crate::db::audit::AuditFilter;
 use crate::domain::{AuditAction, RepoName};
 use crate::registry::Registry;
@@ -39,7 +41,8 @@ fn parse_time(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiErro
 
 /// `GET /api/v1/audit?repository=&action=&actor=&since=&until=&n=&cursor=` —
 /// newest first; `next_cursor` (and a `Link` header) continue.
-pub async fn list(query: web::Query<AuditQuery>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
+pub async fn list(req: HttpRequest, query: web::Query<AuditQuery>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
+    require_global(&req, Action::ReadAudit).await?;
     if let Some(repo) = &query.repository {
         RepoName::parse(repo)?;
     }
@@ -79,6 +82,7 @@ pub async fn list(query: web::Query<AuditQuery>, registry: web::Data<Registry>) 
 }
 
 /// `GET /api/v1/audit/verify` — recomputes the chain; names the first broken row.
-pub async fn verify(registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
+pub async fn verify(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
+    require_global(&req, Action::ReadAudit).await?;
     Ok(HttpResponse::Ok().json(registry.verify_audit().await?))
 }

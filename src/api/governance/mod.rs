@@ -9,25 +9,17 @@ use actix_web::web;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use crate::api::ApiError;
 use crate::db::releases::ReleaseRow;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(64 * 1024)
-                    .error_handler(|e, _| ApiError::bad_request("INVALID_REQUEST", format!("body: {e}")).into()),
-            )
-            .route("/audit", web::get().to(audit::list))
-            .route("/audit/verify", web::get().to(audit::verify))
-            .route("/repositories/{name:.+}/promotions", web::post().to(releases::promote))
-            .route("/repositories/{name:.+}/stages", web::get().to(releases::stages))
-            .route("/repositories/{name:.+}/stages/{stage}/rollback", web::post().to(releases::rollback))
-            .route("/repositories/{name:.+}/stages/{stage}/releases", web::get().to(releases::list))
-            .route("/repositories/{name:.+}/tags/{tag}/history", web::get().to(releases::tag_history)),
-    );
+/// Routes inside the `/api/v1` scope.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/audit", web::get().to(audit::list))
+        .route("/audit/verify", web::get().to(audit::verify))
+        .route("/repositories/{name:.+}/promotions", web::post().to(releases::promote))
+        .route("/repositories/{name:.+}/stages", web::get().to(releases::stages))
+        .route("/repositories/{name:.+}/stages/{stage}/rollback", web::post().to(releases::rollback))
+        .route("/repositories/{name:.+}/stages/{stage}/releases", web::get().to(releases::list))
+        .route("/repositories/{name:.+}/tags/{tag}/history", web::get().to(releases::tag_history));
 }
 
 pub(crate) fn time(ms: i64) -> String {

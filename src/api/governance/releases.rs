@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{release_json, time};
-use crate::api::request::{actor, next_link, repo, PageQuery};
+use crate::api::access::require;
+use crate::api::request::{next_link, repo, PageQuery};
+use crate::auth::Action;
 use crate::api::ApiError;
 use crate::domain::{Reference, Tag};
 use crate::governance::promotion::PromotionRequest;
@@ -32,8 +34,9 @@ pub struct RollbackBody {
 pub async fn promote(req: HttpRequest, body: web::Json<PromotionBody>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     let body = body.into_inner();
+    let actor = require(&req, Action::Promote(body.stage.clone()), Some(&repo)).await?;
     let request = PromotionRequest { reference: Reference::parse(&body.reference)?, stage: body.stage, version: body.version, note: body.note };
-    let release = registry.promote(&actor(&req), &repo, request).await?;
+    let release = registry.promote(&actor, &repo, request).await?;
     Ok(HttpResponse::Created().json(release_json(repo.as_str(), &release)))
 }
 
@@ -42,14 +45,16 @@ pub async fn promote(req: HttpRequest, body: web::Json<PromotionBody>, registry:
 pub async fn rollback(req: HttpRequest, body: Option<web::Json<RollbackBody>>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     let stage = req.match_info().get("stage").unwrap_or_default();
+    let actor = require(&req, Action::Rollback(stage.to_owned()), Some(&repo)).await?;
     let to = body.map(|b| b.into_inner()).unwrap_or_default().to_sequence;
-    let release = registry.rollback(&actor(&req), &repo, stage, to).await?;
+    let release = registry.rollback(&actor, &repo, stage, to).await?;
     Ok(HttpResponse::Created().json(release_json(repo.as_str(), &release)))
 }
 
 /// `GET /api/v1/repositories/<name>/stages` — each stage's current release.
 pub async fn stages(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Pull, Some(&repo)).await?;
     let stages = registry.stages(&repo).await?;
     let stages: Vec<_> = stages
         .iter()
@@ -68,6 +73,7 @@ fn before(query: &PageQuery) -> Result<Option<i64>, ApiError> {
 /// `GET /api/v1/repositories/<name>/stages/<stage>/releases?n=&last=` — newest first.
 pub async fn list(req: HttpRequest, query: web::Query<PageQuery>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Pull, Some(&repo)).await?;
     let stage = req.match_info().get("stage").unwrap_or_default().to_owned();
     let n = query.size(registry.config())?;
     let releases = registry.releases(&repo, &stage, before(&query)?, n).await?;
@@ -84,6 +90,7 @@ pub async fn list(req: HttpRequest, query: web::Query<PageQuery>, registry: web:
 /// digest the tag pointed to, newest first (`digest: null` = deleted).
 pub async fn tag_history(req: HttpRequest, query: web::Query<PageQuery>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
+    require(&req, Action::Pull, Some(&repo)).await?;
     let tag = Tag::parse(req.match_info().get("tag").unwrap_or_default())?;
     let n = query.size(registry.config())?;
     let events = registry.tag_history(&repo, tag.as_str(), before(&query)?, n).await?;

@@ -1,0 +1,116 @@
+//! Account management under `/api/v1`: users, robot accounts and grants.
+//! Admins change them; auditors (and admins) read them.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::access::require_global;
+use super::ApiError;
+use crate::auth::{Action, Auth};
+
+/// Robot accounts live at most this long when an expiry is asked for.
+const MAX_ROBOT_DAYS: u64 = 3650;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    name: String,
+    password: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRobot {
+    name: String,
+    /// Lifetime in days; none: the robot does not expire.
+    expires_in_days: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGrant {
+    account: String,
+    repository: String,
+    role: String,
+    #[serde(default)]
+    stages: Vec<String>,
+}
+
+fn name_param(req: &HttpRequest) -> String {
+    req.match_info().get("name").unwrap_or_default().to_owned()
+}
+
+/// `POST /api/v1/users` `{"name","password","admin"}` — 201 with the account.
+pub async fn create_user(req: HttpRequest, body: web::Json<NewUser>, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    let actor = require_global(&req, Action::Admin).await?;
+    let account = auth.create_user(&actor, &body.name, &body.password, body.admin).await?;
+    Ok(HttpResponse::Created().json(account))
+}
+
+/// `GET /api/v1/users`.
+pub async fn list_users(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    require_global(&req, Action::ReadAudit).await?;
+    Ok(HttpResponse::Ok().json(json!({"users": auth.list_accounts("user").await?})))
+}
+
+/// `DELETE /api/v1/users/<name>` — 204; its grants go with it.
+pub async fn delete_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    let actor = require_global(&req, Action::Admin).await?;
+    auth.delete_account(&actor, &name_param(&req), "user").await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/robots` `{"name","expires_in_days"}` — 201 with the
+/// account and its `token`, shown this once.
+pub async fn create_robot(req: HttpRequest, body: web::Json<NewRobot>, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    let actor = require_global(&req, Action::Admin).await?;
+    let expires_at = match body.expires_in_days {
+        None => None,
+        Some(days) if (1..=MAX_ROBOT_DAYS).contains(&days) => Some(crate::db::now_ms() + (days * 86_400_000) as i64),
+        Some(_) => return Err(ApiError::bad_request("INVALID_REQUEST", format!("expires_in_days must be 1 to {MAX_ROBOT_DAYS}"))),
+    };
+    let (account, token) = auth.create_robot(&actor, &body.name, expires_at).await?;
+    Ok(HttpResponse::Created().json(json!({"account": account, "token": token})))
+}
+
+/// `GET /api/v1/robots`.
+pub async fn list_robots(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    require_global(&req, Action::ReadAudit).await?;
+    Ok(HttpResponse::Ok().json(json!({"robots": auth.list_accounts("robot").await?})))
+}
+
+/// `DELETE /api/v1/robots/<name>` — 204.
+pub async fn delete_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    let actor = require_global(&req, Action::Admin).await?;
+    auth.delete_account(&actor, &name_param(&req), "robot").await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/grants` `{"account","repository","role","stages"}` — 201.
+pub async fn create_grant(req: HttpRequest, body: web::Json<NewGrant>, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    let actor = require_global(&req, Action::Admin).await?;
+    let body = body.into_inner();
+    let grant = auth.create_grant(&actor, &body.account, &body.repository, &body.role, body.stages).await?;
+    Ok(HttpResponse::Created().json(grant))
+}
+
+/// `GET /api/v1/grants`.
+pub async fn list_grants(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    require_global(&req, Action::ReadAudit).await?;
+    Ok(HttpResponse::Ok().json(json!({"grants": auth.list_grants().await?})))
+}
+
+/// `DELETE /api/v1/grants/<id>` — 204.
+pub async fn delete_grant(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    let actor = require_global(&req, Action::Admin).await?;
+    let id: i64 = req
+        .match_info()
+        .get("id")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::bad_request("INVALID_REQUEST", "grant id must be a number"))?;
+    auth.delete_grant(&actor, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
