@@ -196,8 +196,10 @@ step_conformance_fs() { conformance_against conformance-fs fs; }
 step_conformance_s3() { conformance_against conformance-s3 s3; }
 
 # client_against STEP SCRIPT INSTALL_COMPONENT
+# Against Wharf, a second server with auth on is started too; the script
+# finds it in WHARF_TEST_AUTH_REGISTRY (admin password WHARF_TEST_ADMIN_PASSWORD).
 client_against() {
-    local step=$1 script=$2 comp=$3 server rc=0
+    local step=$1 script=$2 comp=$3 server auth_server="" rc=0 s
     server="$WHARF_TEST_SERVER-$step"
     need_installed "$step" "$comp" || return 1
     need "$step" build || return 1
@@ -206,16 +208,29 @@ client_against() {
         note[$step]="server did not start"
         return 1
     fi
-    bash "$script" "${SERVER_ADDR[$server]}" || rc=$?
-    if ! server_alive "$server"; then
-        echo "run-all: server $server is no longer running (crashed?)"
-        rc=1
+    local -a auth_env=()
+    if [[ $WHARF_TEST_SERVER == wharf ]]; then
+        auth_server="$server-auth"
+        local admin_pw="admin-pw-$RANDOM$RANDOM"
+        if ! server_start "$auth_server" fs "$auth_server" WHARF_AUTH__ENABLED=true "WHARF_ADMIN_PASSWORD=$admin_pw"; then
+            note[$step]="auth server did not start"
+            server_stop "$server"
+            return 1
+        fi
+        auth_env=("WHARF_TEST_AUTH_REGISTRY=${SERVER_ADDR[$auth_server]}" "WHARF_TEST_ADMIN_PASSWORD=$admin_pw")
     fi
+    env "${auth_env[@]}" bash "$script" "${SERVER_ADDR[$server]}" || rc=$?
+    for s in "$server" $auth_server; do
+        if ! server_alive "$s"; then
+            echo "run-all: server $s is no longer running (crashed?)"
+            rc=1
+        fi
+    done
     if ((rc != 0)); then
-        note[$step]="see ${SERVER_LOG[$server]}"
-        server_log_tail "$server" 60
+        note[$step]="see ${SERVER_LOG[$server]}${auth_server:+ and ${SERVER_LOG[$auth_server]}}"
+        for s in "$server" $auth_server; do server_log_tail "$s" 40; done
     fi
-    server_stop "$server"
+    for s in "$server" $auth_server; do server_stop "$s"; done
     return "$rc"
 }
 step_docker() { client_against docker "$WHARF_ROOT/tests/clients/docker.sh" docker; }

@@ -201,4 +201,47 @@ else
     t_not_ok "manifest of a missing tag is unknown (404 / MANIFEST_UNKNOWN)" "$out"
 fi
 
+# ------------------------------------- access control: auth login, robot ---
+# Against a second Wharf with auth on (run-all.sh starts it).
+if [[ -n ${WHARF_TEST_AUTH_REGISTRY:-} ]]; then
+    areg=$WHARF_TEST_AUTH_REGISTRY
+    if robot=$(make_test_accounts "$areg" "$WHARF_TEST_ADMIN_PASSWORD"); then
+        t_ok "accounts dev, reader and robot ci created through the management API"
+    else
+        t_not_ok "accounts created through the management API"
+    fi
+    if out=$(crane copy "$src:v1" "$areg/team/app:v1" 2>&1); then
+        t_not_ok "crane copy without credentials is refused" "$out"
+    else
+        t_ok "crane copy without credentials is refused"
+    fi
+    if t_check "crane auth login $areg as reader" crane auth login "$areg" -u reader -p "$TEST_USER_PASSWORD"; then
+        if out=$(crane copy "$src:v1" "$areg/team/app:v1" 2>&1); then
+            t_not_ok "crane copy as reader is refused" "$out"
+        elif grep -qiE 'denied' <<<"$out"; then
+            t_ok "crane copy as reader is refused (DENIED)"
+        else
+            t_not_ok "crane copy as reader is refused with DENIED" "$out"
+        fi
+    fi
+    if t_check "crane auth login $areg as dev" crane auth login "$areg" -u dev -p "$TEST_USER_PASSWORD" &&
+        t_check "crane copy to $areg/team/app:v1 as dev" crane copy "$src:v1" "$areg/team/app:v1"; then
+        if [[ $(crane digest "$areg/team/app:v1" 2>&1) == "$(crane digest "$src:v1" 2>&1)" ]]; then
+            t_ok "copied image has the source's digest"
+        else
+            t_not_ok "copied image has the source's digest"
+        fi
+    fi
+    if [[ -n $robot ]] && t_check "crane auth login as robot ci with its token" crane auth login "$areg" -u ci -p "$robot"; then
+        t_check "crane copy as robot ci" crane copy "$src:v1" "$areg/team/robot:v1"
+        t_check "crane ls as robot ci" crane ls "$areg/team/robot"
+        if out=$(crane copy "$src:v1" "$areg/elsewhere/robot:v1" 2>&1); then
+            t_not_ok "crane copy as robot ci outside its grant is refused" "$out"
+        else
+            t_ok "crane copy as robot ci outside its grant is refused"
+        fi
+    fi
+    crane auth logout "$areg" >/dev/null 2>&1
+fi
+
 t_summary crane

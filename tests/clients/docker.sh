@@ -311,6 +311,59 @@ if ((built)); then
     else
         t_not_ok "pull of a missing tag fails with 'not found'" "$out"
     fi
+
+    # --------------------------------------- access control: docker login ---
+    # Against a second Wharf with auth on (run-all.sh starts it).
+    if [[ -n ${WHARF_TEST_AUTH_REGISTRY:-} ]]; then
+        areg=$WHARF_TEST_AUTH_REGISTRY
+        aimg="$areg/team/app"
+        if robot=$(make_test_accounts "$areg" "$WHARF_TEST_ADMIN_PASSWORD"); then
+            t_ok "accounts dev, reader and robot ci created through the management API"
+        else
+            t_not_ok "accounts created through the management API"
+        fi
+        docker tag "$image_id" "$aimg:v1"
+        if out=$(docker push "$aimg:v1" 2>&1); then
+            t_not_ok "docker push without login is refused" "$out"
+        else
+            t_ok "docker push without login is refused"
+        fi
+        if t_check "docker login $areg as reader" docker login -u reader --password-stdin "$areg" <<<"$TEST_USER_PASSWORD"; then
+            if out=$(docker push "$aimg:v1" 2>&1); then
+                t_not_ok "docker push as reader is refused" "$out"
+            elif grep -qiE 'denied' <<<"$out"; then
+                t_ok "docker push as reader is refused (denied)"
+            else
+                t_not_ok "docker push as reader is refused with 'denied'" "$out"
+            fi
+        fi
+        if out=$(docker login -u dev --password-stdin "$areg" <<<"wrong-password" 2>&1); then
+            t_not_ok "docker login with a wrong password fails" "$out"
+        else
+            t_ok "docker login with a wrong password fails"
+        fi
+        if t_check "docker login $areg as dev" docker login -u dev --password-stdin "$areg" <<<"$TEST_USER_PASSWORD" &&
+            t_check "docker push $aimg:v1 as dev" docker push "$aimg:v1"; then
+            docker rmi -f "$aimg:v1" >/dev/null 2>&1
+            if t_check "docker pull $aimg:v1 as dev" docker pull "$aimg:v1" &&
+                [[ $(docker image inspect -f '{{.Id}}' "$aimg:v1") == "$image_id" ]]; then
+                t_ok "image pulled with credentials is the pushed image"
+            else
+                t_not_ok "image pulled with credentials is the pushed image"
+            fi
+        fi
+        t_check "docker logout $areg" docker logout "$areg"
+        docker rmi -f "$aimg:v1" >/dev/null 2>&1
+        if out=$(docker pull "$aimg:v1" 2>&1); then
+            t_not_ok "docker pull after logout is refused" "$out"
+        else
+            t_ok "docker pull after logout is refused"
+        fi
+        if [[ -n $robot ]] && t_check "docker login as robot ci with its token" docker login -u ci --password-stdin "$areg" <<<"$robot" &&
+            t_check "docker pull $aimg:v1 as robot ci" docker pull "$aimg:v1"; then
+            docker logout "$areg" >/dev/null 2>&1
+        fi
+    fi
 fi
 
 t_summary docker

@@ -148,6 +148,8 @@ declare -gA SERVER_PID=() SERVER_ADDR=() SERVER_LOG=() SERVER_DIR=()
 # $WHARF_RESULTS_DIR/logs/NAME.log.
 server_start() {
     local name=$1 backend=$2 prefix=${3:-$1} port dir logf pid
+    shift 3 2>/dev/null || shift $#
+    local -a extra_env=("$@")
     port=$(free_port)
     dir=$(mktemp -d "${TMPDIR:-/tmp}/wharf-test-$name.XXXXXX")
     mkdir -p "$WHARF_RESULTS_DIR/logs"
@@ -180,6 +182,7 @@ server_start() {
                     WHARF_STORAGE__S3__ALLOW_HTTP=true
                     "WHARF_STORAGE__S3__PREFIX=$prefix")
             fi
+            envs+=("${extra_env[@]}")
             # NO_COLOR: plain log files instead of ANSI escapes.
             "${envs[@]}" NO_COLOR=1 "$WHARF_BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
                 >>"$logf" 2>&1 </dev/null &
@@ -291,4 +294,33 @@ server_log_tail() {
 # server_alive NAME
 server_alive() {
     [[ -n ${SERVER_PID[$1]:-} ]] && kill -0 "${SERVER_PID[$1]}" 2>/dev/null
+}
+
+# make_test_accounts HOSTPORT ADMIN_PASSWORD: on an auth-enabled Wharf,
+# creates users `dev` (developer on team/**) and `reader` (reader on team/**),
+# both with password $TEST_USER_PASSWORD, and robot `ci` (developer on
+# team/**); prints the robot's token.
+TEST_USER_PASSWORD=test-user-pw-123
+make_test_accounts() {
+    local reg=$1 pw=$2 body code
+    _admin_post() {
+        code=$(curl -sS -o "$WHARF_RESULTS_DIR/logs/admin-post.out" -w '%{http_code}' -u "admin:$pw" \
+            -H 'Content-Type: application/json' -X POST -d "$2" "http://$reg$1") || return 1
+        [[ $code == 201 ]] || { log "POST $1 -> $code: $(cat "$WHARF_RESULTS_DIR/logs/admin-post.out")"; return 1; }
+    }
+    for body in \
+        "{\"name\":\"dev\",\"password\":\"$TEST_USER_PASSWORD\"}" \
+        "{\"name\":\"reader\",\"password\":\"$TEST_USER_PASSWORD\"}"; do
+        _admin_post /api/v1/users "$body" || return 1
+    done
+    _admin_post /api/v1/robots '{"name":"ci","expires_in_days":1}' || return 1
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$WHARF_RESULTS_DIR/logs/admin-post.out" >"$WHARF_RESULTS_DIR/logs/robot.token" || return 1
+    for body in \
+        '{"account":"dev","repository":"team/**","role":"developer"}' \
+        '{"account":"reader","repository":"team/**","role":"reader"}' \
+        '{"account":"ci","repository":"team/**","role":"developer"}'; do
+        _admin_post /api/v1/grants "$body" || return 1
+    done
+    cat "$WHARF_RESULTS_DIR/logs/robot.token"
+    rm -f "$WHARF_RESULTS_DIR/logs/robot.token" "$WHARF_RESULTS_DIR/logs/admin-post.out"
 }
