@@ -429,3 +429,23 @@ fn serves_https_with_configured_certificate() {
     let image = push_image(&app, "tls/app", Some("v1"), 2);
     assert_manifest(&app, "tls/app", "v1", OCI_MANIFEST, &image.manifest);
 }
+
+#[test]
+fn identities_are_the_actors_and_separation_of_duties_uses_them() {
+    let app = TestApp::builder().with_auth().env("WHARF_GOVERNANCE__GATES__TEST__SEPARATION_OF_DUTIES", "true").start();
+    app.set_default_auth(Some(basic("admin", ADMIN_PASSWORD)));
+    let dev = add_user(&app, "dev", &[("team/**", "developer", &[])]);
+    let rel = add_user(&app, "rel", &[("team/**", "releaser", &["preprod", "prod"])]);
+    app.set_default_auth(Some(dev.clone()));
+    let image = push_image(&app, "team/sod", Some("v1"), 1);
+    app.set_default_auth(Some(basic("admin", ADMIN_PASSWORD)));
+    let r = promote_as(&app, Some(&dev), "team/sod", "v1", "test");
+    r.expect_error(409, &["PROMOTION_DENIED"]);
+    assert!(r.text().contains("separation_of_duties: dev pushed this image"), "{}", r.describe());
+    let r = promote_as(&app, Some(&rel), "team/sod", "v1", "test");
+    r.expect(201);
+    assert_eq!(r.json()["actor"], "rel");
+    let pushes = app.get("/api/v1/audit?action=manifest.push&repository=team/sod").json();
+    assert_eq!(pushes["entries"][0]["actor"], "dev", "{pushes}");
+    assert_eq!(pushes["entries"][0]["digest"], image.digest.as_str());
+}
