@@ -10,6 +10,8 @@
 #   conformance-s3   OCI conformance suite vs a fresh Wharf, S3 backend
 #   docker           tests/clients/docker.sh vs a fresh Wharf
 #   crane            tests/clients/crane.sh vs a fresh Wharf
+#   bench-smoke      tests/bench/run.sh --smoke: every benchmark scenario, tiny sizes,
+#                    Wharf and docker-registry (so the benchmark cannot rot)
 # Steps may also be chosen with WHARF_TEST_STEPS="step step ...".
 #
 # Every step runs even when an earlier one failed (a step whose prerequisite
@@ -27,7 +29,7 @@ cd "$WHARF_ROOT" || exit 1
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-all_steps=(install build s3 cargo-test conformance-fs conformance-s3 docker crane)
+all_steps=(install build s3 cargo-test conformance-fs conformance-s3 docker crane bench-smoke)
 if (($#)); then
     steps=("$@")
 elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
@@ -107,7 +109,7 @@ declare -A install_failed=()
 step_install() {
     local comps=(base rust go s3) c rc=0
     if selected docker; then comps+=(docker); fi
-    if [[ $WHARF_TEST_SERVER == reference ]]; then comps+=(reference); fi
+    if [[ $WHARF_TEST_SERVER == reference ]] || selected bench-smoke; then comps+=(reference); fi
     for c in "${comps[@]}"; do
         if ! bash "$WHARF_ROOT/tests/env/install.sh" "$c"; then
             install_failed[$c]=1
@@ -235,6 +237,11 @@ client_against() {
 }
 step_docker() { client_against docker "$WHARF_ROOT/tests/clients/docker.sh" docker; }
 step_crane() { client_against crane "$WHARF_ROOT/tests/clients/crane.sh" go; }
+step_bench_smoke() {
+    need_installed bench-smoke reference || return 1
+    need bench-smoke build || return 1
+    bash "$WHARF_ROOT/tests/bench/run.sh" --smoke
+}
 
 # ------------------------------------------------------------------- main ---
 t_start=$(date +%s)
