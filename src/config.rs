@@ -31,6 +31,63 @@ pub struct Config {
     pub log: LogConfig,
     pub governance: GovernanceConfig,
     pub auth: AuthConfig,
+    pub retention: RetentionConfig,
+    pub gc: GcConfig,
+}
+
+/// Retention: which manifests and tags cleanup may delete. Whatever the
+/// policies say, releases inside the rollback window, immutable tags' targets
+/// and everything a kept manifest needs are kept (governance/retention.rs).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub policies: Vec<RetentionPolicyConfig>,
+    /// Run retention this often; none: only on demand.
+    #[serde(with = "humantime_serde")]
+    pub schedule: Option<Duration>,
+}
+
+/// One policy; several may match a repository, and a manifest or tag is
+/// kept if any of them keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionPolicyConfig {
+    pub name: String,
+    /// Repository glob (`team-a/*`, `**`).
+    pub repositories: String,
+    /// Keep the N most recently pushed tags.
+    pub keep_last: Option<u32>,
+    /// Keep tags matching any of these regular expressions.
+    pub keep_tags: Vec<String>,
+    /// Keep tags and manifests pushed within this long.
+    #[serde(with = "humantime_serde")]
+    pub keep_within: Option<Duration>,
+    /// Delete manifests untagged for longer than this.
+    #[serde(with = "humantime_serde")]
+    pub delete_untagged_after: Option<Duration>,
+}
+
+/// Garbage collection of unreferenced blobs and abandoned uploads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcConfig {
+    /// A blob pushed (or re-pushed, or mounted) within this long is never collected.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// Upload sessions idle for longer than this are removed with their parts.
+    #[serde(with = "humantime_serde")]
+    pub upload_max_age: Duration,
+    /// Run GC this often; none: only on demand.
+    #[serde(with = "humantime_serde")]
+    pub schedule: Option<Duration>,
+    /// Blobs decided and deleted per transaction.
+    pub batch_size: u32,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self { grace: Duration::from_secs(3600), upload_max_age: Duration::from_secs(24 * 3600), schedule: None, batch_size: 500 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -205,6 +262,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             log: LogConfig::default(),
             governance: GovernanceConfig::default(),
+            retention: RetentionConfig::default(),
+            gc: GcConfig::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -255,7 +314,7 @@ pub struct CliOverrides {
     pub data_dir: Option<PathBuf>,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance", "auth"];
+const TOP_LEVEL_KEYS: &[&str] = &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance", "auth", "retention", "gc"];
 
 impl Config {
     pub fn load(file: Option<&Path>, cli: CliOverrides) -> Result<Self, ConfigError> {
@@ -308,6 +367,15 @@ impl Config {
         }
         for pattern in &g.immutable_tags {
             regex::Regex::new(pattern).map_err(|e| ConfigError::Invalid(format!("governance.immutable_tags: {e}")))?;
+        }
+        for p in &self.retention.policies {
+            crate::auth::roles::compile_glob(&p.repositories).map_err(|e| ConfigError::Invalid(format!("retention policy {:?}: repositories {:?}: {e}", p.name, p.repositories)))?;
+            for pattern in &p.keep_tags {
+                regex::Regex::new(pattern).map_err(|e| ConfigError::Invalid(format!("retention policy {:?}: keep_tags: {e}", p.name)))?;
+            }
+        }
+        if self.gc.batch_size == 0 || self.gc.batch_size > 10_000 {
+            return Err(ConfigError::Invalid("gc.batch_size must be 1 to 10000".into()));
         }
         for glob in &self.auth.anonymous_pull {
             crate::auth::roles::compile_glob(glob).map_err(|e| ConfigError::Invalid(format!("auth.anonymous_pull {glob:?}: {e}")))?;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod governance;
+pub mod jobs;
 pub mod registry;
 pub mod storage;
 pub mod telemetry;
@@ -55,7 +56,8 @@ pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let db = Db::open(&config.database_path(), config.database.read_connections)?;
     let blobs = BlobStore::from_config(config)?;
-    Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance)))
+    let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
+    Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance))
 }
 
 /// Sets up access control over the registry's database.
@@ -116,6 +118,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         backend = ?config.storage.backend,
         "wharf starting"
     );
+    jobs::start(&registry);
     let workers = if config.server.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { config.server.workers };
     let server = HttpServer::new(move || {
         App::new()

@@ -5,6 +5,7 @@
 mod accounts;
 mod audit;
 mod client;
+mod maintenance;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -114,6 +115,19 @@ enum Command {
         #[command(subcommand)]
         command: accounts::RobotCommand,
     },
+    /// Retention: plan (dry run) or apply the configured policies.
+    Retention {
+        #[command(subcommand)]
+        command: maintenance::RetentionCommand,
+    },
+    /// Garbage-collect unreferenced blobs and abandoned uploads.
+    Gc {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Report what would be freed; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Grants of roles on repository globs, on the local database.
     Grant {
         #[command(subcommand)]
@@ -151,5 +165,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::User { command } => accounts::user(command),
         Command::Robot { command } => accounts::robot(command),
         Command::Grant { command } => accounts::grant(command),
+        Command::Retention { command } => maintenance::retention(command),
+        Command::Gc { config, dry_run } => maintenance::gc(&config, dry_run),
     }
 }

@@ -160,3 +160,20 @@ mod tests {
         assert_eq!(left, 0);
     }
 }
+
+/// Every manifest of a repository as (digest, created_at, subject), for the
+/// retention planner.
+pub fn all_facts(conn: &Connection, repository_id: i64) -> Result<Vec<(String, i64, Option<String>)>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT digest, created_at, subject_digest FROM manifests WHERE repository_id = ?1")?;
+    let rows = stmt.query_map([repository_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every (manifest, child manifest) edge of a repository (index children).
+pub fn all_children(conn: &Connection, repository_id: i64) -> Result<Vec<(String, String)>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT manifest_digest, target_digest FROM manifest_references WHERE repository_id = ?1 AND kind = 'manifest'",
+    )?;
+    let rows = stmt.query_map([repository_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

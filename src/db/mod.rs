@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod blobs;
+pub mod gc;
 pub mod manifests;
 pub mod releases;
 pub mod repositories;
@@ -45,6 +46,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0001_core.sql")),
         M::up(include_str!("../../migrations/0002_governance.sql")),
         M::up(include_str!("../../migrations/0003_access_control.sql")),
+        M::up(include_str!("../../migrations/0004_gc.sql")),
     ])
 }
 

@@ -116,3 +116,10 @@ pub fn list(conn: &Connection, repository_id: i64, stage: &str, before: Option<i
     let rows = stmt.query_map(params![repository_id, stage, before, limit], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Every release of a repository as (stage, sequence, digest).
+pub fn all(conn: &Connection, repository_id: i64) -> Result<Vec<(String, i64, String)>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT stage, sequence, digest FROM releases WHERE repository_id = ?1")?;
+    let rows = stmt.query_map([repository_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

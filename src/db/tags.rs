@@ -46,3 +46,10 @@ pub fn pointing_at(conn: &Connection, repository_id: i64, digest: &str) -> Resul
     let rows = stmt.query_map(params![repository_id, digest], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Every tag of a repository as (name, digest, updated_at).
+pub fn all(conn: &Connection, repository_id: i64) -> Result<Vec<(String, String, i64)>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT name, digest, updated_at FROM tags WHERE repository_id = ?1 ORDER BY name")?;
+    let rows = stmt.query_map([repository_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -41,10 +41,12 @@ pub enum AuditAction {
     AccountDelete,
     GrantCreate,
     GrantDelete,
+    BlobCollect,
+    UploadExpire,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 17] = [
         Self::ManifestPush,
         Self::ManifestDelete,
         Self::TagCreate,
@@ -60,6 +62,8 @@ impl AuditAction {
         Self::AccountDelete,
         Self::GrantCreate,
         Self::GrantDelete,
+        Self::BlobCollect,
+        Self::UploadExpire,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +83,8 @@ impl AuditAction {
             Self::AccountDelete => "account.delete",
             Self::GrantCreate => "grant.create",
             Self::GrantDelete => "grant.delete",
+            Self::BlobCollect => "gc.blob",
+            Self::UploadExpire => "gc.upload",
         }
     }
 

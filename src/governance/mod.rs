@@ -8,5 +8,6 @@ pub mod audit;
 pub mod gates;
 pub mod policy;
 pub mod promotion;
+pub mod retention;
 
 pub use policy::Policy;

@@ -47,6 +47,9 @@ pub enum RegistryError {
     Denied(String),
     #[error("request body: {0}")]
     Body(String),
+    /// A conflict with background work that clears soon; the client retries.
+    #[error("busy: {0}")]
+    Busy(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]

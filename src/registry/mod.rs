@@ -8,16 +8,18 @@
 
 pub mod blobs;
 pub mod error;
+pub mod gc;
 pub mod listing;
 pub mod manifests;
 pub mod referrers;
+pub mod retention;
 pub mod uploads;
 
 use std::sync::Arc;
 
 pub use error::RegistryError;
 
-use crate::config::RegistryConfig;
+use crate::config::{GcConfig, RegistryConfig, RetentionConfig};
 use crate::db::{self, audit::NewAuditEntry, Db};
 use crate::domain::{Actor, AuditAction};
 use crate::governance::Policy;
@@ -33,11 +35,23 @@ pub struct Registry {
     pub(crate) blobs: BlobStore,
     pub(crate) config: Arc<RegistryConfig>,
     pub(crate) policy: Arc<Policy>,
+    pub(crate) maintenance: Arc<Maintenance>,
+}
+
+/// What cleanup may delete and when: retention policies and GC settings.
+#[derive(Debug, Clone, Default)]
+pub struct Maintenance {
+    pub retention: RetentionConfig,
+    pub gc: GcConfig,
 }
 
 impl Registry {
-    pub fn new(db: Db, blobs: BlobStore, config: RegistryConfig, policy: Policy) -> Self {
-        Self { db, blobs, config: Arc::new(config), policy: Arc::new(policy) }
+    pub fn new(db: Db, blobs: BlobStore, config: RegistryConfig, policy: Policy, maintenance: Maintenance) -> Self {
+        Self { db, blobs, config: Arc::new(config), policy: Arc::new(policy), maintenance: Arc::new(maintenance) }
+    }
+
+    pub fn maintenance(&self) -> &Maintenance {
+        &self.maintenance
     }
 
     pub fn policy(&self) -> &Policy {

@@ -12,6 +12,10 @@ use crate::db;
 use crate::domain::{Algorithm, Digest, DigestHasher, RepoName};
 use crate::storage::{layout, BodyStream};
 
+/// Claim attempts 50 ms apart before an upload gives up on a digest that
+/// garbage collection is deleting.
+const CLAIM_ATTEMPTS: u32 = 600;
+
 /// Where an upload session stands.
 #[derive(Debug, Clone)]
 pub struct UploadStatus {
@@ -65,6 +69,7 @@ impl Registry {
                 if available {
                     let repo_id = db::repositories::ensure(tx, &name)?;
                     db::blobs::link(tx, repo_id, &d)?;
+                    db::gc::touch_blob(tx, &d)?;
                 }
                 Ok(available)
             })
@@ -145,27 +150,27 @@ impl Registry {
             return Err(RegistryError::DigestMismatch { given: digest.to_string(), computed: computed.to_string() });
         }
 
-        let d = digest.to_string();
-        let already_stored = self.db.read(move |conn| db::blobs::size_of(conn, &d)).await?.is_some();
-        if !already_stored {
-            let target = layout::blob(digest);
-            match parts.as_slice() {
-                [] => {
-                    let empty: BodyStream = Box::pin(futures::stream::empty());
-                    self.blobs.write_stream(&target, empty, &mut DigestHasher::new(digest.algorithm()), 0).await?;
-                }
-                [only] => self.blobs.rename(only, &target).await?,
-                many => self.blobs.concat(many, &target).await?,
+        // The claim keeps garbage collection off this digest until the row
+        // below is written, so the bytes checked or placed here stay.
+        let claim_id = self.claim_blob(digest).await?;
+        let placed = self.place_blob_bytes(digest, &parts).await;
+        let already_stored = match placed {
+            Ok(already_stored) => already_stored,
+            Err(e) => {
+                self.release_claim(&claim_id).await;
+                return Err(e);
             }
-        }
+        };
 
         let (name, d, upload_id) = (repo.to_string(), digest.to_string(), id.to_owned());
         self.db
             .write(move |tx| -> Result<(), RegistryError> {
                 db::blobs::insert(tx, &d, size)?;
+                db::gc::touch_blob(tx, &d)?;
                 let repo_id = db::repositories::ensure(tx, &name)?;
                 db::blobs::link(tx, repo_id, &d)?;
                 db::uploads::delete(tx, &upload_id)?;
+                db::gc::release_claim(tx, &claim_id)?;
                 Ok(())
             })
             .await?;
@@ -174,6 +179,46 @@ impl Registry {
         }
         tracing::info!(repository = %repo, digest = %digest, size, "blob stored");
         Ok(())
+    }
+
+    /// Moves the verified parts to the blob's content address unless the
+    /// blob is stored already; returns whether it was. Needs a claim.
+    async fn place_blob_bytes(&self, digest: &Digest, parts: &[Path]) -> Result<bool, RegistryError> {
+        let d = digest.to_string();
+        if self.db.read(move |conn| db::blobs::size_of(conn, &d)).await?.is_some() {
+            return Ok(true);
+        }
+        let target = layout::blob(digest);
+        match parts {
+            [] => {
+                let empty: BodyStream = Box::pin(futures::stream::empty());
+                self.blobs.write_stream(&target, empty, &mut DigestHasher::new(digest.algorithm()), 0).await?;
+            }
+            [only] => self.blobs.rename(only, &target).await?,
+            many => self.blobs.concat(many, &target).await?,
+        }
+        Ok(false)
+    }
+
+    /// Takes a claim on `digest`, waiting while garbage collection is
+    /// deleting that digest's bytes (one batch: normally milliseconds).
+    async fn claim_blob(&self, digest: &Digest) -> Result<String, RegistryError> {
+        let claim_id = uuid::Uuid::new_v4().to_string();
+        for _ in 0..CLAIM_ATTEMPTS {
+            let (c, d) = (claim_id.clone(), digest.to_string());
+            if self.db.write(move |tx| db::gc::claim(tx, &c, &d)).await? {
+                return Ok(claim_id);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Err(RegistryError::Busy(format!("garbage collection is deleting {digest}; try again")))
+    }
+
+    async fn release_claim(&self, claim_id: &str) {
+        let c = claim_id.to_owned();
+        if let Err(e) = self.db.write(move |tx| db::gc::release_claim(tx, &c)).await {
+            tracing::warn!(claim = %claim_id, error = %e, "could not release a blob claim; it expires on its own");
+        }
     }
 
     /// `DELETE /v2/<name>/blobs/uploads/<id>`.

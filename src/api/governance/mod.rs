@@ -3,6 +3,7 @@
 //! registry API.
 
 mod audit;
+mod maintenance;
 mod releases;
 
 use actix_web::web;
@@ -15,6 +16,10 @@ use crate::db::releases::ReleaseRow;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/audit", web::get().to(audit::list))
         .route("/audit/verify", web::get().to(audit::verify))
+        .route("/retention/policies", web::get().to(maintenance::policies))
+        .route("/retention/plan", web::get().to(maintenance::plan))
+        .route("/retention/runs", web::post().to(maintenance::run))
+        .route("/gc/runs", web::post().to(maintenance::gc))
         .route("/repositories/{name:.+}/promotions", web::post().to(releases::promote))
         .route("/repositories/{name:.+}/stages", web::get().to(releases::stages))
         .route("/repositories/{name:.+}/stages/{stage}/rollback", web::post().to(releases::rollback))

@@ -1,0 +1,84 @@
+//! `wharf retention plan | run` and `wharf gc [--dry-run]`: cleanup on the
+//! local database and storage, beside a running server or without one.
+//! Deletions are audited with the actor `system`.
+
+use clap::Subcommand;
+
+use super::ConfigArgs;
+use crate::domain::Actor;
+use crate::registry::retention::RetentionReport;
+
+#[derive(Subcommand)]
+pub enum RetentionCommand {
+    /// Show what a run would delete and keep, with the rule behind each decision.
+    Plan {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print the JSON report instead of the readable plan.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the plan.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+/// The plan as people read it: one line per tag and manifest, deletions marked.
+pub fn render(report: &RetentionReport) -> String {
+    let mut out = String::new();
+    for repo in &report.repositories {
+        out.push_str(&format!("{}\n", repo.repository));
+        for t in &repo.tags {
+            let mark = if t.decision.keep { "keep  " } else { "DELETE" };
+            out.push_str(&format!("  {mark} tag {:<20} {}  {}\n", t.tag, short(&t.digest), t.decision.reason));
+        }
+        for m in &repo.manifests {
+            let mark = if m.decision.keep { "keep  " } else { "DELETE" };
+            out.push_str(&format!("  {mark} manifest {}  {}\n", short(&m.digest), m.decision.reason));
+        }
+    }
+    let verb = if report.dry_run { "would delete" } else { "deleted" };
+    out.push_str(&format!("{verb}: {} manifests, {} tags in {} repositories\n", report.manifests_deleted, report.tags_deleted, report.repositories.len()));
+    out
+}
+
+pub fn retention(command: RetentionCommand) -> Result<(), String> {
+    let (config, json, dry_run) = match &command {
+        RetentionCommand::Plan { config, json } => (config, *json, true),
+        RetentionCommand::Run { config, json } => (config, *json, false),
+    };
+    let registry = crate::open_registry(&config.load(None)?).map_err(|e| e.to_string())?;
+    let report = runtime()?.block_on(registry.run_retention(&Actor::system(), dry_run)).map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(())
+}
+
+pub fn gc(config: &ConfigArgs, dry_run: bool) -> Result<(), String> {
+    let registry = crate::open_registry(&config.load(None)?).map_err(|e| e.to_string())?;
+    let r = runtime()?.block_on(registry.run_gc(&Actor::system(), dry_run)).map_err(|e| e.to_string())?;
+    let verb = if dry_run { "would free" } else { "freed" };
+    println!(
+        "{verb} {} blobs ({} bytes) and {} abandoned uploads{}",
+        r.blobs_deleted,
+        r.bytes_freed,
+        r.uploads_deleted,
+        if r.resumed > 0 { format!("; finished {} deletions an interrupted run had started", r.resumed) } else { String::new() }
+    );
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Garbage collection: blobs that no manifest references and upload
+//! sessions abandoned long ago, online while clients push and pull.
+//!
+//! Per batch: (1) one write transaction re-checks each candidate (no
+//! manifest references it, pushed before the grace period, no upload claims
+//! it) and moves it from `blobs` to `gc_pending` — from then on a manifest
+//! PUT that needs it fails with MANIFEST_BLOB_UNKNOWN (the client uploads
+//! again) and an upload of the same digest waits; (2) its bytes are deleted;
+//! (3) the pending row goes. A crash between (1) and (3) leaves pending rows
+//! that the next run finishes first, so a manifest never points at bytes
+//! that are gone and no run has to start over from a full listing.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Registry, RegistryError};
+use crate::db::{self, audit::NewAuditEntry};
+use crate::domain::{Actor, AuditAction, Digest};
+use crate::storage::layout;
+
+/// A claim older than this belongs to an upload that died.
+pub(crate) const CLAIM_TTL_MS: i64 = 6 * 3600 * 1000;
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub blobs_deleted: u64,
+    pub bytes_freed: u64,
+    pub uploads_deleted: u64,
+    /// Deletions a previous, interrupted run had started.
+    pub resumed: u64,
+}
+
+impl Registry {
+    /// `POST /api/v1/gc/runs`, `wharf gc`, and the schedule.
+    pub async fn run_gc(&self, actor: &Actor, dry_run: bool) -> Result<GcReport, RegistryError> {
+        let cfg = self.maintenance.gc.clone();
+        let mut report = GcReport { dry_run, ..Default::default() };
+        if !dry_run {
+            report.resumed = self.finish_pending(cfg.batch_size).await?;
+        }
+        let now = db::now_ms();
+        let cutoff = now - cfg.grace.as_millis() as i64;
+        let claims_since = now - CLAIM_TTL_MS;
+        let mut after = String::new();
+        loop {
+            let (a, limit) = (after.clone(), cfg.batch_size);
+            let batch = self.db.read(move |c| db::gc::candidates(c, &a, cutoff, claims_since, limit)).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.0.clone();
+            let full = batch.len() as u32 == cfg.batch_size;
+            if dry_run {
+                report.blobs_deleted += batch.len() as u64;
+                report.bytes_freed += batch.iter().map(|(_, size)| size).sum::<u64>();
+            } else {
+                let actor = actor.clone();
+                let taken = self
+                    .db
+                    .write(move |tx| -> Result<Vec<(String, u64)>, RegistryError> {
+                        let mut taken = Vec::new();
+                        for (digest, _) in batch {
+                            if let Some(size) = db::gc::take(tx, &digest, cutoff, claims_since)? {
+                                db::audit::append(tx, NewAuditEntry {
+                                    actor: &actor,
+                                    action: AuditAction::BlobCollect,
+                                    repository: None,
+                                    reference: None,
+                                    digest: Some(&digest),
+                                    details: json!({"size": size}),
+                                })?;
+                                taken.push((digest, size));
+                            }
+                        }
+                        Ok(taken)
+                    })
+                    .await?;
+                self.delete_collected(&taken).await?;
+                report.blobs_deleted += taken.len() as u64;
+                report.bytes_freed += taken.iter().map(|(_, size)| size).sum::<u64>();
+            }
+            if !full {
+                break;
+            }
+        }
+        report.uploads_deleted = self.expire_uploads(actor, dry_run).await?;
+        if !dry_run {
+            self.db.write(move |tx| db::gc::drop_stale_claims(tx, claims_since)).await?;
+        }
+        tracing::info!(dry_run, blobs = report.blobs_deleted, bytes = report.bytes_freed, uploads = report.uploads_deleted, resumed = report.resumed, "garbage collection finished");
+        Ok(report)
+    }
+
+    /// Deletes the bytes of blobs already unlisted, then their pending rows.
+    async fn delete_collected(&self, blobs: &[(String, u64)]) -> Result<(), RegistryError> {
+        for (digest, _) in blobs {
+            // Only well-formed digests ever reach `blobs`; skip anything else.
+            if let Ok(d) = Digest::parse(digest) {
+                self.blobs.delete(&layout::blob(&d)).await?;
+            }
+        }
+        let digests: Vec<String> = blobs.iter().map(|(d, _)| d.clone()).collect();
+        self.db
+            .write(move |tx| -> Result<(), RegistryError> {
+                for d in &digests {
+                    db::gc::finish(tx, d)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Finishes deletions a crashed run left in `gc_pending`.
+    async fn finish_pending(&self, batch: u32) -> Result<u64, RegistryError> {
+        let mut done = 0;
+        loop {
+            let pending = self.db.read(move |c| db::gc::pending(c, batch)).await?;
+            if pending.is_empty() {
+                return Ok(done);
+            }
+            done += pending.len() as u64;
+            self.delete_collected(&pending).await?;
+        }
+    }
+
+    /// Removes upload sessions idle longer than `gc.upload_max_age`, with their parts.
+    async fn expire_uploads(&self, actor: &Actor, dry_run: bool) -> Result<u64, RegistryError> {
+        let cfg = &self.maintenance.gc;
+        let before = db::now_ms() - cfg.upload_max_age.as_millis() as i64;
+        let limit = cfg.batch_size;
+        let mut count = 0;
+        loop {
+            let stale = self.db.read(move |c| db::gc::stale_uploads(c, before, limit)).await?;
+            if stale.is_empty() || dry_run {
+                return Ok(count + stale.len() as u64);
+            }
+            for (id, parts) in stale {
+                let (upload_id, actor) = (id.clone(), actor.clone());
+                let deleted = self
+                    .db
+                    .write(move |tx| -> Result<bool, RegistryError> {
+                        let deleted = db::gc::delete_stale_upload(tx, &upload_id, before)?;
+                        if deleted {
+                            db::audit::append(tx, NewAuditEntry {
+                                actor: &actor,
+                                action: AuditAction::UploadExpire,
+                                repository: None,
+                                reference: Some(&upload_id),
+                                digest: None,
+                                details: json!({}),
+                            })?;
+                        }
+                        Ok(deleted)
+                    })
+                    .await?;
+                // Row first, bytes after: a crash in between leaves only
+                // unlisted part objects, never a session missing its parts.
+                if deleted {
+                    count += 1;
+                    for key in parts {
+                        self.blobs.delete(&object_store::path::Path::from(key)).await?;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Applying retention: load each repository's facts, ask the pure planner
+//! (`governance::retention`), and delete what it says — per repository in
+//! one write transaction, so a promotion cannot slip between plan and
+//! deletion, with one audit row per deleted tag and manifest. A run killed
+//! midway leaves whole repositories done or untouched; the next run
+//! finishes the rest. Blobs are freed later by garbage collection.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{audit, Registry, RegistryError};
+use crate::db;
+use crate::domain::{Actor, AuditAction};
+use crate::governance::retention::{plan, ManifestFact, ReleaseFact, RepoFacts, RepoPlan, RetentionRules, TagFact};
+use crate::governance::Policy;
+
+const REPOSITORY_PAGE: u32 = 500;
+
+#[derive(Debug, Default, Serialize)]
+pub struct RetentionReport {
+    pub dry_run: bool,
+    pub manifests_deleted: u64,
+    pub tags_deleted: u64,
+    pub repositories: Vec<RepoPlan>,
+}
+
+fn facts(conn: &rusqlite::Connection, repo_id: i64, name: &str) -> Result<RepoFacts, RegistryError> {
+    let mut children = std::collections::HashMap::<String, Vec<String>>::new();
+    for (parent, child) in db::manifests::all_children(conn, repo_id)? {
+        children.entry(parent).or_default().push(child);
+    }
+    let manifests = db::manifests::all_facts(conn, repo_id)?
+        .into_iter()
+        .map(|(digest, pushed_at_ms, subject)| {
+            let children = children.remove(&digest).unwrap_or_default();
+            ManifestFact { digest, pushed_at_ms, subject, children }
+        })
+        .collect();
+    let tags = db::tags::all(conn, repo_id)?.into_iter().map(|(name, digest, updated_at_ms)| TagFact { name, digest, updated_at_ms }).collect();
+    let releases = db::releases::all(conn, repo_id)?.into_iter().map(|(stage, sequence, digest)| ReleaseFact { stage, sequence, digest }).collect();
+    Ok(RepoFacts { repository: name.to_owned(), manifests, tags, releases })
+}
+
+/// Deletes what the plan deletes, inside the caller's transaction.
+fn apply(tx: &rusqlite::Connection, actor: &Actor, repo_id: i64, p: &RepoPlan) -> Result<(u64, u64), RegistryError> {
+    let (mut tags, mut manifests) = (0, 0);
+    for t in p.deleted_tags() {
+        if db::tags::delete(tx, repo_id, &t.tag)? {
+            db::tag_history::record(tx, repo_id, &t.tag, None, &actor.name)?;
+            audit(tx, actor, AuditAction::TagDelete, &p.repository, Some(&t.tag), &t.digest, json!({"by": "retention", "reason": t.decision.reason}))?;
+            tags += 1;
+        }
+    }
+    for m in p.deleted_manifests() {
+        // Tags the plan kept never point at a deleted manifest; any left are
+        // ones it could not see, and go with their manifest.
+        for tag in db::tags::delete_pointing_at(tx, repo_id, &m.digest)? {
+            db::tag_history::record(tx, repo_id, &tag, None, &actor.name)?;
+            audit(tx, actor, AuditAction::TagDelete, &p.repository, Some(&tag), &m.digest, json!({"by": "retention", "reason": m.decision.reason}))?;
+            tags += 1;
+        }
+        if db::manifests::delete(tx, repo_id, &m.digest)? {
+            audit(tx, actor, AuditAction::ManifestDelete, &p.repository, None, &m.digest, json!({"by": "retention", "reason": m.decision.reason}))?;
+            manifests += 1;
+        }
+    }
+    Ok((tags, manifests))
+}
+
+impl Registry {
+    /// `GET /api/v1/retention/plan` (dry run) and `POST /api/v1/retention/runs`.
+    pub async fn run_retention(&self, actor: &Actor, dry_run: bool) -> Result<RetentionReport, RegistryError> {
+        let rules = std::sync::Arc::new(RetentionRules::new(&self.maintenance.retention.policies).map_err(RegistryError::BadRequest)?);
+        let mut report = RetentionReport { dry_run, ..Default::default() };
+        let mut last: Option<String> = None;
+        loop {
+            let cursor = last.clone();
+            let names = self.db.read(move |c| db::repositories::list(c, cursor.as_deref(), REPOSITORY_PAGE)).await?;
+            let Some(tail) = names.last() else { break };
+            last = Some(tail.clone());
+            for name in names.into_iter().filter(|n| rules.applies_to(n)) {
+                let (rules, policy, actor): (_, std::sync::Arc<Policy>, Actor) = (rules.clone(), self.policy.clone(), actor.clone());
+                let now = db::now_ms();
+                let step = move |conn: &rusqlite::Connection, apply_it: bool| -> Result<Option<(RepoPlan, u64, u64)>, RegistryError> {
+                    let Some(repo_id) = db::repositories::id_of(conn, &name)? else { return Ok(None) };
+                    let p = plan(&facts(conn, repo_id, &name)?, &rules, &policy, now);
+                    let (tags, manifests) = if apply_it { apply(conn, &actor, repo_id, &p)? } else { (p.deleted_tags().count() as u64, p.deleted_manifests().count() as u64) };
+                    Ok(Some((p, tags, manifests)))
+                };
+                let outcome = if dry_run { self.db.read(move |c| step(c, false)).await? } else { self.db.write(move |tx| step(tx, true)).await? };
+                if let Some((p, tags, manifests)) = outcome {
+                    report.tags_deleted += tags;
+                    report.manifests_deleted += manifests;
+                    report.repositories.push(p);
+                }
+            }
+        }
+        tracing::info!(dry_run, manifests = report.manifests_deleted, tags = report.tags_deleted, "retention finished");
+        Ok(report)
+    }
+}
