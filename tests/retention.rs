@@ -299,3 +299,45 @@ fn gc_and_retention_killed_midway_finish_on_the_next_run() {
     let verify = app.get("/api/v1/audit/verify").json();
     assert!(verify["first_broken"].is_null(), "{verify}");
 }
+
+#[test]
+fn grace_period_upload_expiry_and_schedules() {
+    // Default grace (1h): a fresh unreferenced blob is not collected.
+    let app = TestApp::start();
+    let blob = unique_bytes(500);
+    let digest = push_blob(&app, "grace/app", &blob);
+    assert_eq!(gc(&app, false)["blobs_deleted"], 0);
+    assert_blob(&app, "grace/app", &digest, &blob);
+
+    // Abandoned uploads expire with their parts; scheduled runs need no call.
+    let app = TestApp::builder()
+        // Long enough that the scheduled runs never race this test's own pushes.
+        .env("WHARF_GC__GRACE", "2s")
+        .env("WHARF_GC__UPLOAD_MAX_AGE", "1s")
+        .env("WHARF_GC__SCHEDULE", "300ms")
+        .env("WHARF_RETENTION__SCHEDULE", "300ms")
+        .env("WHARF_RETENTION__POLICIES", r#"[{name="one", repositories="sched/**", keep_last=1}]"#)
+        .start();
+    let loc = start_upload(&app, "sched/app");
+    patch_chunk(&app, &loc, 0, unique_bytes(1000)).expect(202);
+    let junk = push_blob(&app, "sched/app", &unique_bytes(700));
+    push_image(&app, "sched/app", Some("old"), 1);
+    std::thread::sleep(Duration::from_millis(5));
+    let newest = push_image(&app, "sched/app", Some("new"), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let upload_gone = app.get(&loc).status == 404;
+        let blob_gone = app.head(&format!("/v2/sched/app/blobs/{junk}")).status == 404;
+        let old_gone = app.head("/v2/sched/app/manifests/old").status == 404;
+        if upload_gone && blob_gone && old_gone {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "scheduled runs did not clean up: upload {upload_gone}, blob {blob_gone}, old tag {old_gone}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_pulls(&app, "sched/app", "new");
+    assert_pulls(&app, "sched/app", &newest.digest);
+    let audit = app.get("/api/v1/audit?actor=system&n=100").json();
+    let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"gc.upload") && actions.contains(&"gc.blob") && actions.contains(&"manifest.delete"), "{actions:?}");
+}
