@@ -5,6 +5,9 @@
 //!   blobs/<algorithm>/<first 2 hex>/<hex>   content-addressed, written once, immutable
 //!   uploads/<upload id>/<part id>           parts of an in-progress upload
 //! ```
+//! On the filesystem a chunked upload is joined into
+//! `blobs/<algorithm>/<2 hex>/.concat-<uuid>` and renamed to its address, so
+//! a blob file is whole or absent (storage/mod.rs, `concat`).
 //! The prefix is the S3 `prefix` setting (empty on the filesystem, whose root
 //! is `storage.path`).
 
