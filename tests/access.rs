@@ -449,3 +449,28 @@ fn identities_are_the_actors_and_separation_of_duties_uses_them() {
     assert_eq!(pushes["entries"][0]["actor"], "dev", "{pushes}");
     assert_eq!(pushes["entries"][0]["digest"], image.digest.as_str());
 }
+
+#[test]
+fn token_endpoint_refuses_bad_input() {
+    let app = start();
+    add_user(&app, "dev", &[("team/**", "developer", &[])]);
+    let dev = basic("dev", PW);
+    let get = |q: &str| app.req_as(Some(&dev), Method::GET, &format!("/auth/token?{q}")).send();
+    get("scope=repository-team-app-pull").expect_error(400, &["INVALID_REQUEST"]);
+    get("scope=repository:Bad..Name:pull").expect_error(400, &["INVALID_REQUEST"]);
+    let many = (0..40).map(|i| format!("scope=repository:team/a{i}:pull")).collect::<Vec<_>>().join("&");
+    get(&many).expect_error(400, &["INVALID_REQUEST"]);
+    get(&format!("scope={}", "a".repeat(20_000))).expect_error(400, &["INVALID_REQUEST"]);
+    // Unknown actions and resource types grant nothing rather than fail.
+    let r = get("scope=repository:team/app:fly&scope=gizmo:x:y");
+    r.expect(200);
+    let token = bearer(r.json()["token"].as_str().unwrap());
+    app.req_as(Some(&token), Method::GET, "/v2/team/app/tags/list").send().expect(401);
+    app.req_as(None, Method::POST, "/auth/token")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("grant_type=refresh_token&refresh_token=x")
+        .send()
+        .expect_error(400, &["UNSUPPORTED"]);
+    app.req_as(Some("Digest username=dev"), Method::GET, "/v2/").send().expect_error(401, &["UNAUTHORIZED"]);
+    app.req_as(Some("Basic !!!not-base64"), Method::GET, "/v2/").send().expect_error(401, &["UNAUTHORIZED"]);
+}
