@@ -306,11 +306,13 @@ async fn read_local_file(path: std::path::PathBuf, key: &Path, range: Option<Ran
     tokio::task::spawn_blocking(move || {
         let mut remaining = remaining;
         while remaining > 0 {
-            let mut buf = vec![0u8; LOCAL_READ_CHUNK.min(remaining as usize)];
-            let item = match file.read(&mut buf) {
+            let want = LOCAL_READ_CHUNK.min(remaining as usize);
+            // read_to_end fills spare capacity without zeroing it first (a
+            // profile showed memset of fresh buffers at a fifth of pull CPU).
+            let mut buf = Vec::with_capacity(want);
+            let item = match (&mut file).take(want as u64).read_to_end(&mut buf) {
                 Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob file is shorter than recorded")),
                 Ok(n) => {
-                    buf.truncate(n);
                     remaining -= n as u64;
                     Ok(Bytes::from(buf))
                 }
