@@ -22,15 +22,8 @@ pub enum UserCommand {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    List {
-        #[command(flatten)]
-        config: ConfigArgs,
-    },
-    Delete {
-        name: String,
-        #[command(flatten)]
-        config: ConfigArgs,
-    },
+    #[command(flatten)]
+    Existing(ExistingAccount),
 }
 
 #[derive(Subcommand)]
@@ -44,15 +37,37 @@ pub enum RobotCommand {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    #[command(flatten)]
+    Existing(ExistingAccount),
+}
+
+/// What users and robots share: listing and deleting.
+#[derive(Subcommand)]
+pub enum ExistingAccount {
+    /// List them as JSON (never with secrets).
     List {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Delete one, with its grants.
     Delete {
         name: String,
         #[command(flatten)]
         config: ConfigArgs,
     },
+}
+
+fn existing(kind: &'static str, command: ExistingAccount) -> Result<(), String> {
+    match command {
+        ExistingAccount::List { config } => {
+            let (rt, auth) = open(&config)?;
+            print_json(&rt.block_on(auth.list_accounts(kind)).map_err(|e| e.to_string())?)
+        }
+        ExistingAccount::Delete { name, config } => {
+            let (rt, auth) = open(&config)?;
+            rt.block_on(auth.delete_account(&Actor::system(), &name, kind)).map_err(|e| e.to_string())
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -112,14 +127,7 @@ pub fn user(command: UserCommand) -> Result<(), String> {
             println!("created user {}{}", account.name, if account.admin { " (admin)" } else { "" });
             Ok(())
         }
-        UserCommand::List { config } => {
-            let (rt, auth) = open(&config)?;
-            print_json(&rt.block_on(auth.list_accounts("user")).map_err(|e| e.to_string())?)
-        }
-        UserCommand::Delete { name, config } => {
-            let (rt, auth) = open(&config)?;
-            rt.block_on(auth.delete_account(&Actor::system(), &name, "user")).map_err(|e| e.to_string())
-        }
+        UserCommand::Existing(command) => existing("user", command),
     }
 }
 
@@ -133,14 +141,7 @@ pub fn robot(command: RobotCommand) -> Result<(), String> {
             println!("{token}");
             Ok(())
         }
-        RobotCommand::List { config } => {
-            let (rt, auth) = open(&config)?;
-            print_json(&rt.block_on(auth.list_accounts("robot")).map_err(|e| e.to_string())?)
-        }
-        RobotCommand::Delete { name, config } => {
-            let (rt, auth) = open(&config)?;
-            rt.block_on(auth.delete_account(&Actor::system(), &name, "robot")).map_err(|e| e.to_string())
-        }
+        RobotCommand::Existing(command) => existing("robot", command),
     }
 }
 
