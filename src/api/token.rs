@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::access::source;
 use super::request::header as header_value;
 use super::ApiError;
-use crate::auth::{Auth, AuthError};
+use crate::auth::{Auth, AuthError, Identity};
 
 /// The query string and form bodies are small; a larger one is refused.
 const MAX_PARAMS_BYTES: usize = 16 * 1024;
@@ -30,8 +30,8 @@ fn unauthorized(auth: &Auth, e: AuthError) -> ApiError {
     }
 }
 
-async fn issue(req: &HttpRequest, auth: &Auth, authorization: Option<String>, scopes: Vec<String>) -> Result<HttpResponse, ApiError> {
-    let id = auth.authenticate(authorization.as_deref(), &source(req)).await.map_err(|e| unauthorized(auth, e))?;
+fn issue(auth: &Auth, id: Result<Identity, AuthError>, scopes: Vec<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.map_err(|e| unauthorized(auth, e))?;
     let token = auth.issue_token(&id, &scopes)?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(token))
 }
@@ -40,8 +40,8 @@ async fn issue(req: &HttpRequest, auth: &Auth, authorization: Option<String>, sc
 /// with optional Basic credentials — `{"token","access_token","expires_in","issued_at"}`.
 pub async fn get(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let scopes = params(req.query_string().as_bytes())?.into_iter().filter(|(k, _)| k == "scope").map(|(_, v)| v).collect();
-    let authorization = header_value(&req, header::AUTHORIZATION).map(str::to_owned);
-    issue(&req, &auth, authorization, scopes).await
+    let id = auth.authenticate(header_value(&req, header::AUTHORIZATION), &source(&req)).await;
+    issue(&auth, id, scopes)
 }
 
 /// `POST /auth/token` (OAuth2 form: `grant_type=password&username=&password=&scope=`),
@@ -50,15 +50,18 @@ pub async fn post(req: HttpRequest, body: web::Bytes, auth: web::Data<Auth>) -> 
     let form = params(&body)?;
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let scopes = form.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
-    let authorization = match field("grant_type").as_deref() {
+    let id = match field("grant_type").as_deref() {
         Some("password") => {
-            use base64::Engine;
-            let user = field("username").unwrap_or_default();
-            let password = field("password").unwrap_or_default();
-            Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))))
+            let (user, password) = (field("username").unwrap_or_default(), field("password").unwrap_or_default());
+            if auth.enabled() {
+                auth.login(&user, &password, &source(&req)).await
+            } else {
+                // Auth off: everyone acts as the anonymous superuser, as on GET.
+                auth.authenticate(None, &source(&req)).await
+            }
         }
         Some(other) => return Err(ApiError::bad_request("UNSUPPORTED", format!("grant_type {other:?} is not supported; use password"))),
-        None => header_value(&req, header::AUTHORIZATION).map(str::to_owned),
+        None => auth.authenticate(header_value(&req, header::AUTHORIZATION), &source(&req)).await,
     };
-    issue(&req, &auth, authorization, scopes).await
+    issue(&auth, id, scopes)
 }

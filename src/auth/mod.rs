@@ -229,7 +229,7 @@ impl Auth {
     }
 
     /// Checks a user password or robot token, under the failed-login limits.
-    async fn login(&self, user: &str, secret: &str, source: &str) -> Result<Identity, AuthError> {
+    pub async fn login(&self, user: &str, secret: &str, source: &str) -> Result<Identity, AuthError> {
         let keys = vec![format!("acct:{user}"), format!("ip:{source}")];
         if !self.inner.limiter.allowed(&keys) {
             return Err(AuthError::TooManyAttempts);

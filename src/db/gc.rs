@@ -31,17 +31,26 @@ pub fn touch_blob(conn: &Connection, digest: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+/// The one rule for a collectable blob `b`, shared by the candidate scan and
+/// the re-check that acts on it: pushed before `?2` (the grace cutoff), no
+/// manifest references it, and no upload claim newer than `?3` holds it.
+macro_rules! collectable {
+    () => {
+        "b.created_at < ?2
+         AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.target_digest = b.digest)
+         AND NOT EXISTS (SELECT 1 FROM blob_claims c WHERE c.digest = b.digest AND c.created_at >= ?3)"
+    };
+}
+
 /// Blobs no manifest references, pushed before `cutoff`, without a live
 /// claim; at most `limit`, in digest order after `after` (keyset paging, so
 /// no listing of the whole store is ever held).
 pub fn candidates(conn: &Connection, after: &str, cutoff: i64, claims_since: i64, limit: u32) -> Result<Vec<(String, u64)>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT b.digest, b.size FROM blobs b
-         WHERE b.digest > ?1 AND b.created_at < ?2
-           AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.target_digest = b.digest)
-           AND NOT EXISTS (SELECT 1 FROM blob_claims c WHERE c.digest = b.digest AND c.created_at >= ?3)
-         ORDER BY b.digest LIMIT ?4",
-    )?;
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT b.digest, b.size FROM blobs b WHERE b.digest > ?1 AND ",
+        collectable!(),
+        " ORDER BY b.digest LIMIT ?4"
+    ))?;
     let rows = stmt.query_map(params![after, cutoff, claims_since, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -52,10 +61,7 @@ pub fn candidates(conn: &Connection, after: &str, cutoff: i64, claims_since: i64
 pub fn take(conn: &Connection, digest: &str, cutoff: i64, claims_since: i64) -> Result<Option<u64>, DbError> {
     let size: Option<u64> = conn
         .query_row(
-            "SELECT b.size FROM blobs b
-             WHERE b.digest = ?1 AND b.created_at < ?2
-               AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.target_digest = b.digest)
-               AND NOT EXISTS (SELECT 1 FROM blob_claims c WHERE c.digest = b.digest AND c.created_at >= ?3)",
+            concat!("SELECT b.size FROM blobs b WHERE b.digest = ?1 AND ", collectable!()),
             params![digest, cutoff, claims_since],
             |r| r.get(0),
         )
