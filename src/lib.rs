@@ -120,22 +120,62 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     );
     jobs::start(&registry);
     let workers = if config.server.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { config.server.workers };
-    let server = HttpServer::new(move || {
+    let shutdown_timeout = config.server.shutdown_timeout.as_secs();
+    let app = move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(log_request))
             .wrap(DefaultHeaders::new().add(("Docker-Distribution-API-Version", "registry/2.0")))
             .configure(configure_app(registry.clone(), auth.clone()))
-    })
-    .workers(workers)
-    .shutdown_timeout(config.server.shutdown_timeout.as_secs());
+    };
+    let bind_error = |e| StartError::Bind(config.listen.to_string(), e);
     let server = match tls {
-        Some(tls) => server.bind_rustls_0_23(config.listen, tls),
-        None => server.bind(config.listen),
-    }
-    .map_err(|e| StartError::Bind(config.listen.to_string(), e))?;
-    server.run().await.map_err(StartError::Server)?;
+        Some(tls) => HttpServer::new(app)
+            .workers(workers)
+            .shutdown_timeout(shutdown_timeout)
+            .bind_rustls_0_23(config.listen, tls)
+            .map_err(bind_error)?
+            .run(),
+        None => plain_http_server(app, config.listen, workers, shutdown_timeout).map_err(bind_error)?,
+    };
+    server.await.map_err(StartError::Server)?;
     tracing::info!("wharf stopped");
     Ok(())
+}
+
+/// The plain-HTTP server: actix-web's own listener, except that each
+/// connection is a [`api::sendfile::SendfileConn`], so blob files go out
+/// with sendfile instead of through actix's write buffer.
+fn plain_http_server<F, I, S, B>(app: F, listen: std::net::SocketAddr, workers: usize, shutdown_timeout: u64) -> std::io::Result<actix_server::Server>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: actix_service::IntoServiceFactory<S, actix_http::Request>,
+    S: actix_service::ServiceFactory<actix_http::Request, Config = actix_web::dev::AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<actix_http::Response<B>> + 'static,
+    <S::Service as actix_service::Service<actix_http::Request>>::Future: 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    use actix_service::{fn_service, map_config, ServiceFactoryExt};
+    use api::sendfile::SendfileConn;
+    let listener = std::net::TcpListener::bind(listen)?;
+    Ok(actix_server::Server::build()
+        .workers(workers)
+        .shutdown_timeout(shutdown_timeout)
+        .listen("wharf", listener, move || {
+            let factory = app().into_factory().map_err(|e| e.into().error_response());
+            let http = actix_http::HttpService::build()
+                .local_addr(listen)
+                .on_connect_ext(SendfileConn::on_connect)
+                .h1(map_config(factory, |_| actix_web::dev::AppConfig::default()));
+            fn_service(|tcp: actix_rt::net::TcpStream| async move {
+                let peer = tcp.peer_addr().ok();
+                Ok::<_, actix_http::error::DispatchError>((SendfileConn::new(tcp), peer))
+            })
+            .and_then(http)
+        })?
+        .run())
 }
 
 /// Loads the PEM certificate chain and private key for HTTPS.

@@ -428,6 +428,10 @@ fn serves_https_with_configured_certificate() {
     app.set_default_auth(Some(basic("admin", ADMIN_PASSWORD)));
     let image = push_image(&app, "tls/app", Some("v1"), 2);
     assert_manifest(&app, "tls/app", "v1", OCI_MANIFEST, &image.manifest);
+    // Blobs over TLS take the streamed path, not sendfile.
+    for (layer, digest) in image.layers.iter().zip(&image.layer_digests) {
+        assert_blob(&app, "tls/app", digest, layer);
+    }
 }
 
 #[test]

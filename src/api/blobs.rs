@@ -8,9 +8,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::access::require;
 use super::request::{digest_param, header, repo};
 use crate::auth::Action;
-use super::ApiError;
+use super::{sendfile, ApiError};
 use crate::registry::blobs::ByteRange;
 use crate::registry::Registry;
+use crate::storage::BlobBody;
 
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 
@@ -56,12 +57,19 @@ pub async fn get(req: HttpRequest, registry: web::Data<Registry>) -> Result<Http
         None => HttpResponse::Ok(),
     };
     let length = blob.range.as_ref().map_or(blob.size, |r| r.end - r.start);
-    Ok(response
+    response
         .insert_header((CONTENT_DIGEST, digest.to_string()))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::ETAG, format!("\"{digest}\"")))
-        .content_type("application/octet-stream")
-        .body(SizedStream::new(length, blob.body)))
+        .content_type("application/octet-stream");
+    let stream = match blob.body {
+        BlobBody::File(file) => match sendfile::body(&req, file) {
+            Ok(body) => return Ok(response.no_chunking(length).body(body)),
+            Err(file) => file.into_stream(),
+        },
+        BlobBody::Stream(stream) => stream,
+    };
+    Ok(response.body(SizedStream::new(length, stream)))
 }
 
 /// `DELETE /v2/<name>/blobs/<digest>` — 202.

@@ -13,6 +13,7 @@ mod governance;
 mod manifests;
 pub mod oci_error;
 mod referrers;
+pub mod sendfile;
 pub(crate) mod request;
 mod tags;
 mod token;

@@ -5,7 +5,7 @@ use std::ops::Range;
 use super::{Registry, RegistryError};
 use crate::db;
 use crate::domain::{Actor, AuditAction, Digest, RepoName};
-use crate::storage::{layout, ByteStream};
+use crate::storage::{layout, BlobBody};
 
 /// An inclusive byte range as a client asks for it (`bytes=a-b`, `a-`, `-n`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct BlobContent {
     pub size: u64,
     /// The half-open byte range sent, when a range was asked for.
     pub range: Option<Range<u64>>,
-    pub body: ByteStream,
+    pub body: BlobBody,
 }
 
 impl Registry {
@@ -60,9 +60,9 @@ impl Registry {
         };
         // An empty blob may have no object behind it on some stores; serve it directly.
         let body = if size == 0 {
-            Box::pin(futures::stream::empty()) as ByteStream
+            BlobBody::empty()
         } else {
-            self.blobs.read(&layout::blob(digest), range.clone()).await?
+            self.blobs.open(&layout::blob(digest), range.clone()).await?
         };
         Ok(BlobContent { size, range, body })
     }

@@ -177,12 +177,18 @@ impl BlobStore {
 
     /// Streams the object (or a byte range of it).
     pub async fn read(&self, key: &Path, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
+        Ok(self.open(key, range).await?.into_stream())
+    }
+
+    /// Opens the object (or a byte range of it) for serving: a local file is
+    /// handed over as a file, so the HTTP layer can send it without copying.
+    pub async fn open(&self, key: &Path, range: Option<Range<u64>>) -> Result<BlobBody, StorageError> {
         if let Some(local) = &self.local {
-            return read_local_file(local.path_to_filesystem(key)?, key, range).await;
+            return Ok(BlobBody::File(open_local_file(local.path_to_filesystem(key)?, key, range).await?));
         }
         let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
         let result = self.store.get_opts(key, options).await.map_err(|e| not_found(key, e))?;
-        Ok(result.into_stream().map_err(StorageError::from).boxed())
+        Ok(BlobBody::Stream(result.into_stream().map_err(StorageError::from).boxed()))
     }
 
     /// Moves an object; on the filesystem this is an atomic rename.
@@ -273,59 +279,93 @@ fn concat_local_files(sources: &[std::path::PathBuf], target: &std::path::Path) 
     written
 }
 
-/// Streams a local file (or a range of it). One blocking task reads ahead
-/// up to [`LOCAL_READ_AHEAD`] chunks of [`LOCAL_READ_CHUNK`] while the socket
-/// sends, so disk reads and network writes overlap; memory per stream stays
-/// at a few MiB. A client that goes away drops the receiver and ends the task.
-async fn read_local_file(path: std::path::PathBuf, key: &Path, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
-    use std::io::{Read, Seek};
-    let name = key.to_string();
-    let io_err = {
-        let name = name.clone();
-        move |e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::NotFound => StorageError::NotFound(name.clone()),
-            _ => StorageError::Io(name.clone(), e),
+/// Bytes to serve: a stream, or a range of a local file.
+pub enum BlobBody {
+    Stream(ByteStream),
+    File(LocalFile),
+}
+
+impl BlobBody {
+    pub fn empty() -> Self {
+        BlobBody::Stream(futures::stream::empty().boxed())
+    }
+
+    pub fn into_stream(self) -> ByteStream {
+        match self {
+            BlobBody::Stream(stream) => stream,
+            BlobBody::File(file) => file.into_stream(),
         }
-    };
-    let (mut file, remaining) = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, u64)> {
-        let mut file = std::fs::File::open(&path)?;
+    }
+}
+
+/// An open local file and the byte range of it to serve.
+#[derive(Debug)]
+pub struct LocalFile {
+    pub file: std::fs::File,
+    pub offset: u64,
+    pub len: u64,
+    /// The object key, for error messages.
+    pub name: String,
+}
+
+async fn open_local_file(path: std::path::PathBuf, key: &Path, range: Option<Range<u64>>) -> Result<LocalFile, StorageError> {
+    let name = key.to_string();
+    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, u64)> {
+        let file = std::fs::File::open(&path)?;
         let size = file.metadata()?.len();
-        let remaining = match &range {
-            Some(r) => {
-                file.seek(std::io::SeekFrom::Start(r.start))?;
-                r.end.min(size).saturating_sub(r.start)
-            }
-            None => size,
-        };
-        Ok((file, remaining))
+        Ok((file, size))
     })
     .await
-    .map_err(|e| StorageError::Io(name.clone(), std::io::Error::other(e)))?
-    .map_err(io_err)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(LOCAL_READ_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        let mut remaining = remaining;
-        while remaining > 0 {
-            let want = LOCAL_READ_CHUNK.min(remaining as usize);
-            // read_to_end fills spare capacity without zeroing it first (a
-            // profile showed memset of fresh buffers at a fifth of pull CPU).
-            let mut buf = Vec::with_capacity(want);
-            let item = match (&mut file).take(want as u64).read_to_end(&mut buf) {
-                Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob file is shorter than recorded")),
-                Ok(n) => {
-                    remaining -= n as u64;
-                    Ok(Bytes::from(buf))
-                }
-                Err(e) => Err(e),
-            };
-            let failed = item.is_err();
-            if tx.blocking_send(item).is_err() || failed {
-                break;
+    .map_err(|e| StorageError::Io(name.clone(), std::io::Error::other(e)))?;
+    let (file, size) = opened.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => StorageError::NotFound(name.clone()),
+        _ => StorageError::Io(name.clone(), e),
+    })?;
+    let (offset, len) = match range {
+        Some(r) => (r.start, r.end.min(size).saturating_sub(r.start)),
+        None => (0, size),
+    };
+    Ok(LocalFile { file, offset, len, name })
+}
+
+impl LocalFile {
+    /// Streams the range. One blocking task reads ahead up to
+    /// [`LOCAL_READ_AHEAD`] chunks of [`LOCAL_READ_CHUNK`] while the socket
+    /// sends, so disk reads and network writes overlap; memory per stream
+    /// stays at a few MiB. A client that goes away drops the receiver and
+    /// ends the task.
+    pub fn into_stream(self) -> ByteStream {
+        use std::io::{Read, Seek};
+        let LocalFile { mut file, offset, len, name } = self;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(LOCAL_READ_AHEAD);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = file.seek(std::io::SeekFrom::Start(offset)) {
+                let _ = tx.blocking_send(Err(e));
+                return;
             }
-        }
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    Ok(stream.map_err(move |e| StorageError::Io(name.clone(), e)).boxed())
+            let mut remaining = len;
+            while remaining > 0 {
+                let want = LOCAL_READ_CHUNK.min(remaining as usize);
+                // read_to_end fills spare capacity without zeroing it first (a
+                // profile showed memset of fresh buffers at a fifth of pull CPU).
+                let mut buf = Vec::with_capacity(want);
+                let item = match (&mut file).take(want as u64).read_to_end(&mut buf) {
+                    Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob file is shorter than recorded")),
+                    Ok(n) => {
+                        remaining -= n as u64;
+                        Ok(Bytes::from(buf))
+                    }
+                    Err(e) => Err(e),
+                };
+                let failed = item.is_err();
+                if tx.blocking_send(item).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        stream.map_err(move |e| StorageError::Io(name.clone(), e)).boxed()
+    }
 }
 
 fn not_found(key: &Path, e: object_store::Error) -> StorageError {

@@ -1,0 +1,330 @@
+//! Zero-copy blob responses on plain-HTTP connections.
+//!
+//! actix-web copies every body chunk into its write buffer, so a streamed
+//! blob crosses user space twice (file → buffer → socket). For a local blob
+//! file the kernel can move the pages itself (`sendfile`), but actix has no
+//! hook for it, so each plain-HTTP connection is wrapped in a
+//! [`SendfileConn`]:
+//!
+//! 1. The handler answers with a [`SendfileBody`]; its length travels as a
+//!    `Content-Length` header with chunking off, so actix counts no bytes.
+//! 2. On its first poll the body queues the file on its connection and waits.
+//! 3. actix calls `poll_flush` on the connection only after its write buffer
+//!    (holding this response's head) is fully written: that is where the
+//!    wrapper starts the transfer, so the file follows the head exactly.
+//! 4. Until the transfer ends the wrapper accepts no other write, and the body
+//!    ends only after it, so nothing actix writes later can overtake the file.
+//!
+//! The transfer runs on a thread of its own with a duplicate of the socket:
+//! a file not in the page cache blocks on disk, and actix workers must not.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use actix_rt::net::TcpStream;
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::dev::Extensions;
+use actix_web::HttpRequest;
+use bytes::Bytes;
+use rustix::io::Errno;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::storage::LocalFile;
+
+/// Transfers running at once, each holding a thread; past this, blobs are
+/// streamed through actix as on TLS connections.
+const MAX_TRANSFERS: usize = 512;
+/// A client that takes no byte for this long loses its transfer.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a waiting transfer sleeps before checking for cancellation.
+const WAIT_SLICE: rustix::event::Timespec = rustix::event::Timespec { tv_sec: 1, tv_nsec: 0 };
+/// Bytes per sendfile call (Linux moves at most about 2 GiB per call).
+const MAX_CALL: u64 = 1 << 30;
+
+static ACTIVE_TRANSFERS: AtomicUsize = AtomicUsize::new(0);
+
+/// What a connection is doing with a file, shared by the connection, the
+/// response body and the transfer thread.
+#[derive(Default)]
+struct Shared {
+    job: Job,
+    /// The connection's task, woken when a transfer ends.
+    waker: Option<Waker>,
+    /// A transfer was cut short: the response is incomplete, so the
+    /// connection must not carry anything more.
+    broken: bool,
+}
+
+#[derive(Default)]
+enum Job {
+    #[default]
+    Idle,
+    /// Queued by the body; starts at the connection's next flush.
+    Queued(LocalFile),
+    /// Sending on its thread; the flag asks it to stop.
+    Running(Arc<AtomicBool>),
+    /// Ended; the body reports the result and resets to idle.
+    Done(io::Result<()>),
+}
+
+type SharedRef = Arc<Mutex<Shared>>;
+
+fn lock(shared: &SharedRef) -> MutexGuard<'_, Shared> {
+    // A poisoned lock only means a transfer thread panicked; the state is
+    // still consistent enough to fail the connection.
+    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn broken() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "a file transfer on this connection was cut short")
+}
+
+/// A plain TCP connection that can send a queued file with `sendfile`.
+pub struct SendfileConn {
+    tcp: TcpStream,
+    shared: SharedRef,
+}
+
+/// The connection's side of the handshake, kept in each request's
+/// connection data.
+#[derive(Clone)]
+struct SendfileHandle(SharedRef);
+
+impl SendfileConn {
+    pub fn new(tcp: TcpStream) -> Self {
+        Self { tcp, shared: SharedRef::default() }
+    }
+
+    /// `on_connect_ext` hook: makes the connection reachable from handlers.
+    pub fn on_connect(conn: &SendfileConn, extensions: &mut Extensions) {
+        extensions.insert(SendfileHandle(conn.shared.clone()));
+    }
+
+    fn cancel_transfer(&self, shared: &mut Shared) {
+        if let Job::Running(cancel) = &shared.job {
+            cancel.store(true, Ordering::Relaxed);
+            shared.broken = true;
+            // The thread holds a duplicate of the socket: shutting it down
+            // ends its sendfile or wait at once.
+            let _ = rustix::net::shutdown(&self.tcp, rustix::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for SendfileConn {
+    fn drop(&mut self) {
+        let shared = self.shared.clone();
+        self.cancel_transfer(&mut lock(&shared));
+    }
+}
+
+impl AsyncRead for SendfileConn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SendfileConn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        {
+            let mut shared = lock(&this.shared);
+            if shared.broken {
+                return Poll::Ready(Err(broken()));
+            }
+            // Bytes written while a file is queued belong before it (the
+            // head); while it is sending, nothing may interleave.
+            if matches!(shared.job, Job::Running(_)) {
+                shared.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+        Pin::new(&mut this.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        {
+            let mut shared = lock(&this.shared);
+            if shared.broken {
+                return Poll::Ready(Err(broken()));
+            }
+            match std::mem::take(&mut shared.job) {
+                // actix flushes only after writing all it had: the head is out.
+                Job::Queued(file) => match start_transfer(&this.tcp, file, this.shared.clone()) {
+                    Ok(cancel) => {
+                        shared.job = Job::Running(cancel);
+                        shared.waker = Some(cx.waker().clone());
+                        return Poll::Pending;
+                    }
+                    Err(e) => {
+                        // The body reports it; wake the task so it is polled.
+                        shared.job = Job::Done(Err(e));
+                        cx.waker().wake_by_ref();
+                    }
+                },
+                Job::Running(cancel) => {
+                    shared.job = Job::Running(cancel);
+                    shared.waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                other => shared.job = other,
+            }
+        }
+        Pin::new(&mut this.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let shared = this.shared.clone();
+        this.cancel_transfer(&mut lock(&shared));
+        Pin::new(&mut this.tcp).poll_shutdown(cx)
+    }
+}
+
+/// A response body sent by the connection with `sendfile`.
+pub struct SendfileBody {
+    shared: SharedRef,
+    file: Option<LocalFile>,
+    finished: bool,
+}
+
+/// The zero-copy body for `file` when this request's connection can send it,
+/// or the file back when it cannot (TLS, or too many transfers running).
+/// The response must carry the length with `no_chunking(file.len)`.
+pub fn body(req: &HttpRequest, file: LocalFile) -> Result<SendfileBody, LocalFile> {
+    match req.conn_data::<SendfileHandle>() {
+        Some(handle) if ACTIVE_TRANSFERS.load(Ordering::Relaxed) < MAX_TRANSFERS => {
+            Ok(SendfileBody { shared: handle.0.clone(), file: Some(file), finished: false })
+        }
+        _ => Err(file),
+    }
+}
+
+impl MessageBody for SendfileBody {
+    type Error = io::Error;
+
+    /// Unknown to actix on purpose: the length is in the `Content-Length`
+    /// header, and actix must not count bytes it never sees.
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let mut shared = lock(&this.shared);
+        if let Some(file) = this.file.take() {
+            if file.len == 0 {
+                this.finished = true;
+                return Poll::Ready(None);
+            }
+            if !matches!(shared.job, Job::Idle) {
+                this.finished = true;
+                return Poll::Ready(Some(Err(io::Error::other("connection already has a file transfer"))));
+            }
+            shared.job = Job::Queued(file);
+            shared.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        match std::mem::take(&mut shared.job) {
+            Job::Done(result) => {
+                this.finished = true;
+                Poll::Ready(result.err().map(Err))
+            }
+            other => {
+                shared.job = other;
+                shared.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for SendfileBody {
+    /// A body dropped before its transfer ended leaves a truncated response:
+    /// the connection is marked broken so actix closes it.
+    fn drop(&mut self) {
+        if self.finished || self.file.is_some() {
+            return;
+        }
+        let mut shared = lock(&self.shared);
+        match std::mem::take(&mut shared.job) {
+            Job::Running(cancel) => {
+                cancel.store(true, Ordering::Relaxed);
+                shared.job = Job::Running(cancel);
+                shared.broken = true;
+            }
+            Job::Queued(_) | Job::Done(Err(_)) => shared.broken = true,
+            Job::Idle | Job::Done(Ok(())) => {}
+        }
+    }
+}
+
+fn start_transfer(tcp: &TcpStream, file: LocalFile, shared: SharedRef) -> io::Result<Arc<AtomicBool>> {
+    let socket = tcp.as_fd().try_clone_to_owned()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let stop = cancel.clone();
+    ACTIVE_TRANSFERS.fetch_add(1, Ordering::Relaxed);
+    let spawned = std::thread::Builder::new().name("wharf-sendfile".into()).spawn(move || {
+        let result = send_file(&socket, &file, &stop);
+        drop(socket);
+        ACTIVE_TRANSFERS.fetch_sub(1, Ordering::Relaxed);
+        if let Err(e) = &result {
+            tracing::debug!(blob = %file.name, error = %e, "file transfer ended early");
+        }
+        let waker = {
+            let mut shared = lock(&shared);
+            if matches!(shared.job, Job::Running(_)) {
+                shared.job = Job::Done(result);
+            }
+            shared.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    });
+    if let Err(e) = spawned {
+        ACTIVE_TRANSFERS.fetch_sub(1, Ordering::Relaxed);
+        return Err(e);
+    }
+    Ok(cancel)
+}
+
+/// Sends the file's range on the (non-blocking) socket, waiting for room
+/// with poll(2) in slices so a cancellation is seen within one.
+fn send_file(socket: &OwnedFd, file: &LocalFile, cancel: &AtomicBool) -> io::Result<()> {
+    let mut offset = file.offset;
+    let end = file.offset + file.len;
+    let mut last_progress = Instant::now();
+    while offset < end {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "connection closed"));
+        }
+        let count = (end - offset).min(MAX_CALL) as usize;
+        match rustix::fs::sendfile(socket, &file.file, Some(&mut offset), count) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob file is shorter than recorded")),
+            Ok(_) => last_progress = Instant::now(),
+            Err(Errno::AGAIN) => {
+                if last_progress.elapsed() >= IDLE_TIMEOUT {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "client took no data"));
+                }
+                let mut fds = [rustix::event::PollFd::new(socket, rustix::event::PollFlags::OUT)];
+                match rustix::event::poll(&mut fds, Some(&WAIT_SLICE)) {
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
