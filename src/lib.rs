@@ -159,13 +159,18 @@ where
 {
     use actix_service::{fn_service, map_config, ServiceFactoryExt};
     use api::sendfile::SendfileConn;
-    let listener = std::net::TcpListener::bind(listen)?;
     Ok(actix_server::Server::build()
         .workers(workers)
         .shutdown_timeout(shutdown_timeout)
-        .listen("wharf", listener, move || {
+        .backlog(1024)
+        .bind("wharf", listen, move || {
             let factory = app().into_factory().map_err(|e| e.into().error_response());
+            // Timeouts as actix-web's HttpServer sets them; the disconnect
+            // grace lets a client that is still sending a refused body read
+            // the error instead of a reset.
             let http = actix_http::HttpService::build()
+                .client_request_timeout(std::time::Duration::from_secs(5))
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
                 .local_addr(listen)
                 .on_connect_ext(SendfileConn::on_connect)
                 .h1(map_config(factory, |_| actix_web::dev::AppConfig::default()));
