@@ -19,6 +19,7 @@ backend_tests!(
     close_without_digest_is_rejected,
     unknown_upload_session,
     parallel_sessions_are_independent,
+    patch_cut_off_midway_changes_nothing,
 );
 
 fn chunked_upload_flow(b: Backend) {
@@ -187,6 +188,54 @@ fn upload_status(b: Backend) {
     r.expect(202).expect_header("range", "0-999");
     let loc = r.must_header("location");
     app.get(&loc).expect(204).expect_header("range", "0-999");
+}
+
+/// A client that dies halfway through a PATCH body: the session stays at
+/// its last recorded size, and neither a later chunk nor the close picks up
+/// the stray bytes (on the filesystem they sit past the recorded size).
+/// Closing with a sha512 digest re-reads the stored bytes, so it also shows
+/// that none of the stray bytes are left in them.
+fn patch_cut_off_midway_changes_nothing(b: Backend) {
+    use std::io::Write;
+    let app = TestApp::start_backend(b);
+    let repo = repo("uploads/cut");
+    let data = unique_bytes(3 * MIB);
+    let first = MIB;
+    for (more_chunks, sha512) in [(true, false), (false, false), (false, true)] {
+        let loc = start_upload(&app, &repo);
+        let r = patch_chunk(&app, &loc, 0, data[..first].to_vec());
+        r.expect(202);
+        let loc = r.must_header("location");
+        // Announce 2 MiB of garbage, send half of it, hang up.
+        let target = app.url(&loc);
+        let target = &target[target.find("/v2/").expect("location path")..];
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", app.port())).unwrap();
+        write!(
+            s,
+            "PATCH {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            2 * MIB
+        )
+        .unwrap();
+        s.write_all(&vec![0xEE; MIB]).unwrap();
+        s.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(s);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let st = app.get(&loc);
+        st.expect(204).expect_header("range", &format!("0-{}", first - 1));
+        let loc = st.header("location").unwrap_or(loc);
+        let want = if more_chunks { &data[..] } else { &data[..first] };
+        let digest = if sha512 { sha512_digest(want) } else { sha256_digest(want) };
+        let r = if more_chunks {
+            let r = patch_chunk(&app, &loc, first as u64, data[first..2 * MIB].to_vec());
+            r.expect(202);
+            finish_upload(&app, &r.must_header("location"), &digest, data[2 * MIB..].to_vec())
+        } else {
+            finish_upload(&app, &loc, &digest, Vec::new())
+        };
+        r.expect(201);
+        assert_blob(&app, &repo, &digest, want);
+    }
 }
 
 fn cancel_upload(b: Backend) {

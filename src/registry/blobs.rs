@@ -62,7 +62,8 @@ impl Registry {
         let body = if size == 0 {
             BlobBody::empty()
         } else {
-            self.blobs.open(&layout::blob(digest), range.clone()).await?
+            // Never more than the recorded size, whatever the file holds.
+            self.blobs.open(&layout::blob(digest), Some(range.clone().unwrap_or(0..size))).await?
         };
         Ok(BlobContent { size, range, body })
     }

@@ -159,6 +159,9 @@ impl Registry {
                     for key in parts {
                         self.blobs.delete(&object_store::path::Path::from(key)).await?;
                     }
+                    // An in-place upload's file exists before its first
+                    // append is recorded (and after a failed one).
+                    self.blobs.delete(&layout::upload_data(&id)).await?;
                 }
             }
         }

@@ -10,7 +10,7 @@ use object_store::path::Path;
 use super::{Registry, RegistryError};
 use crate::db;
 use crate::domain::{Algorithm, Digest, DigestHasher, RepoName};
-use crate::storage::{layout, BodyStream};
+use crate::storage::{layout, BodyStream, StorageError};
 
 /// Claim attempts 50 ms apart before an upload gives up on a digest that
 /// garbage collection is deleting.
@@ -131,13 +131,36 @@ impl Registry {
             }
         };
         let upload_id = id.to_owned();
-        let parts: Vec<Path> = self
-            .db
-            .read(move |conn| db::uploads::parts(conn, &upload_id))
-            .await?
-            .into_iter()
-            .map(|p| Path::from(p.object_key))
-            .collect();
+        let rows = self.db.read(move |conn| db::uploads::parts(conn, &upload_id)).await?;
+        // Only the parts the hash covers: a concurrent append recorded since
+        // the hash was loaded must not slip into the blob.
+        let mut covered = 0u64;
+        let mut parts: Vec<Path> = Vec::new();
+        for part in rows {
+            if covered >= size {
+                break;
+            }
+            covered += part.size;
+            parts.push(Path::from(part.object_key));
+        }
+        if covered != size {
+            return Err(RegistryError::UploadInvalid(format!("the upload's parts hold {covered} bytes, not {size}")));
+        }
+        // An upload grown in place lists its one file once per append.
+        parts.dedup();
+        // Hold the file's lock to the end, so no append can land while the
+        // blob is checked and placed; first cut bytes of writes cut short.
+        let _appending = match parts.as_slice() {
+            [only] if self.blobs.appends_in_place() && only == &layout::upload_data(id) => {
+                let file = match self.blobs.open_append(only).await {
+                    Err(StorageError::Busy(_)) => return Err(RegistryError::RangeInvalid { current: size, requested: size }),
+                    other => other?,
+                };
+                file.truncate(size).await?;
+                Some(file)
+            }
+            _ => None,
+        };
 
         // The running hash is of the session's algorithm; another one needs a re-read.
         let computed = if hasher.algorithm() == digest.algorithm() {
@@ -246,11 +269,13 @@ impl Registry {
             .await
     }
 
-    /// Streams `body` into a new part object and records it, unless another
-    /// request appended first (then the part is discarded and 416 returned).
-    /// Streams `body` into a new part. With a `Content-Range`, a body of
-    /// another length is refused and its bytes dropped.
+    /// Streams `body` into the upload and records it, unless another request
+    /// appended first (then 416). With a `Content-Range`, a body of another
+    /// length is refused and its bytes dropped.
     async fn append_part(&self, row: db::uploads::UploadRow, body: BodyStream, range: Option<(u64, u64)>) -> Result<(u64, DigestHasher), RegistryError> {
+        if self.blobs.appends_in_place() {
+            return self.append_in_place(row, body, range).await;
+        }
         let mut hasher = DigestHasher::restore(&row.hasher_state).ok_or(db::DbError::Corrupt("uploads.hasher_state"))?;
         let key = layout::upload_part(&row.id, &uuid::Uuid::new_v4().to_string());
         let room = self.config.max_blob_bytes.saturating_sub(row.size);
@@ -277,6 +302,59 @@ impl Registry {
         Ok((row.size + written, hasher))
     }
 
+    /// The filesystem form of [`Self::append_part`]: the body goes into the
+    /// upload's one file at the recorded size, under the file's lock.
+    async fn append_in_place(&self, row: db::uploads::UploadRow, body: BodyStream, range: Option<(u64, u64)>) -> Result<(u64, DigestHasher), RegistryError> {
+        let key = layout::upload_data(&row.id);
+        let room = self.config.max_blob_bytes.saturating_sub(row.size);
+        let file = match self.blobs.open_append(&key).await {
+            Err(StorageError::Busy(_)) => {
+                // Read the body all the same: a client still sending when
+                // the answer comes would see a reset instead of the 416.
+                drain(body, room).await;
+                return Err(RegistryError::RangeInvalid { current: row.size, requested: row.size });
+            }
+            other => other?,
+        };
+        // Under the lock the recorded size is final. `row` may predate another
+        // request's append; writing at its size would overwrite those bytes.
+        let upload_id = row.id.clone();
+        let current = self.db.read(move |conn| db::uploads::get(conn, &upload_id)).await?;
+        let row = match current {
+            Some(now) if now.size == row.size && now.repository_id == row.repository_id => now,
+            Some(now) => {
+                drain(body, room).await;
+                return Err(RegistryError::RangeInvalid { current: now.size, requested: row.size });
+            }
+            None => {
+                // Cancelled or completed meanwhile: the file opened above is new.
+                self.delete_objects(&[key]).await;
+                return Err(RegistryError::UploadUnknown(row.id));
+            }
+        };
+        let mut hasher = DigestHasher::restore(&row.hasher_state).ok_or(db::DbError::Corrupt("uploads.hasher_state"))?;
+        // Bytes of a failed or refused write lie past the recorded size; the
+        // next write or the completion cuts them off.
+        let written = file.write_at(row.size, body, &mut hasher, room).await?;
+        if let Some((start, end)) = range {
+            let declared = end - start + 1;
+            if written != declared {
+                return Err(RegistryError::UploadInvalid(format!("Content-Range {start}-{end} announces {declared} bytes but the body has {written}")));
+            }
+        }
+        if written == 0 {
+            return Ok((row.size, hasher));
+        }
+        let part = db::uploads::PartRow { object_key: key.to_string(), size: written };
+        let state = hasher.save();
+        let (upload_id, expected) = (row.id.clone(), row.size);
+        let won = self.db.write(move |tx| db::uploads::append_part(tx, &upload_id, expected, &part, &state)).await?;
+        if !won {
+            return Err(RegistryError::RangeInvalid { current: row.size, requested: row.size });
+        }
+        Ok((row.size + written, hasher))
+    }
+
     /// Removes the session and its bytes; failures are logged, not returned,
     /// since garbage collection removes abandoned parts later.
     async fn discard_upload(&self, id: &str, parts: &[Path]) {
@@ -285,6 +363,7 @@ impl Registry {
             tracing::warn!(upload = %id, error = %e, "could not delete upload session");
         }
         self.delete_objects(parts).await;
+        self.delete_objects(&[layout::upload_data(id)]).await;
     }
 
     async fn delete_objects(&self, keys: &[Path]) {
@@ -292,6 +371,18 @@ impl Registry {
             if let Err(e) = self.blobs.delete(key).await {
                 tracing::warn!(key = %key, error = %e, "could not delete upload part");
             }
+        }
+    }
+}
+
+/// Reads and drops a request body, up to `limit` bytes.
+async fn drain(mut body: BodyStream, limit: u64) {
+    use futures::StreamExt;
+    let mut seen = 0u64;
+    while let Some(Ok(chunk)) = body.next().await {
+        seen += chunk.len() as u64;
+        if seen > limit {
+            break;
         }
     }
 }

@@ -3,11 +3,11 @@
 //! ```text
 //! <prefix>/
 //!   blobs/<algorithm>/<first 2 hex>/<hex>   content-addressed, written once, immutable
-//!   uploads/<upload id>/<part id>           parts of an in-progress upload
+//!   uploads/<upload id>/<part id>           parts of an in-progress upload (S3)
+//!   uploads/<upload id>/data                an in-progress upload (filesystem)
 //! ```
-//! On the filesystem a chunked upload is joined into
-//! `blobs/<algorithm>/<2 hex>/.concat-<uuid>` and renamed to its address, so
-//! a blob file is whole or absent (storage/mod.rs, `concat`).
+//! On the filesystem an upload grows `data` in place and is renamed to its
+//! address once verified, so a blob file is whole or absent.
 //! The prefix is the S3 `prefix` setting (empty on the filesystem, whose root
 //! is `storage.path`).
 
@@ -22,6 +22,11 @@ pub fn blob(digest: &Digest) -> Path {
 
 pub fn upload_part(upload_id: &str, part_id: &str) -> Path {
     Path::from_iter(["uploads", upload_id, part_id])
+}
+
+/// The single file an upload grows on the filesystem.
+pub fn upload_data(upload_id: &str) -> Path {
+    Path::from_iter(["uploads", upload_id, "data"])
 }
 
 #[cfg(test)]

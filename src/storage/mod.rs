@@ -41,6 +41,8 @@ pub enum StorageError {
     Config(String),
     #[error("reading {0}: {1}")]
     Io(String, std::io::Error),
+    #[error("{0} is being written by another request")]
+    Busy(String),
 }
 
 /// Why streaming a client body into storage stopped.
@@ -191,6 +193,39 @@ impl BlobStore {
         Ok(BlobBody::Stream(result.into_stream().map_err(StorageError::from).boxed()))
     }
 
+    /// True on the local filesystem, where an upload grows one file in place
+    /// ([`AppendFile`]) instead of gaining an object per chunk that must be
+    /// copied together at the end.
+    pub fn appends_in_place(&self) -> bool {
+        self.local.is_some()
+    }
+
+    /// Opens (creating) the upload file at `key` for appending, holding an
+    /// exclusive lock on it; [`StorageError::Busy`] if another holds it.
+    pub async fn open_append(&self, key: &Path) -> Result<AppendFile, StorageError> {
+        let local = self.local.as_ref().ok_or_else(|| StorageError::Config("appending needs the filesystem backend".into()))?;
+        let path = local.path_to_filesystem(key)?;
+        let name = key.to_string();
+        let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::fs::File>> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+            match file.try_lock() {
+                Ok(()) => Ok(Some(file)),
+                Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => Err(e),
+            }
+        })
+        .await
+        .map_err(|e| StorageError::Io(name.clone(), std::io::Error::other(e)))?
+        .map_err(|e| StorageError::Io(name.clone(), e))?;
+        match opened {
+            Some(file) => Ok(AppendFile { file: Arc::new(file), name }),
+            None => Err(StorageError::Busy(name)),
+        }
+    }
+
     /// Moves an object; on the filesystem this is an atomic rename.
     pub async fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
         self.store.rename(from, to).await.map_err(|e| not_found(from, e))
@@ -255,6 +290,68 @@ impl BlobStore {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// A local upload file, locked against other writers until dropped. Bytes
+/// are written at explicit offsets, so a write cut short leaves only bytes
+/// past the recorded size, which the next write or [`AppendFile::truncate`]
+/// cuts off.
+pub struct AppendFile {
+    file: Arc<std::fs::File>,
+    name: String,
+}
+
+/// Body chunks queued for the writer thread of one append.
+const APPEND_QUEUE: usize = 16;
+
+impl AppendFile {
+    /// Streams `body` into the file from `offset`, feeding every byte to
+    /// `hasher` (on this task, while a blocking thread writes: hashing and
+    /// writing overlap). The file ends where the body does. Returns the bytes
+    /// written; with an error, what was written is past the recorded size.
+    pub async fn write_at(&self, offset: u64, mut body: BodyStream, hasher: &mut DigestHasher, max_bytes: u64) -> Result<u64, WriteError> {
+        use std::os::unix::fs::FileExt;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(APPEND_QUEUE);
+        let file = self.file.clone();
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut position = offset;
+            while let Some(chunk) = rx.blocking_recv() {
+                file.write_all_at(&chunk, position)?;
+                position += chunk.len() as u64;
+            }
+            file.set_len(position)
+        });
+        let mut total: u64 = 0;
+        let streamed: Result<(), WriteError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(WriteError::Body)?;
+                total += chunk.len() as u64;
+                if total > max_bytes {
+                    return Err(WriteError::TooLarge(max_bytes));
+                }
+                hasher.update(&chunk);
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Ok(())
+        }
+        .await;
+        drop(tx);
+        let written = writer.await.map_err(|e| StorageError::Io(self.name.clone(), std::io::Error::other(e)))?;
+        streamed?;
+        written.map_err(|e| StorageError::Io(self.name.clone(), e))?;
+        Ok(total)
+    }
+
+    /// Cuts the file to `len` bytes (dropping bytes of writes cut short).
+    pub async fn truncate(&self, len: u64) -> Result<(), StorageError> {
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || file.set_len(len))
+            .await
+            .map_err(|e| StorageError::Io(self.name.clone(), std::io::Error::other(e)))?
+            .map_err(|e| StorageError::Io(self.name.clone(), e))
     }
 }
 
