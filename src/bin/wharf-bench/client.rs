@@ -217,6 +217,23 @@ impl Registry {
         Ok(n)
     }
 
+    /// `GET` a blob and drop its body inside the kernel (socket → pipe →
+    /// /dev/null with splice), so the client costs next to nothing and the
+    /// pull measures the registry rather than this tool's copying. Plain
+    /// HTTP with a `Content-Length` only; returns the byte count.
+    pub async fn pull_blob_discarding(&self, repo: &str, digest: &str) -> Res<u64> {
+        let url = url::Url::parse(&self.url(&format!("/v2/{repo}/blobs/{digest}"))).map_err(|e| format!("blob URL: {e}"))?;
+        if url.scheme() != "http" {
+            return self.pull_blob(repo, digest, |_| {}).await;
+        }
+        let host = url.host_str().ok_or("blob URL has no host")?.to_owned();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let target = url.path().to_owned();
+        tokio::task::spawn_blocking(move || discarding_get(&host, port, &target).map_err(|e| format!("GET blob (discarding): {e}")))
+            .await
+            .map_err(|e| format!("pull task: {e}"))?
+    }
+
     pub async fn put_manifest(&self, repo: &str, reference: &str, manifest: Bytes) -> Res<()> {
         let what = "PUT manifest";
         let resp = self
@@ -276,4 +293,55 @@ mod tests {
         assert_eq!(parse_next_link("<http://h/v2/x/tags/list?last=t&n=100>; rel=\"next\"").as_deref(), Some("http://h/v2/x/tags/list?last=t&n=100"));
         assert_eq!(parse_next_link("</x>; rel=\"prev\""), None);
     }
+}
+
+/// The blocking body of [`Registry::pull_blob_discarding`].
+fn discarding_get(host: &str, port: u16, target: &str) -> Result<u64, String> {
+    use std::io::{Read, Write};
+    use rustix::pipe::{splice, SpliceFlags};
+    const HEAD_LIMIT: usize = 64 * 1024;
+    const SPLICE_BYTES: u64 = 1 << 20;
+    let io = |e: std::io::Error| e.to_string();
+    let mut sock = std::net::TcpStream::connect((host, port)).map_err(io)?;
+    write!(sock, "GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n").map_err(io)?;
+    let mut head = Vec::with_capacity(4096);
+    let mut buf = [0u8; 4096];
+    let (length, body_start) = loop {
+        let n = sock.read(&mut buf).map_err(io)?;
+        if n == 0 || head.len() + n > HEAD_LIMIT {
+            return Err("no complete response head".into());
+        }
+        head.extend_from_slice(&buf[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(end) = response.parse(&head).map_err(|e| e.to_string())? {
+            if response.code != Some(200) {
+                return Err(format!("status {:?}", response.code));
+            }
+            let length = response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<u64>().ok())
+                .ok_or("no Content-Length")?;
+            break (length, end);
+        }
+    };
+    let mut received = (head.len() - body_start) as u64;
+    let (pipe_out, pipe_in) = rustix::pipe::pipe().map_err(|e| e.to_string())?;
+    let _ = rustix::pipe::fcntl_setpipe_size(&pipe_in, SPLICE_BYTES as usize);
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null").map_err(io)?;
+    while received < length {
+        let want = (length - received).min(SPLICE_BYTES) as usize;
+        let n = splice(&sock, None, &pipe_in, None, want, SpliceFlags::MOVE).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!("connection closed after {received} of {length} body bytes"));
+        }
+        let mut left = n;
+        while left > 0 {
+            left -= splice(&pipe_out, None, &null, None, left, SpliceFlags::MOVE).map_err(|e| e.to_string())?;
+        }
+        received += n as u64;
+    }
+    Ok(received)
 }

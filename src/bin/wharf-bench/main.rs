@@ -91,6 +91,10 @@ struct Args {
     /// Times each listing is walked (the median is reported).
     #[arg(long)]
     walks: Option<usize>,
+    /// Rounds of each large-blob push and single-stream pull, each push with
+    /// a blob of its own (the median round is reported).
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Client worker threads (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -112,6 +116,7 @@ pub struct Profile {
     pub repos: usize,
     pub page: usize,
     pub walks: usize,
+    pub rounds: usize,
     pub setup_concurrency: usize,
 }
 
@@ -130,6 +135,7 @@ impl Profile {
                 repos: 5_000,
                 page: 100,
                 walks: 3,
+                rounds: 3,
                 setup_concurrency: 32,
             },
             ProfileName::Smoke => Profile {
@@ -144,6 +150,7 @@ impl Profile {
                 repos: 200,
                 page: 100,
                 walks: 1,
+                rounds: 2,
                 setup_concurrency: 32,
             },
         };
@@ -158,16 +165,16 @@ impl Profile {
         p.repos = a.repos.unwrap_or(p.repos);
         p.page = a.page.unwrap_or(p.page);
         p.walks = a.walks.unwrap_or(p.walks).max(1);
+        p.rounds = a.rounds.unwrap_or(p.rounds).max(1);
         p
     }
 }
 
-/// The two large blobs, with digests computed up front by streaming them.
+/// The large blobs, one per round of each push scenario, with digests
+/// computed up front by streaming them. The pulls use the first monolithic one.
 pub struct BigBlobs {
-    pub mono: Blob,
-    pub mono_digest: String,
-    pub chunked: Blob,
-    pub chunked_digest: String,
+    pub mono: Vec<(Blob, String)>,
+    pub chunked: Vec<(Blob, String)>,
 }
 
 /// What a scenario works with: one registry, its pid, the sizes.
@@ -206,16 +213,19 @@ async fn run(args: Args) -> Result<bool, String> {
     }
 
     let t = Instant::now();
-    let blob_bytes = prof.blob_bytes;
+    let (blob_bytes, rounds) = (prof.blob_bytes, prof.rounds as u64);
     let big = tokio::task::spawn_blocking(move || {
-        let (mono, chunked) = (Blob::new(1, blob_bytes), Blob::new(2, blob_bytes));
-        let (mono_digest, chunked_digest) = (mono.digest(), chunked.digest());
-        BigBlobs { mono, mono_digest, chunked, chunked_digest }
+        let with_digest = |seed| {
+            let blob = Blob::new(seed, blob_bytes);
+            let digest = blob.digest();
+            (blob, digest)
+        };
+        BigBlobs { mono: (0..rounds).map(|r| with_digest(1 + 2 * r)).collect(), chunked: (0..rounds).map(|r| with_digest(2 + 2 * r)).collect() }
     })
     .await
     .map_err(|e| e.to_string())?;
     eprintln!("wharf-bench: {prof:?}");
-    eprintln!("wharf-bench: digests of the two {} MiB blobs computed in {:.1} s", blob_bytes / MIB, t.elapsed().as_secs_f64());
+    eprintln!("wharf-bench: digests of the {} blobs of {} MiB computed in {:.1} s", 2 * rounds, blob_bytes / MIB, t.elapsed().as_secs_f64());
 
     let mut report = Report::new(["wharf".into(), args.reference_name.clone()]);
     for scenario in &scenarios {
