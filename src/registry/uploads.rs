@@ -280,26 +280,35 @@ impl Registry {
         let key = layout::upload_part(&row.id, &uuid::Uuid::new_v4().to_string());
         let room = self.config.max_blob_bytes.saturating_sub(row.size);
         let written = self.blobs.write_stream(&key, body, &mut hasher, room).await?;
+        let recorded = self.record_part(&row, &key, written, range, &hasher).await;
+        if !matches!(recorded, Ok(true)) {
+            self.blobs.delete(&key).await?;
+        }
+        recorded?;
+        Ok((row.size + written, hasher))
+    }
+
+    /// Checks `written` bytes at `key` against the request's `Content-Range`
+    /// and records them as the upload's next part. `Ok(false)`: nothing was
+    /// written, so nothing recorded. A lost race with another append is 416.
+    async fn record_part(&self, row: &db::uploads::UploadRow, key: &Path, written: u64, range: Option<(u64, u64)>, hasher: &DigestHasher) -> Result<bool, RegistryError> {
         if let Some((start, end)) = range {
             let declared = end - start + 1;
             if written != declared {
-                self.blobs.delete(&key).await?;
                 return Err(RegistryError::UploadInvalid(format!("Content-Range {start}-{end} announces {declared} bytes but the body has {written}")));
             }
         }
         if written == 0 {
-            self.blobs.delete(&key).await?;
-            return Ok((row.size, hasher));
+            return Ok(false);
         }
         let part = db::uploads::PartRow { object_key: key.to_string(), size: written };
         let state = hasher.save();
         let (upload_id, expected) = (row.id.clone(), row.size);
         let won = self.db.write(move |tx| db::uploads::append_part(tx, &upload_id, expected, &part, &state)).await?;
         if !won {
-            self.blobs.delete(&key).await?;
-            return Err(RegistryError::RangeInvalid { current: row.size + written, requested: row.size });
+            return Err(RegistryError::RangeInvalid { current: row.size, requested: row.size });
         }
-        Ok((row.size + written, hasher))
+        Ok(true)
     }
 
     /// The filesystem form of [`Self::append_part`]: the body goes into the
@@ -336,22 +345,7 @@ impl Registry {
         // Bytes of a failed or refused write lie past the recorded size; the
         // next write or the completion cuts them off.
         let written = file.write_at(row.size, body, &mut hasher, room).await?;
-        if let Some((start, end)) = range {
-            let declared = end - start + 1;
-            if written != declared {
-                return Err(RegistryError::UploadInvalid(format!("Content-Range {start}-{end} announces {declared} bytes but the body has {written}")));
-            }
-        }
-        if written == 0 {
-            return Ok((row.size, hasher));
-        }
-        let part = db::uploads::PartRow { object_key: key.to_string(), size: written };
-        let state = hasher.save();
-        let (upload_id, expected) = (row.id.clone(), row.size);
-        let won = self.db.write(move |tx| db::uploads::append_part(tx, &upload_id, expected, &part, &state)).await?;
-        if !won {
-            return Err(RegistryError::RangeInvalid { current: row.size, requested: row.size });
-        }
+        self.record_part(&row, &key, written, range, &hasher).await?;
         Ok((row.size + written, hasher))
     }
 

@@ -129,13 +129,7 @@ impl BlobStore {
         let mut multipart: Option<WriteMultipart> = None;
 
         let result: Result<(), WriteError> = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(WriteError::Body)?;
-                total += chunk.len() as u64;
-                if total > max_bytes {
-                    return Err(WriteError::TooLarge(max_bytes));
-                }
-                hasher.update(&chunk);
+            while let Some(chunk) = next_counted(&mut body, &mut total, max_bytes, hasher).await? {
                 match multipart.as_mut() {
                     Some(upload) => {
                         upload.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(StorageError::from)?;
@@ -293,6 +287,21 @@ impl BlobStore {
     }
 }
 
+/// The body's next chunk, counted into `total` against `max_bytes` and fed
+/// to `hasher`.
+async fn next_counted(body: &mut BodyStream, total: &mut u64, max_bytes: u64, hasher: &mut DigestHasher) -> Result<Option<Bytes>, WriteError> {
+    let Some(chunk) = body.next().await else {
+        return Ok(None);
+    };
+    let chunk = chunk.map_err(WriteError::Body)?;
+    *total += chunk.len() as u64;
+    if *total > max_bytes {
+        return Err(WriteError::TooLarge(max_bytes));
+    }
+    hasher.update(&chunk);
+    Ok(Some(chunk))
+}
+
 /// A local upload file, locked against other writers until dropped. Bytes
 /// are written at explicit offsets, so a write cut short leaves only bytes
 /// past the recorded size, which the next write or [`AppendFile::truncate`]
@@ -324,13 +333,7 @@ impl AppendFile {
         });
         let mut total: u64 = 0;
         let streamed: Result<(), WriteError> = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(WriteError::Body)?;
-                total += chunk.len() as u64;
-                if total > max_bytes {
-                    return Err(WriteError::TooLarge(max_bytes));
-                }
-                hasher.update(&chunk);
+            while let Some(chunk) = next_counted(&mut body, &mut total, max_bytes, hasher).await? {
                 if tx.send(chunk).await.is_err() {
                     break; // the writer failed; its error is reported below
                 }
