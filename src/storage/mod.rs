@@ -311,8 +311,11 @@ pub struct AppendFile {
     name: String,
 }
 
-/// Body chunks queued for the writer thread of one append.
-const APPEND_QUEUE: usize = 16;
+/// Body chunks go to an append's writer thread in batches of about this
+/// many bytes (one wake-up per batch, not per network read), with this many
+/// batches queued: memory per upload stays near 5 MiB.
+const APPEND_BATCH: usize = 1024 * 1024;
+const APPEND_QUEUE: usize = 4;
 
 impl AppendFile {
     /// Streams `body` into the file from `offset`, feeding every byte to
@@ -321,22 +324,33 @@ impl AppendFile {
     /// written; with an error, what was written is past the recorded size.
     pub async fn write_at(&self, offset: u64, mut body: BodyStream, hasher: &mut DigestHasher, max_bytes: u64) -> Result<u64, WriteError> {
         use std::os::unix::fs::FileExt;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(APPEND_QUEUE);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(APPEND_QUEUE);
         let file = self.file.clone();
         let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let mut position = offset;
-            while let Some(chunk) = rx.blocking_recv() {
-                file.write_all_at(&chunk, position)?;
-                position += chunk.len() as u64;
+            while let Some(batch) = rx.blocking_recv() {
+                for chunk in batch {
+                    file.write_all_at(&chunk, position)?;
+                    position += chunk.len() as u64;
+                }
             }
             file.set_len(position)
         });
         let mut total: u64 = 0;
         let streamed: Result<(), WriteError> = async {
+            let (mut batch, mut batch_len) = (Vec::new(), 0);
             while let Some(chunk) = next_counted(&mut body, &mut total, max_bytes, hasher).await? {
-                if tx.send(chunk).await.is_err() {
-                    break; // the writer failed; its error is reported below
+                batch_len += chunk.len();
+                batch.push(chunk);
+                if batch_len >= APPEND_BATCH {
+                    batch_len = 0;
+                    if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                        return Ok(()); // the writer failed; its error is reported below
+                    }
                 }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(batch).await;
             }
             Ok(())
         }
