@@ -82,11 +82,14 @@ pub struct GcConfig {
     pub schedule: Option<Duration>,
     /// Blobs decided and deleted per transaction.
     pub batch_size: u32,
+    /// End each run by listing the store for objects no row accounts for;
+    /// off for very large S3 buckets where a full listing per run costs.
+    pub sweep_strays: bool,
 }
 
 impl Default for GcConfig {
     fn default() -> Self {
-        Self { grace: Duration::from_secs(3600), upload_max_age: Duration::from_secs(24 * 3600), schedule: None, batch_size: 500 }
+        Self { grace: Duration::from_secs(3600), upload_max_age: Duration::from_secs(24 * 3600), schedule: None, batch_size: 500, sweep_strays: true }
     }
 }
 

@@ -341,3 +341,89 @@ fn grace_period_upload_expiry_and_schedules() {
     let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     assert!(actions.contains(&"gc.upload") && actions.contains(&"gc.blob") && actions.contains(&"manifest.delete"), "{actions:?}");
 }
+
+/// Backdates a file's modification time by `age`.
+fn age_file(path: &std::path::Path, age: Duration) {
+    let file = std::fs::File::options().write(true).open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    file.set_modified(std::time::SystemTime::now() - age).unwrap();
+}
+
+/// Writes `bytes` at `path` (creating directories), backdated by `age`.
+fn plant(path: &std::path::Path, bytes: &[u8], age: Duration) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    age_file(path, age);
+}
+
+/// Bytes in the store that no row accounts for (a crash between writing and
+/// recording them) are swept once old enough; nothing live is touched, and
+/// the digest of a swept stray can be pushed again.
+#[test]
+fn gc_sweeps_stray_objects_and_nothing_live() {
+    let app = TestApp::builder().env("WHARF_GC__GRACE", "1h").env("WHARF_GC__UPLOAD_MAX_AGE", "1h").start();
+    let root = app.data_dir().join("blobs");
+    let blob_path = |digest: &str| {
+        let (algorithm, hex) = digest.split_once(':').unwrap();
+        root.join("blobs").join(algorithm).join(&hex[..2]).join(hex)
+    };
+    let old = Duration::from_secs(3 * 3600);
+
+    // Live: a pushed blob and an upload in progress, both backdated.
+    let live = unique_bytes(5000);
+    let live_digest = push_blob(&app, "stray/app", &live);
+    age_file(&blob_path(&live_digest), old);
+    let loc = start_upload(&app, "stray/app");
+    let first = unique_bytes(3000);
+    let r = patch_chunk(&app, &loc, 0, first.clone());
+    r.expect(202);
+    let loc = r.must_header("location");
+    let upload_id = loc.trim_end_matches('/').rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    for entry in std::fs::read_dir(root.join("uploads").join(&upload_id)).expect("the live upload's files") {
+        age_file(&entry.unwrap().path(), old);
+    }
+
+    // Strays: old bytes at a blob address, an old file of a gone upload, an
+    // old join temporary; and young bytes at a blob address (kept for now).
+    let stray = unique_bytes(7000);
+    let stray_digest = sha256_digest(&stray);
+    plant(&blob_path(&stray_digest), &stray, old);
+    let gone_upload = root.join("uploads").join(uuid_like()).join("data");
+    plant(&gone_upload, &unique_bytes(1000), old);
+    let temporary = blob_path(&stray_digest).with_file_name(".concat-leftover");
+    plant(&temporary, &unique_bytes(300), old);
+    let young = unique_bytes(900);
+    let young_digest = sha256_digest(&young);
+    plant(&blob_path(&young_digest), &young, Duration::ZERO);
+
+    let dry = gc(&app, true);
+    assert_eq!(dry["strays_deleted"], 3, "{dry}");
+    assert_eq!(dry["stray_bytes_freed"], 7000 + 1000 + 300, "{dry}");
+    assert!(blob_path(&stray_digest).exists() && gone_upload.exists() && temporary.exists(), "a dry run deleted something");
+
+    let report = gc(&app, false);
+    assert_eq!(report["strays_deleted"], 3, "{report}");
+    assert!(!blob_path(&stray_digest).exists(), "stray blob bytes are still there");
+    assert!(!gone_upload.exists(), "the gone upload's file is still there");
+    assert!(!temporary.exists(), "the join temporary is still there");
+    assert!(blob_path(&young_digest).exists(), "young bytes were swept before the grace period");
+    assert_eq!(gc(&app, false)["strays_deleted"], 0, "a second run found more strays");
+
+    // Live things are intact: the blob pulls, the upload goes on to the end.
+    assert_blob(&app, "stray/app", &live_digest, &live);
+    let second = unique_bytes(2000);
+    let whole: Vec<u8> = first.iter().chain(second.iter()).copied().collect();
+    let done_digest = sha256_digest(&whole);
+    finish_upload(&app, &loc, &done_digest, second).expect(201);
+    assert_blob(&app, "stray/app", &done_digest, &whole);
+    // The swept digest is an ordinary push again.
+    assert_eq!(push_blob(&app, "stray/app", &stray), stray_digest);
+    assert_blob(&app, "stray/app", &stray_digest, &stray);
+
+    let audit = app.get("/api/v1/audit?n=100").json();
+    let collected: Vec<&Value> = audit["entries"].as_array().expect("audit entries").iter().filter(|e| e["action"] == "gc.blob").collect();
+    assert!(collected.iter().any(|e| e["digest"] == stray_digest.as_str() && e["details"]["stray"] == true), "no audit entry for the stray: {audit}");
+}
+
+fn uuid_like() -> String {
+    format!("00000000-0000-4000-8000-{:012x}", std::process::id() as u64 * 7919 + unique_token().len() as u64)
+}

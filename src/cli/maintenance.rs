@@ -74,10 +74,12 @@ pub fn gc(config: &ConfigArgs, dry_run: bool) -> Result<(), String> {
     let r = runtime()?.block_on(registry.run_gc(&Actor::system(), dry_run)).map_err(|e| e.to_string())?;
     let verb = if dry_run { "would free" } else { "freed" };
     println!(
-        "{verb} {} blobs ({} bytes) and {} abandoned uploads{}",
+        "{verb} {} blobs ({} bytes), {} abandoned uploads and {} stray objects ({} bytes){}",
         r.blobs_deleted,
         r.bytes_freed,
         r.uploads_deleted,
+        r.strays_deleted,
+        r.stray_bytes_freed,
         if r.resumed > 0 { format!("; finished {} deletions an interrupted run had started", r.resumed) } else { String::new() }
     );
     Ok(())

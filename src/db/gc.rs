@@ -107,3 +107,31 @@ pub fn stale_uploads(conn: &Connection, before: i64, limit: u32) -> Result<Vec<(
 pub fn delete_stale_upload(conn: &Connection, id: &str, before: i64) -> Result<bool, DbError> {
     Ok(conn.execute("DELETE FROM uploads WHERE id = ?1 AND updated_at < ?2", params![id, before])? > 0)
 }
+
+/// Whether bytes found at `digest`'s address belong to something: a blob
+/// row, a deletion under way, or an upload claim newer than `claims_since`
+/// (an upload placing them right now).
+pub fn stray_is_known(conn: &Connection, digest: &str, claims_since: i64) -> Result<bool, DbError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = ?1)
+             OR EXISTS (SELECT 1 FROM gc_pending WHERE digest = ?1)
+             OR EXISTS (SELECT 1 FROM blob_claims WHERE digest = ?1 AND created_at >= ?2)",
+        params![digest, claims_since],
+        |r| r.get(0),
+    )?)
+}
+
+/// Re-checks stray bytes inside the deleting transaction and records them
+/// as pending deletion, so an upload of the same digest waits until they
+/// are gone instead of racing the delete. Returns whether they were taken.
+pub fn take_stray(conn: &Connection, digest: &str, size: u64, claims_since: i64) -> Result<bool, DbError> {
+    if stray_is_known(conn, digest, claims_since)? {
+        return Ok(false);
+    }
+    conn.execute("INSERT INTO gc_pending (digest, size, created_at) VALUES (?1, ?2, ?3)", params![digest, size, now_ms()])?;
+    Ok(true)
+}
+
+pub fn upload_exists(conn: &Connection, id: &str) -> Result<bool, DbError> {
+    Ok(conn.query_row("SELECT 1 FROM uploads WHERE id = ?1", [id], |_| Ok(())).optional()?.is_some())
+}

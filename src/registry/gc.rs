@@ -9,6 +9,12 @@
 //! (3) the pending row goes. A crash between (1) and (3) leaves pending rows
 //! that the next run finishes first, so a manifest never points at bytes
 //! that are gone and no run has to start over from a full listing.
+//!
+//! Last, a sweep of the store itself finds strays: bytes at a blob address
+//! with no row (a crash between placing and recording them), temporaries of
+//! a join cut short, and upload objects whose session is gone. Each goes
+//! once older than the grace period (blobs) or `upload_max_age` (uploads);
+//! a stray blob is taken through `gc_pending` like any other.
 
 use serde::Serialize;
 use serde_json::json;
@@ -16,7 +22,11 @@ use serde_json::json;
 use super::{Registry, RegistryError};
 use crate::db::{self, audit::NewAuditEntry};
 use crate::domain::{Actor, AuditAction, Digest};
-use crate::storage::layout;
+use crate::storage::layout::{self, KeyKind};
+use crate::storage::StoredObject;
+
+/// Stray objects handled per run at most; the rest wait for the next one.
+const MAX_STRAYS_PER_RUN: usize = 10_000;
 
 /// A claim older than this belongs to an upload that died.
 pub(crate) const CLAIM_TTL_MS: i64 = 6 * 3600 * 1000;
@@ -29,6 +39,9 @@ pub struct GcReport {
     pub uploads_deleted: u64,
     /// Deletions a previous, interrupted run had started.
     pub resumed: u64,
+    /// Objects in the store that nothing in the database accounts for.
+    pub strays_deleted: u64,
+    pub stray_bytes_freed: u64,
 }
 
 impl Registry {
@@ -83,10 +96,21 @@ impl Registry {
             }
         }
         report.uploads_deleted = self.expire_uploads(actor, dry_run).await?;
+        if self.maintenance.gc.sweep_strays {
+            self.sweep_strays(actor, dry_run, &mut report).await?;
+        }
         if !dry_run {
             self.db.write(move |tx| db::gc::drop_stale_claims(tx, claims_since)).await?;
         }
-        tracing::info!(dry_run, blobs = report.blobs_deleted, bytes = report.bytes_freed, uploads = report.uploads_deleted, resumed = report.resumed, "garbage collection finished");
+        tracing::info!(
+            dry_run,
+            blobs = report.blobs_deleted,
+            bytes = report.bytes_freed,
+            uploads = report.uploads_deleted,
+            resumed = report.resumed,
+            strays = report.strays_deleted,
+            "garbage collection finished"
+        );
         Ok(report)
     }
 
@@ -165,5 +189,83 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// Lists the store and deletes what nothing accounts for (module docs).
+    /// Candidates are gathered first and deleted after the listing, so the
+    /// walk never meets a directory it has just emptied.
+    async fn sweep_strays(&self, actor: &Actor, dry_run: bool, report: &mut GcReport) -> Result<(), RegistryError> {
+        use futures::TryStreamExt;
+        let cfg = &self.maintenance.gc;
+        let now = db::now_ms();
+        let blob_cutoff = now - cfg.grace.as_millis() as i64;
+        let upload_cutoff = now - cfg.upload_max_age.as_millis() as i64;
+        let claims_since = now - CLAIM_TTL_MS;
+        let mut found: Vec<(StoredObject, KeyKind)> = Vec::new();
+        'listing: for prefix in ["blobs", "uploads"] {
+            let mut objects = self.blobs.list(&object_store::path::Path::from(prefix));
+            while let Some(object) = objects.try_next().await? {
+                let kind = layout::classify(&object.key);
+                let old_enough = match kind {
+                    KeyKind::Blob(_) | KeyKind::Temporary => object.modified_ms < blob_cutoff,
+                    KeyKind::Upload(_) => object.modified_ms < upload_cutoff,
+                    KeyKind::Other => false,
+                };
+                if old_enough {
+                    found.push((object, kind));
+                    if found.len() >= MAX_STRAYS_PER_RUN {
+                        break 'listing;
+                    }
+                }
+            }
+        }
+        for (object, kind) in found {
+            let stray = match &kind {
+                KeyKind::Blob(digest) => {
+                    let (d, size, actor) = (digest.to_string(), object.size, actor.clone());
+                    if dry_run {
+                        !self.db.read(move |c| db::gc::stray_is_known(c, &d, claims_since)).await?
+                    } else {
+                        let taken = self
+                            .db
+                            .write(move |tx| -> Result<bool, RegistryError> {
+                                let taken = db::gc::take_stray(tx, &d, size, claims_since)?;
+                                if taken {
+                                    db::audit::append(tx, NewAuditEntry {
+                                        actor: &actor,
+                                        action: AuditAction::BlobCollect,
+                                        repository: None,
+                                        reference: None,
+                                        digest: Some(&d),
+                                        details: json!({"size": size, "stray": true}),
+                                    })?;
+                                }
+                                Ok(taken)
+                            })
+                            .await?;
+                        if taken {
+                            self.delete_collected(&[(digest.to_string(), size)]).await?;
+                        }
+                        taken
+                    }
+                }
+                KeyKind::Upload(id) => {
+                    let upload_id = id.clone();
+                    !self.db.read(move |c| db::gc::upload_exists(c, &upload_id)).await?
+                }
+                KeyKind::Temporary => true,
+                KeyKind::Other => false,
+            };
+            if !stray {
+                continue;
+            }
+            if !dry_run && !matches!(kind, KeyKind::Blob(_)) {
+                self.blobs.delete(&object.key).await?;
+            }
+            tracing::info!(key = %object.key, size = object.size, dry_run, "stray object collected");
+            report.strays_deleted += 1;
+            report.stray_bytes_freed += object.size;
+        }
+        Ok(())
     }
 }

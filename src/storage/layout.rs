@@ -24,6 +24,31 @@ pub fn upload_part(upload_id: &str, part_id: &str) -> Path {
     Path::from_iter(["uploads", upload_id, part_id])
 }
 
+/// What a key under `blobs/` or `uploads/` is, for sweeping strays.
+#[derive(Debug, PartialEq)]
+pub enum KeyKind {
+    /// A content-addressed blob.
+    Blob(Digest),
+    /// A part or file of the upload with this id.
+    Upload(String),
+    /// A temporary file of a join cut short.
+    Temporary,
+    Other,
+}
+
+pub fn classify(key: &Path) -> KeyKind {
+    let parts: Vec<&str> = key.as_ref().split('/').collect();
+    match parts.as_slice() {
+        ["blobs", _, _, name] if name.starts_with(".concat-") => KeyKind::Temporary,
+        ["blobs", algorithm, _, hex] => match Digest::parse(&format!("{algorithm}:{hex}")) {
+            Ok(d) if blob(&d) == *key => KeyKind::Blob(d),
+            _ => KeyKind::Other,
+        },
+        ["uploads", id, _] => KeyKind::Upload((*id).to_owned()),
+        _ => KeyKind::Other,
+    }
+}
+
 /// The single file an upload grows on the filesystem.
 pub fn upload_data(upload_id: &str) -> Path {
     Path::from_iter(["uploads", upload_id, "data"])
@@ -32,6 +57,19 @@ pub fn upload_data(upload_id: &str) -> Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classifies_keys_for_the_stray_sweep() {
+        let d = Digest::parse(&format!("sha256:ab{}", "0".repeat(62))).unwrap();
+        assert_eq!(classify(&blob(&d)), KeyKind::Blob(d));
+        assert_eq!(classify(&upload_data("u1")), KeyKind::Upload("u1".into()));
+        assert_eq!(classify(&upload_part("u1", "p")), KeyKind::Upload("u1".into()));
+        assert_eq!(classify(&Path::from("blobs/sha256/ab/.concat-x")), KeyKind::Temporary);
+        // A blob file under the wrong fan-out directory is not taken for the blob.
+        assert_eq!(classify(&Path::from(format!("blobs/sha256/cd/ab{}", "0".repeat(62)))), KeyKind::Other);
+        assert_eq!(classify(&Path::from("blobs/sha256/ab/short")), KeyKind::Other);
+        assert_eq!(classify(&Path::from("elsewhere/x")), KeyKind::Other);
+    }
 
     #[test]
     fn blob_keys_fan_out_by_hex_prefix() {

@@ -277,6 +277,16 @@ impl BlobStore {
         }
     }
 
+    /// Every object under `prefix`: key, size and last modification, in
+    /// pages as the store returns them (nothing is collected up front).
+    pub fn list(&self, prefix: &Path) -> BoxStream<'static, Result<StoredObject, StorageError>> {
+        self.store
+            .list(Some(prefix))
+            .map_ok(|meta| StoredObject { key: meta.location, size: meta.size, modified_ms: meta.last_modified.timestamp_millis() })
+            .map_err(StorageError::from)
+            .boxed()
+    }
+
     /// Object size, or `None` if absent.
     pub async fn size(&self, key: &Path) -> Result<Option<u64>, StorageError> {
         match self.store.head(key).await {
@@ -391,6 +401,14 @@ fn concat_local_files(sources: &[std::path::PathBuf], target: &std::path::Path) 
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// One listed object.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub key: Path,
+    pub size: u64,
+    pub modified_ms: i64,
 }
 
 /// Bytes to serve: a stream, or a range of a local file.
