@@ -1,6 +1,7 @@
 //! Retention and garbage collection over HTTP: plans with reasons, runs that
 //! never strand a release, GC racing pushes, and both killed midway.
 
+#[macro_use]
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,8 @@ use std::time::Duration;
 use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+
+backend_tests!(gc_sweep_lists_the_store);
 
 fn promote(app: &TestApp, repo: &str, reference: &str, stage: &str) {
     app.req(Method::POST, &format!("/api/v1/repositories/{repo}/promotions"))
@@ -426,4 +429,49 @@ fn gc_sweeps_stray_objects_and_nothing_live() {
 
 fn uuid_like() -> String {
     format!("00000000-0000-4000-8000-{:012x}", std::process::id() as u64 * 7919 + unique_token().len() as u64)
+}
+
+/// The sweep on either backend, through the store's own listing: with no
+/// grace, bytes at a blob address that no row accounts for go, while the
+/// blobs of a pushed image stay.
+fn gc_sweep_lists_the_store(b: Backend) {
+    let app = TestApp::builder().backend(b).env("WHARF_GC__GRACE", "0s").start();
+    let image = push_image(&app, "sweep/app", Some("v1"), 2);
+    let stray = unique_bytes(4000);
+    let digest = sha256_digest(&stray);
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let key = format!("blobs/sha256/{}/{hex}", &hex[..2]);
+    let exists: Box<dyn Fn() -> bool> = match app.s3_location(&key) {
+        Some((bucket_url, object)) => {
+            let client = reqwest::blocking::Client::new();
+            let put = client
+                .put(format!("{bucket_url}/{object}"))
+                .header("Content-Type", "application/octet-stream")
+                .body(stray.clone())
+                .send()
+                .expect("PUT to the test S3 server");
+            assert!(put.status().is_success(), "planting the stray: {}", put.status());
+            Box::new(move || {
+                let listing = client
+                    .get(&bucket_url)
+                    .query(&[("list-type", "2"), ("prefix", object.as_str())])
+                    .send()
+                    .and_then(|r| r.text())
+                    .expect("listing on the test S3 server");
+                listing.contains("<KeyCount>1</KeyCount>")
+            })
+        }
+        None => {
+            let path = app.data_dir().join("blobs").join(&key);
+            plant(&path, &stray, Duration::from_secs(1));
+            Box::new(move || path.exists())
+        }
+    };
+    assert!(exists(), "the stray was not planted");
+    let report = gc(&app, false);
+    assert_eq!(report["blobs_deleted"], 0, "{report}");
+    assert_eq!(report["strays_deleted"], 1, "{report}");
+    assert!(!exists(), "the stray is still in the store");
+    assert_pulls(&app, "sweep/app", "v1");
+    assert_pulls(&app, "sweep/app", &image.digest);
 }

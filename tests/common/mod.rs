@@ -351,6 +351,17 @@ impl TestApp {
         }
     }
 
+    /// Where object `key` of this server lives on the test S3 server: the
+    /// bucket's URL (path style) and the full object key, for tests that
+    /// reach past Wharf into the store (the test server takes unsigned
+    /// PUTs and listings). `None` on the filesystem backend.
+    pub fn s3_location(&self, key: &str) -> Option<(String, String)> {
+        let value = |k: &str| self.env.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
+        let (endpoint, bucket, prefix) =
+            (value("WHARF_STORAGE__S3__ENDPOINT")?, value("WHARF_STORAGE__S3__BUCKET")?, value("WHARF_STORAGE__S3__PREFIX")?);
+        Some((format!("{}/{bucket}", endpoint.trim_end_matches('/')), format!("{prefix}/{key}")))
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
