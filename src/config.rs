@@ -242,6 +242,12 @@ pub struct ServerConfig {
     /// How long in-flight requests may run after a shutdown signal.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Send local blob files with sendfile on plain HTTP (off: stream them
+    /// through the HTTP library, as on TLS).
+    pub sendfile: bool,
+    /// A blob download whose client takes no byte for this long is cut off.
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: Duration,
     pub tls: TlsConfig,
 }
 
@@ -298,7 +304,7 @@ impl Default for DatabaseConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { workers: 0, shutdown_timeout: Duration::from_secs(30), tls: TlsConfig::default() }
+        Self { workers: 0, shutdown_timeout: Duration::from_secs(30), sendfile: true, send_timeout: Duration::from_secs(60), tls: TlsConfig::default() }
     }
 }
 

@@ -135,7 +135,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             .bind_rustls_0_23(config.listen, tls)
             .map_err(bind_error)?
             .run(),
-        None => plain_http_server(app, config.listen, workers, shutdown_timeout).map_err(bind_error)?,
+        None => plain_http_server(app, config.listen, workers, shutdown_timeout, &config.server).map_err(bind_error)?,
     };
     server.await.map_err(StartError::Server)?;
     tracing::info!("wharf stopped");
@@ -144,8 +144,15 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 
 /// The plain-HTTP server: actix-web's own listener, except that each
 /// connection is a [`api::sendfile::SendfileConn`], so blob files go out
-/// with sendfile instead of through actix's write buffer.
-fn plain_http_server<F, I, S, B>(app: F, listen: std::net::SocketAddr, workers: usize, shutdown_timeout: u64) -> std::io::Result<actix_server::Server>
+/// with sendfile instead of through actix's write buffer (unless
+/// `server.sendfile` is off: then handlers never see the connection).
+fn plain_http_server<F, I, S, B>(
+    app: F,
+    listen: std::net::SocketAddr,
+    workers: usize,
+    shutdown_timeout: u64,
+    server: &config::ServerConfig,
+) -> std::io::Result<actix_server::Server>
 where
     F: Fn() -> I + Send + Clone + 'static,
     I: actix_service::IntoServiceFactory<S, actix_http::Request>,
@@ -159,6 +166,7 @@ where
 {
     use actix_service::{fn_service, map_config, ServiceFactoryExt};
     use api::sendfile::SendfileConn;
+    let (sendfile, send_timeout) = (server.sendfile, server.send_timeout);
     Ok(actix_server::Server::build()
         .workers(workers)
         .shutdown_timeout(shutdown_timeout)
@@ -172,11 +180,15 @@ where
                 .client_request_timeout(std::time::Duration::from_secs(5))
                 .client_disconnect_timeout(std::time::Duration::from_secs(1))
                 .local_addr(listen)
-                .on_connect_ext(SendfileConn::on_connect)
+                .on_connect_ext(move |conn: &SendfileConn, extensions: &mut actix_web::dev::Extensions| {
+                    if sendfile {
+                        SendfileConn::on_connect(conn, extensions)
+                    }
+                })
                 .h1(map_config(factory, |_| actix_web::dev::AppConfig::default()));
-            fn_service(|tcp: actix_rt::net::TcpStream| async move {
+            fn_service(move |tcp: actix_rt::net::TcpStream| async move {
                 let peer = tcp.peer_addr().ok();
-                Ok::<_, actix_http::error::DispatchError>((SendfileConn::new(tcp), peer))
+                Ok::<_, actix_http::error::DispatchError>((SendfileConn::new(tcp, send_timeout), peer))
             })
             .and_then(http)
         })?

@@ -152,3 +152,46 @@ fn clients_leaving_mid_blob_end_their_transfers() {
     assert!(app.is_running(), "server exited");
     assert_blob(&app, &repo, &digest, &data);
 }
+
+/// Starts a 64 MiB blob download on a raw socket and reads its first 256 KiB.
+fn start_download(app: &TestApp, repo: &str, digest: &str) -> TcpStream {
+    let mut s = connect(app);
+    write!(s, "GET /v2/{repo}/blobs/{digest} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut some = vec![0; 256 * 1024];
+    s.read_exact(&mut some).unwrap();
+    s
+}
+
+#[test]
+fn with_sendfile_off_blobs_stream_through_actix() {
+    let app = TestApp::builder().env("WHARF_SERVER__SENDFILE", "false").start();
+    let repo = repo("zerocopy/off");
+    let data = unique_bytes(64 * 1024 * 1024);
+    let digest = push_blob(&app, &repo, &data);
+    let s = start_download(&app, &repo, &digest);
+    assert_eq!(transfer_threads(&app), 0, "a sendfile transfer runs although server.sendfile is off");
+    drop(s);
+    assert_blob(&app, &repo, &digest, &data);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off() {
+    let mut app = TestApp::builder().env("WHARF_SERVER__SEND_TIMEOUT", "1s").start();
+    let repo = repo("zerocopy/stalled");
+    let data = unique_bytes(64 * 1024 * 1024);
+    let digest = push_blob(&app, &repo, &data);
+    let mut s = start_download(&app, &repo, &digest);
+    assert_eq!(transfer_threads(&app), 1, "the blob did not go out through a sendfile transfer");
+    // The client holds the connection open but reads nothing more.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while transfer_threads(&app) > 0 {
+        assert!(Instant::now() < deadline, "the stalled transfer was not cut off");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The connection is closed after what the buffers held: the body is short.
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(rest.len() + 256 * 1024 < data.len(), "a cut-off transfer still delivered the whole blob");
+    assert!(app.is_running(), "server exited");
+    assert_blob(&app, &repo, &digest, &data);
+}

@@ -39,8 +39,6 @@ use crate::storage::LocalFile;
 /// Transfers running at once, each holding a thread; past this, blobs are
 /// streamed through actix as on TLS connections.
 const MAX_TRANSFERS: usize = 512;
-/// A client that takes no byte for this long loses its transfer.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a waiting transfer sleeps before checking for cancellation.
 const WAIT_SLICE: rustix::event::Timespec = rustix::event::Timespec { tv_sec: 1, tv_nsec: 0 };
 /// Bytes per sendfile call (Linux moves at most about 2 GiB per call).
@@ -88,6 +86,8 @@ fn broken() -> io::Error {
 pub struct SendfileConn {
     tcp: TcpStream,
     shared: SharedRef,
+    /// A client that takes no byte for this long loses its transfer.
+    idle_timeout: Duration,
 }
 
 /// The connection's side of the handshake, kept in each request's
@@ -96,8 +96,8 @@ pub struct SendfileConn {
 struct SendfileHandle(SharedRef);
 
 impl SendfileConn {
-    pub fn new(tcp: TcpStream) -> Self {
-        Self { tcp, shared: SharedRef::default() }
+    pub fn new(tcp: TcpStream, idle_timeout: Duration) -> Self {
+        Self { tcp, shared: SharedRef::default(), idle_timeout }
     }
 
     /// `on_connect_ext` hook: makes the connection reachable from handlers.
@@ -156,7 +156,7 @@ impl AsyncWrite for SendfileConn {
             }
             match std::mem::take(&mut shared.job) {
                 // actix flushes only after writing all it had: the head is out.
-                Job::Queued(file) => match start_transfer(&this.tcp, file, this.shared.clone()) {
+                Job::Queued(file) => match start_transfer(&this.tcp, file, this.shared.clone(), this.idle_timeout) {
                     Ok(cancel) => {
                         shared.job = Job::Running(cancel);
                         shared.waker = Some(cx.waker().clone());
@@ -268,13 +268,13 @@ impl Drop for SendfileBody {
     }
 }
 
-fn start_transfer(tcp: &TcpStream, file: LocalFile, shared: SharedRef) -> io::Result<Arc<AtomicBool>> {
+fn start_transfer(tcp: &TcpStream, file: LocalFile, shared: SharedRef, idle_timeout: Duration) -> io::Result<Arc<AtomicBool>> {
     let socket = tcp.as_fd().try_clone_to_owned()?;
     let cancel = Arc::new(AtomicBool::new(false));
     let stop = cancel.clone();
     ACTIVE_TRANSFERS.fetch_add(1, Ordering::Relaxed);
     let spawned = std::thread::Builder::new().name("wharf-sendfile".into()).spawn(move || {
-        let result = send_file(&socket, &file, &stop);
+        let result = send_file(&socket, &file, &stop, idle_timeout);
         drop(socket);
         ACTIVE_TRANSFERS.fetch_sub(1, Ordering::Relaxed);
         if let Err(e) = &result {
@@ -300,7 +300,7 @@ fn start_transfer(tcp: &TcpStream, file: LocalFile, shared: SharedRef) -> io::Re
 
 /// Sends the file's range on the (non-blocking) socket, waiting for room
 /// with poll(2) in slices so a cancellation is seen within one.
-fn send_file(socket: &OwnedFd, file: &LocalFile, cancel: &AtomicBool) -> io::Result<()> {
+fn send_file(socket: &OwnedFd, file: &LocalFile, cancel: &AtomicBool, idle_timeout: Duration) -> io::Result<()> {
     let mut offset = file.offset;
     let end = file.offset + file.len;
     let mut last_progress = Instant::now();
@@ -313,7 +313,7 @@ fn send_file(socket: &OwnedFd, file: &LocalFile, cancel: &AtomicBool) -> io::Res
             Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob file is shorter than recorded")),
             Ok(_) => last_progress = Instant::now(),
             Err(Errno::AGAIN) => {
-                if last_progress.elapsed() >= IDLE_TIMEOUT {
+                if last_progress.elapsed() >= idle_timeout {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "client took no data"));
                 }
                 let mut fds = [rustix::event::PollFd::new(socket, rustix::event::PollFlags::OUT)];
