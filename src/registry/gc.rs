@@ -73,14 +73,7 @@ impl Registry {
                         let mut taken = Vec::new();
                         for (digest, _) in batch {
                             if let Some(size) = db::gc::take(tx, &digest, cutoff, claims_since)? {
-                                db::audit::append(tx, NewAuditEntry {
-                                    actor: &actor,
-                                    action: AuditAction::BlobCollect,
-                                    repository: None,
-                                    reference: None,
-                                    digest: Some(&digest),
-                                    details: json!({"size": size}),
-                                })?;
+                                audit_collect(tx, &actor, &digest, json!({"size": size}))?;
                                 taken.push((digest, size));
                             }
                         }
@@ -221,34 +214,7 @@ impl Registry {
         }
         for (object, kind) in found {
             let stray = match &kind {
-                KeyKind::Blob(digest) => {
-                    let (d, size, actor) = (digest.to_string(), object.size, actor.clone());
-                    if dry_run {
-                        !self.db.read(move |c| db::gc::stray_is_known(c, &d, claims_since)).await?
-                    } else {
-                        let taken = self
-                            .db
-                            .write(move |tx| -> Result<bool, RegistryError> {
-                                let taken = db::gc::take_stray(tx, &d, size, claims_since)?;
-                                if taken {
-                                    db::audit::append(tx, NewAuditEntry {
-                                        actor: &actor,
-                                        action: AuditAction::BlobCollect,
-                                        repository: None,
-                                        reference: None,
-                                        digest: Some(&d),
-                                        details: json!({"size": size, "stray": true}),
-                                    })?;
-                                }
-                                Ok(taken)
-                            })
-                            .await?;
-                        if taken {
-                            self.delete_collected(&[(digest.to_string(), size)]).await?;
-                        }
-                        taken
-                    }
-                }
+                KeyKind::Blob(digest) => self.collect_stray_blob(actor, digest, object.size, claims_since, dry_run).await?,
                 KeyKind::Upload(id) => {
                     let upload_id = id.clone();
                     !self.db.read(move |c| db::gc::upload_exists(c, &upload_id)).await?
@@ -268,4 +234,35 @@ impl Registry {
         }
         Ok(())
     }
+
+    /// Stray bytes at `digest`'s address: whether they are (or, in a dry
+    /// run, would be) collected. Taken through `gc_pending` like any blob,
+    /// so an upload of the same digest waits until they are gone.
+    async fn collect_stray_blob(&self, actor: &Actor, digest: &Digest, size: u64, claims_since: i64, dry_run: bool) -> Result<bool, RegistryError> {
+        let d = digest.to_string();
+        if dry_run {
+            return Ok(!self.db.read(move |c| db::gc::stray_is_known(c, &d, claims_since)).await?);
+        }
+        let actor = actor.clone();
+        let taken = self
+            .db
+            .write(move |tx| -> Result<bool, RegistryError> {
+                let taken = db::gc::take_stray(tx, &d, size, claims_since)?;
+                if taken {
+                    audit_collect(tx, &actor, &d, json!({"size": size, "stray": true}))?;
+                }
+                Ok(taken)
+            })
+            .await?;
+        if taken {
+            self.delete_collected(&[(digest.to_string(), size)]).await?;
+        }
+        Ok(taken)
+    }
+}
+
+/// The audit row of a collected blob.
+fn audit_collect(tx: &rusqlite::Connection, actor: &Actor, digest: &str, details: serde_json::Value) -> Result<(), RegistryError> {
+    db::audit::append(tx, NewAuditEntry { actor, action: AuditAction::BlobCollect, repository: None, reference: None, digest: Some(digest), details })?;
+    Ok(())
 }

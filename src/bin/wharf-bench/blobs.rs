@@ -34,6 +34,25 @@ fn median_round(bytes: u64, mut rounds: Vec<Resources>) -> (Resources, String) {
     (median, spread)
 }
 
+/// `pull` measured in `cx.prof.rounds` rounds, each bringing `total` bytes:
+/// the median round and a note on the spread.
+async fn pull_rounds<F, Fut>(cx: &Ctx<'_>, total: u64, pull: F) -> Res<(Resources, String)>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Res<u64>>,
+{
+    let mut rounds = Vec::new();
+    for _ in 0..cx.prof.rounds {
+        let phase = Phase::begin(cx.pid);
+        let n = pull().await?;
+        rounds.push(phase.end());
+        if n != total {
+            return Err(format!("pull: {n} bytes, expected {total}"));
+        }
+    }
+    Ok(median_round(total, rounds))
+}
+
 /// One body, streamed from the generator: a single `POST ?digest=` where the
 /// registry takes it, else POST then `PUT ?digest=` with the body.
 pub async fn push_monolithic(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
@@ -90,29 +109,10 @@ pub async fn pull(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
         return Err(format!("verification pull: {n} bytes with digest {got}, expected {} bytes with {digest}", blob.total));
     }
 
-    let mut rounds = Vec::new();
-    for _ in 0..cx.prof.rounds {
-        let phase = Phase::begin(cx.pid);
-        let n = cx.reg.pull_blob_discarding(REPO, digest).await?;
-        rounds.push(phase.end());
-        if n != blob.total {
-            return Err(format!("pull: {n} bytes, expected {}", blob.total));
-        }
-    }
-    let (single, spread) = median_round(blob.total, rounds);
-
+    let (single, spread) = pull_rounds(cx, blob.total, || cx.reg.pull_blob_discarding(REPO, digest)).await?;
     // The same pull through the ordinary HTTP client, which copies every
     // byte into user space: what a real client sees, bounded by that copy.
-    let mut rounds = Vec::new();
-    for _ in 0..cx.prof.rounds {
-        let phase = Phase::begin(cx.pid);
-        let n = cx.reg.pull_blob(REPO, digest, |_| {}).await?;
-        rounds.push(phase.end());
-        if n != blob.total {
-            return Err(format!("pull: {n} bytes, expected {}", blob.total));
-        }
-    }
-    let (copying, copying_spread) = median_round(blob.total, rounds);
+    let (copying, copying_spread) = pull_rounds(cx, blob.total, || cx.reg.pull_blob(REPO, digest, |_| {})).await?;
 
     let streams = cx.prof.streams;
     let phase = Phase::begin(cx.pid);
