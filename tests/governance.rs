@@ -339,15 +339,16 @@ fn audit_log_records_changes_filters_and_verifies() {
     let app = TestApp::start();
     let repo = repo("audit");
     let d = push_labeled(&app, &repo, "v1", json!({}), "app");
-    promote_ok(&app, &repo, "v1", "test");
+    // Deleted before the promotion: a tag on a release is protected.
     app.delete(&format!("/v2/{repo}/manifests/v1")).expect(202);
+    promote_ok(&app, &repo, &d, "test");
 
     let all = audit(&app, &format!("repository={repo}"));
     let actions: Vec<&str> = all.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, vec!["tag.delete", "promotion", "tag.create", "manifest.push"]);
+    assert_eq!(actions, vec!["promotion", "tag.delete", "tag.create", "manifest.push"]);
     assert!(all.iter().all(|e| e["source"] == "127.0.0.1" && e["actor"] == "anonymous"));
-    assert_eq!(all[1]["digest"], d);
-    assert_eq!(all[1]["reference"], "test");
+    assert_eq!(all[0]["digest"], d);
+    assert_eq!(all[0]["reference"], "test");
 
     // Filters and cursor pagination.
     assert_eq!(audit(&app, &format!("repository={repo}&action=promotion")).len(), 1);

@@ -20,7 +20,7 @@ pub fn digest_param(req: &HttpRequest, key: &str) -> Result<Digest, ApiError> {
     Ok(Digest::parse(req.match_info().get(key).unwrap_or_default())?)
 }
 
-pub fn header<'a>(req: &'a HttpRequest, name: actix_web::http::header::HeaderName) -> Option<&'a str> {
+pub fn header(req: &HttpRequest, name: actix_web::http::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 

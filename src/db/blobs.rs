@@ -44,3 +44,10 @@ pub fn unlink(conn: &Connection, repository_id: i64, digest: &str) -> Result<boo
     let n = conn.execute("DELETE FROM repository_blobs WHERE repository_id = ?1 AND digest = ?2", params![repository_id, digest])?;
     Ok(n > 0)
 }
+
+/// Repositories that may serve the blob.
+pub fn repositories_linking(conn: &Connection, digest: &str) -> Result<Vec<i64>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT repository_id FROM repository_blobs WHERE digest = ?1 ORDER BY repository_id")?;
+    let rows = stmt.query_map([digest], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

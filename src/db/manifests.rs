@@ -134,6 +134,50 @@ pub fn referrers(conn: &Connection, repository_id: i64, subject: &str, limit: u3
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+
+/// Every manifest of a repository as (digest, created_at, subject), for the
+/// retention planner.
+pub fn all_facts(conn: &Connection, repository_id: i64) -> Result<Vec<(String, i64, Option<String>)>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT digest, created_at, subject_digest FROM manifests WHERE repository_id = ?1")?;
+    let rows = stmt.query_map([repository_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every (manifest, child manifest) edge of a repository (index children).
+pub fn all_children(conn: &Connection, repository_id: i64) -> Result<Vec<(String, String)>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT manifest_digest, target_digest FROM manifest_references WHERE repository_id = ?1 AND kind = 'manifest'",
+    )?;
+    let rows = stmt.query_map([repository_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// What one manifest references: (child manifests, blobs).
+pub fn references(conn: &Connection, repository_id: i64, digest: &str) -> Result<(Vec<String>, Vec<String>), DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT target_digest, kind FROM manifest_references WHERE repository_id = ?1 AND manifest_digest = ?2 ORDER BY target_digest",
+    )?;
+    let (mut children, mut blobs) = (Vec::new(), Vec::new());
+    let rows = stmt.query_map(params![repository_id, digest], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (target, kind) = row?;
+        if kind == RefKind::Manifest.as_str() {
+            children.push(target);
+        } else {
+            blobs.push(target);
+        }
+    }
+    Ok((children, blobs))
+}
+
+/// Digests of the manifests whose `subject` is `subject`.
+pub fn referrer_digests(conn: &Connection, repository_id: i64, subject: &str) -> Result<Vec<String>, DbError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT digest FROM manifests WHERE repository_id = ?1 AND subject_digest = ?2 ORDER BY digest")?;
+    let rows = stmt.query_map(params![repository_id, subject], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,21 +203,4 @@ mod tests {
         let left: i64 = conn.query_row("SELECT count(*) FROM manifest_references", [], |r| r.get(0)).unwrap();
         assert_eq!(left, 0);
     }
-}
-
-/// Every manifest of a repository as (digest, created_at, subject), for the
-/// retention planner.
-pub fn all_facts(conn: &Connection, repository_id: i64) -> Result<Vec<(String, i64, Option<String>)>, DbError> {
-    let mut stmt = conn.prepare_cached("SELECT digest, created_at, subject_digest FROM manifests WHERE repository_id = ?1")?;
-    let rows = stmt.query_map([repository_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Every (manifest, child manifest) edge of a repository (index children).
-pub fn all_children(conn: &Connection, repository_id: i64) -> Result<Vec<(String, String)>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT manifest_digest, target_digest FROM manifest_references WHERE repository_id = ?1 AND kind = 'manifest'",
-    )?;
-    let rows = stmt.query_map([repository_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }

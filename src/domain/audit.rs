@@ -35,6 +35,7 @@ pub enum AuditAction {
     Promotion,
     PromotionDenied,
     Rollback,
+    RollbackDenied,
     AccessDenied,
     PolicyChange,
     AccountCreate,
@@ -46,7 +47,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 18] = [
         Self::ManifestPush,
         Self::ManifestDelete,
         Self::TagCreate,
@@ -56,6 +57,7 @@ impl AuditAction {
         Self::Promotion,
         Self::PromotionDenied,
         Self::Rollback,
+        Self::RollbackDenied,
         Self::AccessDenied,
         Self::PolicyChange,
         Self::AccountCreate,
@@ -77,6 +79,7 @@ impl AuditAction {
             Self::Promotion => "promotion",
             Self::PromotionDenied => "promotion.denied",
             Self::Rollback => "rollback",
+            Self::RollbackDenied => "rollback.denied",
             Self::AccessDenied => "access.denied",
             Self::PolicyChange => "policy.change",
             Self::AccountCreate => "account.create",

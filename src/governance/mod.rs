@@ -8,6 +8,7 @@ pub mod audit;
 pub mod gates;
 pub mod policy;
 pub mod promotion;
+pub mod protection;
 pub mod retention;
 
 pub use policy::Policy;

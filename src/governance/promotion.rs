@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::gates::{self, ImageFacts, PromotionFacts};
 use crate::db::{self, audit::NewAuditEntry, releases::{NewRelease, ReleaseRow}, tag_history::TagEvent};
 use crate::domain::{Actor, AuditAction, Digest, Reference, RepoName};
-use crate::registry::manifests::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::registry::manifests::{missing_content, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use crate::registry::{Registry, RegistryError};
 use crate::storage::layout;
 
@@ -62,6 +62,9 @@ impl Registry {
             .write(move |tx| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
                 let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
                 let mut failed = Vec::new();
+                if let Some(missing) = missing_content(tx, repo_id, &digest)? {
+                    failed.push(format!("complete: {missing}; push the image again"));
+                }
                 let mut entered_previous_at = None;
                 if let Some(prev) = &previous_stage {
                     match db::releases::first_release_of(tx, repo_id, prev, &digest)? {
@@ -116,21 +119,41 @@ impl Registry {
         let (name, actor, stage) = (repo.to_string(), actor.clone(), stage.to_owned());
         let release = self
             .db
-            .write(move |tx| -> Result<ReleaseRow, RegistryError> {
+            .write(move |tx| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
                 let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
-                let current = db::releases::current(tx, repo_id, &stage)?
-                    .ok_or_else(|| RegistryError::RollbackDenied(format!("{stage} has no release")))?;
+                // A refusal commits its audit row, like a refused promotion.
+                let refuse = |why: String, digest: Option<&str>| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
+                    db::audit::append(tx, NewAuditEntry {
+                        actor: &actor,
+                        action: AuditAction::RollbackDenied,
+                        repository: Some(&name),
+                        reference: Some(&stage),
+                        digest,
+                        details: json!({ "reason": why, "to": to_sequence }),
+                    })?;
+                    Ok(Err(RegistryError::RollbackDenied(why)))
+                };
+                let Some(current) = db::releases::current(tx, repo_id, &stage)? else {
+                    return refuse(format!("{stage} has no release"), None);
+                };
                 let target = match to_sequence {
-                    Some(seq) => db::releases::get(tx, repo_id, &stage, seq)?
-                        .ok_or_else(|| RegistryError::RollbackDenied(format!("{stage} has no release #{seq}")))?,
-                    None => default_rollback_target(tx, repo_id, &stage, &current)?
-                        .ok_or_else(|| RegistryError::RollbackDenied(format!("{stage} has no earlier release to roll back to")))?,
+                    Some(seq) => db::releases::get(tx, repo_id, &stage, seq)?,
+                    None => default_rollback_target(tx, repo_id, &stage, &current)?,
+                };
+                let Some(target) = target else {
+                    return refuse(match to_sequence {
+                        Some(seq) => format!("{stage} has no release #{seq}"),
+                        None => format!("{stage} has no earlier release to roll back to"),
+                    }, None);
                 };
                 if target.sequence == current.sequence {
-                    return Err(RegistryError::RollbackDenied(format!("release #{} is already current", target.sequence)));
+                    return refuse(format!("release #{} is already current", target.sequence), Some(&target.digest));
                 }
                 if db::manifests::head(tx, repo_id, &target.digest)?.is_none() {
-                    return Err(RegistryError::RollbackDenied(format!("the manifest of release #{} is gone", target.sequence)));
+                    return refuse(format!("the manifest of release #{} is gone", target.sequence), Some(&target.digest));
+                }
+                if let Some(missing) = missing_content(tx, repo_id, &target.digest)? {
+                    return refuse(format!("release #{} no longer pulls completely: {missing}", target.sequence), Some(&target.digest));
                 }
                 let release = db::releases::append(tx, repo_id, NewRelease {
                     stage: &stage,
@@ -143,9 +166,9 @@ impl Registry {
                     restored_sequence: Some(target.sequence),
                 })?;
                 move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Rollback)?;
-                Ok(release)
+                Ok(Ok(release))
             })
-            .await?;
+            .await??;
         tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "rolled back");
         Ok(release)
     }

@@ -5,12 +5,14 @@
 //! reads the clock, so every rule is unit-tested below.
 
 use std::collections::{BTreeSet, HashMap};
+use std::convert::Infallible;
 use std::time::Duration;
 
 use globset::GlobMatcher;
 use regex::Regex;
 
 use crate::config::RetentionPolicyConfig;
+use crate::governance::protection::{self, References, Release};
 use crate::governance::Policy;
 
 /// One retention policy with its glob and patterns compiled.
@@ -166,7 +168,7 @@ pub fn plan(facts: &RepoFacts, rules: &RetentionRules, governance: &Policy, now_
         let keep = Decision::keep(format!("kept: no retention policy matches {}", facts.repository));
         (vec![keep.clone(); tags.len()], vec![keep; manifests.len()])
     } else {
-        let protected = protected_digests(facts, &tags, governance);
+        let protected = protected_digests(facts, governance);
         let tag_decisions = decide_tags(&tags, &policies, governance, &protected, now_ms);
         let manifest_decisions = decide_manifests(&manifests, &tags, &tag_decisions, &policies, &protected, now_ms);
         (tag_decisions, manifest_decisions)
@@ -186,33 +188,36 @@ pub fn plan(facts: &RepoFacts, rules: &RetentionRules, governance: &Policy, now_
     }
 }
 
-/// Digests no policy may delete: each stage's current release and rollback
-/// window, and immutable tags' targets. Value: the reason.
-fn protected_digests(facts: &RepoFacts, tags: &[&TagFact], governance: &Policy) -> HashMap<String, String> {
-    let depth = governance.rollback_depth;
-    let mut out = HashMap::new();
-    // The first reason recorded wins: current releases before rollback targets,
-    // later stages (closer to production) first, then the newest release.
-    for current in [true, false] {
-        let (skip, take) = if current { (0, 1) } else { (1, usize::try_from(depth).unwrap_or(usize::MAX)) };
-        for stage in governance.stages().iter().rev() {
-            let mut releases: Vec<&ReleaseFact> = facts.releases.iter().filter(|r| &r.stage == stage).collect();
-            releases.sort_by_key(|r| std::cmp::Reverse(r.sequence));
-            for r in releases.iter().skip(skip).take(take) {
-                out.entry(r.digest.clone()).or_insert_with(|| {
-                    if current {
-                        format!("kept: {stage} release #{} (current)", r.sequence)
-                    } else {
-                        format!("kept: {stage} release #{}, inside rollback window of {depth}", r.sequence)
-                    }
-                });
-            }
+/// Digests no policy may delete, as the one protection rule decides
+/// (`governance::protection`): releases in their rollback window, immutable
+/// tags' targets, their children and referrers. Value: the reason.
+fn protected_digests(facts: &RepoFacts, governance: &Policy) -> HashMap<String, String> {
+    let releases: Vec<Release<'_>> =
+        facts.releases.iter().map(|r| Release { stage: &r.stage, sequence: r.sequence, digest: &r.digest }).collect();
+    let roots = protection::roots(&releases, facts.tags.iter().map(|t| (t.name.as_str(), t.digest.as_str())), governance);
+    let children: HashMap<&str, &[String]> = facts.manifests.iter().map(|m| (m.digest.as_str(), m.children.as_slice())).collect();
+    let mut referrers: HashMap<&str, Vec<String>> = HashMap::new();
+    for m in &facts.manifests {
+        if let Some(subject) = &m.subject {
+            referrers.entry(subject.as_str()).or_default().push(m.digest.clone());
         }
     }
-    for t in tags.iter().filter(|t| governance.is_immutable(&t.name)) {
-        out.entry(t.digest.clone()).or_insert_with(|| format!("kept: target of immutable tag {}", t.name));
-    }
-    out
+    let lookup = |digest: &str| -> Result<References, Infallible> {
+        Ok(References {
+            children: children.get(digest).map(|c| c.to_vec()).unwrap_or_default(),
+            blobs: Vec::new(),
+            referrers: referrers.get(digest).cloned().unwrap_or_default(),
+        })
+    };
+    let set = match protection::closure(roots, lookup) {
+        Ok(set) => set,
+        Err(never) => match never {},
+    };
+    facts
+        .manifests
+        .iter()
+        .filter_map(|m| set.manifest_for_cleanup(&m.digest).map(|p| (m.digest.clone(), format!("kept: {p}"))))
+        .collect()
 }
 
 fn decide_tags(
@@ -624,10 +629,10 @@ mod tests {
         let plan = run(&[p], m, t, r.iter().chain(&r2).map(|(s, n, d)| rel(s, *n, d)).collect());
         kept(&plan, "d4", "prod release #4 (current)"); // and test #2
         kept(&plan, "d3", "preprod release #5 (current)"); // also prod #3: current wins
-        kept(&plan, "d2", "prod release #2, inside rollback window of 2");
+        kept(&plan, "d2", "prod release #2 (inside the rollback window of 2)");
         deleted(&plan, "d6", "untagged"); // prod #1: the 4th newest, outside the window
         kept(&plan, "d7", "test release #4 (current)");
-        kept(&plan, "d5", "test release #3, inside rollback window of 2"); // and test #1
+        kept(&plan, "d5", "test release #3 (inside the rollback window of 2)"); // and test #1
         kept(&plan, "d1", "target of immutable tag v1.2.3");
         kept(&plan, "tag:v1.2.3", "immutable tag");
         kept(&plan, "tag:alias", "points at a protected manifest: target of immutable tag v1.2.3");
@@ -678,8 +683,8 @@ mod tests {
         let t = vec![tag("v2.0.0", "tagged-sig", old)];
         let plan = run(&[p], m, t, vec![rel("prod", 12, "img")]);
         kept(&plan, "img", "prod release #12 (current)");
-        kept(&plan, "sig", "referrer of kept img");
-        kept(&plan, "sig-of-sig", "referrer of kept sig");
+        kept(&plan, "sig", "referrer of img, needed by prod release #12 (current)");
+        kept(&plan, "sig-of-sig", "referrer of sig, needed by prod release #12");
         deleted(&plan, "gone", "> 7days");
         // Young (keep_within) does not save a referrer of a deleted subject; a kept tag does.
         deleted(&plan, "sbom", "subject gone is deleted");

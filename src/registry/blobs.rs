@@ -2,7 +2,8 @@
 
 use std::ops::Range;
 
-use super::{Registry, RegistryError};
+use super::protection::protected_set;
+use super::{audit, deny, Decided, Registry, RegistryError};
 use crate::db;
 use crate::domain::{Actor, AuditAction, Digest, RepoName};
 use crate::storage::{layout, BlobBody};
@@ -69,23 +70,28 @@ impl Registry {
     }
 
     /// `DELETE /v2/<name>/blobs/<digest>`: the repository stops serving it;
-    /// garbage collection frees the bytes once nothing references them.
+    /// garbage collection frees the bytes once nothing references them. A
+    /// blob the one protection rule protects is refused.
     pub async fn delete_blob(&self, actor: &Actor, repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
         if !self.config.allow_delete {
             return Err(RegistryError::DeleteDisabled);
         }
-        let (name, d, actor) = (repo.to_string(), digest.to_string(), actor.clone());
+        let (name, d, actor, policy) = (repo.to_string(), digest.to_string(), actor.clone(), self.policy.clone());
         self.db
-            .write(move |tx| -> Result<(), RegistryError> {
+            .write(move |tx| -> Result<Decided<()>, RegistryError> {
                 let unknown = || RegistryError::BlobUnknown(d.clone());
                 let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(unknown)?;
-                if db::blobs::unlink(tx, repo_id, &d)? {
-                    super::audit(tx, &actor, AuditAction::BlobDelete, &name, None, &d, serde_json::json!({}))
-                } else {
-                    Err(unknown())
+                if db::blobs::linked_size(tx, repo_id, &d)?.is_none() {
+                    return Err(unknown());
                 }
+                if let Some(p) = protected_set(tx, &policy, repo_id)?.blob(&d) {
+                    return Ok(Err(deny(tx, &actor, &name, Some(&d), p.refusal(&d))?));
+                }
+                db::blobs::unlink(tx, repo_id, &d)?;
+                audit(tx, &actor, AuditAction::BlobDelete, &name, None, &d, serde_json::json!({}))?;
+                Ok(Ok(()))
             })
-            .await
+            .await?
     }
 }
 

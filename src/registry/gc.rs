@@ -19,6 +19,7 @@
 use serde::Serialize;
 use serde_json::json;
 
+use super::protection::ProtectionCache;
 use super::{Registry, RegistryError};
 use crate::db::{self, audit::NewAuditEntry};
 use crate::domain::{Actor, AuditAction, Digest};
@@ -63,15 +64,37 @@ impl Registry {
             after = last.0.clone();
             let full = batch.len() as u32 == cfg.batch_size;
             if dry_run {
-                report.blobs_deleted += batch.len() as u64;
-                report.bytes_freed += batch.iter().map(|(_, size)| size).sum::<u64>();
+                let policy = self.policy.clone();
+                let collectable = self
+                    .db
+                    .read(move |c| -> Result<Vec<(String, u64)>, RegistryError> {
+                        let mut protection = ProtectionCache::default();
+                        let mut out = Vec::with_capacity(batch.len());
+                        for (digest, size) in batch {
+                            if protection.blob_kept_by(c, &policy, &digest)?.is_none() {
+                                out.push((digest, size));
+                            }
+                        }
+                        Ok(out)
+                    })
+                    .await?;
+                report.blobs_deleted += collectable.len() as u64;
+                report.bytes_freed += collectable.iter().map(|(_, size)| size).sum::<u64>();
             } else {
-                let actor = actor.clone();
+                let (actor, policy) = (actor.clone(), self.policy.clone());
                 let taken = self
                     .db
                     .write(move |tx| -> Result<Vec<(String, u64)>, RegistryError> {
+                        // The one protection rule is asked too, though "no
+                        // manifest references it" already implies it: it also
+                        // reads protected manifests' own bytes.
+                        let mut protection = ProtectionCache::default();
                         let mut taken = Vec::new();
                         for (digest, _) in batch {
+                            if let Some(why) = protection.blob_kept_by(tx, &policy, &digest)? {
+                                tracing::error!(digest, why, "GC candidate is protected: its reference rows are incomplete; kept");
+                                continue;
+                            }
                             if let Some(size) = db::gc::take(tx, &digest, cutoff, claims_since)? {
                                 audit_collect(tx, &actor, &digest, json!({"size": size}))?;
                                 taken.push((digest, size));

@@ -7,10 +7,10 @@ use serde_json::Value;
 
 use serde_json::json;
 
+use super::protection::protected_set;
 use super::{audit, deny, Decided, Registry, RegistryError};
 use crate::db::{self, manifests::{ManifestRow, RefKind}};
 use crate::domain::{Actor, Algorithm, AuditAction, Digest, Reference, RepoName, Tag};
-use crate::governance::Policy;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -56,7 +56,7 @@ fn invalid(msg: impl Into<String>) -> RegistryError {
 }
 
 fn descriptor_digest(d: &Descriptor) -> Result<Digest, RegistryError> {
-    Digest::parse(&d.digest().to_string()).map_err(|e| invalid(format!("descriptor: {e}")))
+    Digest::parse(d.digest().as_ref()).map_err(|e| invalid(format!("descriptor: {e}")))
 }
 
 /// Parses and checks a manifest body against the media type the client declared.
@@ -110,6 +110,46 @@ fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, RegistryErr
         }
         other => Err(invalid(format!("unsupported manifest media type {other}"))),
     }
+}
+
+/// The child manifests and blobs a stored manifest names in its own bytes,
+/// or `None` if they no longer parse (they did when pushed).
+pub(crate) fn references_in(media_type: &str, content: &[u8]) -> Option<(Vec<String>, Vec<String>)> {
+    let parsed = parse(Some(media_type), content).ok()?;
+    let strings = |v: Vec<Digest>| v.into_iter().map(|d| d.to_string()).collect();
+    Some((strings(parsed.manifests), strings(parsed.blobs)))
+}
+
+/// Indexes nested deeper than this are not walked for completeness (no
+/// real image is); the check then reports them as incomplete.
+const MAX_INDEX_DEPTH: usize = 8;
+
+/// The first thing the manifest needs that this repository cannot serve (a
+/// child manifest, or a blob a client deleted), or `None` if it pulls
+/// completely. Promotion and rollback ask this, so a stage never points at
+/// an image that does not pull.
+pub(crate) fn missing_content(conn: &rusqlite::Connection, repo_id: i64, digest: &str) -> Result<Option<String>, RegistryError> {
+    let mut pending = vec![(digest.to_owned(), 0usize)];
+    let mut seen = std::collections::HashSet::new();
+    while let Some((manifest, depth)) = pending.pop() {
+        if !seen.insert(manifest.clone()) {
+            continue;
+        }
+        if depth > MAX_INDEX_DEPTH {
+            return Ok(Some(format!("{manifest} is nested more than {MAX_INDEX_DEPTH} indexes deep")));
+        }
+        if db::manifests::head(conn, repo_id, &manifest)?.is_none() {
+            return Ok(Some(format!("manifest {manifest} is missing")));
+        }
+        let (children, blobs) = db::manifests::references(conn, repo_id, &manifest)?;
+        for blob in blobs {
+            if db::blobs::linked_size(conn, repo_id, &blob)?.is_none() {
+                return Ok(Some(format!("blob {blob} of {manifest} is missing")));
+            }
+        }
+        pending.extend(children.into_iter().map(|c| (c, depth + 1)));
+    }
+    Ok(None)
 }
 
 impl Registry {
@@ -234,8 +274,9 @@ impl Registry {
     }
 
     /// `DELETE /v2/<name>/manifests/<reference>`: by digest removes the
-    /// manifest and every tag on it; by tag removes only the tag. Stage tags,
-    /// immutable tags and rollback targets are refused.
+    /// manifest and every tag on it; by tag removes only the tag. Whatever
+    /// the one protection rule protects (`governance::protection`) is
+    /// refused, and so are stage and immutable tags.
     pub async fn delete_manifest(&self, actor: &Actor, repo: &RepoName, reference: &Reference) -> Result<(), RegistryError> {
         if !self.config.allow_delete {
             return Err(RegistryError::DeleteDisabled);
@@ -250,8 +291,16 @@ impl Registry {
                     Reference::Tag(t) => {
                         let tag = t.as_str();
                         let Some(digest) = db::tags::target(tx, repo_id, tag)? else { return Err(unknown()) };
-                        if policy.is_stage(tag) || policy.is_immutable(tag) {
-                            let why = format!("{tag} is a stage or immutable tag and cannot be deleted");
+                        let refusal = if policy.is_stage(tag) {
+                            Some(format!("{tag} is a stage tag: only promotion and rollback move it"))
+                        } else if policy.is_immutable(tag) {
+                            Some(format!("{tag} is an immutable tag and cannot be deleted"))
+                        } else {
+                            protected_set(tx, &policy, repo_id)?
+                                .manifest(&digest)
+                                .map(|p| format!("tag {tag} points at {}", p.refusal(&digest)))
+                        };
+                        if let Some(why) = refusal {
                             return Ok(Err(deny(tx, actor, &name, Some(tag), why)?));
                         }
                         db::tags::delete(tx, repo_id, tag)?;
@@ -263,8 +312,8 @@ impl Registry {
                         if db::manifests::head(tx, repo_id, digest)?.is_none() {
                             return Err(unknown());
                         }
-                        if let Some(why) = protected_reason(tx, &policy, repo_id, digest)? {
-                            return Ok(Err(deny(tx, actor, &name, Some(digest), why)?));
+                        if let Some(p) = protected_set(tx, &policy, repo_id)?.manifest(digest) {
+                            return Ok(Err(deny(tx, actor, &name, Some(digest), p.refusal(digest))?));
                         }
                         for tag in db::tags::delete_pointing_at(tx, repo_id, digest)? {
                             db::tag_history::record(tx, repo_id, &tag, None, &actor.name)?;
@@ -278,23 +327,6 @@ impl Registry {
             })
             .await?
     }
-}
-
-/// Why a manifest must not be deleted: an immutable tag points at it, or it
-/// is a current release or inside a stage's rollback window.
-fn protected_reason(tx: &rusqlite::Connection, policy: &Policy, repo_id: i64, digest: &str) -> Result<Option<String>, RegistryError> {
-    for tag in db::tags::pointing_at(tx, repo_id, digest)? {
-        if policy.is_immutable(&tag) {
-            return Ok(Some(format!("immutable tag {tag} points at {digest}")));
-        }
-    }
-    for stage in policy.stages() {
-        let window = db::releases::list(tx, repo_id, stage, None, policy.rollback_depth + 1)?;
-        if let Some(r) = window.iter().find(|r| r.digest == digest) {
-            return Ok(Some(format!("{digest} is {stage} release #{} (current or inside the rollback window)", r.sequence)));
-        }
-    }
-    Ok(None)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod error;
 pub mod gc;
 pub mod listing;
 pub mod manifests;
+mod protection;
 pub mod referrers;
 pub mod retention;
 pub mod uploads;
