@@ -342,6 +342,37 @@ fn catalog_lists_only_what_the_caller_may_pull() {
     app.req_as(None, Method::GET, "/v2/_catalog").send().expect(401);
 }
 
+/// The catalog's `Link` (and the `last=` it suggests) never names a
+/// repository the caller may not pull, whatever the page size.
+#[test]
+fn catalog_links_never_leak_private_names() {
+    let app = start();
+    for repo in ["aaa/private", "team/a", "mmm/private", "team/b", "zzz/private"] {
+        push_image(&app, repo, Some("v1"), 1);
+    }
+    let nobody = add_user(&app, "nobody", &[]);
+    let dev = add_user(&app, "dev", &[("team/*", "reader", &[])]);
+    let list = |auth: &str, path: &str| {
+        let r = app.req_as(Some(auth), Method::GET, path).send();
+        r.expect(200);
+        let link = r.header("link");
+        assert!(!link.as_deref().unwrap_or_default().contains("private"), "Link leaks a private name: {link:?}");
+        (r.json()["repositories"].clone(), next_link(&r))
+    };
+    // A user who may pull nothing learns nothing, at any page size.
+    for n in [1, 2, 100] {
+        assert_eq!(list(&nobody, &format!("/v2/_catalog?n={n}")), (json!([]), None));
+    }
+    // Paging by one walks only the visible names, and ends after the last.
+    let (page, next) = list(&dev, "/v2/_catalog?n=1");
+    assert_eq!(page, json!(["team/a"]));
+    let (page, next) = list(&dev, &next.expect("a Link after team/a"));
+    assert_eq!(page, json!(["team/b"]));
+    assert_eq!(next, None, "nothing pullable follows team/b");
+    // Starting from a private name the caller typed still reveals nothing new.
+    assert_eq!(list(&dev, "/v2/_catalog?n=1&last=mmm/private"), (json!(["team/a"]), Some("/v2/_catalog?n=1&last=team%2Fa".into())));
+}
+
 #[test]
 fn anonymous_pull_only_where_configured() {
     let app = TestApp::builder().with_auth().env("WHARF_AUTH__ANONYMOUS_PULL", "[\"public/**\"]").start();

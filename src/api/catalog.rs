@@ -9,10 +9,12 @@ use super::request::{next_link, PageQuery};
 use super::ApiError;
 use crate::registry::Registry;
 
-/// Database pages scanned at most for one response, so a caller who may read
-/// few repositories cannot make one request walk the whole catalog; the
-/// `Link` header then continues where the scan stopped.
-const MAX_SCANNED_PAGES: usize = 20;
+/// Names read from the database per page of the scan, and at most per
+/// request: a caller who may pull few repositories cannot make one request
+/// walk the whole catalog. The scan is in database pages, not in the
+/// caller's `n`, so `n=1` does not shrink it.
+const SCAN_PAGE: u32 = 1000;
+const MAX_SCANNED: usize = 50_000;
 const CATALOG_SCOPE: &str = "registry:catalog:*";
 
 /// `GET /v2/_catalog?n=&last=` — `{"repositories"}` the caller may pull,
@@ -24,36 +26,40 @@ pub async fn list(req: HttpRequest, query: web::Query<PageQuery>, registry: web:
             return Err(super::access::challenge_for(&req, "the token does not cover the catalog", CATALOG_SCOPE));
         }
     }
-    let n = query.size(registry.config())?;
+    let n = query.size(registry.config())? as usize;
     let mut repositories: Vec<String> = Vec::new();
     let mut cursor = query.last();
-    let mut has_more = false;
-    for _ in 0..MAX_SCANNED_PAGES {
-        if repositories.len() >= n as usize {
+    let (mut scanned, mut has_more) = (0usize, false);
+    'scan: while repositories.len() < n && scanned < MAX_SCANNED {
+        let page = registry.catalog(cursor.clone(), SCAN_PAGE).await?;
+        scanned += page.items.len();
+        let page_has_more = page.has_more;
+        for name in page.items {
+            cursor = Some(name.clone());
+            if !may_pull(&req, &id, &name) {
+                continue;
+            }
+            if repositories.len() == n {
+                // A pullable name beyond this page: more follow.
+                has_more = true;
+                break 'scan;
+            }
+            repositories.push(name);
+        }
+        if !page_has_more {
             break;
         }
-        let page = registry.catalog(cursor.clone(), n).await?;
-        let scanned = page.items.len();
-        for (i, name) in page.items.into_iter().enumerate() {
-            cursor = Some(name.clone());
-            if may_pull(&req, &id, &name) {
-                repositories.push(name);
-                if repositories.len() >= n as usize {
-                    has_more = i + 1 < scanned || page.has_more;
-                    break;
-                }
-            }
-        }
-        if repositories.len() < n as usize {
-            has_more = page.has_more;
-            if !page.has_more {
-                break;
-            }
-        }
+        // The page ended with the response full or the scan budget spent:
+        // more may follow, unless none of them is pullable.
+        has_more = true;
     }
+    // The Link names only what this response returned, never a repository
+    // the caller may not pull (the scan's own cursor may be one). When the
+    // scan budget ran out before anything pullable was found, there is
+    // nothing safe to continue from, and the listing ends here.
     let mut response = HttpResponse::Ok();
-    if let (true, Some(last)) = (has_more, cursor.as_deref()) {
-        response.insert_header((header::LINK, next_link("/v2/_catalog", n, last)));
+    if let (true, Some(last)) = (has_more, repositories.last()) {
+        response.insert_header((header::LINK, next_link("/v2/_catalog", n as u32, last)));
     }
     Ok(response.json(json!({"repositories": repositories})))
 }
