@@ -207,6 +207,15 @@ fn range_requests(b: Backend) {
     let r = app.req(Method::GET, &path).header("Range", "bytes=995-5000").send();
     r.expect(206).expect_header("content-range", "bytes 995-999/1000");
     assert_eq!(r.body, &data[995..]);
+
+    // Syntactically invalid ranges are ignored: the whole body, 200, no
+    // Content-Range (RFC 9110 14.2).
+    for range in ["bytes=5-1", "bytes=x-1", "bytes=0-1,4-5", "items=0-1"] {
+        let r = app.req(Method::GET, &path).header("Range", range).send();
+        r.expect(200);
+        assert!(r.header("content-range").is_none(), "Range {range}:\n{}", r.describe());
+        assert_eq!(r.body, data, "Range {range}");
+    }
 }
 
 fn unsatisfiable_range_is_416(b: Backend) {

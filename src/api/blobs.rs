@@ -29,6 +29,11 @@ fn parse_range(value: &str) -> Option<ByteRange> {
     }
     let start = a.parse().ok()?;
     let end = if b.is_empty() { None } else { Some(b.parse().ok()?) };
+    // A last-pos below the first-pos makes the range syntactically invalid
+    // (RFC 9110 §14.1.1), so the header is ignored, not answered with 416.
+    if end.is_some_and(|e| e < start) {
+        return None;
+    }
     Some(ByteRange::From { start, end })
 }
 
@@ -93,5 +98,7 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,4-5"), None);
         assert_eq!(parse_range("items=0-1"), None);
         assert_eq!(parse_range("bytes=x-1"), None);
+        assert_eq!(parse_range("bytes=5-1"), None);
+        assert_eq!(parse_range("bytes=5-5"), Some(ByteRange::From { start: 5, end: Some(5) }));
     }
 }
