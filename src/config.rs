@@ -206,6 +206,10 @@ pub struct StorageConfig {
     pub backend: Backend,
     /// Filesystem root; defaults to `<data_dir>/blobs`.
     pub path: Option<PathBuf>,
+    /// Filesystem backend: fsync every blob file and its directory before
+    /// the blob is recorded, so a blob acknowledged with 201 survives a
+    /// crash of the machine. Off only where the disk itself guarantees it.
+    pub fsync: bool,
     pub s3: S3Config,
 }
 
@@ -292,7 +296,7 @@ impl Default for RegistryConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { backend: Backend::Filesystem, path: None, s3: S3Config { path_style: true, region: "us-east-1".into(), ..Default::default() } }
+        Self { backend: Backend::Filesystem, path: None, fsync: true, s3: S3Config { path_style: true, region: "us-east-1".into(), ..Default::default() } }
     }
 }
 

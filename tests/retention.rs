@@ -203,9 +203,10 @@ fn gc_racing_pushes_never_leaves_a_manifest_without_its_blobs() {
                     // A blob collected between its upload and the manifest PUT
                     // makes the PUT fail with MANIFEST_BLOB_UNKNOWN: upload again.
                     // With a zero grace period a tight GC loop may starve a
-                    // push; only what was accepted must pull completely.
+                    // push (more so now that blobs are fsynced before they
+                    // are recorded); only what was accepted must pull completely.
                     let mut ok = false;
-                    for _ in 0..10 {
+                    for _ in 0..30 {
                         for blob in layers.iter().chain(std::iter::once(&config)) {
                             push_blob(&app, &repo, blob);
                         }

@@ -8,7 +8,10 @@
 //!
 //! SQLite runs in WAL mode with one writer connection and a small pool of
 //! readers; every call runs on tokio's blocking pool so actix workers never
-//! wait on the disk.
+//! wait on the disk. `synchronous = FULL`: every commit fsyncs the WAL, so a
+//! change acknowledged to a client (a blob's row, a release) survives a
+//! crash of the machine, not only of the process (NORMAL would lose the
+//! last commits on power loss).
 
 pub mod accounts;
 pub mod audit;
@@ -132,7 +135,7 @@ fn open_connection(path: &Path) -> Result<Connection, DbError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = NORMAL;
+         PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;",
     )?;
     Ok(conn)

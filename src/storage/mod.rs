@@ -69,6 +69,9 @@ pub struct BlobStore {
     /// chunks, one blocking task each, which caps a pull far below the disk).
     local: Option<Arc<LocalFileSystem>>,
     part_size: usize,
+    /// On the filesystem: fsync a blob's file and directory before it is
+    /// reported placed (object stores are durable once a write returns).
+    fsync: bool,
 }
 
 /// Bytes per file read when serving a local blob, and reads kept ahead.
@@ -86,7 +89,9 @@ impl BlobStore {
             Backend::Filesystem => {
                 let root = config.blob_path();
                 std::fs::create_dir_all(&root).map_err(|e| StorageError::Config(format!("{}: {e}", root.display())))?;
-                let fs = Arc::new(LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true));
+                let fs = Arc::new(
+                    LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true).with_fsync(config.storage.fsync),
+                );
                 local = Some(fs.clone());
                 fs
             }
@@ -111,7 +116,8 @@ impl BlobStore {
                 }
             }
         };
-        Ok(Self { store, local, part_size })
+        let fsync = local.is_some() && config.storage.fsync;
+        Ok(Self { store, local, part_size, fsync })
     }
 
     /// Streams `body` to `key`, feeding every byte to `hasher`. Returns the
@@ -220,8 +226,19 @@ impl BlobStore {
         }
     }
 
-    /// Moves an object; on the filesystem this is an atomic rename.
+    /// Moves an object; on the filesystem this is an atomic rename. With
+    /// fsync on, the file's bytes reach the disk before the rename, and the
+    /// store fsyncs the directory entry after it (`with_fsync`), so a blob
+    /// that is recorded afterwards survives a crash of the machine.
     pub async fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
+        if let (Some(local), true) = (&self.local, self.fsync) {
+            let path = local.path_to_filesystem(from)?;
+            let name = from.to_string();
+            tokio::task::spawn_blocking(move || std::fs::File::open(&path)?.sync_all())
+                .await
+                .map_err(|e| StorageError::Io(name.clone(), std::io::Error::other(e)))?
+                .map_err(|e| StorageError::Io(name, e))?;
+        }
         self.store.rename(from, to).await.map_err(|e| not_found(from, e))
     }
 
@@ -230,8 +247,8 @@ impl BlobStore {
         if let Some(local) = &self.local {
             let sources = parts.iter().map(|p| local.path_to_filesystem(p)).collect::<Result<Vec<_>, _>>()?;
             let target = local.path_to_filesystem(to)?;
-            let name = to.to_string();
-            return tokio::task::spawn_blocking(move || concat_local_files(&sources, &target))
+            let (name, fsync) = (to.to_string(), self.fsync);
+            return tokio::task::spawn_blocking(move || concat_local_files(&sources, &target, fsync))
                 .await
                 .map_err(|e| StorageError::Io(name.clone(), std::io::Error::other(e)))?
                 .map_err(|e| StorageError::Io(name, e));
@@ -385,7 +402,8 @@ impl AppendFile {
 /// Concatenates local files into `target` through a temporary file and a
 /// rename, so `target` appears whole or not at all. `io::copy` between files
 /// uses copy_file_range on Linux: the bytes never pass through user space.
-fn concat_local_files(sources: &[std::path::PathBuf], target: &std::path::Path) -> std::io::Result<()> {
+/// With `fsync`, the file and the directories naming it are synced too.
+fn concat_local_files(sources: &[std::path::PathBuf], target: &std::path::Path, fsync: bool) -> std::io::Result<()> {
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -395,7 +413,17 @@ fn concat_local_files(sources: &[std::path::PathBuf], target: &std::path::Path) 
         for source in sources {
             std::io::copy(&mut std::fs::File::open(source)?, &mut out)?;
         }
-        std::fs::rename(&tmp, target)
+        if fsync {
+            out.sync_all()?;
+        }
+        std::fs::rename(&tmp, target)?;
+        if fsync {
+            // The blob's directory, and its parent in case the directory is new.
+            for dir in target.ancestors().skip(1).take(2) {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+        }
+        Ok(())
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
