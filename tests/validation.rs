@@ -279,3 +279,47 @@ fn fs_digest_grammar_property() {
         })
         .unwrap();
 }
+
+/// Sends `bytes` as they are on one connection and reads until it closes.
+fn send_raw_bytes(app: &TestApp, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", app.port())).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
+    s.write_all(bytes).expect("send");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).expect("read until the server closes");
+    buf
+}
+
+/// Requests too malformed for the HTTP parser (raw non-ASCII bytes in the
+/// request line, a TLS hello on the plain port) get a 400 with the OCI
+/// error envelope like every other refusal, and the server stays up.
+#[test]
+fn fs_unparseable_requests_get_an_oci_error_body() {
+    let app = TestApp::start();
+    for target in ["/v2/caf\u{e9}/tags/list", "/v2/\u{1f600}/manifests/latest", "/v2/a/blobs/sha256:\u{ff}"] {
+        let r = app.raw("GET", target);
+        assert_eq!(r.status, 400, "{}", r.desc);
+        r.expect_client_error(&["UNSUPPORTED"]);
+        assert!(r.headers.iter().any(|(k, v)| k == "content-type" && v == "application/json"), "{}", r.desc);
+    }
+    // What docker sends first when it tries TLS on a plain-HTTP port.
+    let hello = [0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03, b'\r', b'\n', b'\r', b'\n'];
+    let reply = send_raw_bytes(&app, &hello);
+    assert!(reply.starts_with(b"HTTP/1.1 400 Bad Request\r\n"), "{}", String::from_utf8_lossy(&reply));
+    let body = &reply[reply.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4..];
+    check_envelope(body, &["UNSUPPORTED"], "TLS hello");
+    // A good request before a malformed one on the same connection is
+    // answered whole, then the malformed one gets the envelope.
+    let host = format!("127.0.0.1:{}", app.port());
+    let pipelined = [
+        format!("GET /v2/ HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes(),
+        format!("GET /v2/\u{e9}/tags/list HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes(),
+    ]
+    .concat();
+    let reply = String::from_utf8(send_raw_bytes(&app, &pipelined)).expect("utf-8 replies");
+    let second = reply.find("HTTP/1.1 400").expect("a 400 for the second request");
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n") && reply[..second].ends_with("{}"), "{reply}");
+    assert!(reply[second..].contains("\"UNSUPPORTED\""), "{reply}");
+    app.get("/v2/").expect(200);
+}

@@ -10,6 +10,7 @@ mod base;
 mod blobs;
 mod catalog;
 mod governance;
+mod malformed;
 mod manifests;
 pub mod oci_error;
 mod referrers;

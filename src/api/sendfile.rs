@@ -88,6 +88,15 @@ pub struct SendfileConn {
     shared: SharedRef,
     /// A client that takes no byte for this long loses its transfer.
     idle_timeout: Duration,
+    /// A write being sent in a rewritten form ([`super::malformed`]).
+    rewritten: Option<Rewritten>,
+}
+
+/// Bytes sent instead of a write, and how much of the original they stand for.
+struct Rewritten {
+    bytes: Vec<u8>,
+    sent: usize,
+    stands_for: usize,
 }
 
 /// The connection's side of the handshake, kept in each request's
@@ -97,7 +106,7 @@ struct SendfileHandle(SharedRef);
 
 impl SendfileConn {
     pub fn new(tcp: TcpStream, idle_timeout: Duration) -> Self {
-        Self { tcp, shared: SharedRef::default(), idle_timeout }
+        Self { tcp, shared: SharedRef::default(), idle_timeout, rewritten: None }
     }
 
     /// `on_connect_ext` hook: makes the connection reachable from handlers.
@@ -144,7 +153,25 @@ impl AsyncWrite for SendfileConn {
                 return Poll::Pending;
             }
         }
-        Pin::new(&mut this.tcp).poll_write(cx, buf)
+        if this.rewritten.is_none() {
+            if let Some(bytes) = super::malformed::rewrite_bare_400(buf) {
+                this.rewritten = Some(Rewritten { bytes, sent: 0, stands_for: buf.len() });
+            }
+        }
+        let Some(rewritten) = this.rewritten.as_mut() else { return Pin::new(&mut this.tcp).poll_write(cx, buf) };
+        // Until the replacement is out, report nothing of the original
+        // written: actix calls again with the same bytes.
+        while rewritten.sent < rewritten.bytes.len() {
+            match Pin::new(&mut this.tcp).poll_write(cx, &rewritten.bytes[rewritten.sent..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok(n)) => rewritten.sent += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let stands_for = rewritten.stands_for.min(buf.len());
+        this.rewritten = None;
+        Poll::Ready(Ok(stands_for))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
