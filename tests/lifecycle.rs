@@ -30,7 +30,7 @@ impl Read for SlowReader {
         if self.pos >= self.data.len() {
             return Ok(0);
         }
-        if self.pos % SLOW_STEP == 0 {
+        if self.pos.is_multiple_of(SLOW_STEP) {
             std::thread::sleep(self.pause);
         }
         let step_end = (self.pos / SLOW_STEP + 1) * SLOW_STEP;
@@ -224,4 +224,28 @@ fn stalled_requests_are_cut_off_at_the_deadline() {
         };
         assert!(closed, "{name} connection still open after the server exited");
     }
+}
+
+/// The HTTPS listener is bound the same way and stops the same way.
+#[test]
+fn https_server_stops_gracefully_on_sigterm() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let mut app = TestApp::builder()
+        .env("WHARF_SERVER__TLS__CERT_FILE", cert_path.to_str().unwrap())
+        .env("WHARF_SERVER__TLS__KEY_FILE", key_path.to_str().unwrap())
+        .https(cert.cert.pem().into_bytes())
+        .start();
+    let repo = repo("lifecycle/tls");
+    let data = unique_bytes(100_000);
+    let digest = push_blob(&app, &repo, &data);
+    let status = app.stop();
+    assert!(status.success(), "wharf exited with {status} after SIGTERM; log:\n{}", app.log());
+    let log = app.log();
+    assert!(log.contains("shutdown requested (SIGTERM)") && log.contains("wharf stopped"), "{log}");
+    app.start_again();
+    assert_blob(&app, &repo, &digest, &data);
 }
