@@ -166,7 +166,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     jobs.shut_down(lifecycle::deadline_left(deadline)).await;
     stop_on_signal.abort();
     result.map_err(StartError::Server)?;
-    tracing::info!("wharf stopped");
+    let after_signal_ms = lifecycle::since_signal().map(|d| d.as_millis() as u64);
+    tracing::info!(after_signal_ms, "wharf stopped");
     Ok(())
 }
 

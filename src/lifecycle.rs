@@ -140,6 +140,11 @@ pub fn deadline_left(deadline: Duration) -> Duration {
     STOPPING_SINCE.get().map_or(deadline, |since| deadline.saturating_sub(since.elapsed()))
 }
 
+/// Time since the shutdown signal, if one came.
+pub fn since_signal() -> Option<Duration> {
+    STOPPING_SINCE.get().map(Instant::elapsed)
+}
+
 /// `server.shutdown_timeout` in the whole seconds actix counts in, rounded up
 /// so a deadline is never shorter than configured.
 pub fn deadline_secs(deadline: Duration) -> u64 {

@@ -205,7 +205,8 @@ fn stalled_requests_are_cut_off_at_the_deadline() {
     let took = signalled.elapsed();
     assert!(status.success(), "wharf exited with {status}; log:\n{}", app.log());
     assert!(took >= Duration::from_millis(1900), "exited after {took:?}, before the 2 s deadline, with requests stalled");
-    assert!(took < Duration::from_secs(6), "exited {took:?} after SIGTERM with a 2 s deadline");
+    // actix checks its deadline once a second; the rest is slack for a loaded machine.
+    assert!(took < Duration::from_secs(10), "exited {took:?} after SIGTERM with a 2 s deadline");
     let log = app.log();
     assert!(log.contains("waiting up to 2s for 2 in-flight requests"), "{log}");
     assert!(log.contains("cutting off 2 requests still in flight"), "{log}");
