@@ -243,7 +243,9 @@ pub struct DatabaseConfig {
 pub struct ServerConfig {
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
-    /// How long in-flight requests may run after a shutdown signal.
+    /// How long in-flight requests (and a scheduled run under way) may go on
+    /// after SIGTERM/SIGINT before their connections are cut and the
+    /// process exits; counted in whole seconds, rounded up.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     /// Send local blob files with sendfile on plain HTTP (off: stream them

@@ -1,42 +1,79 @@
 //! Scheduled maintenance: retention and garbage collection at the intervals
-//! the configuration sets. The tasks live on the server's runtime and end
-//! with it; a run cut short is finished by the next one.
+//! the configuration sets. At shutdown the schedules stop, a run under way
+//! gets what is left of the shutdown deadline, and one still going after it
+//! is dropped: a run cut short is finished by the next one (GC records its
+//! deletions under way in `gc_pending`; retention works in transactions).
 
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::domain::Actor;
 use crate::registry::Registry;
 
-pub fn start(registry: &Registry) {
+/// The running schedules.
+pub struct Jobs {
+    stop: CancellationToken,
+    tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+}
+
+pub fn start(registry: &Registry) -> Jobs {
+    let mut jobs = Jobs { stop: CancellationToken::new(), tasks: Vec::new() };
     let m = registry.maintenance();
     if let Some(every) = m.retention.schedule {
         let registry = registry.clone();
-        every_interval(every, "retention", move || {
+        jobs.every_interval(every, "retention", move || {
             let registry = registry.clone();
             async move { registry.run_retention(&Actor::system(), false).await.map(drop) }
         });
     }
     if let Some(every) = m.gc.schedule {
         let registry = registry.clone();
-        every_interval(every, "gc", move || {
+        jobs.every_interval(every, "gc", move || {
             let registry = registry.clone();
             async move { registry.run_gc(&Actor::system(), false).await.map(drop) }
         });
     }
+    jobs
 }
 
-fn every_interval<F, Fut>(every: Duration, name: &'static str, job: F)
-where
-    F: Fn() -> Fut + 'static,
-    Fut: std::future::Future<Output = Result<(), crate::registry::RegistryError>> + 'static,
-{
-    tracing::info!(job = name, every = %humantime::format_duration(every), "scheduled");
-    actix_web::rt::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            if let Err(e) = job().await {
-                tracing::error!(job = name, error = %e, "scheduled run failed; the next run retries");
+impl Jobs {
+    fn every_interval<F, Fut>(&mut self, every: Duration, name: &'static str, job: F)
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<(), crate::registry::RegistryError>> + 'static,
+    {
+        tracing::info!(job = name, every = %humantime::format_duration(every), "scheduled");
+        let stop = self.stop.clone();
+        let task = actix_web::rt::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                if let Err(e) = job().await {
+                    tracing::error!(job = name, error = %e, "scheduled run failed; the next run retries");
+                }
+            }
+        });
+        self.tasks.push((name, task));
+    }
+
+    /// A handle that stops the schedules (no new run starts) when cancelled.
+    pub fn stopper(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Stops the schedules and waits up to `deadline` for runs under way;
+    /// drops those still running after it.
+    pub async fn shut_down(self, deadline: Duration) {
+        self.stop.cancel();
+        let until = tokio::time::Instant::now() + deadline;
+        for (name, mut task) in self.tasks {
+            if tokio::time::timeout_at(until, &mut task).await.is_err() {
+                task.abort();
+                tracing::warn!(job = name, "scheduled run cut off by the shutdown deadline; the next run finishes its work");
             }
         }
-    });
+    }
 }

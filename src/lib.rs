@@ -8,10 +8,12 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod datadir;
 pub mod db;
 pub mod domain;
 pub mod governance;
 pub mod jobs;
+pub mod lifecycle;
 pub mod registry;
 pub mod storage;
 pub mod telemetry;
@@ -49,11 +51,13 @@ pub enum StartError {
     Auth(#[from] auth::AuthError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Lock(#[from] datadir::DataDirError),
 }
 
 /// Opens the database and blob store the configuration names.
 pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+    datadir::create(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let db = Db::open(&config.database_path(), config.database.read_connections)?;
     let blobs = BlobStore::from_config(config)?;
     let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
@@ -76,8 +80,13 @@ pub fn configure_app(registry: Registry, auth: auth::Auth) -> impl FnOnce(&mut w
     }
 }
 
-/// One log line per request: method, path, status, duration.
-async fn log_request(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+/// One log line per request: method, path, status, duration. The request
+/// counts as in flight until its response body is sent (for shutdown).
+async fn log_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let in_flight = lifecycle::InFlight::begin();
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
@@ -88,12 +97,24 @@ async fn log_request(req: ServiceRequest, next: Next<impl MessageBody>) -> Resul
         Ok(r) => tracing::info!(%method, %path, %peer, status = r.status().as_u16(), elapsed_ms, "request"),
         Err(e) => tracing::warn!(%method, %path, %peer, error = %e, elapsed_ms, "request failed"),
     }
-    response
+    response.map(|r| r.map_body(|_, body| lifecycle::Tracked::new(body, in_flight)))
 }
 
-/// Runs the HTTP server until SIGINT/SIGTERM, then lets in-flight requests
-/// finish for up to `server.shutdown_timeout`.
+/// Runs the HTTP server until SIGTERM/SIGINT, then lets in-flight requests
+/// finish for up to `server.shutdown_timeout` (see [`lifecycle`]).
+///
+/// Start-up order: the configuration was validated by loading it; then this
+/// server takes the data directory's lock and binds its address, and only
+/// then opens (and migrates) the database, records the policy and creates
+/// the admin account. A second server on the same directory, or one that
+/// cannot listen, so writes nothing but the lock file.
 pub async fn serve(config: Config) -> Result<(), StartError> {
+    datadir::create(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+    let _lock = datadir::lock(&config.data_dir)?;
+    let tls = config.server.tls.cert_file.as_ref().zip(config.server.tls.key_file.as_ref()).map(|(c, k)| tls_config(c, k)).transpose()?;
+    let listener = lifecycle::bind(config.listen).map_err(|e| StartError::Bind(config.listen.to_string(), e))?;
+    tighten_install(&config);
+
     let registry = open_registry(&config)?;
     let policy = serde_json::to_value(&config.governance).unwrap_or_default();
     if registry.record_policy(policy).await.map_err(|e| StartError::Policy(e.to_string()))? {
@@ -109,7 +130,6 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     } else {
         tracing::warn!("AUTH IS DISABLED: anyone who reaches this server can push, delete and promote. Set auth.enabled = true outside local use.");
     }
-    let tls = config.server.tls.cert_file.as_ref().zip(config.server.tls.key_file.as_ref()).map(|(c, k)| tls_config(c, k)).transpose()?;
     tracing::info!(
         listen = %config.listen,
         tls = tls.is_some(),
@@ -118,9 +138,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         backend = ?config.storage.backend,
         "wharf starting"
     );
-    jobs::start(&registry);
+    let signals = lifecycle::Signals::install().map_err(StartError::Server)?;
+    let jobs = jobs::start(&registry);
     let workers = if config.server.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { config.server.workers };
-    let shutdown_timeout = config.server.shutdown_timeout.as_secs();
+    let deadline_secs = lifecycle::deadline_secs(config.server.shutdown_timeout);
     let app = move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(log_request))
@@ -131,15 +152,39 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let server = match tls {
         Some(tls) => HttpServer::new(app)
             .workers(workers)
-            .shutdown_timeout(shutdown_timeout)
-            .bind_rustls_0_23(config.listen, tls)
+            .shutdown_timeout(deadline_secs)
+            .disable_signals()
+            .listen_rustls_0_23(listener, tls)
             .map_err(bind_error)?
             .run(),
-        None => plain_http_server(app, config.listen, workers, shutdown_timeout, &config.server).map_err(bind_error)?,
+        None => plain_http_server(app, listener, workers, deadline_secs, &config.server).map_err(bind_error)?,
     };
-    server.await.map_err(StartError::Server)?;
-    tracing::info!("wharf stopped");
+    let deadline = std::time::Duration::from_secs(deadline_secs);
+    let stop_on_signal = actix_web::rt::spawn(signals.stop_server_on_signal(server.handle(), jobs.stopper(), deadline));
+    let result = server.await;
+    // The schedules get what the requests left of the deadline.
+    jobs.shut_down(lifecycle::deadline_left(deadline)).await;
+    stop_on_signal.abort();
+    result.map_err(StartError::Server)?;
+    let after_signal_ms = lifecycle::since_signal().map(|d| d.as_millis() as u64);
+    tracing::info!(after_signal_ms, "wharf stopped");
     Ok(())
+}
+
+/// Takes group and other permissions off the data directory and the
+/// secrets in it (installs from before they were created private), naming
+/// each change in one log line.
+fn tighten_install(config: &Config) {
+    let mut paths = vec![config.data_dir.clone(), config.data_dir.join(datadir::LOCK_FILE), config.token_key_path()];
+    paths.extend(db::files(&config.database_path()));
+    let (changed, failed) = datadir::tighten(&paths);
+    if !changed.is_empty() {
+        let list = changed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        tracing::warn!("tightened permissions of an existing install (group and others had access): {list}");
+    }
+    for (path, e) in failed {
+        tracing::warn!(path = %path.display(), error = %e, "could not make private; other users may read it");
+    }
 }
 
 /// The plain-HTTP server: actix-web's own listener, except that each
@@ -148,7 +193,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 /// `server.sendfile` is off: then handlers never see the connection).
 fn plain_http_server<F, I, S, B>(
     app: F,
-    listen: std::net::SocketAddr,
+    listener: std::net::TcpListener,
     workers: usize,
     shutdown_timeout: u64,
     server: &config::ServerConfig,
@@ -167,16 +212,26 @@ where
     use actix_service::{fn_service, map_config, ServiceFactoryExt};
     use api::sendfile::SendfileConn;
     let (sendfile, send_timeout) = (server.sendfile, server.send_timeout);
-    Ok(actix_server::Server::build()
+    let listen = listener.local_addr()?;
+    let builder = actix_server::Server::build();
+    let shutdown = builder.graceful_shutdown_signal();
+    Ok(builder
         .workers(workers)
         .shutdown_timeout(shutdown_timeout)
-        .backlog(1024)
-        .bind("wharf", listen, move || {
+        .disable_signals()
+        .listen("wharf", listener, move || {
             let factory = app().into_factory().map_err(|e| e.into().error_response());
             // Timeouts as actix-web's HttpServer sets them; the disconnect
             // grace lets a client that is still sending a refused body read
             // the error instead of a reset.
+            let shutdown = shutdown.clone();
             let http = actix_http::HttpService::build()
+                // As actix-web's HttpServer does: idle keep-alive connections
+                // close as soon as a graceful shutdown starts.
+                .graceful_shutdown_signal(move || {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.notified().await }
+                })
                 .client_request_timeout(std::time::Duration::from_secs(5))
                 .client_disconnect_timeout(std::time::Duration::from_secs(1))
                 .local_addr(listen)

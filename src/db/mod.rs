@@ -41,6 +41,8 @@ pub enum DbError {
     Task(String),
     #[error("database: corrupt value in {0}")]
     Corrupt(&'static str),
+    #[error("database file {0}: {1}")]
+    Create(String, std::io::Error),
 }
 
 /// Every migration, in order. Files are never edited once landed.
@@ -68,6 +70,7 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the database and applies pending migrations.
     pub fn open(path: &Path, read_connections: usize) -> Result<Self, DbError> {
+        create_private(path)?;
         let mut writer = open_connection(path)?;
         migrations().to_latest(&mut writer)?;
         let readers = (0..read_connections).map(|_| open_connection(path)).collect::<Result<Vec<_>, _>>()?;
@@ -129,6 +132,32 @@ impl Db {
     }
 }
 
+/// The database file and the `-wal` and `-shm` files SQLite keeps beside it
+/// in WAL mode: all three hold the same secrets.
+pub fn files(path: &Path) -> [PathBuf; 3] {
+    let with_suffix = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [path.to_owned(), with_suffix("-wal"), with_suffix("-shm")]
+}
+
+/// Creates a missing database file as `0600` before SQLite opens it: SQLite
+/// would create it `0644` (less the umask), and it gives its `-wal` and
+/// `-shm` files the database file's mode, so this one mode covers all three.
+fn create_private(path: &Path) -> Result<(), DbError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| DbError::Create(path.display().to_string(), e))
+}
+
 fn open_connection(path: &Path) -> Result<Connection, DbError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
@@ -155,5 +184,11 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         super::migrations().validate().expect("valid migrations");
+    }
+
+    #[test]
+    fn files_name_the_wal_and_shm_beside_the_database() {
+        let [db, wal, shm] = super::files(std::path::Path::new("/d/wharf.db"));
+        assert_eq!((db.to_str(), wal.to_str(), shm.to_str()), (Some("/d/wharf.db"), Some("/d/wharf.db-wal"), Some("/d/wharf.db-shm")));
     }
 }

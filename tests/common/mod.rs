@@ -145,6 +145,7 @@ pub struct TestAppBuilder {
     backend: Backend,
     env: Vec<(String, String)>,
     tls_ca: Option<Vec<u8>>,
+    umask: Option<u32>,
 }
 
 impl TestAppBuilder {
@@ -164,6 +165,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Start the server (every time) under this umask instead of the test's own.
+    pub fn umask(mut self, mask: u32) -> Self {
+        self.umask = Some(mask);
+        self
+    }
+
     /// Auth on, with the `admin` account created from [`ADMIN_PASSWORD`].
     pub fn with_auth(self) -> Self {
         self.env("WHARF_AUTH__ENABLED", "true").env("WHARF_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -171,8 +178,8 @@ impl TestAppBuilder {
 
     pub fn start(self) -> TestApp {
         let dir = tempfile::Builder::new().prefix("wharf-test-").tempdir().expect("tempdir");
+        // Not created here: wharf creates its data directory, as on a fresh install.
         let data_dir = dir.path().join("data");
-        fs::create_dir_all(&data_dir).unwrap();
         let log_path = dir.path().join("server.log");
         let mut env = Vec::new();
         if self.backend == Backend::S3 {
@@ -201,6 +208,7 @@ impl TestAppBuilder {
             child: None,
             client: new_client(self.tls_ca.as_deref()),
             tls_ca: self.tls_ca,
+            umask: self.umask,
             default_auth: std::sync::Mutex::new(None),
             _dir: dir,
         };
@@ -218,6 +226,7 @@ pub struct TestApp {
     child: Option<Child>,
     client: Client,
     tls_ca: Option<Vec<u8>>,
+    umask: Option<u32>,
     /// `Authorization` sent by [`TestApp::req`] (and so by every helper).
     default_auth: std::sync::Mutex<Option<String>>,
     _dir: tempfile::TempDir,
@@ -252,7 +261,7 @@ impl TestApp {
     }
 
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder { backend: Backend::Fs, env: Vec::new(), tls_ca: None }
+        TestAppBuilder { backend: Backend::Fs, env: Vec::new(), tls_ca: None, umask: None }
     }
 
     fn spawn(&mut self) {
@@ -282,6 +291,16 @@ impl TestApp {
                 }
             }
             cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            if let Some(mask) = self.umask {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: umask(2) is async-signal-safe and touches no memory.
+                unsafe {
+                    cmd.pre_exec(move || {
+                        libc::umask(mask as libc::mode_t);
+                        Ok(())
+                    });
+                }
+            }
             let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {bin}: {e}"));
             self.port = port;
             let deadline = Instant::now() + START_TIMEOUT;
