@@ -39,6 +39,8 @@ pub enum AuditAction {
     PolicyChange,
     AccountCreate,
     AccountDelete,
+    /// Password change, token rotation, disable, enable, unlock.
+    AccountUpdate,
     GrantCreate,
     GrantDelete,
     BlobCollect,
@@ -46,7 +48,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 18] = [
         Self::ManifestPush,
         Self::ManifestDelete,
         Self::TagCreate,
@@ -60,6 +62,7 @@ impl AuditAction {
         Self::PolicyChange,
         Self::AccountCreate,
         Self::AccountDelete,
+        Self::AccountUpdate,
         Self::GrantCreate,
         Self::GrantDelete,
         Self::BlobCollect,
@@ -81,6 +84,7 @@ impl AuditAction {
             Self::PolicyChange => "policy.change",
             Self::AccountCreate => "account.create",
             Self::AccountDelete => "account.delete",
+            Self::AccountUpdate => "account.update",
             Self::GrantCreate => "grant.create",
             Self::GrantDelete => "grant.delete",
             Self::BlobCollect => "gc.blob",
