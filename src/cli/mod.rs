@@ -36,7 +36,9 @@ pub struct ConfigArgs {
     /// TOML configuration file; WHARF_* environment variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Directory for the database and, by default, the blobs.
+    /// Directory for the database and, by default, the blobs. Maintenance
+    /// commands (user, robot, grant, retention, gc, audit) only open an
+    /// existing database there; `wharf migrate` or `wharf serve` creates one.
     #[arg(long)]
     data_dir: Option<PathBuf>,
 }

@@ -17,7 +17,8 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:5000";
 #[derive(clap::Args, Debug, Default)]
 pub struct ClientArgs {
     /// Base URL of the Wharf server, with its scheme (http:// or https://).
-    /// Default: the server of the last `wharf login`, else http://127.0.0.1:5000.
+    /// Default: the server of the last `wharf login`; for promote, rollback
+    /// and history, else http://127.0.0.1:5000.
     #[arg(long, env = "WHARF_URL")]
     pub url: Option<String>,
     /// Account to act as; its password or robot token comes from
