@@ -64,6 +64,15 @@ pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
     Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance))
 }
 
+/// Like [`open_registry`] for local maintenance commands: the database must
+/// already exist, and neither it nor the data directory is created.
+pub fn open_existing_registry(config: &Config) -> Result<Registry, StartError> {
+    let db = Db::open_existing(&config.database_path(), config.database.read_connections)?;
+    let blobs = BlobStore::from_config(config)?;
+    let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
+    Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance))
+}
+
 /// Sets up access control over the registry's database.
 pub fn open_auth(config: &Config, registry: &Registry) -> Result<auth::Auth, StartError> {
     Ok(auth::Auth::new(registry.db().clone(), config)?)

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::access::require_global;
+use super::access::{identity, require_global, source};
 use super::ApiError;
 use crate::auth::{Action, Auth};
 
@@ -113,4 +113,77 @@ pub async fn delete_grant(req: HttpRequest, auth: web::Data<Auth>) -> Result<Htt
         .ok_or_else(|| ApiError::bad_request("INVALID_REQUEST", "grant id must be a number"))?;
     auth.delete_grant(&actor, id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    password: String,
+}
+
+/// Account lifecycle routes, mounted under `/api/v1` beside the ones above.
+pub fn lifecycle_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users/{name}/password", web::put().to(set_password))
+        .route("/users/{name}/unlock", web::post().to(unlock_user))
+        .route("/users/{name}/disable", web::post().to(disable_user))
+        .route("/users/{name}/enable", web::post().to(enable_user))
+        .route("/robots/{name}/token", web::post().to(rotate_robot))
+        .route("/robots/{name}/disable", web::post().to(disable_robot))
+        .route("/robots/{name}/enable", web::post().to(enable_robot));
+}
+
+/// `PUT /api/v1/users/<name>/password` `{"password"}` — 204. A user may set
+/// their own; an admin anyone's. Bearer tokens issued before stop working.
+pub async fn set_password(req: HttpRequest, body: web::Json<NewPassword>, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    let name = name_param(&req);
+    let id = identity(&req).await?;
+    let actor = match auth.enabled() && id.authenticated && id.name == name {
+        true => id.actor(&source(&req)),
+        false => require_global(&req, Action::Admin).await?,
+    };
+    auth.set_password(&actor, &name, &body.password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/users/<name>/unlock` — 204: clears the failed-login
+/// lock-out of the account from every source address (on this instance).
+pub async fn unlock_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    let actor = require_global(&req, Action::Admin).await?;
+    auth.unlock(&actor, &name_param(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/robots/<name>/token` — 200 `{"username","token"}`: a new
+/// token, shown this once; the old one stops working.
+pub async fn rotate_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    let actor = require_global(&req, Action::Admin).await?;
+    let name = name_param(&req);
+    let token = auth.rotate_robot_token(&actor, &name).await?;
+    Ok(HttpResponse::Ok().insert_header((actix_web::http::header::CACHE_CONTROL, "no-store")).json(json!({"username": name, "token": token})))
+}
+
+async fn set_disabled(req: HttpRequest, auth: web::Data<Auth>, kind: &'static str, disabled: bool) -> Result<HttpResponse, ApiError> {
+    let actor = require_global(&req, Action::Admin).await?;
+    auth.set_disabled(&actor, &name_param(&req), kind, disabled).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/users/<name>/disable` — 204: no login, tokens refused.
+pub async fn disable_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    set_disabled(req, auth, "user", true).await
+}
+
+/// `POST /api/v1/users/<name>/enable` — 204.
+pub async fn enable_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    set_disabled(req, auth, "user", false).await
+}
+
+/// `POST /api/v1/robots/<name>/disable` — 204.
+pub async fn disable_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    set_disabled(req, auth, "robot", true).await
+}
+
+/// `POST /api/v1/robots/<name>/enable` — 204.
+pub async fn enable_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
+    set_disabled(req, auth, "robot", false).await
 }

@@ -44,7 +44,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/robots/{name}", web::delete().to(accounts::delete_robot))
             .route("/grants", web::post().to(accounts::create_grant))
             .route("/grants", web::get().to(accounts::list_grants))
-            .route("/grants/{id}", web::delete().to(accounts::delete_grant)),
+            .route("/grants/{id}", web::delete().to(accounts::delete_grant))
+            .configure(accounts::lifecycle_routes),
     );
     cfg.service(
         web::scope("/v2")

@@ -140,7 +140,10 @@ impl From<AuthError> for ApiError {
         let (status, code) = match &e {
             // Handlers turn this into a challenge; this is the fallback.
             E::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
-            E::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+            E::TooManyAttempts { retry_after_secs } => {
+                return Self::new(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", e.to_string())
+                    .with_header(actix_web::http::header::RETRY_AFTER, &retry_after_secs.to_string())
+            }
             E::Forbidden(_) => (StatusCode::FORBIDDEN, "DENIED"),
             E::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
             E::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),

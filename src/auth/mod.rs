@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::db::{self, accounts::{AccountRow, GrantRow}, audit::NewAuditEntry, Db, DbError};
 use crate::domain::{Actor, AuditAction};
-use limiter::LoginLimiter;
+use limiter::{LoginKeys, LoginLimiter};
 pub use roles::{Action, Grant, Permissions, Role};
 use tokens::{Access, TokenKeys};
 
@@ -32,8 +32,8 @@ const MAX_SCOPES: usize = 32;
 pub enum AuthError {
     #[error("authentication required: {0}")]
     Unauthenticated(String),
-    #[error("too many failed logins; try again later")]
-    TooManyAttempts,
+    #[error("too many failed logins; try again in {retry_after_secs} seconds")]
+    TooManyAttempts { retry_after_secs: u64 },
     #[error("denied: {0}")]
     Forbidden(String),
     #[error("invalid request: {0}")]
@@ -82,11 +82,13 @@ pub struct AccountInfo {
     pub admin: bool,
     pub expires_at: Option<i64>,
     pub created_at: i64,
+    /// A disabled account cannot log in and its tokens are refused.
+    pub disabled: bool,
 }
 
 impl From<AccountRow> for AccountInfo {
     fn from(a: AccountRow) -> Self {
-        Self { name: a.name, kind: a.kind, admin: a.admin, expires_at: a.expires_at, created_at: a.created_at }
+        Self { name: a.name, kind: a.kind, admin: a.admin, expires_at: a.expires_at, created_at: a.created_at, disabled: a.disabled_at.is_some() }
     }
 }
 
@@ -221,7 +223,9 @@ impl Auth {
                 id.token_access = Some(claims.access);
                 return Ok(id);
             }
-            let mut id = self.load_identity(claims.sub.clone()).await?.ok_or_else(|| AuthError::Unauthenticated("the token's account no longer exists".into()))?;
+            let mut id = self.load_identity(claims.sub.clone(), Some(claims.iat)).await?.ok_or_else(|| {
+                AuthError::Unauthenticated("the token's account is gone or disabled, or its secret changed since the token was issued".into())
+            })?;
             id.token_access = Some(claims.access);
             return Ok(id);
         }
@@ -230,28 +234,33 @@ impl Auth {
 
     /// Checks a user password or robot token, under the failed-login limits.
     pub async fn login(&self, user: &str, secret: &str, source: &str) -> Result<Identity, AuthError> {
-        let keys = vec![format!("acct:{user}"), format!("ip:{source}")];
-        if !self.inner.limiter.allowed(&keys) {
-            return Err(AuthError::TooManyAttempts);
+        let keys = LoginKeys::new(user, source);
+        if let Some(wait) = self.inner.limiter.locked_for(&keys) {
+            return Err(AuthError::TooManyAttempts { retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) });
+        }
+        if self.inner.limiter.slowed(&keys) {
+            // Failures from other sources only slow this account down (see limiter).
+            tokio::time::sleep(limiter::SLOW_DOWN).await;
         }
         let (name, secret_owned) = (user.to_owned(), secret.to_owned());
         let now = db::now_ms();
-        let valid = self
+        let (valid, disabled) = self
             .inner
             .db
-            .read(move |conn| -> Result<bool, AuthError> {
+            .read(move |conn| -> Result<(bool, bool), AuthError> {
                 let Some(account) = db::accounts::by_name(conn, &name)? else {
                     // Spend the same time as a real check, so timing does not reveal which names exist.
                     let _ = secrets::verify_password(&secret_owned, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3Jv0rqf7OX2HEH0BY+0xXk4/4VdxrRLITp0Oqi8frjA");
-                    return Ok(false);
+                    return Ok((false, false));
                 };
                 if account.expires_at.is_some_and(|e| e <= now) {
-                    return Ok(false);
+                    return Ok((false, false));
                 }
-                Ok(match account.kind.as_str() {
+                let valid = match account.kind.as_str() {
                     "robot" => secrets::verify_token(&secret_owned, &account.secret_hash),
                     _ => secrets::verify_password(&secret_owned, &account.secret_hash),
-                })
+                };
+                Ok((valid, account.disabled_at.is_some()))
             })
             .await?;
         if !valid {
@@ -261,18 +270,30 @@ impl Auth {
             tracing::warn!(account = user, source, "failed login");
             return Err(AuthError::Unauthenticated("invalid username or password".into()));
         }
-        self.inner.limiter.record_success(&keys[0]);
-        self.load_identity(user.to_owned()).await?.ok_or_else(|| AuthError::Unauthenticated("account vanished".into()))
+        self.inner.limiter.record_success(&keys);
+        if disabled {
+            // Only said to whoever knows the secret.
+            return Err(AuthError::Unauthenticated(format!("account {user} is disabled")));
+        }
+        self.load_identity(user.to_owned(), None).await?.ok_or_else(|| AuthError::Unauthenticated("account vanished".into()))
     }
 
-    async fn load_identity(&self, name: String) -> Result<Option<Identity>, AuthError> {
+    /// The account behind a login or a bearer token (`issued_at`, seconds):
+    /// none if it is gone, expired or disabled, or if its secret changed
+    /// after the token was issued.
+    async fn load_identity(&self, name: String, issued_at: Option<i64>) -> Result<Option<Identity>, AuthError> {
         let now = db::now_ms();
         self.inner
             .db
             .read(move |conn| -> Result<Option<Identity>, AuthError> {
                 let Some(account) = db::accounts::by_name(conn, &name)? else { return Ok(None) };
-                if account.expires_at.is_some_and(|e| e <= now) {
+                if account.expires_at.is_some_and(|e| e <= now) || account.disabled_at.is_some() {
                     return Ok(None);
+                }
+                if let (Some(iat), Some(changed)) = (issued_at, account.secret_changed_at) {
+                    if iat < changed.div_euclid(1000) {
+                        return Ok(None);
+                    }
                 }
                 let grants = db::accounts::grants_of(conn, account.id)?.iter().filter_map(grant_from_row).collect();
                 Ok(Some(Identity {
@@ -478,6 +499,66 @@ impl Auth {
                     reference: Some(&grant.account),
                     digest: None,
                     details: json!({"id": id, "repository": grant.repository_glob, "role": grant.role}),
+                })?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Sets a user's password (its own, or anyone's by an admin: the caller
+    /// decides); bearer tokens issued before stop working.
+    pub async fn set_password(&self, actor: &Actor, name: &str, password: &str) -> Result<(), AuthError> {
+        let hash = {
+            let password = password.to_owned();
+            tokio::task::spawn_blocking(move || secrets::hash_password(&password))
+                .await
+                .map_err(|e| AuthError::Setup(e.to_string()))?
+                .map_err(AuthError::Invalid)?
+        };
+        self.update_account(actor, name, "user", "password", move |tx, name| db::accounts::set_secret(tx, name, "user", &hash)).await
+    }
+
+    /// Gives a robot a new token; the old one (and bearer tokens issued
+    /// before) stop working at once.
+    pub async fn rotate_robot_token(&self, actor: &Actor, name: &str) -> Result<String, AuthError> {
+        let (token, hash) = secrets::new_robot_token();
+        self.update_account(actor, name, "robot", "token", move |tx, name| db::accounts::set_secret(tx, name, "robot", &hash)).await?;
+        Ok(token)
+    }
+
+    /// Disables (no login, tokens refused) or enables an account.
+    pub async fn set_disabled(&self, actor: &Actor, name: &str, kind: &'static str, disabled: bool) -> Result<(), AuthError> {
+        let change = if disabled { "disable" } else { "enable" };
+        self.update_account(actor, name, kind, change, move |tx, name| db::accounts::set_disabled(tx, name, kind, disabled)).await
+    }
+
+    /// Clears a user's failed-login lock-out on this instance.
+    pub async fn unlock(&self, actor: &Actor, name: &str) -> Result<(), AuthError> {
+        self.update_account(actor, name, "user", "unlock", |tx, name| Ok(db::accounts::by_name(tx, name)?.is_some_and(|a| a.kind == "user"))).await?;
+        self.inner.limiter.unlock(name);
+        Ok(())
+    }
+
+    /// One account change and its audit row, in one transaction; `apply`
+    /// answers whether the account exists.
+    async fn update_account<F>(&self, actor: &Actor, name: &str, kind: &'static str, change: &'static str, apply: F) -> Result<(), AuthError>
+    where
+        F: FnOnce(&rusqlite::Transaction, &str) -> Result<bool, DbError> + Send + 'static,
+    {
+        let (actor, name) = (actor.clone(), name.to_owned());
+        self.inner
+            .db
+            .write(move |tx| -> Result<(), AuthError> {
+                if !apply(tx, &name)? {
+                    return Err(AuthError::NotFound(format!("{kind} {name}")));
+                }
+                db::audit::append(tx, NewAuditEntry {
+                    actor: &actor,
+                    action: AuditAction::AccountUpdate,
+                    repository: None,
+                    reference: Some(&name),
+                    digest: None,
+                    details: json!({"kind": kind, "change": change}),
                 })?;
                 Ok(())
             })

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -15,7 +16,8 @@ pub enum AuditCommand {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// Write the whole log as JSON Lines, oldest first.
+    /// Write the whole log as JSON Lines, oldest first, each row with its
+    /// RFC 3339 `time` (as the API) and the `created_at` milliseconds its hash covers.
     Export {
         #[command(flatten)]
         config: ConfigArgs,
@@ -29,21 +31,18 @@ pub fn run(command: AuditCommand) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     match command {
         AuditCommand::Verify { config } => {
-            let registry = crate::open_registry(&config.load(None)?).map_err(|e| e.to_string())?;
+            let (_, registry) = config.open_existing()?;
             let report = rt.block_on(registry.verify_audit()).map_err(|e| e.to_string())?;
             match report.first_broken {
                 None => {
                     println!("audit log intact: {} rows verified, head hash {}", report.rows_checked, report.head_hash);
                     Ok(())
                 }
-                Some(broken) => Err(format!(
-                    "audit log BROKEN at row {}: {} ({} rows before it verified)",
-                    broken.id, broken.reason, report.rows_checked
-                )),
+                Some(broken) => Err(format!("audit log BROKEN at row {}: {} ({} rows before it verified)", broken.id, broken.reason, report.rows_checked)),
             }
         }
         AuditCommand::Export { config, output } => {
-            let registry = crate::open_registry(&config.load(None)?).map_err(|e| e.to_string())?;
+            let (_, registry) = config.open_existing()?;
             let mut out: Box<dyn Write> = match output {
                 Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
@@ -55,6 +54,9 @@ pub fn run(command: AuditCommand) -> Result<(), String> {
                 after = last.record.id;
                 for row in &batch {
                     let mut line = serde_json::to_value(&row.record).map_err(|e| e.to_string())?;
+                    // `time` as the API writes it; `created_at` (ms) stays, as the hash covers it.
+                    line["time"] =
+                        json!(DateTime::<Utc>::from_timestamp_millis(row.record.created_at).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true));
                     line["hash"] = json!(row.hash);
                     writeln!(out, "{line}").map_err(|e| e.to_string())?;
                 }

@@ -1,38 +1,11 @@
-//! Pipeline commands: thin HTTP clients of the governance API. Credentials
-//! come from WHARF_USERNAME / WHARF_PASSWORD when set.
+//! Pipeline commands: thin HTTP clients of the governance API, reaching the
+//! server and its credentials through [`super::remote`].
 
 use serde_json::{json, Value};
 
-use super::ClientArgs;
+use super::remote::Remote;
 
-fn request(args: &ClientArgs, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
-    let client = reqwest::blocking::Client::builder().build().map_err(|e| e.to_string())?;
-    let url = format!("{}{}", args.url.trim_end_matches('/'), path);
-    let mut req = client.request(method, &url);
-    if let Ok(user) = std::env::var("WHARF_USERNAME") {
-        req = req.basic_auth(user, std::env::var("WHARF_PASSWORD").ok());
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let response = req.send().map_err(|e| format!("{url}: {e}"))?;
-    let status = response.status();
-    let value: Value = response.json().unwrap_or(Value::Null);
-    if status.is_success() {
-        return Ok(value);
-    }
-    // Render the error envelope readably, with every failed gate.
-    let mut message = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
-    for e in value["errors"].as_array().into_iter().flatten() {
-        message.push_str(&format!("\n  {}: {}", e["code"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("")));
-        for gate in e["detail"]["failed_gates"].as_array().into_iter().flatten() {
-            message.push_str(&format!("\n    - {}", gate.as_str().unwrap_or("")));
-        }
-    }
-    Err(message)
-}
-
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -41,11 +14,11 @@ fn text(v: &Value) -> String {
 }
 
 /// Prints rows as an aligned table.
-fn table(headers: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+pub(super) fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+            *w = (*w).max(cell.chars().count());
         }
     }
     let line = |cells: Vec<String>| {
@@ -58,60 +31,62 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-const RELEASE_HEADERS: [&str; 7] = ["STAGE", "SEQ", "DIGEST", "VERSION", "REASON", "ACTOR", "CREATED"];
+const RELEASE_HEADERS: [&str; 8] = ["STAGE", "SEQ", "DIGEST", "VERSION", "REASON", "ACTOR", "CREATED", "NOTE"];
 
 fn release_row(r: &Value) -> Vec<String> {
     let reason = match r["reason"].as_str() {
         Some("rollback") => format!("rollback (from #{}, restores #{})", text(&r["rolled_back_from"]), text(&r["restored_sequence"])),
         _ => text(&r["reason"]),
     };
-    vec![text(&r["stage"]), text(&r["sequence"]), text(&r["digest"]), text(&r["version"]), reason, text(&r["actor"]), text(&r["created_at"])]
+    vec![text(&r["stage"]), text(&r["sequence"]), text(&r["digest"]), text(&r["version"]), reason, text(&r["actor"]), text(&r["created_at"]), text(&r["note"])]
 }
 
-fn print_release(args: &ClientArgs, release: &Value) {
-    if args.json {
+fn print_release(remote: &Remote, release: &Value) {
+    if remote.json {
         println!("{release}");
     } else {
         table(&RELEASE_HEADERS, vec![release_row(release)]);
     }
 }
 
-pub fn promote(args: &ClientArgs, repo: &str, reference: &str, stage: &str, version: Option<String>, note: Option<String>) -> Result<(), String> {
+pub fn promote(remote: &Remote, repo: &str, reference: &str, stage: &str, version: Option<String>, note: Option<String>) -> Result<(), String> {
+    // A tag names the version unless one is given; a digest (with its `:`) does not.
+    let version = version.or_else(|| (!reference.contains(':')).then(|| reference.to_owned()));
     let body = json!({"reference": reference, "stage": stage, "version": version, "note": note});
-    let release = request(args, reqwest::Method::POST, &format!("/api/v1/repositories/{repo}/promotions"), Some(body))?;
-    print_release(args, &release);
+    let release = remote.request(reqwest::Method::POST, &format!("/api/v1/repositories/{repo}/promotions"), Some(body))?;
+    print_release(remote, &release);
     Ok(())
 }
 
-pub fn rollback(args: &ClientArgs, repo: &str, stage: &str, to: Option<i64>) -> Result<(), String> {
+pub fn rollback(remote: &Remote, repo: &str, stage: &str, to: Option<i64>) -> Result<(), String> {
     let body = json!({"to_sequence": to});
-    let release = request(args, reqwest::Method::POST, &format!("/api/v1/repositories/{repo}/stages/{stage}/rollback"), Some(body))?;
-    print_release(args, &release);
+    let release = remote.request(reqwest::Method::POST, &format!("/api/v1/repositories/{repo}/stages/{stage}/rollback"), Some(body))?;
+    print_release(remote, &release);
     Ok(())
 }
 
-pub fn history(args: &ClientArgs, repo: &str, stage: Option<&str>) -> Result<(), String> {
+pub fn history(remote: &Remote, repo: &str, stage: Option<&str>) -> Result<(), String> {
     let (value, rows) = match stage {
         None => {
-            let v = request(args, reqwest::Method::GET, &format!("/api/v1/repositories/{repo}/stages"), None)?;
+            let v = remote.request(reqwest::Method::GET, &format!("/api/v1/repositories/{repo}/stages"), None)?;
             let rows = v["stages"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .map(|s| match s["current"].is_null() {
-                    true => vec![text(&s["stage"]), "-".into(), "(no release)".into(), "-".into(), "-".into(), "-".into(), "-".into()],
+                    true => vec![text(&s["stage"]), "-".into(), "(no release)".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()],
                     false => release_row(&s["current"]),
                 })
                 .collect();
             (v, rows)
         }
         Some(stage) => {
-            let v = request(args, reqwest::Method::GET, &format!("/api/v1/repositories/{repo}/stages/{stage}/releases?n=1000"), None)?;
+            let v = remote.request(reqwest::Method::GET, &format!("/api/v1/repositories/{repo}/stages/{stage}/releases?n=1000"), None)?;
             let rows = v["releases"].as_array().into_iter().flatten().map(release_row).collect();
             (v, rows)
         }
     };
-    if args.json {
+    if remote.json {
         println!("{value}");
     } else {
         table(&RELEASE_HEADERS, rows);

@@ -59,10 +59,13 @@ pub fn retention(command: RetentionCommand) -> Result<(), String> {
         RetentionCommand::Plan { config, json } => (config, *json, true),
         RetentionCommand::Run { config, json } => (config, *json, false),
     };
-    let registry = crate::open_registry(&config.load(None)?).map_err(|e| e.to_string())?;
+    let (config, registry) = config.open_existing()?;
     let report = runtime()?.block_on(registry.run_retention(&Actor::system(), dry_run)).map_err(|e| e.to_string())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else if report.repositories.is_empty() {
+        let why = if config.retention.policies.is_empty() { " (none is configured: retention.policies)" } else { "" };
+        println!("no retention policy matches any repository{why}; nothing {}", if dry_run { "would be deleted" } else { "was deleted" });
     } else {
         print!("{}", render(&report));
     }
@@ -70,7 +73,7 @@ pub fn retention(command: RetentionCommand) -> Result<(), String> {
 }
 
 pub fn gc(config: &ConfigArgs, dry_run: bool) -> Result<(), String> {
-    let registry = crate::open_registry(&config.load(None)?).map_err(|e| e.to_string())?;
+    let (_, registry) = config.open_existing()?;
     let r = runtime()?.block_on(registry.run_gc(&Actor::system(), dry_run)).map_err(|e| e.to_string())?;
     let verb = if dry_run { "would free" } else { "freed" };
     println!(

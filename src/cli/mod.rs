@@ -1,11 +1,14 @@
 //! The `wharf` command line: the server, local maintenance commands that
-//! work on the database directly, and pipeline commands that are HTTP
-//! clients of a running Wharf.
+//! work on an existing database directly, and commands that are HTTP clients
+//! of a running Wharf (`login`, pipeline and account commands).
 
 mod accounts;
 mod audit;
 mod client;
+mod credentials;
 mod maintenance;
+mod remote;
+mod session;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,9 +16,16 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{CliOverrides, Config};
+use crate::registry::Registry;
+pub use remote::ClientArgs;
+
+const CLIENT_HELP: &str = "Commands that talk to a running Wharf (login, promote, rollback, history, and user, robot and grant \
+without --data-dir) take --url (or WHARF_URL; default: the server of the last `wharf login`, else http://127.0.0.1:5000) \
+and credentials from --username with --password-stdin (or WHARF_USERNAME and WHARF_PASSWORD), else those `wharf login` \
+stored, else docker's stored login for the same host (config.json `auths`; credential helpers are not read).";
 
 #[derive(Parser)]
-#[command(name = "wharf", version, about = "A private OCI registry with version governance")]
+#[command(name = "wharf", version, about = "A private OCI registry with version governance", after_help = CLIENT_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,7 +36,9 @@ pub struct ConfigArgs {
     /// TOML configuration file; WHARF_* environment variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Directory for the database and, by default, the blobs.
+    /// Directory for the database and, by default, the blobs. Maintenance
+    /// commands (user, robot, grant, retention, gc, audit) only open an
+    /// existing database there; `wharf migrate` or `wharf serve` creates one.
     #[arg(long)]
     data_dir: Option<PathBuf>,
 }
@@ -35,17 +47,21 @@ impl ConfigArgs {
     fn load(&self, listen: Option<SocketAddr>) -> Result<Config, String> {
         Config::load(self.config.as_deref(), CliOverrides { listen, data_dir: self.data_dir.clone() }).map_err(|e| e.to_string())
     }
-}
 
-/// How pipeline commands reach Wharf.
-#[derive(clap::Args)]
-pub struct ClientArgs {
-    /// Base URL of the Wharf server.
-    #[arg(long, env = "WHARF_URL", default_value = "http://127.0.0.1:5000")]
-    url: String,
-    /// Print the server's JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    /// Whether a local database was named on the command line.
+    fn given(&self) -> bool {
+        self.config.is_some() || self.data_dir.is_some()
+    }
+
+    /// The registry over an existing database, for local maintenance; says
+    /// on standard error which database it opened.
+    fn open_existing(&self) -> Result<(Config, Registry), String> {
+        let config = self.load(None)?;
+        let registry = crate::open_existing_registry(&config).map_err(|e| e.to_string())?;
+        let path = config.database_path();
+        eprintln!("wharf: using the database at {}", std::fs::canonicalize(&path).unwrap_or(path).display());
+        Ok((config, registry))
+    }
 }
 
 #[derive(Subcommand)]
@@ -68,15 +84,40 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Check credentials against a Wharf server and store them for later commands.
+    ///
+    /// The password (or robot token) comes from --password-stdin or
+    /// WHARF_PASSWORD. Stored in $XDG_CONFIG_HOME/wharf/credentials.json (else
+    /// ~/.config/wharf/credentials.json), mode 0600, keyed by URL; the URL
+    /// becomes the default server. Without --username, checks docker's stored
+    /// login for the host instead and stores nothing.
+    Login {
+        /// Server URL, e.g. http://127.0.0.1:5000.
+        url: String,
+        /// Account name (a user or a robot).
+        #[arg(long, short = 'u', env = "WHARF_USERNAME")]
+        username: Option<String>,
+        /// Read the password or robot token from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Forget the credentials `wharf login` stored for a server.
+    Logout {
+        /// Server URL, as given to `wharf login`.
+        url: String,
+    },
     /// Promote a tag or digest into a stage.
     Promote {
         repository: String,
         /// Tag or digest to promote.
         reference: String,
+        /// Stage to promote into, e.g. test, preprod, prod.
         #[arg(long = "to")]
         stage: String,
+        /// Version recorded with the release (default: the tag, when a tag is promoted).
         #[arg(long)]
         version: Option<String>,
+        /// Free text recorded with the release, e.g. a ticket or a reason.
         #[arg(long)]
         note: Option<String>,
         #[command(flatten)]
@@ -95,6 +136,7 @@ enum Command {
     /// Show each stage's current release, or one stage's release history.
     History {
         repository: String,
+        /// Show every release of this stage, newest first.
         #[arg(long)]
         stage: Option<String>,
         #[command(flatten)]
@@ -105,12 +147,13 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
-    /// Users, on the local database (bootstrap; a running server has /api/v1/users).
+    /// Users: on a running server (--url or `wharf login`), or on its
+    /// existing local database with --data-dir/--config (bootstrap).
     User {
         #[command(subcommand)]
         command: accounts::UserCommand,
     },
-    /// Robot accounts for CI, on the local database.
+    /// Robot accounts for CI: on a running server, or the local database with --data-dir.
     Robot {
         #[command(subcommand)]
         command: accounts::RobotCommand,
@@ -128,11 +171,15 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Grants of roles on repository globs, on the local database.
+    /// Grants of roles on repository globs: on a running server, or the local database with --data-dir.
     Grant {
         #[command(subcommand)]
         command: accounts::GrantCommand,
     },
+    /// Print a shell completion script, e.g. `wharf completions bash > /etc/bash_completion.d/wharf`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the wharf(1) man page (roff), e.g. `wharf man | man -l -`.
+    Man,
 }
 
 pub fn run(cli: Cli) -> Result<(), String> {
@@ -156,16 +203,25 @@ pub fn run(cli: Cli) -> Result<(), String> {
             println!("{}", serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?);
             Ok(())
         }
+        Command::Login { url, username, password_stdin } => session::login(&url, username, password_stdin),
+        Command::Logout { url } => session::logout(&url),
         Command::Promote { repository, reference, stage, version, note, client } => {
-            client::promote(&client, &repository, &reference, &stage, version, note)
+            client::promote(&remote::Remote::connect(&client)?, &repository, &reference, &stage, version, note)
         }
-        Command::Rollback { repository, stage, to_sequence, client } => client::rollback(&client, &repository, &stage, to_sequence),
-        Command::History { repository, stage, client } => client::history(&client, &repository, stage.as_deref()),
+        Command::Rollback { repository, stage, to_sequence, client } => client::rollback(&remote::Remote::connect(&client)?, &repository, &stage, to_sequence),
+        Command::History { repository, stage, client } => client::history(&remote::Remote::connect(&client)?, &repository, stage.as_deref()),
         Command::Audit { command } => audit::run(command),
         Command::User { command } => accounts::user(command),
         Command::Robot { command } => accounts::robot(command),
         Command::Grant { command } => accounts::grant(command),
         Command::Retention { command } => maintenance::retention(command),
         Command::Gc { config, dry_run } => maintenance::gc(&config, dry_run),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wharf", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout()).map_err(|e| format!("writing the man page: {e}"))
+        }
     }
 }

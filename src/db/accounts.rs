@@ -13,6 +13,9 @@ pub struct AccountRow {
     pub admin: bool,
     pub expires_at: Option<i64>,
     pub created_at: i64,
+    pub disabled_at: Option<i64>,
+    /// When the password or token last changed (none: since creation).
+    pub secret_changed_at: Option<i64>,
 }
 
 fn account(r: &Row<'_>) -> rusqlite::Result<AccountRow> {
@@ -24,10 +27,12 @@ fn account(r: &Row<'_>) -> rusqlite::Result<AccountRow> {
         admin: r.get(4)?,
         expires_at: r.get(5)?,
         created_at: r.get(6)?,
+        disabled_at: r.get(7)?,
+        secret_changed_at: r.get(8)?,
     })
 }
 
-const ACCOUNT_COLUMNS: &str = "id, name, kind, secret_hash, admin, expires_at, created_at";
+const ACCOUNT_COLUMNS: &str = "id, name, kind, secret_hash, admin, expires_at, created_at, disabled_at, secret_changed_at";
 
 pub fn count(conn: &Connection) -> Result<i64, DbError> {
     Ok(conn.query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))?)
@@ -55,6 +60,24 @@ pub fn insert(conn: &Connection, name: &str, kind: &str, secret_hash: &str, admi
 
 pub fn delete(conn: &Connection, name: &str, kind: &str) -> Result<bool, DbError> {
     Ok(conn.execute("DELETE FROM accounts WHERE name = ?1 AND kind = ?2", params![name, kind])? > 0)
+}
+
+/// Replaces an account's password hash or token hash; false if there is no such account.
+pub fn set_secret(conn: &Connection, name: &str, kind: &str, secret_hash: &str) -> Result<bool, DbError> {
+    let n = conn.execute(
+        "UPDATE accounts SET secret_hash = ?3, secret_changed_at = ?4 WHERE name = ?1 AND kind = ?2",
+        params![name, kind, secret_hash, now_ms()],
+    )?;
+    Ok(n > 0)
+}
+
+/// Disables (keeping the first time) or enables an account; false if there is no such account.
+pub fn set_disabled(conn: &Connection, name: &str, kind: &str, disabled: bool) -> Result<bool, DbError> {
+    let n = conn.execute(
+        "UPDATE accounts SET disabled_at = CASE WHEN ?3 THEN coalesce(disabled_at, ?4) ELSE NULL END WHERE name = ?1 AND kind = ?2",
+        params![name, kind, disabled, now_ms()],
+    )?;
+    Ok(n > 0)
 }
 
 #[derive(Debug, Clone)]

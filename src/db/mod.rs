@@ -43,6 +43,10 @@ pub enum DbError {
     Corrupt(&'static str),
     #[error("database file {0}: {1}")]
     Create(String, std::io::Error),
+    #[error(
+        "no Wharf database at {0}; nothing was created. Check --data-dir or --config, or create one with `wharf migrate --data-dir DIR` (or `wharf serve`)"
+    )]
+    Missing(String),
 }
 
 /// Every migration, in order. Files are never edited once landed.
@@ -52,6 +56,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0002_governance.sql")),
         M::up(include_str!("../../migrations/0003_access_control.sql")),
         M::up(include_str!("../../migrations/0004_gc.sql")),
+        M::up(include_str!("../../migrations/0005_account_lifecycle.sql")),
     ])
 }
 
@@ -75,6 +80,15 @@ impl Db {
         migrations().to_latest(&mut writer)?;
         let readers = (0..read_connections).map(|_| open_connection(path)).collect::<Result<Vec<_>, _>>()?;
         Ok(Self { writer: Arc::new(Mutex::new(writer)), readers: Arc::new(Mutex::new(readers)), path: Arc::new(path.to_owned()) })
+    }
+
+    /// Opens a database that must already exist: a maintenance command on a
+    /// mistyped path must not leave an empty registry behind and report success.
+    pub fn open_existing(path: &Path, read_connections: usize) -> Result<Self, DbError> {
+        if !path.is_file() {
+            return Err(DbError::Missing(path.display().to_string()));
+        }
+        Self::open(path, read_connections)
     }
 
     /// Runs `f` on a read connection.
