@@ -134,7 +134,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         if auth.bootstrap_admin(std::env::var("WHARF_ADMIN_PASSWORD").ok()).await?.is_some() {
             tracing::info!("created the admin account from WHARF_ADMIN_PASSWORD");
         } else if auth.account_count().await? == 0 {
-            tracing::warn!("auth is on but no account exists: set WHARF_ADMIN_PASSWORD or run `wharf user add admin --admin`");
+            tracing::warn!("auth is on but no account exists: set WHARF_ADMIN_PASSWORD or run `wharf user add admin --admin --data-dir DIR`");
         }
     } else {
         tracing::warn!("AUTH IS DISABLED: anyone who reaches this server can push, delete and promote. Set auth.enabled = true outside local use.");
