@@ -12,6 +12,7 @@ mod catalog;
 mod governance;
 mod manifests;
 pub mod oci_error;
+pub(crate) mod openapi;
 mod referrers;
 pub mod sendfile;
 pub(crate) mod request;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .limit(64 * 1024)
                     .error_handler(|e, _| ApiError::bad_request("INVALID_REQUEST", format!("body: {e}")).into()),
             )
+            .route("/openapi.json", web::get().to(openapi::document))
             .configure(governance::routes)
             .route("/users", web::post().to(accounts::create_user))
             .route("/users", web::get().to(accounts::list_users))
