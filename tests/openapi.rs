@@ -88,10 +88,13 @@ fn the_openapi_document_describes_every_real_answer() {
         .flat_map(|(path, ops)| ops.as_object().unwrap().keys().filter(|k| *k != "parameters").map(move |m| (m.clone(), path.clone())))
         .collect();
     assert!(documented.len() >= 20, "{documented:?}");
+    let mut operation_ids = BTreeSet::new();
     for (m, path) in &documented {
         assert!(path.starts_with("/api/v1/"), "{path}");
         let op = &doc["paths"][path][m];
         assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{m} {path} has no responses");
+        let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{m} {path} has no operationId"));
+        assert!(operation_ids.insert(id.to_owned()), "operationId {id} of {m} {path} is not unique");
         for name in path.split('{').skip(1).map(|s| s.split('}').next().unwrap()) {
             let declared = op["parameters"].as_array().into_iter().flatten().any(|p| p["name"] == name && p["in"] == "path");
             assert!(declared, "{m} {path}: path parameter {name} is not declared");

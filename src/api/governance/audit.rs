@@ -80,6 +80,7 @@ fn parse_time(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiErro
 #[utoipa::path(
     get,
     path = "/api/v1/audit",
+    operation_id = "list_audit",
     tag = "audit",
     params(AuditQuery),
     responses(
@@ -138,6 +139,7 @@ pub async fn list(req: HttpRequest, query: web::Query<AuditQuery>, registry: web
 #[utoipa::path(
     get,
     path = "/api/v1/audit/verify",
+    operation_id = "verify_audit",
     tag = "audit",
     responses((status = 200, description = "The chain's state; `first_broken` names the first row that does not verify", body = VerifyReportSchema))
 )]

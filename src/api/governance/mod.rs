@@ -33,8 +33,9 @@ pub(crate) fn time(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// A release: one entry of a stage's append-only history. (Not closed with
-/// `deny_unknown_fields`: `PromotionResult` extends it with `unchanged`.)
+/// A release: one entry of a stage's append-only history.
+// Not closed with `deny_unknown_fields` (additionalProperties: false):
+// `PromotionResult` extends it with `unchanged`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Release {
     repository: String,

@@ -173,6 +173,7 @@ fn before(query: &PageQuery) -> Result<Option<i64>, ApiError> {
 #[utoipa::path(
     get,
     path = "/api/v1/repositories/{name}/stages/{stage}/releases",
+    operation_id = "list_releases",
     tag = "releases",
     params(RepoParam, ("stage" = String, Path, description = "A configured stage"), PageParams),
     responses(
