@@ -53,7 +53,8 @@ rm -rf "$DATA"
 out_dir=$WHARF_RESULTS_DIR/deb
 rm -rf "$out_dir"
 mkdir -p "$out_dir"
-if t_check "cargo deb --no-build (reusing the release build)" "$CARGO_DEB" --no-build --output "$out_dir"; then
+# --strip: the release profile keeps line tables for backtraces; the package need not.
+if t_check "cargo deb --no-build --strip (reusing the release build)" "$CARGO_DEB" --no-build --strip --output "$out_dir"; then
     deb=$(ls "$out_dir"/wharf_*.deb 2>/dev/null | head -n 1)
 else
     deb=""
