@@ -57,3 +57,44 @@ impl Visit for MessageStart {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Message(String);
+
+    impl Visit for Message {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    /// Collects the messages of the events that got through.
+    struct Seen(Arc<Mutex<Vec<String>>>);
+
+    impl<S: Subscriber> Layer<S> for Seen {
+        fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+            let mut message = Message::default();
+            event.record(&mut message);
+            self.0.lock().unwrap().push(message.0);
+        }
+    }
+
+    #[test]
+    fn only_actix_client_stream_errors_are_dropped() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(QuietClientStreamErrors).with(Seen(seen.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "actix_http::h1::dispatcher", "stream error: request parse error: invalid Header provided");
+            tracing::error!(target: "actix_http::h1::dispatcher", "Response payload stream error: storage gone");
+            tracing::error!(target: "wharf", "stream error: ours");
+        });
+        assert_eq!(*seen.lock().unwrap(), vec!["Response payload stream error: storage gone", "stream error: ours"]);
+    }
+}
