@@ -219,8 +219,16 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     pub bucket: String,
     pub region: String,
+    /// With `secret_access_key`; when both are unset, the standard
+    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`)
+    /// environment variables are used.
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// With no keys in the config or the environment, ask the cloud's
+    /// instance-metadata service (169.254.169.254) for credentials. Off by
+    /// default: then missing credentials fail start-up instead, and Wharf
+    /// never contacts that address.
+    pub use_instance_metadata: bool,
     /// Path-style URLs (`endpoint/bucket/key`), which most S3-compatible servers need.
     pub path_style: bool,
     /// Permit plain-HTTP endpoints (loopback test servers, private networks).
@@ -413,6 +421,9 @@ impl Config {
         }
         if self.storage.backend == Backend::S3 && self.storage.s3.bucket.is_empty() {
             return Err(ConfigError::Invalid("storage.s3.bucket is required for the s3 backend".into()));
+        }
+        if self.storage.s3.access_key_id.is_some() != self.storage.s3.secret_access_key.is_some() {
+            return Err(ConfigError::Invalid("storage.s3: set both access_key_id and secret_access_key, or neither".into()));
         }
         if self.database.read_connections == 0 {
             return Err(ConfigError::Invalid("database.read_connections must be at least 1".into()));

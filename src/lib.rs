@@ -53,6 +53,8 @@ pub enum StartError {
     Tls(String),
     #[error("{0}")]
     Lock(#[from] datadir::DataDirError),
+    #[error("storage check: {0}")]
+    StorageCheck(storage::StorageError),
 }
 
 /// Opens the database and blob store the configuration names.
@@ -126,6 +128,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     tighten_install(&config);
 
     let registry = open_registry(&config)?;
+    // A wrong endpoint, bucket or credentials fail here, not on every push.
+    registry.blobs.check().await.map_err(StartError::StorageCheck)?;
     let policy = serde_json::to_value(&config.governance).unwrap_or_default();
     match registry.record_policy(policy).await.map_err(|e| StartError::Policy(e.to_string()))? {
         governance::audit::PolicyRecord::First => tracing::info!("governance policy recorded in the audit log"),

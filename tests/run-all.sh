@@ -6,6 +6,9 @@
 #   build            cargo build --release --locked
 #   s3               start the moto S3 server (tests/services/s3.sh), export WHARF_TEST_S3_*
 #   cargo-test       cargo test --release --locked (Rust black-box tests)
+#   cargo-test-versitygw  the S3 half of those tests (names s3::...) against
+#                    versitygw, a real S3 gateway over a directory
+#                    (tests/services/versitygw.sh), instead of moto
 #   openapi          /api/v1/openapi.json of a fresh Wharf through openapi-spec-validator
 #                    (tests/openapi.rs, in cargo-test, checks real answers against it)
 #   conformance-fs   OCI conformance suite vs a fresh Wharf, filesystem backend
@@ -33,7 +36,7 @@ cd "$WHARF_ROOT" || exit 1
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-all_steps=(install build s3 cargo-test openapi conformance-fs conformance-s3 docker crane deb bench-smoke)
+all_steps=(install build s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke)
 if (($#)); then
     steps=("$@")
 elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
@@ -49,10 +52,14 @@ rm -rf "$WHARF_RESULTS_DIR/conformance"
 mkdir -p "$WHARF_RESULTS_DIR/logs"
 
 s3_started=0
+versitygw_started=0
 cleanup() {
     server_stop_all
     if ((s3_started)); then
         bash "$WHARF_ROOT/tests/services/s3.sh" stop >/dev/null 2>&1 || true
+    fi
+    if ((versitygw_started)); then
+        bash "$WHARF_ROOT/tests/services/versitygw.sh" stop >/dev/null 2>&1 || true
     fi
 }
 trap cleanup EXIT
@@ -113,6 +120,7 @@ declare -A install_failed=()
 step_install() {
     local comps=(base rust go s3) c rc=0
     if selected docker; then comps+=(docker); fi
+    if selected cargo-test-versitygw; then comps+=(versitygw); fi
     if [[ $WHARF_TEST_SERVER == reference ]] || selected bench-smoke; then comps+=(reference); fi
     if selected openapi; then comps+=(openapi); fi
     if selected deb; then comps+=(deb); fi
@@ -172,6 +180,39 @@ step_cargo_test() {
     fi
     # --no-fail-fast: one failing test binary must not hide the others' results.
     cargo test --release --locked --no-fail-fast
+}
+
+# The S3 half runs again against a real S3 implementation: versitygw's
+# posix backend answers as S3 does (signatures checked, 409 on some racing
+# writes) where moto, a mock, is lenient. Its WHARF_TEST_S3_* replace moto's
+# for this step only.
+step_cargo_test_versitygw() {
+    need_installed cargo-test-versitygw versitygw s3 || return 1
+    need cargo-test-versitygw build || return 1
+    local out rc=0
+    # Stop afterwards only a server this step started.
+    if ! bash "$WHARF_ROOT/tests/services/versitygw.sh" status >/dev/null 2>&1; then
+        versitygw_started=1
+    fi
+    if ! out=$(bash "$WHARF_ROOT/tests/services/versitygw.sh" start); then
+        note[cargo-test-versitygw]="versitygw did not start (log: $WHARF_RESULTS_DIR/logs/versitygw.log)"
+        return 1
+    fi
+    echo "$out"
+    (
+        set -a
+        eval "$out"
+        set +a
+        cargo test --release --locked --no-fail-fast -- s3::
+    ) || rc=$?
+    if ((rc != 0)); then
+        note[cargo-test-versitygw]="see the output above and $WHARF_RESULTS_DIR/logs/versitygw.log"
+    fi
+    if ((versitygw_started)); then
+        bash "$WHARF_ROOT/tests/services/versitygw.sh" stop >/dev/null 2>&1 || true
+        versitygw_started=0
+    fi
+    return "$rc"
 }
 
 # conformance_against NAME BACKEND

@@ -10,6 +10,12 @@
 //! address once verified, so a blob file is whole or absent.
 //! The prefix is the S3 `prefix` setting (empty on the filesystem, whose root
 //! is `storage.path`).
+//!
+//! No write is create-only (`PutMode::Create`): an upload part's key holds a
+//! fresh UUID, and a blob's key is its digest, so whatever an earlier attempt
+//! left there is this write's own bytes. Plain overwrites make a retried
+//! write safe, and `BlobStore` retries one that the store refused with
+//! `409 Conflict`.
 
 use object_store::path::Path;
 

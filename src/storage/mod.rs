@@ -8,19 +8,23 @@
 
 pub mod layout;
 
+use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, LocalBoxStream};
 use futures::{StreamExt, TryStreamExt};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    BackoffConfig, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, StaticCredentialProvider, WriteMultipart,
+};
 
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Config, S3Config};
 use crate::domain::DigestHasher;
 
 /// Part size for multipart uploads to S3, which requires at least 5 MiB.
@@ -30,6 +34,11 @@ const LOCAL_PART_SIZE: usize = 1024 * 1024;
 /// Parts in flight at once per upload: memory per upload is about
 /// (this + 1) × part size. Bodies up to one part go in a single PUT.
 const PARTS_IN_FLIGHT: usize = 2;
+/// Attempts at a write to one of Wharf's own keys that the store refused
+/// with `409 Conflict` (see [`BlobStore::retry_conflicts`]).
+const CONFLICT_ATTEMPTS: u32 = 5;
+/// The start-up check gives up after this long, whatever the cause.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -43,6 +52,17 @@ pub enum StorageError {
     Io(String, std::io::Error),
     #[error("{0} is being written by another request")]
     Busy(String),
+    #[error(
+        "no S3 credentials: set storage.s3.access_key_id and storage.s3.secret_access_key \
+         (or WHARF_STORAGE__S3__ACCESS_KEY_ID and WHARF_STORAGE__S3__SECRET_ACCESS_KEY), or AWS_ACCESS_KEY_ID \
+         and AWS_SECRET_ACCESS_KEY in the environment; on a cloud instance with a role, \
+         set storage.s3.use_instance_metadata = true"
+    )]
+    MissingCredentials,
+    #[error("{given} is set in the environment but {missing} is not")]
+    PartialEnvCredentials { given: &'static str, missing: &'static str },
+    #[error("cannot use {store} (check storage.s3 endpoint, bucket, region and credentials): {cause}")]
+    Unusable { store: String, cause: String },
 }
 
 /// Why streaming a client body into storage stopped.
@@ -68,6 +88,9 @@ pub struct BlobStore {
     /// file directly, in large chunks (object_store's local reads use 8 KiB
     /// chunks, one blocking task each, which caps a pull far below the disk).
     local: Option<Arc<LocalFileSystem>>,
+    /// The same S3 store with few retries, for the start-up check, and a
+    /// description of it for its error message.
+    probe: Option<(Arc<dyn ObjectStore>, String)>,
     part_size: usize,
     /// On the filesystem: fsync a blob's file and directory before it is
     /// reported placed (object stores are durable once a write returns).
@@ -85,6 +108,7 @@ impl BlobStore {
             Backend::S3 => S3_PART_SIZE,
         };
         let mut local = None;
+        let mut probe = None;
         let store: Arc<dyn ObjectStore> = match config.storage.backend {
             Backend::Filesystem => {
                 let root = config.blob_path();
@@ -105,19 +129,81 @@ impl BlobStore {
                 if let Some(endpoint) = &s3.endpoint {
                     builder = builder.with_endpoint(endpoint);
                 }
-                if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
-                    builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+                // An explicit provider whenever Wharf has keys: left without
+                // one, object_store falls back to the instance-metadata
+                // service, which only `use_instance_metadata` may reach.
+                if let Some(credential) = s3_credentials(s3, |k| std::env::var(k).ok())? {
+                    builder = builder.with_credentials(Arc::new(StaticCredentialProvider::new(credential)));
                 }
-                let s3_store = Arc::new(builder.build()?);
-                if s3.prefix.is_empty() {
-                    s3_store
-                } else {
-                    Arc::new(PrefixStore::new(s3_store, s3.prefix.as_str()))
-                }
+                // The check fails fast: two quick retries, not the default
+                // ten with backoff up to minutes.
+                let quick = RetryConfig {
+                    backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(1), base: 2.0 },
+                    max_retries: 2,
+                    retry_timeout: Duration::from_secs(10),
+                };
+                let with_prefix = |s: Arc<dyn ObjectStore>| -> Arc<dyn ObjectStore> {
+                    if s3.prefix.is_empty() {
+                        s
+                    } else {
+                        Arc::new(PrefixStore::new(s, s3.prefix.as_str()))
+                    }
+                };
+                let where_ = s3.endpoint.as_deref().map_or_else(|| format!("AWS S3 in {}", s3.region), |e| e.to_owned());
+                probe = Some((with_prefix(Arc::new(builder.clone().with_retry(quick).build()?)), format!("S3 bucket {:?} at {where_}", s3.bucket)));
+                with_prefix(Arc::new(builder.build()?))
             }
         };
         let fsync = local.is_some() && config.storage.fsync;
-        Ok(Self { store, local, part_size, fsync })
+        Ok(Self { store, local, probe, part_size, fsync })
+    }
+
+    /// Proves the store can be used before the server takes requests: on
+    /// S3, one listing of the top of Wharf's prefix (a page of at most a few
+    /// keys: `blobs/` and `uploads/`), bounded by [`CHECK_TIMEOUT`]. A wrong
+    /// endpoint, a missing bucket or refused credentials then fail start-up
+    /// with the cause named, instead of a 500 on every push. The filesystem
+    /// root was already created by [`Self::from_config`].
+    pub async fn check(&self) -> Result<(), StorageError> {
+        let Some((probe, store)) = &self.probe else {
+            return Ok(());
+        };
+        let unusable = |cause: String| StorageError::Unusable { store: store.clone(), cause };
+        match tokio::time::timeout(CHECK_TIMEOUT, probe.list_with_delimiter(None)).await {
+            Ok(Ok(_)) => Ok(()),
+            Err(_) => Err(unusable(format!("no answer within {CHECK_TIMEOUT:?}"))),
+            // object_store reports every failed listing as a generic error
+            // whose text holds the server's answer (NoSuchBucket,
+            // InvalidAccessKeyId, SignatureDoesNotMatch, ...) or the
+            // transport's; it is passed on whole.
+            Ok(Err(e)) => Err(unusable(with_causes(&e))),
+        }
+    }
+
+    /// Runs a write to one of Wharf's own keys, retrying when the store
+    /// answers `409 Conflict` (object_store's `AlreadyExists`). Wharf never
+    /// writes create-only: every key it writes is unique by construction (an
+    /// upload part named by a fresh UUID) or holds bytes fixed by its name
+    /// (a content address), so a conflict can never mean another writer's
+    /// different data. Some S3 servers still answer 409: versitygw's posix
+    /// backend does when a write's parent directory is removed under it by a
+    /// concurrent delete of the last object beside it. A retry succeeds.
+    async fn retry_conflicts<T, F, Fut>(&self, key: &Path, mut write: F) -> Result<T, StorageError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StorageError>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match write().await {
+                Err(StorageError::Store(object_store::Error::AlreadyExists { source, .. })) if attempt < CONFLICT_ATTEMPTS => {
+                    tracing::warn!(key = %key, attempt, error = %source, "the object store answered 409 Conflict to a write of a unique key; retrying");
+                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Streams `body` to `key`, feeding every byte to `hasher`. Returns the
@@ -164,7 +250,8 @@ impl BlobStore {
                 upload.finish().await.map_err(StorageError::from)?;
             }
             (Ok(()), None) => {
-                self.store.put(key, PutPayload::from_iter(pending)).await.map_err(StorageError::from)?;
+                let payload = PutPayload::from_iter(pending);
+                self.retry_conflicts(key, || async { Ok(self.store.put(key, payload.clone()).await?) }).await?;
             }
             (Err(e), Some(upload)) => {
                 if let Err(abort) = upload.abort().await {
@@ -239,7 +326,8 @@ impl BlobStore {
                 .map_err(|e| StorageError::Io(name.clone(), std::io::Error::other(e)))?
                 .map_err(|e| StorageError::Io(name, e))?;
         }
-        self.store.rename(from, to).await.map_err(|e| not_found(from, e))
+        // On S3 this is a copy and a delete; `to` is a content address.
+        self.retry_conflicts(to, || async { self.store.rename(from, to).await.map_err(|e| not_found(from, e)) }).await
     }
 
     /// Writes the concatenation of `parts` to `to`, streaming.
@@ -253,6 +341,11 @@ impl BlobStore {
                 .map_err(|e| StorageError::Io(name.clone(), std::io::Error::other(e)))?
                 .map_err(|e| StorageError::Io(name, e));
         }
+        // The parts stay until the blob is recorded, so a refused join can start over.
+        self.retry_conflicts(to, || self.concat_remote(parts, to)).await
+    }
+
+    async fn concat_remote(&self, parts: &[Path], to: &Path) -> Result<(), StorageError> {
         let upload = self.store.put_multipart(to).await?;
         let mut upload = WriteMultipart::new_with_chunk_size(upload, self.part_size);
         let copied: Result<(), StorageError> = async {
@@ -311,6 +404,25 @@ impl BlobStore {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The static credentials for S3: the config's keys, else the standard AWS
+/// environment variables (read through `env`). `None` only when neither has
+/// any and `use_instance_metadata` lets object_store ask the cloud.
+fn s3_credentials(s3: &S3Config, env: impl Fn(&str) -> Option<String>) -> Result<Option<AwsCredential>, StorageError> {
+    if let (Some(key_id), Some(secret_key)) = (&s3.access_key_id, &s3.secret_access_key) {
+        return Ok(Some(AwsCredential { key_id: key_id.clone(), secret_key: secret_key.clone(), token: None }));
+    }
+    let var = |k| env(k).filter(|v: &String| !v.is_empty());
+    const ID: &str = "AWS_ACCESS_KEY_ID";
+    const SECRET: &str = "AWS_SECRET_ACCESS_KEY";
+    match (var(ID), var(SECRET)) {
+        (Some(key_id), Some(secret_key)) => Ok(Some(AwsCredential { key_id, secret_key, token: var("AWS_SESSION_TOKEN") })),
+        (Some(_), None) => Err(StorageError::PartialEnvCredentials { given: ID, missing: SECRET }),
+        (None, Some(_)) => Err(StorageError::PartialEnvCredentials { given: SECRET, missing: ID }),
+        (None, None) if s3.use_instance_metadata => Ok(None),
+        (None, None) => Err(StorageError::MissingCredentials),
     }
 }
 
@@ -528,9 +640,160 @@ impl LocalFile {
     }
 }
 
+/// An error's message followed by those of its sources that it does not
+/// already include (object_store's say "error sending request" and leave
+/// "Connection refused" to a source).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = cause.source();
+    }
+    message
+}
+
 fn not_found(key: &Path, e: object_store::Error) -> StorageError {
     match e {
         object_store::Error::NotFound { .. } => StorageError::NotFound(key.to_string()),
         other => StorageError::Store(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone())
+    }
+
+    /// An in-memory store that answers `409 Conflict` (as versitygw does
+    /// when a directory is removed under a write) to the next `conflicts`
+    /// writes, then works.
+    #[derive(Debug)]
+    struct Conflicting {
+        inner: object_store::memory::InMemory,
+        conflicts: std::sync::atomic::AtomicU32,
+    }
+
+    impl Conflicting {
+        fn refuse(&self, location: &Path) -> object_store::Result<()> {
+            use std::sync::atomic::Ordering;
+            if self.conflicts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(object_store::Error::AlreadyExists { path: location.to_string(), source: "409 Conflict".into() });
+            }
+            Ok(())
+        }
+    }
+
+    impl std::fmt::Display for Conflicting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Conflicting")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Conflicting {
+        async fn put_opts(&self, location: &Path, payload: PutPayload, opts: object_store::PutOptions) -> object_store::Result<object_store::PutResult> {
+            self.refuse(location)?;
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(&self, location: &Path, opts: object_store::PutMultipartOptions) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(&self, locations: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, from: &Path, to: &Path, options: object_store::CopyOptions) -> object_store::Result<()> {
+            self.refuse(to)?;
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    /// A store over [`Conflicting`], and a handle to set its refusals.
+    fn conflicting() -> (BlobStore, Arc<Conflicting>) {
+        let store = Arc::new(Conflicting { inner: object_store::memory::InMemory::new(), conflicts: 0.into() });
+        (BlobStore { store: store.clone(), local: None, probe: None, part_size: S3_PART_SIZE, fsync: false }, store)
+    }
+
+    async fn write(blobs: &BlobStore, key: &Path, data: &'static [u8]) -> Result<u64, WriteError> {
+        let body: BodyStream = Box::pin(futures::stream::iter([Ok(Bytes::from_static(data))]));
+        blobs.write_stream(key, body, &mut DigestHasher::new(crate::domain::Algorithm::Sha256), 1024).await
+    }
+
+    async fn contents(blobs: &BlobStore, key: &Path) -> Vec<u8> {
+        let chunks: Vec<Bytes> = blobs.read(key, None).await.unwrap().try_collect().await.unwrap();
+        chunks.concat()
+    }
+
+    #[tokio::test]
+    async fn writes_of_unique_keys_are_retried_after_a_conflict() {
+        use std::sync::atomic::Ordering;
+        let (blobs, store) = conflicting();
+        let part = layout::upload_part("u1", "p1");
+        store.conflicts.store(2, Ordering::SeqCst);
+        assert_eq!(write(&blobs, &part, b"part bytes").await.unwrap(), 10);
+        assert_eq!(contents(&blobs, &part).await, b"part bytes");
+        assert_eq!(store.conflicts.load(Ordering::SeqCst), 0, "both conflicts were met");
+
+        // The move to the content address (a copy and a delete on S3) too.
+        let target = Path::from("blobs/sha256/ab/abcd");
+        store.conflicts.store(2, Ordering::SeqCst);
+        blobs.rename(&part, &target).await.unwrap();
+        assert_eq!(contents(&blobs, &target).await, b"part bytes");
+        assert_eq!(blobs.size(&part).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_store_that_keeps_refusing_fails_the_write() {
+        use std::sync::atomic::Ordering;
+        let (blobs, store) = conflicting();
+        let part = layout::upload_part("u1", "p1");
+        store.conflicts.store(CONFLICT_ATTEMPTS, Ordering::SeqCst);
+        let refused = write(&blobs, &part, b"part bytes").await;
+        assert!(matches!(refused, Err(WriteError::Storage(StorageError::Store(object_store::Error::AlreadyExists { .. })))), "{refused:?}");
+        assert_eq!(store.conflicts.load(Ordering::SeqCst), 0, "gave up after {CONFLICT_ATTEMPTS} attempts");
+        assert_eq!(blobs.size(&part).await.unwrap(), None);
+    }
+
+    #[test]
+    fn config_keys_win_over_the_environment() {
+        let s3 = S3Config { access_key_id: Some("cfg-id".into()), secret_access_key: Some("cfg-secret".into()), ..Default::default() };
+        let c = s3_credentials(&s3, env(&[("AWS_ACCESS_KEY_ID", "env-id"), ("AWS_SECRET_ACCESS_KEY", "env-secret")])).unwrap().unwrap();
+        assert_eq!((c.key_id.as_str(), c.secret_key.as_str(), c.token), ("cfg-id", "cfg-secret", None));
+    }
+
+    #[test]
+    fn the_standard_aws_environment_is_used_without_config_keys() {
+        let vars = env(&[("AWS_ACCESS_KEY_ID", "env-id"), ("AWS_SECRET_ACCESS_KEY", "env-secret"), ("AWS_SESSION_TOKEN", "tok")]);
+        let c = s3_credentials(&S3Config::default(), vars).unwrap().unwrap();
+        assert_eq!((c.key_id.as_str(), c.secret_key.as_str(), c.token.as_deref()), ("env-id", "env-secret", Some("tok")));
+    }
+
+    #[test]
+    fn no_credentials_is_an_error_unless_instance_metadata_is_allowed() {
+        let empty = env(&[("AWS_ACCESS_KEY_ID", "")]);
+        assert!(matches!(s3_credentials(&S3Config::default(), &empty), Err(StorageError::MissingCredentials)));
+        let cloud = S3Config { use_instance_metadata: true, ..Default::default() };
+        assert!(s3_credentials(&cloud, &empty).unwrap().is_none());
+        let half = env(&[("AWS_ACCESS_KEY_ID", "env-id")]);
+        assert!(matches!(
+            s3_credentials(&cloud, half),
+            Err(StorageError::PartialEnvCredentials { missing: "AWS_SECRET_ACCESS_KEY", .. })
+        ));
     }
 }

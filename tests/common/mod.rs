@@ -144,6 +144,8 @@ fn test_name_slug() -> String {
 pub struct TestAppBuilder {
     backend: Backend,
     env: Vec<(String, String)>,
+    /// Variables the harness would set that this server must not get.
+    unset: Vec<String>,
     tls_ca: Option<Vec<u8>>,
     umask: Option<u32>,
 }
@@ -151,6 +153,12 @@ pub struct TestAppBuilder {
 impl TestAppBuilder {
     pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
         self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Leaves out a variable the harness sets (such as the S3 keys).
+    pub fn without_env(mut self, k: impl Into<String>) -> Self {
+        self.unset.push(k.into());
         self
     }
 
@@ -177,6 +185,38 @@ impl TestAppBuilder {
     }
 
     pub fn start(self) -> TestApp {
+        let mut app = self.build();
+        app.spawn();
+        app
+    }
+
+    /// Runs `wharf serve` with this set-up where it is expected to fail to
+    /// start: waits up to `timeout` for it to exit (killing it and panicking
+    /// if it does not) and returns its exit status and output.
+    pub fn run_to_exit(self, timeout: Duration) -> (ExitStatus, String) {
+        let app = self.build();
+        let log = OpenOptions::new().create(true).append(true).open(&app.log_path).expect("log file");
+        let mut child = app
+            .command(free_port())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawning wharf");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, app.log());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("wharf was expected to exit but still ran after {timeout:?}; log:\n{}", app.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn build(self) -> TestApp {
         let dir = tempfile::Builder::new().prefix("wharf-test-").tempdir().expect("tempdir");
         // Not created here: wharf creates its data directory, as on a fresh install.
         let data_dir = dir.path().join("data");
@@ -199,7 +239,8 @@ impl TestAppBuilder {
             env.push(("WHARF_LOG__LEVEL".into(), level));
         }
         env.extend(self.env);
-        let mut app = TestApp {
+        env.retain(|(k, _)| !self.unset.contains(k));
+        TestApp {
             backend: self.backend,
             env,
             data_dir,
@@ -211,9 +252,7 @@ impl TestAppBuilder {
             umask: self.umask,
             default_auth: std::sync::Mutex::new(None),
             _dir: dir,
-        };
-        app.spawn();
-        app
+        }
     }
 }
 
@@ -261,7 +300,7 @@ impl TestApp {
     }
 
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder { backend: Backend::Fs, env: Vec::new(), tls_ca: None, umask: None }
+        TestAppBuilder { backend: Backend::Fs, env: Vec::new(), unset: Vec::new(), tls_ca: None, umask: None }
     }
 
     fn spawn(&mut self) {
@@ -275,32 +314,8 @@ impl TestApp {
             let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("log file");
             writeln!(log, "\n===== harness: starting wharf on 127.0.0.1:{port} (attempt {attempt}) =====").unwrap();
             let log_len_before = fs::metadata(&self.log_path).map(|m| m.len()).unwrap_or(0);
-            let mut cmd = Command::new(bin);
-            cmd.arg("serve")
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("--data-dir")
-                .arg(&self.data_dir)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log);
-            // Never let the developer's or CI's own WHARF_* settings leak in.
-            for (k, _) in std::env::vars() {
-                if k.starts_with("WHARF_") {
-                    cmd.env_remove(k);
-                }
-            }
-            cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            if let Some(mask) = self.umask {
-                use std::os::unix::process::CommandExt;
-                // SAFETY: umask(2) is async-signal-safe and touches no memory.
-                unsafe {
-                    cmd.pre_exec(move || {
-                        libc::umask(mask as libc::mode_t);
-                        Ok(())
-                    });
-                }
-            }
+            let mut cmd = self.command(port);
+            cmd.stdout(log.try_clone().unwrap()).stderr(log);
             let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {bin}: {e}"));
             self.port = port;
             let deadline = Instant::now() + START_TIMEOUT;
@@ -336,6 +351,37 @@ impl TestApp {
             }
         }
         panic!("could not start wharf after several ports: {last_failure}");
+    }
+
+    /// `wharf serve` on `port` with this server's data dir and environment.
+    fn command(&self, port: u16) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .stdin(Stdio::null());
+        // Never let the developer's or CI's own WHARF_* settings leak in, nor
+        // AWS_* ones (keys, endpoints, profiles): Wharf reads AWS_ACCESS_KEY_ID
+        // and AWS_SECRET_ACCESS_KEY, so only a test may set them.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("WHARF_") || k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(mask) = self.umask {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: umask(2) is async-signal-safe and touches no memory.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        }
+        cmd
     }
 
     pub fn port(&self) -> u16 {

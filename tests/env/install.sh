@@ -8,11 +8,12 @@
 #   go         checks the Go version conformance/go.mod needs, downloads the modules pinned in
 #              conformance/go.mod and builds conformance/.build/{conformance,crane}
 #   s3         .venv-test/ with the pinned moto S3 server (tests/services/s3-requirements.txt)
+#   versitygw  .tools/bin/versitygw, the versitygw S3 gateway at $VERSITYGW_VERSION (go install)
 #   docker     Debian's docker.io (dockerd + CLI), without starting any service
 #   reference  Debian's docker-registry (reference registry, harness validation only)
 #   deb        cargo-deb (pinned) into .tools/, and systemd-analyze (Debian package step)
 #   openapi    openapi-spec-validator (tests/openapi/requirements.txt) in .venv-test/
-#   all        base rust go s3 docker openapi deb   (default)
+#   all        base rust go s3 versitygw docker openapi deb   (default)
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -94,6 +95,23 @@ install_s3() {
     echo "$want" >"$stamp"
 }
 
+# versitygw, a real S3 implementation over a directory (tests/services/versitygw.sh),
+# built from the Go module proxy into a project-local GOBIN.
+VERSITYGW_VERSION=v1.8.0
+install_versitygw() {
+    local gobin="$WHARF_ROOT/.tools/bin" stamp
+    stamp="$gobin/.versitygw-version"
+    if [[ -x $gobin/versitygw && -f $stamp && $(cat "$stamp") == "$VERSITYGW_VERSION" ]]; then
+        log "install: versitygw $VERSITYGW_VERSION is up to date"
+        return 0
+    fi
+    command -v go >/dev/null || die "go is not installed: building versitygw needs Go"
+    mkdir -p "$gobin"
+    log "install: go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+    GOBIN=$gobin go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+    echo "$VERSITYGW_VERSION" >"$stamp"
+}
+
 # Installing docker.io must not start a system dockerd: the tests run their
 # own private daemon. policy-rc.d tells invoke-rc.d not to start services.
 install_docker() {
@@ -154,9 +172,9 @@ components=("$@")
 ((${#components[@]})) || components=(all)
 for c in "${components[@]}"; do
     case $c in
-        all) install_base; install_rust; install_go; install_s3; install_docker; install_openapi; install_deb ;;
-        base|rust|go|s3|docker|reference|deb|openapi) "install_$c" ;;
-        *) die "unknown component '$c' (base rust go s3 docker reference deb openapi all)" ;;
+        all) install_base; install_rust; install_go; install_s3; install_versitygw; install_docker; install_openapi; install_deb ;;
+        base|rust|go|s3|versitygw|docker|reference|deb|openapi) "install_$c" ;;
+        *) die "unknown component '$c' (base rust go s3 versitygw docker reference deb openapi all)" ;;
     esac
 done
 log "install: done (${components[*]})"
