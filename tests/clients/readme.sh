@@ -58,9 +58,12 @@ if [[ -z $listen || -z $host || ! $port =~ ^[0-9]+$ ]]; then
     t_summary readme
     exit 1
 fi
-# Verbatim means on the README's own port, so it has to be free.
+# Verbatim means on the README's own port, so it has to be free. Bound as
+# the server binds (SO_REUSEADDR), so closed connections in TIME_WAIT from
+# an earlier server do not count as busy.
 if ! python3 -c 'import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2])))' "$host" "$port" 2>/dev/null; then
     t_not_ok "$listen is free for the README's run command" \
         "something already listens on $listen (addresses on port $port: $(listen_addrs "$port" | tr '\n' ' '))" \
@@ -93,7 +96,9 @@ if ! t_check "git clone of the checkout into $clone" git clone -q "$WHARF_ROOT" 
     t_summary readme
     exit 1
 fi
-if [[ -n $(git -C "$WHARF_ROOT" status --porcelain --untracked-files=no) ]]; then
+# Files of the checkout that differ from HEAD (changed, or new and not ignored).
+dirty=$(cd "$WHARF_ROOT" && { git diff --name-only HEAD; git ls-files --others --exclude-standard; } | sort -u)
+if [[ -n $dirty ]]; then
     log "note: the checkout has uncommitted changes; the clone (and so this test) has HEAD"
 fi
 if [[ -e $clone/data ]]; then
@@ -165,6 +170,19 @@ if kill -0 "$pid" 2>/dev/null; then
         t_not_ok "the server stops on SIGTERM within 30 s" "$(tail -n 15 "$runlog")"
     fi
     pid=""
+fi
+
+# The clone's build left HEAD's wharf in the shared target dir, newer than
+# any uncommitted change of the checkout, so cargo would take it for the
+# checkout's build. Make those changes newer again and rebuild, so the steps
+# after this one test the checkout (nothing to do on CI's clean clone).
+if [[ -n $dirty ]]; then
+    log "rebuilding the checkout's own wharf (it has uncommitted changes)"
+    if (cd "$WHARF_ROOT" && xargs -r -d '\n' touch -c -- <<<"$dirty" && cargo build --release --locked) >>"$runlog" 2>&1; then
+        t_ok "the checkout's uncommitted changes are built again after the clone's build"
+    else
+        t_not_ok "the checkout's uncommitted changes are built again after the clone's build" "$(tail -n 15 "$runlog")"
+    fi
 fi
 
 t_summary readme
