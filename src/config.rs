@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
+    #[error("configuration: {}", describe_load_error(.0))]
     Load(#[from] Box<figment::Error>),
     #[error("configuration: {0}")]
     Invalid(String),
@@ -330,6 +330,55 @@ pub struct CliOverrides {
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance", "auth", "retention", "gc"];
+
+/// Each of figment's errors as one line that names the key as written in the
+/// TOML file (`auth.enable`), where it came from (the file, or the
+/// `WHARF_AUTH__ENABLE` variable), and for an unknown key the closest valid
+/// one and every valid key of its section.
+fn describe_load_error(error: &figment::Error) -> String {
+    let lines: Vec<String> = error.clone().into_iter().map(|e| describe_one(&e)).collect();
+    lines.join("\n")
+}
+
+fn describe_one(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    use figment::Source;
+    let key = e.path.join(".");
+    let origin = match e.metadata.as_ref() {
+        Some(m) => match &m.source {
+            Some(Source::File(path)) => format!("in {}", path.display()),
+            // Env::prefixed("WHARF_").split("__") (see `load`): sections are joined by `__`.
+            _ if m.name.contains("environment") => format!("from environment variable WHARF_{}", e.path.join("__").to_ascii_uppercase()),
+            _ => "from the command line".to_owned(),
+        },
+        None => "from an unknown source".to_owned(),
+    };
+    match &e.kind {
+        Kind::UnknownField(field, expected) => {
+            // The path ends with the unknown key itself; what comes before is its section.
+            let section = match e.path.split_last() {
+                Some((last, section)) if last == field => section.join("."),
+                _ => key.clone(),
+            };
+            let qualify = |k: &str| if section.is_empty() { k.to_owned() } else { format!("{section}.{k}") };
+            let mut message = format!("unknown configuration key {} ({origin})", qualify(field));
+            let best = expected
+                .iter()
+                .map(|candidate| (strsim::jaro_winkler(field, candidate), *candidate))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            match best {
+                Some((_, best)) => message.push_str(&format!("; did you mean {}?", qualify(best))),
+                None => message.push(';'),
+            }
+            let place = if section.is_empty() { "at the top level".to_owned() } else { format!("in [{section}]") };
+            message.push_str(&format!(" valid keys {place}: {}", expected.join(", ")));
+            message
+        }
+        kind if key.is_empty() => format!("{kind} ({origin})"),
+        kind => format!("configuration key {key} ({origin}): {kind}"),
+    }
+}
 
 impl Config {
     pub fn load(file: Option<&Path>, cli: CliOverrides) -> Result<Self, ConfigError> {

@@ -101,7 +101,8 @@ async fn log_request(
     let path = req.path().to_owned();
     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let response = next.call(req).await;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Whole microseconds, so the field reads 0.84 rather than 0.8403660000000001.
+    let elapsed_ms = started.elapsed().as_micros() as f64 / 1000.0;
     match &response {
         Ok(r) => tracing::info!(%method, %path, %peer, status = r.status().as_u16(), elapsed_ms, "request"),
         Err(e) => tracing::warn!(%method, %path, %peer, error = %e, elapsed_ms, "request failed"),
@@ -126,15 +127,17 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 
     let registry = open_registry(&config)?;
     let policy = serde_json::to_value(&config.governance).unwrap_or_default();
-    if registry.record_policy(policy).await.map_err(|e| StartError::Policy(e.to_string()))? {
-        tracing::info!("governance policy changed since the last start; recorded in the audit log");
+    match registry.record_policy(policy).await.map_err(|e| StartError::Policy(e.to_string()))? {
+        governance::audit::PolicyRecord::First => tracing::info!("governance policy recorded in the audit log"),
+        governance::audit::PolicyRecord::Changed => tracing::info!("governance policy changed since the last start; recorded in the audit log"),
+        governance::audit::PolicyRecord::Unchanged => {}
     }
     let auth = open_auth(&config, &registry)?;
     if auth.enabled() {
         if auth.bootstrap_admin(std::env::var("WHARF_ADMIN_PASSWORD").ok()).await?.is_some() {
             tracing::info!("created the admin account from WHARF_ADMIN_PASSWORD");
         } else if auth.account_count().await? == 0 {
-            tracing::warn!("auth is on but no account exists: set WHARF_ADMIN_PASSWORD or run `wharf user add admin --admin`");
+            tracing::warn!("auth is on but no account exists: set WHARF_ADMIN_PASSWORD or run `wharf user add admin --admin --data-dir DIR`");
         }
     } else {
         tracing::warn!("AUTH IS DISABLED: anyone who reaches this server can push, delete and promote. Set auth.enabled = true outside local use.");

@@ -480,3 +480,81 @@ fn policy_changes_at_start_up_are_audited() {
     assert_eq!(entries[0]["details"]["policy"]["gates"]["prod"]["non_root"], true);
     assert!(entries[0]["details"]["previous"]["gates"]["prod"].is_null());
 }
+
+#[test]
+fn promoting_the_current_digest_again_is_an_idempotent_success() {
+    let app = TestApp::start();
+    let repo = repo("idem");
+    let digest = push_labeled(&app, &repo, "v1", json!({}), "app");
+    let first = promote_ok(&app, &repo, "v1", "test");
+    assert_eq!(first["unchanged"], false);
+
+    // A CI retry: same tag, then the same digest; both answer 200 with the
+    // existing release and write nothing.
+    for reference in ["v1", digest.as_str()] {
+        let again = promote(&app, &repo, reference, "test");
+        again.expect(200);
+        let again = again.json();
+        assert_eq!(again["unchanged"], true);
+        assert_eq!(again["sequence"], first["sequence"]);
+        assert_eq!(again["digest"], digest);
+        assert_eq!(again["created_at"], first["created_at"], "the existing release, not a new one");
+    }
+    // Racing retries still leave one release.
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            s.spawn(|| {
+                promote(&app, &repo, "v1", "test").expect(200);
+            });
+        }
+    });
+    let releases = app.get(&format!("/api/v1/repositories/{repo}/stages/test/releases"));
+    assert_eq!(releases.json()["releases"].as_array().unwrap().len(), 1, "no duplicate releases");
+    assert_eq!(audit(&app, &format!("repository={repo}&action=promotion")).len(), 1, "retries add no audit rows");
+    let history = app.get(&format!("/api/v1/repositories/{repo}/tags/test/history"));
+    assert_eq!(history.json()["history"].as_array().unwrap().len(), 1, "the stage tag did not move again");
+
+    // A different digest is a real promotion again, and after it the first
+    // digest is no longer current, so promoting it again is a new release.
+    push_labeled(&app, &repo, "v2", json!({}), "app");
+    assert_eq!(promote_ok(&app, &repo, "v2", "test")["sequence"], 2);
+    let back = promote_ok(&app, &repo, "v1", "test");
+    assert_eq!((back["sequence"].as_i64(), back["unchanged"].as_bool()), (Some(3), Some(false)));
+}
+
+#[test]
+fn refusals_name_what_was_typed_and_say_each_reason_once() {
+    let app = TestApp::start();
+    let repo = repo("msg");
+    let digest = push_labeled(&app, &repo, "v1", json!({}), "app");
+
+    // Skipping a stage: the tag typed and its digest in the message, the
+    // reason once (in the failed gate), naming the tag, with what to do.
+    let r = promote(&app, &repo, "v1", "prod");
+    let gates = failed_gates(&r);
+    let message = r.json()["errors"][0]["message"].as_str().unwrap().to_owned();
+    assert_eq!(message, format!("cannot promote {repo}:v1 ({digest}) to prod: failed gate order"));
+    assert_eq!(gates, vec!["order: v1 was never released to preprod, the stage before prod; promote it to preprod first".to_string()]);
+    assert_eq!(r.text().matches("never released").count(), 1, "the reason is stated once: {}", r.text());
+    // By digest, the digest is what was typed.
+    let r = promote(&app, &repo, &digest, "preprod");
+    assert_eq!(r.json()["errors"][0]["message"], format!("cannot promote {repo}@{digest} to preprod: failed gate order"));
+    assert!(failed_gates(&r)[0].starts_with(&format!("order: {digest} was never released to test")));
+
+    // An unknown stage lists the configured ones (promotion, rollback, history).
+    let expected = r#"unknown stage "staging"; the configured stages are test, preprod, prod"#;
+    for r in [
+        promote(&app, &repo, "v1", "staging"),
+        rollback(&app, &repo, "staging", None),
+        app.get(&format!("/api/v1/repositories/{repo}/stages/staging/releases")),
+    ] {
+        r.expect_error(404, &["STAGE_UNKNOWN"]);
+        assert_eq!(r.json()["errors"][0]["message"], expected);
+    }
+
+    // A push to a stage tag: one sentence; docker prints "denied: " itself.
+    let manifest = app.get(&format!("/v2/{repo}/manifests/v1")).body;
+    let r = put_manifest(&app, &repo, "prod", OCI_MANIFEST, &manifest);
+    r.expect_error(403, &["DENIED"]);
+    assert_eq!(r.json()["errors"][0]["message"], "prod is a stage tag: only promotion and rollback move it");
+}

@@ -8,10 +8,14 @@
 #                    command verbatim on a fresh clone (needs 127.0.0.1:5000 free)
 #   s3               start the moto S3 server (tests/services/s3.sh), export WHARF_TEST_S3_*
 #   cargo-test       cargo test --release --locked (Rust black-box tests)
+#   openapi          /api/v1/openapi.json of a fresh Wharf through openapi-spec-validator
+#                    (tests/openapi.rs, in cargo-test, checks real answers against it)
 #   conformance-fs   OCI conformance suite vs a fresh Wharf, filesystem backend
 #   conformance-s3   OCI conformance suite vs a fresh Wharf, S3 backend
 #   docker           tests/clients/docker.sh vs a fresh Wharf
 #   crane            tests/clients/crane.sh vs a fresh Wharf
+#   deb              tests/packaging/deb.sh: cargo deb from the release build, dpkg -i,
+#                    start as the systemd unit would, GET /v2/, stop, dpkg --purge
 #   bench-smoke      tests/bench/run.sh --smoke: every benchmark scenario, tiny sizes,
 #                    Wharf and docker-registry (so the benchmark cannot rot)
 # Steps may also be chosen with WHARF_TEST_STEPS="step step ...".
@@ -31,7 +35,7 @@ cd "$WHARF_ROOT" || exit 1
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-all_steps=(install build readme s3 cargo-test conformance-fs conformance-s3 docker crane bench-smoke)
+all_steps=(install build readme s3 cargo-test openapi conformance-fs conformance-s3 docker crane deb bench-smoke)
 if (($#)); then
     steps=("$@")
 elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
@@ -112,6 +116,8 @@ step_install() {
     local comps=(base rust go s3) c rc=0
     if selected docker; then comps+=(docker); fi
     if [[ $WHARF_TEST_SERVER == reference ]] || selected bench-smoke; then comps+=(reference); fi
+    if selected openapi; then comps+=(openapi); fi
+    if selected deb; then comps+=(deb); fi
     for c in "${comps[@]}"; do
         if ! bash "$WHARF_ROOT/tests/env/install.sh" "$c"; then
             install_failed[$c]=1
@@ -228,6 +234,8 @@ client_against() {
             return 1
         fi
         auth_env=("WHARF_TEST_AUTH_REGISTRY=${SERVER_ADDR[$auth_server]}" "WHARF_TEST_ADMIN_PASSWORD=$admin_pw")
+        # The client scripts assert that a normal session logs no ERROR line.
+        auth_env+=("WHARF_TEST_SERVER_LOGS=${SERVER_LOG[$server]} ${SERVER_LOG[$auth_server]}")
     fi
     env "${auth_env[@]}" bash "$script" "${SERVER_ADDR[$server]}" || rc=$?
     for s in "$server" $auth_server; do
@@ -245,6 +253,28 @@ client_against() {
 }
 step_docker() { client_against docker "$WHARF_ROOT/tests/clients/docker.sh" docker; }
 step_crane() { client_against crane "$WHARF_ROOT/tests/clients/crane.sh" go; }
+step_openapi() {
+    local server=wharf-openapi doc="$WHARF_RESULTS_DIR/openapi.json" rc=0
+    need_installed openapi openapi || return 1
+    need openapi build || return 1
+    [[ $WHARF_TEST_SERVER == wharf ]] || { note[openapi]="Wharf only"; return 0; }
+    need_server_binary openapi || return 1
+    server_start "$server" fs || { note[openapi]="server did not start"; return 1; }
+    if curl -fsS -o "$doc" "http://${SERVER_ADDR[$server]}/api/v1/openapi.json"; then
+        "$WHARF_TEST_VENV/bin/openapi-spec-validator" "$doc" || rc=$?
+    else
+        rc=1
+    fi
+    ((rc == 0)) || note[openapi]="see $doc"
+    server_stop "$server"
+    return "$rc"
+}
+step_deb() {
+    need_installed deb deb || return 1
+    need deb build || return 1
+    [[ $WHARF_TEST_SERVER == wharf ]] || { note[deb]="Wharf only"; return 0; }
+    bash "$WHARF_ROOT/tests/packaging/deb.sh"
+}
 step_bench_smoke() {
     need_installed bench-smoke reference || return 1
     need bench-smoke build || return 1

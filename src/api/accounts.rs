@@ -4,15 +4,17 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::access::{identity, require_global, source};
+use super::openapi::{AccountSchema, ErrorEnvelope, GrantListSchema, GrantSchema, NewRobotResultSchema, RobotListSchema, UserListSchema};
 use super::ApiError;
 use crate::auth::{Action, Auth};
 
 /// Robot accounts live at most this long when an expiry is asked for.
 const MAX_ROBOT_DAYS: u64 = 3650;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     name: String,
@@ -21,7 +23,7 @@ pub struct NewUser {
     admin: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRobot {
     name: String,
@@ -29,7 +31,7 @@ pub struct NewRobot {
     expires_in_days: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGrant {
     account: String,
@@ -44,6 +46,11 @@ fn name_param(req: &HttpRequest) -> String {
 }
 
 /// `POST /api/v1/users` `{"name","password","admin"}` — 201 with the account.
+#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = NewUser, responses(
+    (status = 201, description = "The new user", body = AccountSchema),
+    (status = 400, description = "Invalid name or password", body = ErrorEnvelope),
+    (status = 409, description = "The name is taken", body = ErrorEnvelope),
+))]
 pub async fn create_user(req: HttpRequest, body: web::Json<NewUser>, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
     let account = auth.create_user(&actor, &body.name, &body.password, body.admin).await?;
@@ -51,12 +58,17 @@ pub async fn create_user(req: HttpRequest, body: web::Json<NewUser>, auth: web::
 }
 
 /// `GET /api/v1/users`.
+#[utoipa::path(get, path = "/api/v1/users", tag = "accounts", responses((status = 200, description = "Every user", body = UserListSchema)))]
 pub async fn list_users(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     require_global(&req, Action::ReadAudit).await?;
     Ok(HttpResponse::Ok().json(json!({"users": auth.list_accounts("user").await?})))
 }
 
 /// `DELETE /api/v1/users/<name>` — 204; its grants go with it.
+#[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "accounts", params(("name" = String, Path, description = "User name")), responses(
+    (status = 204, description = "Deleted, with its grants"),
+    (status = 404, description = "No such user", body = ErrorEnvelope),
+))]
 pub async fn delete_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
     auth.delete_account(&actor, &name_param(&req), "user").await?;
@@ -65,6 +77,11 @@ pub async fn delete_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<Http
 
 /// `POST /api/v1/robots` `{"name","expires_in_days"}` — 201 with the
 /// account and its `token`, shown this once.
+#[utoipa::path(post, path = "/api/v1/robots", tag = "accounts", request_body = NewRobot, responses(
+    (status = 201, description = "The new robot and its token, shown this once", body = NewRobotResultSchema),
+    (status = 400, description = "Invalid name or lifetime", body = ErrorEnvelope),
+    (status = 409, description = "The name is taken", body = ErrorEnvelope),
+))]
 pub async fn create_robot(req: HttpRequest, body: web::Json<NewRobot>, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
     let expires_at = match body.expires_in_days {
@@ -77,12 +94,17 @@ pub async fn create_robot(req: HttpRequest, body: web::Json<NewRobot>, auth: web
 }
 
 /// `GET /api/v1/robots`.
+#[utoipa::path(get, path = "/api/v1/robots", tag = "accounts", responses((status = 200, description = "Every robot account", body = RobotListSchema)))]
 pub async fn list_robots(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     require_global(&req, Action::ReadAudit).await?;
     Ok(HttpResponse::Ok().json(json!({"robots": auth.list_accounts("robot").await?})))
 }
 
 /// `DELETE /api/v1/robots/<name>` — 204.
+#[utoipa::path(delete, path = "/api/v1/robots/{name}", tag = "accounts", params(("name" = String, Path, description = "Robot name")), responses(
+    (status = 204, description = "Deleted, with its grants"),
+    (status = 404, description = "No such robot", body = ErrorEnvelope),
+))]
 pub async fn delete_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
     auth.delete_account(&actor, &name_param(&req), "robot").await?;
@@ -90,6 +112,11 @@ pub async fn delete_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<Htt
 }
 
 /// `POST /api/v1/grants` `{"account","repository","role","stages"}` — 201.
+#[utoipa::path(post, path = "/api/v1/grants", tag = "accounts", request_body = NewGrant, responses(
+    (status = 201, description = "The new grant", body = GrantSchema),
+    (status = 400, description = "Invalid glob, role or stages", body = ErrorEnvelope),
+    (status = 404, description = "No such account", body = ErrorEnvelope),
+))]
 pub async fn create_grant(req: HttpRequest, body: web::Json<NewGrant>, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
     let body = body.into_inner();
@@ -98,12 +125,17 @@ pub async fn create_grant(req: HttpRequest, body: web::Json<NewGrant>, auth: web
 }
 
 /// `GET /api/v1/grants`.
+#[utoipa::path(get, path = "/api/v1/grants", tag = "accounts", responses((status = 200, description = "Every grant", body = GrantListSchema)))]
 pub async fn list_grants(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     require_global(&req, Action::ReadAudit).await?;
     Ok(HttpResponse::Ok().json(json!({"grants": auth.list_grants().await?})))
 }
 
 /// `DELETE /api/v1/grants/<id>` — 204.
+#[utoipa::path(delete, path = "/api/v1/grants/{id}", tag = "accounts", params(("id" = i64, Path, description = "Grant id")), responses(
+    (status = 204, description = "Deleted"),
+    (status = 404, description = "No such grant", body = ErrorEnvelope),
+))]
 pub async fn delete_grant(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
     let id: i64 = req

@@ -13,6 +13,7 @@ mod governance;
 mod malformed;
 mod manifests;
 pub mod oci_error;
+pub(crate) mod openapi;
 mod referrers;
 pub mod sendfile;
 pub(crate) mod request;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .limit(64 * 1024)
                     .error_handler(|e, _| ApiError::bad_request("INVALID_REQUEST", format!("body: {e}")).into()),
             )
+            .route("/openapi.json", web::get().to(openapi::document))
             .configure(governance::routes)
             .route("/users", web::post().to(accounts::create_user))
             .route("/users", web::get().to(accounts::list_users))

@@ -117,8 +117,8 @@ impl From<RegistryError> for ApiError {
             E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
             E::DeleteDisabled => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             E::Denied(_) => (StatusCode::FORBIDDEN, "DENIED"),
-            E::StageUnknown(_) => (StatusCode::NOT_FOUND, "STAGE_UNKNOWN"),
-            E::PromotionDenied(failed) => {
+            E::StageUnknown { .. } => (StatusCode::NOT_FOUND, "STAGE_UNKNOWN"),
+            E::PromotionDenied { failed, .. } => {
                 let mut api = Self::new(StatusCode::CONFLICT, "PROMOTION_DENIED", e.to_string());
                 api.detail = serde_json::json!({ "failed_gates": failed });
                 return api;

@@ -57,20 +57,33 @@ impl ChainVerifier {
     }
 }
 
+/// What [`Registry::record_policy`] did at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyRecord {
+    /// The first start on this database: the policy is recorded as the
+    /// baseline later changes are compared with (an audit row with no
+    /// `previous`), but nothing "changed".
+    First,
+    /// The policy differs from the one last recorded; recorded.
+    Changed,
+    Unchanged,
+}
+
 impl Registry {
     /// Records the governance policy in the audit log when it differs from
-    /// the one last recorded, so every change of rules made through the
-    /// configuration is on the record. Returns whether it changed.
-    pub async fn record_policy(&self, policy: serde_json::Value) -> Result<bool, RegistryError> {
+    /// the one last recorded (or none was), so every change of rules made
+    /// through the configuration is on the record.
+    pub async fn record_policy(&self, policy: serde_json::Value) -> Result<PolicyRecord, RegistryError> {
         self.db
-            .write(move |tx| -> Result<bool, RegistryError> {
+            .write(move |tx| -> Result<PolicyRecord, RegistryError> {
                 let previous = db::audit::latest_details(tx, AuditAction::PolicyChange)?;
                 if previous.as_ref().map(|p| &p["policy"]) == Some(&policy) {
-                    return Ok(false);
+                    return Ok(PolicyRecord::Unchanged);
                 }
+                let outcome = if previous.is_some() { PolicyRecord::Changed } else { PolicyRecord::First };
                 let details = serde_json::json!({ "policy": policy, "previous": previous.map(|p| p["policy"].clone()) });
                 db::audit::append(tx, NewAuditEntry { actor: &Actor::system(), action: AuditAction::PolicyChange, repository: None, reference: None, digest: None, details })?;
-                Ok(true)
+                Ok(outcome)
             })
             .await
     }

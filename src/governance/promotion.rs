@@ -28,17 +28,30 @@ pub struct PromotionRequest {
     pub note: Option<String>,
 }
 
+/// The outcome of a promotion: the stage's current release, and whether
+/// this call made it.
+#[derive(Debug, Clone)]
+pub struct Promotion {
+    pub release: ReleaseRow,
+    /// The digest was already current in the stage: nothing was written (no
+    /// release, no tag move, no audit row), so a retried promotion (a CI
+    /// retry loop) is an idempotent success instead of a duplicate release.
+    /// The retry's version and note are not applied; the existing release
+    /// is returned as it is.
+    pub unchanged: bool,
+}
+
 impl Registry {
     fn check_stage(&self, stage: &str) -> Result<(), RegistryError> {
         if self.policy.is_stage(stage) {
             Ok(())
         } else {
-            Err(RegistryError::StageUnknown(stage.to_owned()))
+            Err(RegistryError::StageUnknown { stage: stage.to_owned(), known: self.policy.stages().to_vec() })
         }
     }
 
     /// `POST /api/v1/repositories/<name>/promotions`.
-    pub async fn promote(&self, actor: &Actor, repo: &RepoName, req: PromotionRequest) -> Result<ReleaseRow, RegistryError> {
+    pub async fn promote(&self, actor: &Actor, repo: &RepoName, req: PromotionRequest) -> Result<Promotion, RegistryError> {
         self.check_stage(&req.stage)?;
         if req.version.as_ref().is_some_and(|v| v.len() > MAX_VERSION_LEN) {
             return Err(RegistryError::BadRequest(format!("version is longer than {MAX_VERSION_LEN} bytes")));
@@ -57,10 +70,20 @@ impl Registry {
         let previous_stage = self.policy.previous_stage(&req.stage).map(str::to_owned);
         let (name, actor, stage) = (repo.to_string(), actor.clone(), req.stage.clone());
         let (version, note) = (req.version, req.note);
-        let release = self
+        // What the user typed, so refusals name it: `repo:tag (digest)` or `repo@digest`.
+        let (typed, subject) = match &req.reference {
+            Reference::Tag(tag) => (tag.to_string(), format!("{repo}:{tag} ({digest})")),
+            Reference::Digest(_) => (digest.clone(), format!("{repo}@{digest}")),
+        };
+        let promotion = self
             .db
-            .write(move |tx| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
+            .write(move |tx| -> Result<Result<Promotion, RegistryError>, RegistryError> {
                 let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+                // Checked inside the write transaction, so two racing retries
+                // cannot both append a release.
+                if let Some(current) = db::releases::current(tx, repo_id, &stage)?.filter(|c| c.digest == digest) {
+                    return Ok(Ok(Promotion { release: current, unchanged: true }));
+                }
                 let mut failed = Vec::new();
                 if let Some(missing) = missing_content(tx, repo_id, &digest)? {
                     failed.push(format!("complete: {missing}; push the image again"));
@@ -69,7 +92,9 @@ impl Registry {
                 if let Some(prev) = &previous_stage {
                     match db::releases::first_release_of(tx, repo_id, prev, &digest)? {
                         Some(r) => entered_previous_at = Some(r.created_at),
-                        None => failed.push(format!("order: {digest} was never released to {prev}, the stage before {stage}")),
+                        None => failed.push(format!(
+                            "order: {typed} was never released to {prev}, the stage before {stage}; promote it to {prev} first"
+                        )),
                     }
                 }
                 if let Some(gate) = &gate {
@@ -92,7 +117,7 @@ impl Registry {
                         digest: Some(&digest),
                         details: json!({ "failed_gates": failed }),
                     })?;
-                    return Ok(Err(RegistryError::PromotionDenied(failed)));
+                    return Ok(Err(RegistryError::PromotionDenied { subject, stage, failed }));
                 }
                 let release = db::releases::append(tx, repo_id, NewRelease {
                     stage: &stage,
@@ -105,11 +130,16 @@ impl Registry {
                     restored_sequence: None,
                 })?;
                 move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Promotion)?;
-                Ok(Ok(release))
+                Ok(Ok(Promotion { release, unchanged: false }))
             })
             .await??;
-        tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "promoted");
-        Ok(release)
+        let release = &promotion.release;
+        if promotion.unchanged {
+            tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "already current; promotion unchanged");
+        } else {
+            tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "promoted");
+        }
+        Ok(promotion)
     }
 
     /// `POST /api/v1/repositories/<name>/stages/<stage>/rollback`: makes an

@@ -34,16 +34,21 @@ pub enum RegistryError {
     TooLarge { what: &'static str, limit: u64 },
     #[error("deletes are disabled on this registry")]
     DeleteDisabled,
-    #[error("stage {0} is not configured")]
-    StageUnknown(String),
-    #[error("promotion refused: {}", .0.join("; "))]
-    PromotionDenied(Vec<String>),
+    /// Names the configured stages, so the caller sees what is allowed.
+    #[error("unknown stage {stage:?}; the configured stages are {}", .known.join(", "))]
+    StageUnknown { stage: String, known: Vec<String> },
+    /// The message names what was asked and the failed gates; each gate's
+    /// reason is said once, in `failed` (the error detail), not repeated here.
+    #[error("cannot promote {subject} to {stage}: {}", gate_summary(.failed))]
+    PromotionDenied { subject: String, stage: String, failed: Vec<String> },
     #[error("rollback refused: {0}")]
     RollbackDenied(String),
     #[error("invalid request: {0}")]
     BadRequest(String),
-    /// Refused by a governance rule (stage tag, immutable tag, rollback target).
-    #[error("denied: {0}")]
+    /// Refused by a governance rule (stage tag, immutable tag, rollback
+    /// target). The reason is the whole message: clients print the code
+    /// (`denied:`) in front of it themselves.
+    #[error("{0}")]
     Denied(String),
     #[error("request body: {0}")]
     Body(String),
@@ -54,6 +59,19 @@ pub enum RegistryError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+/// "failed gate order" / "failed gates min_soak, non_root": each gate's name
+/// is the part of its reason before the first `:`.
+fn gate_summary(failed: &[String]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for name in failed.iter().map(|f| f.split(':').next().unwrap_or(f)) {
+        if !names.contains(&name) {
+            names.push(name); // one platform per line in `failed`, one name here
+        }
+    }
+    let plural = if names.len() == 1 { "" } else { "s" };
+    format!("failed gate{plural} {}", names.join(", "))
 }
 
 impl From<WriteError> for RegistryError {

@@ -10,7 +10,9 @@
 #   s3         .venv-test/ with the pinned moto S3 server (tests/services/s3-requirements.txt)
 #   docker     Debian's docker.io (dockerd + CLI), without starting any service
 #   reference  Debian's docker-registry (reference registry, harness validation only)
-#   all        base rust go s3 docker   (default)
+#   deb        cargo-deb (pinned) into .tools/, and systemd-analyze (Debian package step)
+#   openapi    openapi-spec-validator (tests/openapi/requirements.txt) in .venv-test/
+#   all        base rust go s3 docker openapi deb   (default)
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -116,13 +118,45 @@ install_reference() {
     apt_install docker-registry
 }
 
+# cargo-deb builds the .deb from Cargo.toml's [package.metadata.deb]; it is
+# built once into .tools/ (gitignored) and reused while the pin matches.
+CARGO_DEB_VERSION=3.8.0
+install_deb() {
+    local tools="$WHARF_ROOT/.tools"
+    if [[ $("$tools/bin/cargo-deb" --version 2>/dev/null) != *" $CARGO_DEB_VERSION"* ]]; then
+        install_rust
+        log "install: cargo install cargo-deb $CARGO_DEB_VERSION into .tools/"
+        # Its own target dir: the project's release build is not touched.
+        CARGO_TARGET_DIR="$tools/build" cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION" --root "$tools"
+        rm -rf "$tools/build"
+    fi
+    command -v systemd-analyze >/dev/null || apt_install systemd
+    # dpkg-shlibdeps computes the package's library dependencies ($auto).
+    command -v dpkg-shlibdeps >/dev/null || apt_install dpkg-dev
+}
+
+install_openapi() {
+    local req="$WHARF_ROOT/tests/openapi/requirements.txt" stamp want
+    stamp="$WHARF_TEST_VENV/.wharf-openapi-requirements.sha256"
+    want=$(sha256sum "$req" | cut -d' ' -f1)
+    if [[ -x $WHARF_TEST_VENV/bin/openapi-spec-validator && -f $stamp && $(cat "$stamp") == "$want" ]]; then
+        return 0
+    fi
+    install_base
+    [[ -x $WHARF_TEST_VENV/bin/python ]] || python3 -m venv "$WHARF_TEST_VENV"
+    log "install: pip install -r tests/openapi/requirements.txt"
+    "$WHARF_TEST_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        --no-input --require-virtualenv -r "$req"
+    echo "$want" >"$stamp"
+}
+
 components=("$@")
 ((${#components[@]})) || components=(all)
 for c in "${components[@]}"; do
     case $c in
-        all) install_base; install_rust; install_go; install_s3; install_docker ;;
-        base|rust|go|s3|docker|reference) "install_$c" ;;
-        *) die "unknown component '$c' (base rust go s3 docker reference all)" ;;
+        all) install_base; install_rust; install_go; install_s3; install_docker; install_openapi; install_deb ;;
+        base|rust|go|s3|docker|reference|deb|openapi) "install_$c" ;;
+        *) die "unknown component '$c' (base rust go s3 docker reference deb openapi all)" ;;
     esac
 done
 log "install: done (${components[*]})"

@@ -2,13 +2,15 @@
 //! history, audit log. JSON in and out; errors use the same envelope as the
 //! registry API.
 
-mod audit;
-mod maintenance;
-mod releases;
+// Visible to `api::openapi`, which lists their handlers.
+pub(super) mod audit;
+pub(super) mod maintenance;
+pub(super) mod releases;
 
 use actix_web::web;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::releases::ReleaseRow;
 
@@ -31,18 +33,45 @@ pub(crate) fn time(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-pub(crate) fn release_json(repository: &str, r: &ReleaseRow) -> Value {
-    json!({
-        "repository": repository,
-        "stage": r.stage,
-        "sequence": r.sequence,
-        "digest": r.digest,
-        "version": r.version,
-        "note": r.note,
-        "actor": r.actor,
-        "created_at": time(r.created_at),
-        "reason": r.reason,
-        "rolled_back_from": r.rolled_back_from,
-        "restored_sequence": r.restored_sequence,
-    })
+/// A release: one entry of a stage's append-only history.
+// Not closed with `deny_unknown_fields` (additionalProperties: false):
+// `PromotionResult` extends it with `unchanged`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Release {
+    repository: String,
+    stage: String,
+    /// 1, 2, ... per repository and stage.
+    sequence: i64,
+    digest: String,
+    version: Option<String>,
+    note: Option<String>,
+    /// The account that promoted or rolled back.
+    actor: String,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// `promote` or `rollback`.
+    reason: String,
+    /// For a rollback: the sequence that was current before it.
+    rolled_back_from: Option<i64>,
+    /// For a rollback: the sequence whose digest it made current again.
+    restored_sequence: Option<i64>,
+}
+
+impl Release {
+    pub(crate) fn new(repository: &str, r: &ReleaseRow) -> Self {
+        Self {
+            repository: repository.to_owned(),
+            stage: r.stage.clone(),
+            sequence: r.sequence,
+            digest: r.digest.clone(),
+            version: r.version.clone(),
+            note: r.note.clone(),
+            actor: r.actor.clone(),
+            created_at: time(r.created_at),
+            reason: r.reason.clone(),
+            rolled_back_from: r.rolled_back_from,
+            restored_sequence: r.restored_sequence,
+        }
+    }
 }

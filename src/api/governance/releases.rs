@@ -2,11 +2,12 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{release_json, time};
+use super::{time, Release};
 use crate::api::access::require;
+use crate::api::openapi::{ErrorEnvelope, PageParams, RepoParam};
 use crate::api::request::{next_link, repo, PageQuery};
 use crate::auth::Action;
 use crate::api::ApiError;
@@ -14,53 +15,151 @@ use crate::domain::{Reference, Tag};
 use crate::governance::promotion::PromotionRequest;
 use crate::registry::Registry;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromotionBody {
+    /// A tag or a digest in the repository.
     reference: String,
     stage: String,
     version: Option<String>,
     note: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackBody {
+    /// The release to make current again; default: the newest earlier
+    /// release with a different digest.
     to_sequence: Option<i64>,
 }
 
-/// `POST /api/v1/repositories/<name>/promotions` — 201 with the release;
-/// 409 PROMOTION_DENIED naming every failed gate.
+/// The stage's current release after a promotion.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PromotionResult {
+    #[serde(flatten)]
+    release: Release,
+    /// True when the digest was already current: the existing release is
+    /// returned and nothing was written.
+    unchanged: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StageCurrent {
+    stage: String,
+    /// None before the first promotion into the stage.
+    current: Option<Release>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StagesResponse {
+    repository: String,
+    /// In the configured order.
+    stages: Vec<StageCurrent>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleasesPage {
+    repository: String,
+    stage: String,
+    /// Newest first.
+    releases: Vec<Release>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TagEvent {
+    id: i64,
+    /// None: the tag was deleted.
+    digest: Option<String>,
+    actor: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TagHistory {
+    repository: String,
+    tag: String,
+    /// Newest first.
+    history: Vec<TagEvent>,
+}
+
+/// `POST /api/v1/repositories/<name>/promotions` — 201 with the new release;
+/// 200 with the existing release and `"unchanged": true` when the digest is
+/// already current in the stage (a retry: nothing is written, not even an
+/// audit row); 409 PROMOTION_DENIED naming every failed gate.
+#[utoipa::path(
+    post,
+    path = "/api/v1/repositories/{name}/promotions",
+    tag = "releases",
+    params(RepoParam),
+    request_body = PromotionBody,
+    responses(
+        (status = 201, description = "Promoted: the new release", body = PromotionResult),
+        (status = 200, description = "The digest was already current in the stage: the existing release, `unchanged: true`, nothing written", body = PromotionResult),
+        (status = 400, description = "Invalid body or reference", body = ErrorEnvelope),
+        (status = 404, description = "Unknown repository, manifest (MANIFEST_UNKNOWN) or stage (STAGE_UNKNOWN)", body = ErrorEnvelope),
+        (status = 409, description = "PROMOTION_DENIED; `detail.failed_gates` names every failed gate", body = ErrorEnvelope),
+    )
+)]
 pub async fn promote(req: HttpRequest, body: web::Json<PromotionBody>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     let body = body.into_inner();
     let actor = require(&req, Action::Promote(body.stage.clone()), Some(&repo)).await?;
     let request = PromotionRequest { reference: Reference::parse(&body.reference)?, stage: body.stage, version: body.version, note: body.note };
-    let release = registry.promote(&actor, &repo, request).await?;
-    Ok(HttpResponse::Created().json(release_json(repo.as_str(), &release)))
+    let promotion = registry.promote(&actor, &repo, request).await?;
+    let body = PromotionResult { release: Release::new(repo.as_str(), &promotion.release), unchanged: promotion.unchanged };
+    let mut response = if promotion.unchanged { HttpResponse::Ok() } else { HttpResponse::Created() };
+    Ok(response.json(body))
 }
 
 /// `POST /api/v1/repositories/<name>/stages/<stage>/rollback` with optional
 /// `{"to_sequence": N}` — 201 with the new release.
+#[utoipa::path(
+    post,
+    path = "/api/v1/repositories/{name}/stages/{stage}/rollback",
+    tag = "releases",
+    params(RepoParam, ("stage" = String, Path, description = "A configured stage")),
+    request_body(content = Option<RollbackBody>, description = "Optional; no body rolls back one step"),
+    responses(
+        (status = 201, description = "The new release (reason `rollback`)", body = Release),
+        (status = 404, description = "Unknown repository or stage", body = ErrorEnvelope),
+        (status = 409, description = "ROLLBACK_DENIED: nothing to roll back to, or the target is gone", body = ErrorEnvelope),
+    )
+)]
 pub async fn rollback(req: HttpRequest, body: Option<web::Json<RollbackBody>>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     let stage = req.match_info().get("stage").unwrap_or_default();
     let actor = require(&req, Action::Rollback(stage.to_owned()), Some(&repo)).await?;
     let to = body.map(|b| b.into_inner()).unwrap_or_default().to_sequence;
     let release = registry.rollback(&actor, &repo, stage, to).await?;
-    Ok(HttpResponse::Created().json(release_json(repo.as_str(), &release)))
+    Ok(HttpResponse::Created().json(Release::new(repo.as_str(), &release)))
 }
 
 /// `GET /api/v1/repositories/<name>/stages` — each stage's current release.
+#[utoipa::path(
+    get,
+    path = "/api/v1/repositories/{name}/stages",
+    tag = "releases",
+    params(RepoParam),
+    responses(
+        (status = 200, description = "Each configured stage with its current release", body = StagesResponse),
+        (status = 404, description = "Unknown repository", body = ErrorEnvelope),
+    )
+)]
 pub async fn stages(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     require(&req, Action::Pull, Some(&repo)).await?;
     let stages = registry.stages(&repo).await?;
-    let stages: Vec<_> = stages
+    let stages = stages
         .iter()
-        .map(|(stage, current)| json!({"stage": stage, "current": current.as_ref().map(|r| release_json(repo.as_str(), r))}))
+        .map(|(stage, current)| StageCurrent { stage: stage.clone(), current: current.as_ref().map(|r| Release::new(repo.as_str(), r)) })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"repository": repo.as_str(), "stages": stages})))
+    Ok(HttpResponse::Ok().json(StagesResponse { repository: repo.to_string(), stages }))
 }
 
 fn before(query: &PageQuery) -> Result<Option<i64>, ApiError> {
@@ -71,6 +170,17 @@ fn before(query: &PageQuery) -> Result<Option<i64>, ApiError> {
 }
 
 /// `GET /api/v1/repositories/<name>/stages/<stage>/releases?n=&last=` — newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/repositories/{name}/stages/{stage}/releases",
+    operation_id = "list_releases",
+    tag = "releases",
+    params(RepoParam, ("stage" = String, Path, description = "A configured stage"), PageParams),
+    responses(
+        (status = 200, description = "Releases, newest first; a `Link` header points to the next page", body = ReleasesPage),
+        (status = 404, description = "Unknown repository or stage", body = ErrorEnvelope),
+    )
+)]
 pub async fn list(req: HttpRequest, query: web::Query<PageQuery>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     require(&req, Action::Pull, Some(&repo)).await?;
@@ -82,12 +192,23 @@ pub async fn list(req: HttpRequest, query: web::Query<PageQuery>, registry: web:
         let path = format!("/api/v1/repositories/{repo}/stages/{stage}/releases");
         response.insert_header((header::LINK, next_link(&path, n, &last.sequence.to_string())));
     }
-    let items: Vec<_> = releases.iter().map(|r| release_json(repo.as_str(), r)).collect();
-    Ok(response.json(json!({"repository": repo.as_str(), "stage": stage, "releases": items})))
+    let releases = releases.iter().map(|r| Release::new(repo.as_str(), r)).collect();
+    Ok(response.json(ReleasesPage { repository: repo.to_string(), stage, releases }))
 }
 
 /// `GET /api/v1/repositories/<name>/tags/<tag>/history?n=&last=` — every
 /// digest the tag pointed to, newest first (`digest: null` = deleted).
+#[utoipa::path(
+    get,
+    path = "/api/v1/repositories/{name}/tags/{tag}/history",
+    tag = "releases",
+    params(RepoParam, ("tag" = String, Path, description = "Any tag, stage tags included"), PageParams),
+    responses(
+        (status = 200, description = "Every digest the tag pointed to, newest first; a `Link` header points to the next page", body = TagHistory),
+        (status = 400, description = "Invalid tag", body = ErrorEnvelope),
+        (status = 404, description = "Unknown repository", body = ErrorEnvelope),
+    )
+)]
 pub async fn tag_history(req: HttpRequest, query: web::Query<PageQuery>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     require(&req, Action::Pull, Some(&repo)).await?;
@@ -99,9 +220,9 @@ pub async fn tag_history(req: HttpRequest, query: web::Query<PageQuery>, registr
         let path = format!("/api/v1/repositories/{repo}/tags/{tag}/history");
         response.insert_header((header::LINK, next_link(&path, n, &last.id.to_string())));
     }
-    let items: Vec<_> = events
+    let history = events
         .iter()
-        .map(|e| json!({"id": e.id, "digest": e.digest, "actor": e.actor, "created_at": time(e.created_at)}))
+        .map(|e| TagEvent { id: e.id, digest: e.digest.clone(), actor: e.actor.clone(), created_at: time(e.created_at) })
         .collect();
-    Ok(response.json(json!({"repository": repo.as_str(), "tag": tag.as_str(), "history": items})))
+    Ok(response.json(TagHistory { repository: repo.to_string(), tag: tag.to_string(), history }))
 }
