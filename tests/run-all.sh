@@ -4,6 +4,8 @@
 # Steps (default: all, in this order):
 #   install          tests/env/install.sh: apt packages, Go modules + tools, moto venv
 #   build            cargo build --release --locked
+#   readme           tests/clients/readme.sh: README.md's two commands; the run
+#                    command verbatim on a fresh clone (needs 127.0.0.1:5000 free)
 #   s3               start the moto S3 server (tests/services/s3.sh), export WHARF_TEST_S3_*
 #   cargo-test       cargo test --release --locked (Rust black-box tests)
 #   cargo-test-versitygw  the S3 half of those tests (names s3::...) against
@@ -36,7 +38,7 @@ cd "$WHARF_ROOT" || exit 1
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-all_steps=(install build s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke)
+all_steps=(install build readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke)
 if (($#)); then
     steps=("$@")
 elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
@@ -152,6 +154,12 @@ need_installed() {
 step_build() {
     need_installed build rust || return 1
     cargo build --release --locked
+}
+
+step_readme() {
+    need_installed readme rust || return 1
+    need readme build || return 1
+    bash "$WHARF_ROOT/tests/clients/readme.sh"
 }
 
 step_s3() {
