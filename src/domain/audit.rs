@@ -49,7 +49,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 18] = [
+    pub const ALL: [AuditAction; 19] = [
         Self::ManifestPush,
         Self::ManifestDelete,
         Self::TagCreate,
