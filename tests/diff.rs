@@ -337,6 +337,40 @@ fn diff_of_two_images_reports_files_config_and_layers() {
     assert_eq!(pages, 4);
     assert_eq!(Value::Array(paged), d["files"]);
 
+    // The CLI prints the same diff readably, and whole as JSON.
+    let home = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| -> String {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("WHARF_")) {
+            cmd.env_remove(k);
+        }
+        let out = cmd
+            .args(args)
+            .args(["--url", &app.base()])
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path())
+            .env("DOCKER_CONFIG", home.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "wharf {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = cli(&["diff", &repo, "v1", "v2", "--files"]);
+    for line in [
+        "files   4 added (12 B), 5 removed",
+        "  D /etc/gone",
+        "  A /new-file",
+        "  M /bin/tool  mode 0755 -> 0700",
+        "  M /home/app/data  owner 0:0 -> 1000:1000",
+        "  M /lib/link  link target-1 -> target-2",
+        "  M /srv/d  type dir -> file",
+        "  User          \"root\" -> \"app\"",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    let json: Value = serde_json::from_str(&cli(&["diff", &repo, "v1", "v2", "--json"])).unwrap();
+    assert_eq!(json["files"], d["files"]);
+
     // Identical images: nothing changed.
     let same = diff_ok(&app, &repo, "from=v2&to=v2");
     assert_eq!(same["files"], json!([]));
@@ -464,4 +498,22 @@ fn hostile_layers_are_refused_and_the_server_stays_healthy() {
     }
     let d = diff_ok(&app, &repo, "from=good&to=good");
     assert_eq!(d["files"], json!([]));
+}
+
+/// The diff needs pull on the repository, like every read of it.
+#[test]
+fn diff_needs_pull_on_the_repository() {
+    const PW: &str = "diff-reader-password-1";
+    let app = TestApp::builder().with_auth().start();
+    app.set_default_auth(Some(basic("admin", ADMIN_PASSWORD)));
+    let layer = gzip(&tar_of(&[file("x", b"1")]));
+    push_image_with(&app, "team-a/app", "v1", config(&[], "", json!({}), &[], &[]), &[(OCI_LAYER, layer)]);
+    let post = |path: &str, body: Value| app.req(Method::POST, path).header("Content-Type", "application/json").body(body.to_string()).send();
+    post("/api/v1/users", json!({"name": "reader", "password": PW})).expect(201);
+    post("/api/v1/grants", json!({"account": "reader", "repository": "team-a/**", "role": "reader", "stages": []})).expect(201);
+    let reader = basic("reader", PW);
+    let path = |repo: &str| format!("/api/v1/repositories/{repo}/diff?from=v1&to=v1");
+    app.req_as(Some(&reader), Method::GET, &path("team-a/app")).send().expect(200);
+    app.req_as(Some(&reader), Method::GET, &path("team-b/app")).send().expect_error(403, &["DENIED"]);
+    app.req_as(None, Method::GET, &path("team-a/app")).send().expect(401);
 }
