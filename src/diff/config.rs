@@ -49,7 +49,7 @@ fn changed_names(from: &BTreeMap<String, Value>, to: &BTreeMap<String, Value>) -
             b.insert(name.clone(), y.cloned().unwrap_or(Value::Null));
         }
     }
-    (!a.is_empty()).then(|| (Value::Object(a), Value::Object(b)))
+    (!a.is_empty()).then_some((Value::Object(a), Value::Object(b)))
 }
 
 fn set_keys(value: &Value) -> Value {
