@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod db;
+pub mod diff;
 pub mod domain;
 pub mod governance;
 pub mod jobs;

@@ -9,6 +9,7 @@ mod accounts;
 mod base;
 mod blobs;
 mod catalog;
+mod diff;
 mod governance;
 mod malformed;
 mod manifests;
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/openapi.json", web::get().to(openapi::document))
             .configure(governance::routes)
+            .route("/repositories/{name:.+}/diff", web::get().to(diff::get))
             .route("/users", web::post().to(accounts::create_user))
             .route("/users", web::get().to(accounts::list_users))
             .route("/users/{name}", web::delete().to(accounts::delete_user))

@@ -10,7 +10,9 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::auth::AuthError;
-use crate::domain::InvalidInput;
+use crate::diff::LayerError;
+use crate::domain::{InvalidDiffInput, InvalidInput};
+use crate::registry::diff::DiffError;
 use crate::registry::RegistryError;
 
 #[derive(Debug)]
@@ -149,6 +151,36 @@ impl From<AuthError> for ApiError {
             E::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             E::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             E::Db(_) | E::Setup(_) => return Self::internal(e),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<InvalidDiffInput> for ApiError {
+    fn from(e: InvalidDiffInput) -> Self {
+        match e {
+            InvalidDiffInput::Input(invalid) => invalid.into(),
+            InvalidDiffInput::Release(_) | InvalidDiffInput::Platform(_) => Self::bad_request("INVALID_REQUEST", e.to_string()),
+        }
+    }
+}
+
+impl From<DiffError> for ApiError {
+    fn from(e: DiffError) -> Self {
+        use DiffError as E;
+        let e = match e {
+            E::Registry(inner) => return inner.into(),
+            other => other,
+        };
+        let (status, code) = match &e {
+            E::Registry(_) => return Self::internal(e),
+            // The layer's bytes are there but not a tar Wharf will read.
+            E::Layer { source: LayerError::Source(_), .. } | E::IndexCorrupt(..) | E::Task(_) => return Self::internal(e),
+            E::Layer { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "LAYER_INVALID"),
+            E::ConfigInvalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "CONFIG_INVALID"),
+            E::PlatformRequired { .. } => (StatusCode::BAD_REQUEST, "PLATFORM_REQUIRED"),
+            E::PlatformUnknown { .. } => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+            E::NotAnImage { .. } => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
         };
         Self::new(status, code, e.to_string())
     }

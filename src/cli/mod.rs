@@ -6,6 +6,7 @@ mod accounts;
 mod audit;
 mod client;
 mod credentials;
+mod diff;
 mod maintenance;
 mod remote;
 mod session;
@@ -142,6 +143,21 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// What changed between two images: configuration, layers and files
+    /// (a reference is a tag, a digest or <stage>@<release number>).
+    Diff {
+        repository: String,
+        from: String,
+        to: String,
+        /// The platform to compare when a reference is an index, e.g. linux/arm64.
+        #[arg(long)]
+        platform: Option<String>,
+        /// List every added, removed and modified file.
+        #[arg(long)]
+        files: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Audit log maintenance on the local database.
     Audit {
         #[command(subcommand)]
@@ -210,6 +226,9 @@ pub fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Rollback { repository, stage, to_sequence, client } => client::rollback(&remote::Remote::connect(&client)?, &repository, &stage, to_sequence),
         Command::History { repository, stage, client } => client::history(&remote::Remote::connect(&client)?, &repository, stage.as_deref()),
+        Command::Diff { repository, from, to, platform, files, client } => {
+            diff::diff(&remote::Remote::connect(&client)?, &repository, &from, &to, platform.as_deref(), files)
+        }
         Command::Audit { command } => audit::run(command),
         Command::User { command } => accounts::user(command),
         Command::Robot { command } => accounts::robot(command),

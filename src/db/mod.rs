@@ -17,6 +17,7 @@ pub mod accounts;
 pub mod audit;
 pub mod blobs;
 pub mod gc;
+pub mod layer_index;
 pub mod manifests;
 pub mod releases;
 pub mod repositories;
@@ -57,6 +58,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0003_access_control.sql")),
         M::up(include_str!("../../migrations/0004_gc.sql")),
         M::up(include_str!("../../migrations/0005_account_lifecycle.sql")),
+        M::up(include_str!("../../migrations/0006_layer_index.sql")),
     ])
 }
 

@@ -4,10 +4,12 @@
 //! string. Nothing here touches the database or storage.
 
 mod audit;
+mod diff_ref;
 mod digest;
 mod names;
 
 pub use audit::{Actor, AuditAction, AuditRecord, GENESIS_HASH};
+pub use diff_ref::{ImageRef, InvalidDiffInput, Platform};
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use names::{Reference, RepoName, Tag};
 

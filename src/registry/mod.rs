@@ -7,6 +7,7 @@
 //! bytes it describes are in place, so nothing half-written is ever visible.
 
 pub mod blobs;
+pub mod diff;
 pub mod error;
 pub mod gc;
 pub mod listing;
