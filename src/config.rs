@@ -89,7 +89,13 @@ pub struct GcConfig {
 
 impl Default for GcConfig {
     fn default() -> Self {
-        Self { grace: Duration::from_secs(3600), upload_max_age: Duration::from_secs(24 * 3600), schedule: None, batch_size: 500, sweep_strays: true }
+        Self {
+            grace: Duration::from_secs(3600),
+            upload_max_age: Duration::from_secs(24 * 3600),
+            schedule: None,
+            batch_size: 500,
+            sweep_strays: true,
+        }
     }
 }
 
@@ -306,7 +312,12 @@ impl Default for RegistryConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { backend: Backend::Filesystem, path: None, fsync: true, s3: S3Config { path_style: true, region: "us-east-1".into(), ..Default::default() } }
+        Self {
+            backend: Backend::Filesystem,
+            path: None,
+            fsync: true,
+            s3: S3Config { path_style: true, region: "us-east-1".into(), ..Default::default() },
+        }
     }
 }
 
@@ -318,7 +329,13 @@ impl Default for DatabaseConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { workers: 0, shutdown_timeout: Duration::from_secs(30), sendfile: true, send_timeout: Duration::from_secs(60), tls: TlsConfig::default() }
+        Self {
+            workers: 0,
+            shutdown_timeout: Duration::from_secs(30),
+            sendfile: true,
+            send_timeout: Duration::from_secs(60),
+            tls: TlsConfig::default(),
+        }
     }
 }
 
@@ -337,7 +354,8 @@ pub struct CliOverrides {
     pub data_dir: Option<PathBuf>,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance", "auth", "retention", "gc"];
+const TOP_LEVEL_KEYS: &[&str] =
+    &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance", "auth", "retention", "gc"];
 
 /// Each of figment's errors as one line that names the key as written in the
 /// TOML file (`auth.enable`), where it came from (the file, or the
@@ -403,9 +421,7 @@ impl Config {
             let section = key.as_str().split(".").next().unwrap_or_default();
             TOP_LEVEL_KEYS.iter().any(|k| section.eq_ignore_ascii_case(k))
         });
-        let fig = fig
-            .merge(env)
-            .merge(Serialized::defaults(cli));
+        let fig = fig.merge(env).merge(Serialized::defaults(cli));
         let config: Config = fig.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
         config.validate()?;
         Ok(config)
@@ -444,7 +460,8 @@ impl Config {
             regex::Regex::new(pattern).map_err(|e| ConfigError::Invalid(format!("governance.immutable_tags: {e}")))?;
         }
         for p in &self.retention.policies {
-            crate::auth::roles::compile_glob(&p.repositories).map_err(|e| ConfigError::Invalid(format!("retention policy {:?}: repositories {:?}: {e}", p.name, p.repositories)))?;
+            crate::auth::roles::compile_glob(&p.repositories)
+                .map_err(|e| ConfigError::Invalid(format!("retention policy {:?}: repositories {:?}: {e}", p.name, p.repositories)))?;
             for pattern in &p.keep_tags {
                 regex::Regex::new(pattern).map_err(|e| ConfigError::Invalid(format!("retention policy {:?}: keep_tags: {e}", p.name)))?;
             }

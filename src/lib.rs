@@ -134,7 +134,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let policy = serde_json::to_value(&config.governance).unwrap_or_default();
     match registry.record_policy(policy).await.map_err(|e| StartError::Policy(e.to_string()))? {
         governance::audit::PolicyRecord::First => tracing::info!("governance policy recorded in the audit log"),
-        governance::audit::PolicyRecord::Changed => tracing::info!("governance policy changed since the last start; recorded in the audit log"),
+        governance::audit::PolicyRecord::Changed => {
+            tracing::info!("governance policy changed since the last start; recorded in the audit log")
+        }
         governance::audit::PolicyRecord::Unchanged => {}
     }
     let auth = open_auth(&config, &registry)?;
@@ -142,10 +144,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         if auth.bootstrap_admin(std::env::var("WHARF_ADMIN_PASSWORD").ok()).await?.is_some() {
             tracing::info!("created the admin account from WHARF_ADMIN_PASSWORD");
         } else if auth.account_count().await? == 0 {
-            tracing::warn!("auth is on but no account exists: set WHARF_ADMIN_PASSWORD or run `wharf user add admin --admin --data-dir DIR`");
+            tracing::warn!(
+                "auth is on but no account exists: set WHARF_ADMIN_PASSWORD or run `wharf user add admin --admin --data-dir DIR`"
+            );
         }
     } else {
-        tracing::warn!("AUTH IS DISABLED: anyone who reaches this server can push, delete and promote. Set auth.enabled = true outside local use.");
+        tracing::warn!(
+            "AUTH IS DISABLED: anyone who reaches this server can push, delete and promote. Set auth.enabled = true outside local use."
+        );
     }
     tracing::info!(
         listen = %config.listen,
@@ -157,7 +163,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     );
     let signals = lifecycle::Signals::install().map_err(StartError::Server)?;
     let jobs = jobs::start(&registry);
-    let workers = if config.server.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { config.server.workers };
+    let workers =
+        if config.server.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { config.server.workers };
     let deadline_secs = lifecycle::deadline_secs(config.server.shutdown_timeout);
     let app = move || {
         App::new()

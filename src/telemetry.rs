@@ -15,7 +15,8 @@ pub fn init(config: &LogConfig) {
     // An operator chasing a protocol problem names actix_http in log.level
     // and gets its connection errors back.
     let quiet = (!config.level.contains("actix_http")).then_some(QuietClientStreamErrors);
-    let result = if config.format == "json" { builder.json().finish().with(quiet).try_init() } else { builder.finish().with(quiet).try_init() };
+    let result =
+        if config.format == "json" { builder.json().finish().with(quiet).try_init() } else { builder.finish().with(quiet).try_init() };
     if let Err(e) = result {
         eprintln!("logging already initialised: {e}");
     }

@@ -65,7 +65,8 @@ fn assert_refused(r: &Resp, anonymous: bool) {
     }
 }
 
-const ACTIONS: [&str; 9] = ["pull", "push", "delete", "promote:test", "promote:preprod", "promote:prod", "rollback:prod", "read-audit", "manage-accounts"];
+const ACTIONS: [&str; 9] =
+    ["pull", "push", "delete", "promote:test", "promote:preprod", "promote:prod", "rollback:prod", "read-audit", "manage-accounts"];
 
 /// Sets up `repo` as the admin: tag `del`, image `e` (nowhere yet), `c` in
 /// test, `d` in preprod, and prod with two releases (so it can roll back).
@@ -84,7 +85,12 @@ fn fixture(app: &TestApp, repo: &str) -> Fixture {
     let a = push_image(app, repo, Some("a"), 1).digest;
     let b = push_image(app, repo, Some("b"), 1).digest;
     let admin = basic("admin", ADMIN_PASSWORD);
-    for (digest, stages) in [(&c, &["test"][..]), (&d, &["test", "preprod"][..]), (&a, &["test", "preprod", "prod"][..]), (&b, &["test", "preprod", "prod"][..])] {
+    for (digest, stages) in [
+        (&c, &["test"][..]),
+        (&d, &["test", "preprod"][..]),
+        (&a, &["test", "preprod", "prod"][..]),
+        (&b, &["test", "preprod", "prod"][..]),
+    ] {
         for stage in stages {
             promote_as(app, Some(&admin), repo, digest, stage).expect(201);
         }
@@ -201,7 +207,9 @@ fn docker_token_flow_scopes_tokens_to_their_repository() {
     r.expect(401);
     assert!(r.must_header("www-authenticate").contains("scope=\"repository:team/app:pull\""), "{}", r.describe());
 
-    let r = app.req_as(Some(&dev), Method::GET, "/auth/token?service=wharf&scope=repository:team/app:pull,push&scope=repository:secret/x:pull").send();
+    let r = app
+        .req_as(Some(&dev), Method::GET, "/auth/token?service=wharf&scope=repository:team/app:pull,push&scope=repository:secret/x:pull")
+        .send();
     r.expect(200);
     let body = r.json();
     let token = body["token"].as_str().unwrap().to_owned();
@@ -212,10 +220,7 @@ fn docker_token_flow_scopes_tokens_to_their_repository() {
     app.req_as(Some(&as_token), Method::GET, "/v2/").send().expect(200);
     let config = unique_bytes(200);
     let digest = sha256_digest(&config);
-    app.req_as(Some(&as_token), Method::POST, &format!("/v2/team/app/blobs/uploads/?digest={digest}"))
-        .body(config)
-        .send()
-        .expect(201);
+    app.req_as(Some(&as_token), Method::POST, &format!("/v2/team/app/blobs/uploads/?digest={digest}")).body(config).send().expect(201);
     // The token covers team/app only: another repository asks for a new token.
     let r = app.req_as(Some(&as_token), Method::GET, &format!("/v2/team/other/blobs/{digest}")).send();
     r.expect_error(401, &["UNAUTHORIZED"]);
@@ -251,7 +256,8 @@ fn forged_expired_tampered_and_foreign_tokens_are_refused() {
                "access": [{"type": "repository", "name": "team/app", "actions": ["pull"]}]})
     };
     let sign = |k: &[u8], c: &Value| encode(&Header::default(), c, &EncodingKey::from_secret(k)).unwrap();
-    let pull = |token: &str| app.req_as(Some(&bearer(token)), Method::GET, "/v2/team/app/manifests/v1").header("Accept", OCI_MANIFEST).send();
+    let pull =
+        |token: &str| app.req_as(Some(&bearer(token)), Method::GET, "/v2/team/app/manifests/v1").header("Accept", OCI_MANIFEST).send();
 
     let good = sign(&key, &claims(now + 300, "wharf"));
     pull(&good).expect(200);
@@ -306,11 +312,14 @@ fn management_api_validates_input() {
     admin_post(&app, "/api/v1/users", json!({"name": "short", "password": "x"})).expect_error(400, &["INVALID_REQUEST"]);
     admin_post(&app, "/api/v1/users", json!({"name": "ok", "password": PW})).expect(201);
     admin_post(&app, "/api/v1/users", json!({"name": "ok", "password": PW})).expect_error(409, &["CONFLICT"]);
-    admin_post(&app, "/api/v1/grants", json!({"account": "ok", "repository": "a/[", "role": "reader"})).expect_error(400, &["INVALID_REQUEST"]);
-    admin_post(&app, "/api/v1/grants", json!({"account": "ok", "repository": "a/*", "role": "king"})).expect_error(400, &["INVALID_REQUEST"]);
+    admin_post(&app, "/api/v1/grants", json!({"account": "ok", "repository": "a/[", "role": "reader"}))
+        .expect_error(400, &["INVALID_REQUEST"]);
+    admin_post(&app, "/api/v1/grants", json!({"account": "ok", "repository": "a/*", "role": "king"}))
+        .expect_error(400, &["INVALID_REQUEST"]);
     admin_post(&app, "/api/v1/grants", json!({"account": "ok", "repository": "a/*", "role": "releaser", "stages": ["moon"]}))
         .expect_error(400, &["INVALID_REQUEST"]);
-    admin_post(&app, "/api/v1/grants", json!({"account": "ghost", "repository": "a/*", "role": "reader"})).expect_error(404, &["NOT_FOUND"]);
+    admin_post(&app, "/api/v1/grants", json!({"account": "ghost", "repository": "a/*", "role": "reader"}))
+        .expect_error(404, &["NOT_FOUND"]);
     app.delete("/api/v1/grants/abc").expect_error(400, &["INVALID_REQUEST"]);
     app.delete("/api/v1/grants/999999").expect_error(404, &["NOT_FOUND"]);
     let grants = app.get("/api/v1/grants").json();
@@ -384,7 +393,9 @@ fn anonymous_pull_only_where_configured() {
     app.req_as(None, Method::GET, "/v2/private/tool/manifests/v1").header("Accept", OCI_MANIFEST).send().expect(401);
     // Docker-style clients follow the /v2/ challenge to an anonymous token.
     app.req_as(None, Method::GET, "/v2/").send().expect(401);
-    let t = app.req_as(None, Method::GET, "/auth/token?service=wharf&scope=repository:public/tool:pull,push&scope=repository:private/tool:pull").send();
+    let t = app
+        .req_as(None, Method::GET, "/auth/token?service=wharf&scope=repository:public/tool:pull,push&scope=repository:private/tool:pull")
+        .send();
     t.expect(200);
     let token = bearer(t.json()["token"].as_str().unwrap());
     app.req_as(Some(&token), Method::GET, "/v2/public/tool/manifests/v1").header("Accept", OCI_MANIFEST).send().expect(200);

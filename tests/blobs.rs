@@ -116,10 +116,7 @@ fn sha512_chunked_push(b: Backend) {
     let repo = repo("blobs/sha512-chunked");
     let data = unique_bytes(3 * 100_000 + 17);
     let digest = sha512_digest(&data);
-    let r = app
-        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest-algorithm=sha512"))
-        .header("Content-Length", "0")
-        .send();
+    let r = app.req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest-algorithm=sha512")).header("Content-Length", "0").send();
     r.expect(202);
     let mut loc = r.must_header("location");
     for (i, chunk) in data.chunks(100_000).enumerate() {

@@ -349,7 +349,11 @@ fn password_change_self_and_by_admin() {
     token.expect(200);
     let bearer_before = token.json()["token"].as_str().unwrap().to_owned();
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    user.ok(&["user", "passwd", "--url", &url, "-u", "dev", "--password-stdin"], &[("WHARF_NEW_PASSWORD", "new-password-1")], Some(&format!("{PW}\n")));
+    user.ok(
+        &["user", "passwd", "--url", &url, "-u", "dev", "--password-stdin"],
+        &[("WHARF_NEW_PASSWORD", "new-password-1")],
+        Some(&format!("{PW}\n")),
+    );
     assert_eq!(v2_as(&app, "dev", PW), 401, "the old password stops working");
     assert_eq!(v2_as(&app, "dev", "new-password-1"), 200);
     let r = app.req_as(Some(&bearer(&bearer_before)), Method::GET, "/v2/x/tags/list").send();
@@ -434,7 +438,8 @@ fn robot_token_rotation_invalidates_the_old_token() {
 fn disabled_accounts_cannot_log_in_and_their_tokens_are_refused() {
     let app = start();
     add_user(&app, "dev", &[("**", "reader", &[])]);
-    let token = app.req_as(Some(&basic("dev", PW)), Method::GET, "/auth/token?service=wharf&scope=repository:x:pull").send().json()["token"]
+    let token = app.req_as(Some(&basic("dev", PW)), Method::GET, "/auth/token?service=wharf&scope=repository:x:pull").send().json()
+        ["token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -500,7 +505,9 @@ fn completions_and_man_page() {
     let man = user.ok(&["man"], &[], None);
     assert!(man.contains(".TH wharf") && man.contains("login"), "{}", &man[..man.len().min(300)]);
     let help = user.ok(&["promote", "--help"], &[], None);
-    for needle in ["--to <STAGE>", "Stage to promote into", "--version", "Version recorded", "--note", "--url", "--password-stdin", "WHARF_URL"] {
+    for needle in
+        ["--to <STAGE>", "Stage to promote into", "--version", "Version recorded", "--note", "--url", "--password-stdin", "WHARF_URL"]
+    {
         assert!(help.contains(needle), "promote --help lacks {needle}: {help}");
     }
     let err = user.fails(&["completions", "tcsh"], &[], None);

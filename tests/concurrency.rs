@@ -30,8 +30,7 @@ fn concurrent_pushes_of_same_blob(b: Backend) {
 
     std::thread::scope(|s| {
         for i in 0..clients {
-            let (app, repo, src, data, digest, barrier, failures) =
-                (&app, &repo, &src, &data, &digest, &barrier, &failures);
+            let (app, repo, src, data, digest, barrier, failures) = (&app, &repo, &src, &data, &digest, &barrier, &failures);
             s.spawn(move || {
                 let put_digest = with_query_digest(digest);
                 barrier.wait();

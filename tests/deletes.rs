@@ -116,8 +116,7 @@ fn delete_unknown_things_is_404(b: Backend) {
     app.delete(&format!("/v2/{repo}/manifests/{missing}")).expect_error(404, &["MANIFEST_UNKNOWN"]);
     app.delete(&format!("/v2/{repo}/manifests/nosuchtag")).expect_error(404, &["MANIFEST_UNKNOWN"]);
     app.delete(&format!("/v2/{repo}/blobs/{missing}")).expect_error(404, &["BLOB_UNKNOWN"]);
-    app.delete(&format!("/v2/no/such/repo/manifests/{missing}"))
-        .expect_error(404, &["NAME_UNKNOWN", "MANIFEST_UNKNOWN"]);
+    app.delete(&format!("/v2/no/such/repo/manifests/{missing}")).expect_error(404, &["NAME_UNKNOWN", "MANIFEST_UNKNOWN"]);
     app.delete(&format!("/v2/no/such/repo/blobs/{missing}")).expect_error(404, &["NAME_UNKNOWN", "BLOB_UNKNOWN"]);
 }
 

@@ -62,7 +62,9 @@ fn pax_record(key: &str, value: &str) -> Vec<u8> {
 
 fn append<W: Write>(b: &mut tar::Builder<W>, e: &E<'_>) {
     match e {
-        E::File { path, data, mode, uid } => b.append_data(&mut header(tar::EntryType::Regular, data.len() as u64, *mode, *uid), path, *data).unwrap(),
+        E::File { path, data, mode, uid } => {
+            b.append_data(&mut header(tar::EntryType::Regular, data.len() as u64, *mode, *uid), path, *data).unwrap()
+        }
         E::Dir(path) => b.append_data(&mut header(tar::EntryType::Directory, 0, 0o755, 0), path, &[][..]).unwrap(),
         E::Symlink(path, target) => b.append_link(&mut header(tar::EntryType::Symlink, 0, 0o777, 0), path, target).unwrap(),
         E::Hardlink(path, target) => b.append_link(&mut header(tar::EntryType::Link, 0, 0o644, 0), path, target).unwrap(),
@@ -165,8 +167,10 @@ fn by_path<'a>(files: &'a Value, path: &str) -> &'a Value {
 // Tests
 // ---------------------------------------------------------------------------
 
-const LONG_PAX: &str = "usr/share/pax/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/file.txt";
-const LONG_GNU: &str = "usr/share/gnu/cccccccccccccccccccccccccccccccccccccccccccccccccccccccccc/dddddddddddddddddddddddddddddddddddddddddddddd/file.txt";
+const LONG_PAX: &str =
+    "usr/share/pax/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/file.txt";
+const LONG_GNU: &str =
+    "usr/share/gnu/cccccccccccccccccccccccccccccccccccccccccccccccccccccccccc/dddddddddddddddddddddddddddddddddddddddddddddd/file.txt";
 
 /// Two images sharing a base layer, with one of each kind of change.
 #[test]
@@ -224,7 +228,13 @@ fn diff_of_two_images_reports_files_config_and_layers() {
         &app,
         &repo,
         "v2",
-        config(&["PATH=/bin", "MODE=new", "EXTRA=1"], "app", json!({"version": "2", "team": "a"}), &["80/tcp", "443/tcp"], &["BASE", "UPPER", "TOP"]),
+        config(
+            &["PATH=/bin", "MODE=new", "EXTRA=1"],
+            "app",
+            json!({"version": "2", "team": "a"}),
+            &["80/tcp", "443/tcp"],
+            &["BASE", "UPPER", "TOP"],
+        ),
         &[(OCI_LAYER, base.clone()), (LAYER_ZSTD, upper.clone()), (LAYER_TAR, top.clone())],
     );
 
@@ -234,8 +244,12 @@ fn diff_of_two_images_reports_files_config_and_layers() {
 
     // Files.
     let files = &d["files"];
-    let changes: Vec<(String, String)> =
-        files.as_array().unwrap().iter().map(|f| (f["path"].as_str().unwrap().to_owned(), f["change"].as_str().unwrap().to_owned())).collect();
+    let changes: Vec<(String, String)> = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().to_owned(), f["change"].as_str().unwrap().to_owned()))
+        .collect();
     let mut expected: Vec<(String, String)> = [
         ("/etc/gone", "removed"),
         ("/opt/cache/a", "removed"),
@@ -380,8 +394,13 @@ fn diff_of_two_images_reports_files_config_and_layers() {
 
 fn platform_image(app: &TestApp, repo: &str, content: &[u8]) -> (Vec<u8>, String) {
     let layer = gzip(&tar_of(&[file("arch", content)]));
-    let digest =
-        push_image_with(app, repo, &format!("single-{}", sha(content)[..8].to_owned()), config(&[], "", json!({}), &[], &["ADD arch"]), &[(OCI_LAYER, layer)]);
+    let digest = push_image_with(
+        app,
+        repo,
+        &format!("single-{}", sha(content)[..8].to_owned()),
+        config(&[], "", json!({}), &[], &["ADD arch"]),
+        &[(OCI_LAYER, layer)],
+    );
     let r = app.req(Method::GET, &format!("/v2/{repo}/manifests/{digest}")).header("Accept", OCI_MANIFEST).send();
     r.expect(200);
     (r.body.clone(), digest)
@@ -508,7 +527,8 @@ fn diff_needs_pull_on_the_repository() {
     app.set_default_auth(Some(basic("admin", ADMIN_PASSWORD)));
     let layer = gzip(&tar_of(&[file("x", b"1")]));
     push_image_with(&app, "team-a/app", "v1", config(&[], "", json!({}), &[], &[]), &[(OCI_LAYER, layer)]);
-    let post = |path: &str, body: Value| app.req(Method::POST, path).header("Content-Type", "application/json").body(body.to_string()).send();
+    let post =
+        |path: &str, body: Value| app.req(Method::POST, path).header("Content-Type", "application/json").body(body.to_string()).send();
     post("/api/v1/users", json!({"name": "reader", "password": PW})).expect(201);
     post("/api/v1/grants", json!({"account": "reader", "repository": "team-a/**", "role": "reader", "stages": []})).expect(201);
     let reader = basic("reader", PW);

@@ -15,11 +15,7 @@ use reqwest::Method;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-backend_tests!(
-    upload_interrupted_by_sigkill_resumes,
-    upload_finished_by_second_process,
-    content_survives_crash_restart,
-);
+backend_tests!(upload_interrupted_by_sigkill_resumes, upload_finished_by_second_process, content_survives_crash_restart,);
 
 fn upload_interrupted_by_sigkill_resumes(b: Backend) {
     let mut app = TestApp::start_backend(b);
@@ -197,10 +193,7 @@ fn fs_one_gib_blob_in_bounded_memory() {
         base
     };
     let t1 = Instant::now();
-    let resp = app
-        .req(Method::GET, &format!("/v2/{repo}/blobs/{digest}"))
-        .timeout(Duration::from_secs(600))
-        .send_streaming();
+    let resp = app.req(Method::GET, &format!("/v2/{repo}/blobs/{digest}")).timeout(Duration::from_secs(600)).send_streaming();
     assert_eq!(resp.status().as_u16(), 200);
     let (n, got) = drain_hash(resp);
     let pull_peak = app.peak_rss_kib();
@@ -209,14 +202,8 @@ fn fs_one_gib_blob_in_bounded_memory() {
     assert_eq!(n, GIB, "pulled length");
     assert_eq!(got, digest, "pulled content differs");
 
-    assert!(
-        push_growth < RSS_BUDGET_KIB,
-        "server peak RSS grew by {push_growth} KiB during a 1 GiB push (budget {RSS_BUDGET_KIB} KiB)"
-    );
-    assert!(
-        pull_growth < RSS_BUDGET_KIB,
-        "server peak RSS grew by {pull_growth} KiB during a 1 GiB pull (budget {RSS_BUDGET_KIB} KiB)"
-    );
+    assert!(push_growth < RSS_BUDGET_KIB, "server peak RSS grew by {push_growth} KiB during a 1 GiB push (budget {RSS_BUDGET_KIB} KiB)");
+    assert!(pull_growth < RSS_BUDGET_KIB, "server peak RSS grew by {pull_growth} KiB during a 1 GiB pull (budget {RSS_BUDGET_KIB} KiB)");
 }
 
 /// SIGTERM while a client slowly downloads a large blob: the download
@@ -296,16 +283,10 @@ fn fs_graceful_shutdown_finishes_inflight_upload() {
     let loc = start_upload(&app, &repo);
     let half = 8 * MIB;
     let url = app.url(&loc);
-    let body = Body::sized(
-        SlowReader { data: Arc::new(data[..half].to_vec()), pos: 0, pause: Duration::from_millis(40) },
-        half as u64,
-    );
+    let body = Body::sized(SlowReader { data: Arc::new(data[..half].to_vec()), pos: 0, pause: Duration::from_millis(40) }, half as u64);
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-    let req = client
-        .patch(url)
-        .header("Content-Type", "application/octet-stream")
-        .header("Content-Range", format!("0-{}", half - 1))
-        .body(body);
+    let req =
+        client.patch(url).header("Content-Type", "application/octet-stream").header("Content-Range", format!("0-{}", half - 1)).body(body);
     let uploader = std::thread::spawn(move || req.send());
     // About 32 pieces at 40 ms each: signal while the body is still arriving.
     std::thread::sleep(Duration::from_millis(400));

@@ -173,11 +173,7 @@ fn tags_huge_n_is_capped(b: Backend) {
         }
     }
     // A server whose page cap is 3: never more than 3 entries, and a Link to the rest.
-    let app = TestApp::builder()
-        .backend(b)
-        .env("WHARF_REGISTRY__MAX_PAGE_SIZE", "3")
-        .env("WHARF_REGISTRY__DEFAULT_PAGE_SIZE", "2")
-        .start();
+    let app = TestApp::builder().backend(b).env("WHARF_REGISTRY__MAX_PAGE_SIZE", "3").env("WHARF_REGISTRY__DEFAULT_PAGE_SIZE", "2").start();
     let repo = tagged_repo(&app, "listing/capped");
     let t0 = Instant::now();
     let r = app.get(&format!("/v2/{repo}/tags/list?n=1000000000"));

@@ -251,10 +251,7 @@ fn malformed_manifest_is_manifest_invalid(b: Backend) {
         ("truncated json", br#"{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {"#.to_vec()),
         ("json array", b"[1,2,3]".to_vec()),
         ("empty body", Vec::new()),
-        (
-            "no config",
-            to_bytes(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []})),
-        ),
+        ("no config", to_bytes(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}))),
         (
             "config digest not a digest",
             to_bytes(&json!({
@@ -270,18 +267,14 @@ fn malformed_manifest_is_manifest_invalid(b: Backend) {
                 "config": descriptor(OCI_EMPTY, b"{}"), "layers": [],
             })),
         ),
-        (
-            "index without manifests array",
-            to_bytes(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": "x"})),
-        ),
+        ("index without manifests array", to_bytes(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": "x"}))),
     ];
     for (what, body) in cases {
         let ct = if what.starts_with("index") { OCI_INDEX } else { OCI_MANIFEST };
         let r = put_manifest(&app, &repo, "bad", ct, &body);
         assert_eq!(r.status, 400, "{what}:\n{}", r.describe());
         // A descriptor whose digest is malformed may fairly be called DIGEST_INVALID.
-        let codes: &[&str] =
-            if what.contains("digest") { &["MANIFEST_INVALID", "DIGEST_INVALID"] } else { &["MANIFEST_INVALID"] };
+        let codes: &[&str] = if what.contains("digest") { &["MANIFEST_INVALID", "DIGEST_INVALID"] } else { &["MANIFEST_INVALID"] };
         check_envelope(&r.body, codes, &format!("{what}:\n{}", r.describe()));
     }
     app.get(&format!("/v2/{repo}/manifests/bad")).expect_error(404, &["MANIFEST_UNKNOWN"]);

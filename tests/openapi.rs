@@ -39,10 +39,16 @@ impl Checker<'_> {
             Value::Null => assert!(r.body.is_empty(), "{m} {template} {}: no body documented:\n{}", r.status, r.describe()),
             schema => {
                 let root = json!({"components": self.doc["components"], "allOf": [schema]});
-                let validator = jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("schema of {m} {template} {}: {e}", r.status));
+                let validator =
+                    jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("schema of {m} {template} {}: {e}", r.status));
                 let body = r.json();
                 let errors: Vec<String> = validator.iter_errors(&body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-                assert!(errors.is_empty(), "{m} {template} {}: answer does not match the document:\n{}\n{body:#}", r.status, errors.join("\n"));
+                assert!(
+                    errors.is_empty(),
+                    "{m} {template} {}: answer does not match the document:\n{}\n{body:#}",
+                    r.status,
+                    errors.join("\n")
+                );
             }
         }
         self.called.insert((m, template.to_owned()));
@@ -121,7 +127,8 @@ fn the_openapi_document_describes_every_real_answer() {
     let rollback = "/api/v1/repositories/{name}/stages/{stage}/rollback";
     c.call(Method::POST, rollback, &format!("/api/v1/repositories/{repo}/stages/test/rollback"), None).expect(201);
     c.call(Method::POST, rollback, &format!("/api/v1/repositories/{repo}/stages/prod/rollback"), None).expect(409);
-    c.call(Method::POST, rollback, &format!("/api/v1/repositories/{repo}/stages/test/rollback"), Some(json!({"to_sequence": 2}))).expect(201);
+    c.call(Method::POST, rollback, &format!("/api/v1/repositories/{repo}/stages/test/rollback"), Some(json!({"to_sequence": 2})))
+        .expect(201);
     c.call(Method::GET, "/api/v1/repositories/{name}/stages", &format!("/api/v1/repositories/{repo}/stages"), None).expect(200);
     c.call(Method::GET, "/api/v1/repositories/{name}/stages", "/api/v1/repositories/no/such/stages", None).expect(404);
     let releases = "/api/v1/repositories/{name}/stages/{stage}/releases";
@@ -153,11 +160,18 @@ fn the_openapi_document_describes_every_real_answer() {
     c.call(Method::POST, "/api/v1/robots", "/api/v1/robots", Some(json!({"name": "ci"}))).expect(409);
     c.call(Method::POST, "/api/v1/robots", "/api/v1/robots", Some(json!({"name": "ci2", "expires_in_days": 0}))).expect(400);
     c.call(Method::GET, "/api/v1/robots", "/api/v1/robots", None).expect(200);
-    let grant = c.call(Method::POST, "/api/v1/grants", "/api/v1/grants", Some(json!({"account": "ops", "repository": "team/**", "role": "releaser", "stages": ["prod"]})));
+    let grant = c.call(
+        Method::POST,
+        "/api/v1/grants",
+        "/api/v1/grants",
+        Some(json!({"account": "ops", "repository": "team/**", "role": "releaser", "stages": ["prod"]})),
+    );
     grant.expect(201);
     let id = grant.json()["id"].as_i64().unwrap();
-    c.call(Method::POST, "/api/v1/grants", "/api/v1/grants", Some(json!({"account": "ops", "repository": "team/**", "role": "king"}))).expect(400);
-    c.call(Method::POST, "/api/v1/grants", "/api/v1/grants", Some(json!({"account": "nobody", "repository": "**", "role": "reader"}))).expect(404);
+    c.call(Method::POST, "/api/v1/grants", "/api/v1/grants", Some(json!({"account": "ops", "repository": "team/**", "role": "king"})))
+        .expect(400);
+    c.call(Method::POST, "/api/v1/grants", "/api/v1/grants", Some(json!({"account": "nobody", "repository": "**", "role": "reader"})))
+        .expect(404);
     c.call(Method::GET, "/api/v1/grants", "/api/v1/grants", None).expect(200);
     c.call(Method::DELETE, "/api/v1/grants/{id}", &format!("/api/v1/grants/{id}"), None).expect(204);
     c.call(Method::DELETE, "/api/v1/grants/{id}", &format!("/api/v1/grants/{id}"), None).expect(404);

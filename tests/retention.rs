@@ -134,7 +134,12 @@ fn plan_explains_and_run_keeps_releases_children_and_referrers() {
     // Every deletion is audited with its reason.
     let audit = app.get(&format!("/api/v1/audit?action=manifest.delete&repository={repo}")).json();
     let entries = audit["entries"].as_array().unwrap();
-    assert!(entries.iter().all(|e| e["details"]["by"] == "retention" && e["details"]["reason"].as_str().is_some_and(|r| r.starts_with("deleted"))), "{audit}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["details"]["by"] == "retention" && e["details"]["reason"].as_str().is_some_and(|r| r.starts_with("deleted"))),
+        "{audit}"
+    );
 
     // GC frees the bytes only deleted manifests used; everything kept still pulls.
     let report = gc(&app, false);
@@ -336,7 +341,10 @@ fn grace_period_upload_expiry_and_schedules() {
         if upload_gone && blob_gone && old_gone {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "scheduled runs did not clean up: upload {upload_gone}, blob {blob_gone}, old tag {old_gone}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scheduled runs did not clean up: upload {upload_gone}, blob {blob_gone}, old tag {old_gone}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_pulls(&app, "sched/app", "new");
@@ -425,7 +433,10 @@ fn gc_sweeps_stray_objects_and_nothing_live() {
 
     let audit = app.get("/api/v1/audit?n=100").json();
     let collected: Vec<&Value> = audit["entries"].as_array().expect("audit entries").iter().filter(|e| e["action"] == "gc.blob").collect();
-    assert!(collected.iter().any(|e| e["digest"] == stray_digest.as_str() && e["details"]["stray"] == true), "no audit entry for the stray: {audit}");
+    assert!(
+        collected.iter().any(|e| e["digest"] == stray_digest.as_str() && e["details"]["stray"] == true),
+        "no audit entry for the stray: {audit}"
+    );
 }
 
 fn uuid_like() -> String {

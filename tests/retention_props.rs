@@ -159,11 +159,15 @@ fn run_history(app: &TestApp, ops: &[Op]) {
                 let all = images(&pushed);
                 let (a, b) = (&pushed[all[a % all.len()]], &pushed[all[b % all.len()]]);
                 let children = [a.digest.clone(), b.digest.clone()];
-                let descriptors: Vec<Value> = [a, b].iter().zip(["amd64", "arm64"]).map(|(p, arch)| {
-                    let mut d = p.image.as_ref().unwrap().descriptor();
-                    d["platform"] = json!({"os": "linux", "architecture": arch});
-                    d
-                }).collect();
+                let descriptors: Vec<Value> = [a, b]
+                    .iter()
+                    .zip(["amd64", "arm64"])
+                    .map(|(p, arch)| {
+                        let mut d = p.image.as_ref().unwrap().descriptor();
+                        d["platform"] = json!({"os": "linux", "architecture": arch});
+                        d
+                    })
+                    .collect();
                 let body = to_bytes(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}));
                 let r = put_manifest(app, &repo, &format!("x{}", pushed.len()), OCI_INDEX, &body);
                 if r.status == 201 {

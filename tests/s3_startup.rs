@@ -61,10 +61,8 @@ fn unreachable_endpoint_fails_start_up() {
     };
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    let (status, log) = s3_without_keys(&url)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .run_to_exit(Duration::from_secs(60));
+    let (status, log) =
+        s3_without_keys(&url).env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test").run_to_exit(Duration::from_secs(60));
     assert!(!status.success(), "wharf started on a closed endpoint; log:\n{log}");
     let expected = format!("storage check: cannot use S3 bucket \"wharf-startup-test\" at {url}");
     assert!(log.contains(&expected), "the start-up error does not say {expected:?}; log:\n{log}");
@@ -108,10 +106,8 @@ mod s3 {
             return;
         }
         let bucket = format!("wharf-missing-{}", unique_token());
-        let (status, log) = TestApp::builder()
-            .backend(Backend::S3)
-            .env("WHARF_STORAGE__S3__BUCKET", bucket.as_str())
-            .run_to_exit(Duration::from_secs(60));
+        let (status, log) =
+            TestApp::builder().backend(Backend::S3).env("WHARF_STORAGE__S3__BUCKET", bucket.as_str()).run_to_exit(Duration::from_secs(60));
         assert!(!status.success(), "wharf started on a missing bucket; log:\n{log}");
         let expected = format!("storage check: cannot use S3 bucket {bucket:?} at {}", server_var("WHARF_TEST_S3_ENDPOINT"));
         assert!(log.contains(&expected), "the start-up error does not say {expected:?}; log:\n{log}");

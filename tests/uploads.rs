@@ -76,18 +76,10 @@ fn patch_without_content_range_appends(b: Backend) {
     let data = unique_bytes(200_000);
     let digest = sha256_digest(&data);
     let loc = start_upload(&app, &repo);
-    let r = app
-        .req(Method::PATCH, &loc)
-        .header("Content-Type", "application/octet-stream")
-        .body(data[..120_000].to_vec())
-        .send();
+    let r = app.req(Method::PATCH, &loc).header("Content-Type", "application/octet-stream").body(data[..120_000].to_vec()).send();
     r.expect(202).expect_header("range", "0-119999");
     let loc = r.must_header("location");
-    let r = app
-        .req(Method::PATCH, &loc)
-        .header("Content-Type", "application/octet-stream")
-        .body(data[120_000..].to_vec())
-        .send();
+    let r = app.req(Method::PATCH, &loc).header("Content-Type", "application/octet-stream").body(data[120_000..].to_vec()).send();
     r.expect(202).expect_header("range", "0-199999");
     let loc = r.must_header("location");
     finish_upload(&app, &loc, &digest, Vec::new()).expect(201);
@@ -158,8 +150,7 @@ fn content_range_not_matching_body_is_rejected(b: Backend) {
             .header("Content-Range", range)
             .body(vec![7u8; len])
             .send();
-        let ok = matches!(r.status, 400 | 416)
-            && (r.body.is_empty() || envelope_problem(&r.body, &[]).is_ok());
+        let ok = matches!(r.status, 400 | 416) && (r.body.is_empty() || envelope_problem(&r.body, &[]).is_ok());
         if !ok {
             failures.push(format!("{what} (Content-Range: {range}, {len} bytes sent): expected 400 or 416\n{}", r.describe()));
         }
@@ -294,11 +285,7 @@ fn close_without_digest_is_rejected(b: Backend) {
     let repo = repo("uploads/nodigest");
     let data = unique_bytes(1000);
     let loc = start_upload(&app, &repo);
-    let r = app
-        .req(Method::PUT, &loc)
-        .header("Content-Type", "application/octet-stream")
-        .body(data.clone())
-        .send();
+    let r = app.req(Method::PUT, &loc).header("Content-Type", "application/octet-stream").body(data.clone()).send();
     r.expect_error(400, &["DIGEST_INVALID", "BLOB_UPLOAD_INVALID"]);
     // A malformed digest on close.
     let r = finish_upload(&app, &loc, "sha256:nothex", data.clone());

@@ -74,12 +74,8 @@ fn invalid_repository_names(b: Backend) {
     assert!(repos.is_null() || repos == json!([]), "invalid names reached the catalog: {repos}");
 
     // Sanity: long-but-valid names and the separators the grammar allows work.
-    let ok_names = [
-        "a".repeat(255),
-        format!("{}/{}", "b".repeat(127), "c".repeat(127)),
-        "a.b_c__d-e--f/g0/h1-2".to_string(),
-        "x/y/z/w/v".to_string(),
-    ];
+    let ok_names =
+        ["a".repeat(255), format!("{}/{}", "b".repeat(127), "c".repeat(127)), "a.b_c__d-e--f/g0/h1-2".to_string(), "x/y/z/w/v".to_string()];
     for n in &ok_names {
         let r = app.req(Method::POST, &format!("/v2/{n}/blobs/uploads/")).send();
         r.expect(202);
@@ -165,8 +161,7 @@ fn fs_unmatched_routes_have_error_envelope() {
         (Method::POST, "/v2/validation/routes/referrers/sha256:0000000000000000000000000000000000000000000000000000000000000000"),
     ] {
         let r = app.req(m, path).send();
-        let ok = matches!(r.status, 400 | 404 | 405)
-            && envelope_problem(&r.body, &[]).is_ok();
+        let ok = matches!(r.status, 400 | 404 | 405) && envelope_problem(&r.body, &[]).is_ok();
         if !ok {
             failures.push(r.describe());
         }
@@ -202,13 +197,7 @@ fn fs_name_grammar_property() {
             if valid {
                 prop_assert_eq!(r.status, 202, "valid name {:?} refused:\n{}", name, r.desc);
             } else {
-                prop_assert!(
-                    r.status == 400 || r.status == 404,
-                    "invalid name {:?} answered {}:\n{}",
-                    name,
-                    r.status,
-                    r.desc
-                );
+                prop_assert!(r.status == 400 || r.status == 404, "invalid name {:?} answered {}:\n{}", name, r.status, r.desc);
                 let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
                 prop_assert!(v["errors"].is_array(), "no envelope for {:?}:\n{}", name, r.desc);
             }
@@ -258,12 +247,8 @@ fn fs_digest_grammar_property() {
         failure_persistence: None,
         ..ProptestConfig::default()
     });
-    let strategy = prop_oneof![
-        "sha256:[0-9a-f]{64}",
-        "sha512:[0-9a-f]{128}",
-        "sha(256|512):[0-9a-fA-F]{60,130}",
-        "[a-z0-9]{1,8}:[a-zA-Z0-9]{0,70}",
-    ];
+    let strategy =
+        prop_oneof!["sha256:[0-9a-f]{64}", "sha512:[0-9a-f]{128}", "sha(256|512):[0-9a-fA-F]{60,130}", "[a-z0-9]{1,8}:[a-zA-Z0-9]{0,70}",];
     let ok = Regex::new(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$").unwrap();
     runner
         .run(&strategy, |d| {

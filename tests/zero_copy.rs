@@ -48,10 +48,7 @@ fn connect(app: &TestApp) -> TcpStream {
 /// Threads of the server named `wharf-sendfile` (one per running transfer).
 fn transfer_threads(app: &TestApp) -> usize {
     let tasks = std::fs::read_dir(format!("/proc/{}/task", app.pid())).expect("server tasks");
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim() == "wharf-sendfile")
-        .count()
+    tasks.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok()).filter(|comm| comm.trim() == "wharf-sendfile").count()
 }
 
 #[test]

@@ -89,7 +89,12 @@ pub async fn require(req: &HttpRequest, action: Action, repo: Option<&RepoName>)
             return Err(challenge(req, auth, format!("authentication required to {}", action.describe()), scope_for(&action, repo)));
         }
         auth.record_denied(&actor, &action, repo_name).await?;
-        return Err(ApiError::denied(format!("{} may not {}{}", id.name, action.describe(), repo_name.map(|r| format!(" in {r}")).unwrap_or_default())));
+        return Err(ApiError::denied(format!(
+            "{} may not {}{}",
+            id.name,
+            action.describe(),
+            repo_name.map(|r| format!(" in {r}")).unwrap_or_default()
+        )));
     }
     if !auth.token_covers(&id, &action, repo_name) {
         // Docker asks for a new token with the scope the challenge names.

@@ -191,7 +191,9 @@ pub async fn rotate_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<Htt
     let actor = require_global(&req, Action::Admin).await?;
     let name = name_param(&req);
     let token = auth.rotate_robot_token(&actor, &name).await?;
-    Ok(HttpResponse::Ok().insert_header((actix_web::http::header::CACHE_CONTROL, "no-store")).json(json!({"username": name, "token": token})))
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(json!({"username": name, "token": token})))
 }
 
 async fn set_disabled(req: HttpRequest, auth: web::Data<Auth>, kind: &'static str, disabled: bool) -> Result<HttpResponse, ApiError> {

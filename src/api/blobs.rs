@@ -7,8 +7,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::access::require;
 use super::request::{digest_param, header, repo};
-use crate::auth::Action;
 use super::{sendfile, ApiError};
+use crate::auth::Action;
 use crate::registry::blobs::ByteRange;
 use crate::registry::Registry;
 use crate::storage::BlobBody;

@@ -25,7 +25,10 @@ pub struct DiffQuery {
 }
 
 fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, ApiError> {
-    value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| ApiError::bad_request("INVALID_REQUEST", format!("the {name} parameter is required")))
+    value
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::bad_request("INVALID_REQUEST", format!("the {name} parameter is required")))
 }
 
 /// `GET /api/v1/repositories/<name>/diff?from=<ref>&to=<ref>[&platform=<os>/<arch>][&n=][&cursor=]`

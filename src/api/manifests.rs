@@ -7,8 +7,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::access::require;
 use super::request::{header, read_limited, repo};
-use crate::auth::Action;
 use super::ApiError;
+use crate::auth::Action;
 use crate::domain::{Reference, Tag};
 use crate::registry::Registry;
 

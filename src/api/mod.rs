@@ -16,8 +16,8 @@ mod manifests;
 pub mod oci_error;
 pub(crate) mod openapi;
 mod referrers;
-pub mod sendfile;
 pub(crate) mod request;
+pub mod sendfile;
 mod tags;
 mod token;
 mod uploads;
@@ -58,10 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/", web::get().to(base::version_check))
             .route("/", web::head().to(base::version_check))
             .route("/_catalog", web::get().to(catalog::list))
-            .service(
-                web::resource(["/{name:.+}/blobs/uploads/", "/{name:.+}/blobs/uploads"])
-                    .route(web::post().to(uploads::start)),
-            )
+            .service(web::resource(["/{name:.+}/blobs/uploads/", "/{name:.+}/blobs/uploads"]).route(web::post().to(uploads::start)))
             .service(
                 web::resource("/{name:.+}/blobs/uploads/{id}")
                     .route(web::get().to(uploads::status))
@@ -86,9 +83,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(base::method_not_allowed)),
             )
             .service(
-                web::resource("/{name:.+}/tags/list")
-                    .route(web::get().to(tags::list))
-                    .default_service(web::to(base::method_not_allowed)),
+                web::resource("/{name:.+}/tags/list").route(web::get().to(tags::list)).default_service(web::to(base::method_not_allowed)),
             )
             .service(
                 web::resource("/{name:.+}/referrers/{digest}")

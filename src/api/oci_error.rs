@@ -128,7 +128,8 @@ impl From<RegistryError> for ApiError {
             E::RollbackDenied(_) => (StatusCode::CONFLICT, "ROLLBACK_DENIED"),
             E::BadRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
             E::Busy(_) => {
-                return Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", e.to_string()).with_header(actix_web::http::header::RETRY_AFTER, "1")
+                return Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", e.to_string())
+                    .with_header(actix_web::http::header::RETRY_AFTER, "1")
             }
             E::Storage(_) | E::Db(_) => return Self::internal(e),
         };

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::access::require;
 use super::request::{digest_param, repo};
-use crate::auth::Action;
 use super::ApiError;
+use crate::auth::Action;
 use crate::registry::manifests::OCI_INDEX;
 use crate::registry::Registry;
 

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::access::require;
 use super::request::{next_link, repo, PageQuery};
-use crate::auth::Action;
 use super::ApiError;
+use crate::auth::Action;
 use crate::registry::Registry;
 
 /// `GET /v2/<name>/tags/list?n=&last=` — `{"name","tags"}`, with a `Link`

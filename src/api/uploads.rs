@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::access::{identity, may_mount_anonymously, may_pull, require};
 use super::request::{body_stream, header, repo};
-use crate::auth::Action;
 use super::ApiError;
+use crate::auth::Action;
 use crate::domain::{Digest, RepoName};
 use crate::registry::uploads::{MountOutcome, UploadStatus};
 use crate::registry::{Registry, RegistryError};
@@ -120,7 +120,11 @@ fn content_range_start(req: &HttpRequest) -> Result<Option<(u64, u64)>, ApiError
     let parsed = spec.split_once('-').and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
     match parsed {
         Some((start, end)) if end >= start => Ok(Some((start, end))),
-        _ => Err(ApiError::new(actix_web::http::StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", format!("invalid Content-Range {value:?}"))),
+        _ => Err(ApiError::new(
+            actix_web::http::StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            format!("invalid Content-Range {value:?}"),
+        )),
     }
 }
 
@@ -130,10 +134,7 @@ pub async fn append(req: HttpRequest, payload: web::Payload, registry: web::Data
     require(&req, Action::Push, Some(&repo)).await?;
     let id = req.match_info().get("id").unwrap_or_default().to_owned();
     let range = content_range_start(&req)?;
-    let status = registry
-        .append_upload(&repo, &id, range, body_stream(payload))
-        .await
-        .map_err(|e| with_upload_headers(e, &repo, &id))?;
+    let status = registry.append_upload(&repo, &id, range, body_stream(payload)).await.map_err(|e| with_upload_headers(e, &repo, &id))?;
     Ok(in_progress(&repo, &status, actix_web::http::StatusCode::ACCEPTED))
 }
 
@@ -148,7 +149,8 @@ pub async fn complete(
     let repo = repo(&req)?;
     require(&req, Action::Push, Some(&repo)).await?;
     let id = req.match_info().get("id").unwrap_or_default().to_owned();
-    let digest = query.digest.as_deref().ok_or_else(|| ApiError::bad_request("DIGEST_INVALID", "the digest query parameter is required"))?;
+    let digest =
+        query.digest.as_deref().ok_or_else(|| ApiError::bad_request("DIGEST_INVALID", "the digest query parameter is required"))?;
     let digest = Digest::parse(digest)?;
     let has_body = header(&req, header::CONTENT_LENGTH).is_none_or(|len| len != "0");
     let body = has_body.then(|| body_stream(payload));

@@ -17,7 +17,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::db::{self, accounts::{AccountRow, GrantRow}, audit::NewAuditEntry, Db, DbError};
+use crate::db::{
+    self,
+    accounts::{AccountRow, GrantRow},
+    audit::NewAuditEntry,
+    Db, DbError,
+};
 use crate::domain::{Actor, AuditAction};
 use limiter::{LoginKeys, LoginLimiter};
 pub use roles::{Action, Grant, Permissions, Role};
@@ -88,7 +93,14 @@ pub struct AccountInfo {
 
 impl From<AccountRow> for AccountInfo {
     fn from(a: AccountRow) -> Self {
-        Self { name: a.name, kind: a.kind, admin: a.admin, expires_at: a.expires_at, created_at: a.created_at, disabled: a.disabled_at.is_some() }
+        Self {
+            name: a.name,
+            kind: a.kind,
+            admin: a.admin,
+            expires_at: a.expires_at,
+            created_at: a.created_at,
+            disabled: a.disabled_at.is_some(),
+        }
     }
 }
 
@@ -224,7 +236,9 @@ impl Auth {
                 return Ok(id);
             }
             let mut id = self.load_identity(claims.sub.clone(), Some(claims.iat)).await?.ok_or_else(|| {
-                AuthError::Unauthenticated("the token's account is gone or disabled, or its secret changed since the token was issued".into())
+                AuthError::Unauthenticated(
+                    "the token's account is gone or disabled, or its secret changed since the token was issued".into(),
+                )
             })?;
             id.token_access = Some(claims.access);
             return Ok(id);
@@ -250,7 +264,10 @@ impl Auth {
             .read(move |conn| -> Result<(bool, bool), AuthError> {
                 let Some(account) = db::accounts::by_name(conn, &name)? else {
                     // Spend the same time as a real check, so timing does not reveal which names exist.
-                    let _ = secrets::verify_password(&secret_owned, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3Jv0rqf7OX2HEH0BY+0xXk4/4VdxrRLITp0Oqi8frjA");
+                    let _ = secrets::verify_password(
+                        &secret_owned,
+                        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3Jv0rqf7OX2HEH0BY+0xXk4/4VdxrRLITp0Oqi8frjA",
+                    );
                     return Ok((false, false));
                 };
                 if account.expires_at.is_some_and(|e| e <= now) {
@@ -265,8 +282,13 @@ impl Auth {
             .await?;
         if !valid {
             self.inner.limiter.record_failure(&keys);
-            self.audit(&Actor { name: user.to_owned(), source: source.to_owned() }, AuditAction::AccessDenied, None, json!({"reason": "invalid credentials"}))
-                .await?;
+            self.audit(
+                &Actor { name: user.to_owned(), source: source.to_owned() },
+                AuditAction::AccessDenied,
+                None,
+                json!({"reason": "invalid credentials"}),
+            )
+            .await?;
             tracing::warn!(account = user, source, "failed login");
             return Err(AuthError::Unauthenticated("invalid username or password".into()));
         }
@@ -358,7 +380,8 @@ impl Auth {
             }
         }
         let now = chrono::Utc::now();
-        let token = self.inner.keys.issue(&id.name, access, now.timestamp(), self.inner.ttl_secs).map_err(|e| AuthError::Setup(e.to_string()))?;
+        let token =
+            self.inner.keys.issue(&id.name, access, now.timestamp(), self.inner.ttl_secs).map_err(|e| AuthError::Setup(e.to_string()))?;
         Ok(TokenResponse {
             access_token: token.clone(),
             token,
@@ -375,18 +398,37 @@ impl Auth {
         self.inner
             .db
             .write(move |tx| -> Result<(), AuthError> {
-                db::audit::append(tx, NewAuditEntry { actor: &actor, action: AuditAction::AccessDenied, repository: repo.as_deref(), reference: None, digest: None, details: json!({"reason": reason}) })?;
+                db::audit::append(
+                    tx,
+                    NewAuditEntry {
+                        actor: &actor,
+                        action: AuditAction::AccessDenied,
+                        repository: repo.as_deref(),
+                        reference: None,
+                        digest: None,
+                        details: json!({"reason": reason}),
+                    },
+                )?;
                 Ok(())
             })
             .await
     }
 
-    async fn audit(&self, actor: &Actor, action: AuditAction, reference: Option<String>, details: serde_json::Value) -> Result<(), AuthError> {
+    async fn audit(
+        &self,
+        actor: &Actor,
+        action: AuditAction,
+        reference: Option<String>,
+        details: serde_json::Value,
+    ) -> Result<(), AuthError> {
         let actor = actor.clone();
         self.inner
             .db
             .write(move |tx| -> Result<(), AuthError> {
-                db::audit::append(tx, NewAuditEntry { actor: &actor, action, repository: None, reference: reference.as_deref(), digest: None, details })?;
+                db::audit::append(
+                    tx,
+                    NewAuditEntry { actor: &actor, action, repository: None, reference: reference.as_deref(), digest: None, details },
+                )?;
                 Ok(())
             })
             .await
@@ -413,20 +455,32 @@ impl Auth {
         Ok((info, token))
     }
 
-    async fn insert_account(&self, actor: &Actor, name: &str, kind: &'static str, hash: String, admin: bool, expires_at: Option<i64>) -> Result<AccountInfo, AuthError> {
+    async fn insert_account(
+        &self,
+        actor: &Actor,
+        name: &str,
+        kind: &'static str,
+        hash: String,
+        admin: bool,
+        expires_at: Option<i64>,
+    ) -> Result<AccountInfo, AuthError> {
         let (actor, name) = (actor.clone(), name.to_owned());
         self.inner
             .db
             .write(move |tx| -> Result<AccountInfo, AuthError> {
-                db::accounts::insert(tx, &name, kind, &hash, admin, expires_at)?.ok_or_else(|| AuthError::Conflict(format!("account {name}")))?;
-                db::audit::append(tx, NewAuditEntry {
-                    actor: &actor,
-                    action: AuditAction::AccountCreate,
-                    repository: None,
-                    reference: Some(&name),
-                    digest: None,
-                    details: json!({"kind": kind, "admin": admin, "expires_at": expires_at}),
-                })?;
+                db::accounts::insert(tx, &name, kind, &hash, admin, expires_at)?
+                    .ok_or_else(|| AuthError::Conflict(format!("account {name}")))?;
+                db::audit::append(
+                    tx,
+                    NewAuditEntry {
+                        actor: &actor,
+                        action: AuditAction::AccountCreate,
+                        repository: None,
+                        reference: Some(&name),
+                        digest: None,
+                        details: json!({"kind": kind, "admin": admin, "expires_at": expires_at}),
+                    },
+                )?;
                 let row = db::accounts::by_name(tx, &name)?.ok_or_else(|| AuthError::NotFound(format!("account {name}")))?;
                 Ok(row.into())
             })
@@ -441,7 +495,17 @@ impl Auth {
                 if !db::accounts::delete(tx, &name, kind)? {
                     return Err(AuthError::NotFound(format!("{kind} {name}")));
                 }
-                db::audit::append(tx, NewAuditEntry { actor: &actor, action: AuditAction::AccountDelete, repository: None, reference: Some(&name), digest: None, details: json!({"kind": kind}) })?;
+                db::audit::append(
+                    tx,
+                    NewAuditEntry {
+                        actor: &actor,
+                        action: AuditAction::AccountDelete,
+                        repository: None,
+                        reference: Some(&name),
+                        digest: None,
+                        details: json!({"kind": kind}),
+                    },
+                )?;
                 Ok(())
             })
             .await
@@ -451,8 +515,16 @@ impl Auth {
         self.inner.db.read(move |conn| Ok(db::accounts::list(conn, kind)?.into_iter().map(AccountInfo::from).collect())).await
     }
 
-    pub async fn create_grant(&self, actor: &Actor, account: &str, glob: &str, role: &str, stages: Vec<String>) -> Result<GrantInfo, AuthError> {
-        let parsed = Role::parse(role).ok_or_else(|| AuthError::Invalid(format!("unknown role {role:?}: reader, developer, releaser, auditor or admin")))?;
+    pub async fn create_grant(
+        &self,
+        actor: &Actor,
+        account: &str,
+        glob: &str,
+        role: &str,
+        stages: Vec<String>,
+    ) -> Result<GrantInfo, AuthError> {
+        let parsed = Role::parse(role)
+            .ok_or_else(|| AuthError::Invalid(format!("unknown role {role:?}: reader, developer, releaser, auditor or admin")))?;
         roles::compile_glob(glob).map_err(|e| AuthError::Invalid(format!("repository glob {glob:?}: {e}")))?;
         if let Some(bad) = stages.iter().find(|s| !self.inner.stages.contains(s)) {
             return Err(AuthError::Invalid(format!("stage {bad:?} is not configured")));
@@ -467,14 +539,17 @@ impl Auth {
             .write(move |tx| -> Result<GrantInfo, AuthError> {
                 let acct = db::accounts::by_name(tx, &account)?.ok_or_else(|| AuthError::NotFound(format!("account {account}")))?;
                 let id = db::accounts::insert_grant(tx, acct.id, &glob, &role, &stages_json)?;
-                db::audit::append(tx, NewAuditEntry {
-                    actor: &actor,
-                    action: AuditAction::GrantCreate,
-                    repository: None,
-                    reference: Some(&account),
-                    digest: None,
-                    details: json!({"id": id, "repository": glob, "role": role, "stages": stages}),
-                })?;
+                db::audit::append(
+                    tx,
+                    NewAuditEntry {
+                        actor: &actor,
+                        action: AuditAction::GrantCreate,
+                        repository: None,
+                        reference: Some(&account),
+                        digest: None,
+                        details: json!({"id": id, "repository": glob, "role": role, "stages": stages}),
+                    },
+                )?;
                 let row = db::accounts::grant_by_id(tx, id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
                 Ok(row.into())
             })
@@ -492,14 +567,17 @@ impl Auth {
             .write(move |tx| -> Result<(), AuthError> {
                 let grant = db::accounts::grant_by_id(tx, id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
                 db::accounts::delete_grant(tx, id)?;
-                db::audit::append(tx, NewAuditEntry {
-                    actor: &actor,
-                    action: AuditAction::GrantDelete,
-                    repository: None,
-                    reference: Some(&grant.account),
-                    digest: None,
-                    details: json!({"id": id, "repository": grant.repository_glob, "role": grant.role}),
-                })?;
+                db::audit::append(
+                    tx,
+                    NewAuditEntry {
+                        actor: &actor,
+                        action: AuditAction::GrantDelete,
+                        repository: None,
+                        reference: Some(&grant.account),
+                        digest: None,
+                        details: json!({"id": id, "repository": grant.repository_glob, "role": grant.role}),
+                    },
+                )?;
                 Ok(())
             })
             .await
@@ -534,14 +612,24 @@ impl Auth {
 
     /// Clears a user's failed-login lock-out on this instance.
     pub async fn unlock(&self, actor: &Actor, name: &str) -> Result<(), AuthError> {
-        self.update_account(actor, name, "user", "unlock", |tx, name| Ok(db::accounts::by_name(tx, name)?.is_some_and(|a| a.kind == "user"))).await?;
+        self.update_account(actor, name, "user", "unlock", |tx, name| {
+            Ok(db::accounts::by_name(tx, name)?.is_some_and(|a| a.kind == "user"))
+        })
+        .await?;
         self.inner.limiter.unlock(name);
         Ok(())
     }
 
     /// One account change and its audit row, in one transaction; `apply`
     /// answers whether the account exists.
-    async fn update_account<F>(&self, actor: &Actor, name: &str, kind: &'static str, change: &'static str, apply: F) -> Result<(), AuthError>
+    async fn update_account<F>(
+        &self,
+        actor: &Actor,
+        name: &str,
+        kind: &'static str,
+        change: &'static str,
+        apply: F,
+    ) -> Result<(), AuthError>
     where
         F: FnOnce(&rusqlite::Transaction, &str) -> Result<bool, DbError> + Send + 'static,
     {
@@ -552,14 +640,17 @@ impl Auth {
                 if !apply(tx, &name)? {
                     return Err(AuthError::NotFound(format!("{kind} {name}")));
                 }
-                db::audit::append(tx, NewAuditEntry {
-                    actor: &actor,
-                    action: AuditAction::AccountUpdate,
-                    repository: None,
-                    reference: Some(&name),
-                    digest: None,
-                    details: json!({"kind": kind, "change": change}),
-                })?;
+                db::audit::append(
+                    tx,
+                    NewAuditEntry {
+                        actor: &actor,
+                        action: AuditAction::AccountUpdate,
+                        repository: None,
+                        reference: Some(&name),
+                        digest: None,
+                        details: json!({"kind": kind, "change": change}),
+                    },
+                )?;
                 Ok(())
             })
             .await

@@ -275,7 +275,9 @@ pub fn user(command: UserCommand) -> Result<(), String> {
             let place = target.open()?;
             let password = new_password(matches!(place, Place::Local(..)), &target)?;
             let account = match place {
-                Place::Remote(r) => r.request(reqwest::Method::POST, "/api/v1/users", Some(json!({"name": name, "password": password, "admin": admin})))?,
+                Place::Remote(r) => {
+                    r.request(reqwest::Method::POST, "/api/v1/users", Some(json!({"name": name, "password": password, "admin": admin})))?
+                }
                 Place::Local(rt, auth) => to_value(block(&rt, auth.create_user(&Actor::system(), &name, &password, admin))?)?,
             };
             if target.json() {
@@ -294,9 +296,9 @@ pub fn user(command: UserCommand) -> Result<(), String> {
             };
             let password = new_password(matches!(place, Place::Local(..)), &target)?;
             match place {
-                Place::Remote(r) => {
-                    r.request(reqwest::Method::PUT, &format!("/api/v1/users/{name}/password"), Some(json!({"password": password}))).map(drop)?
-                }
+                Place::Remote(r) => r
+                    .request(reqwest::Method::PUT, &format!("/api/v1/users/{name}/password"), Some(json!({"password": password})))
+                    .map(drop)?,
                 Place::Local(rt, auth) => block(&rt, auth.set_password(&Actor::system(), &name, &password))?,
             }
             println!("changed the password of {name}");
@@ -308,7 +310,9 @@ pub fn user(command: UserCommand) -> Result<(), String> {
                 println!("unlocked {name}");
                 Ok(())
             }
-            Place::Local(..) => Err("lock-outs live in the running server's memory: run `wharf user unlock` with --url, not --data-dir".into()),
+            Place::Local(..) => {
+                Err("lock-outs live in the running server's memory: run `wharf user unlock` with --url, not --data-dir".into())
+            }
         },
         UserCommand::Existing(command) => existing("user", command),
     }
@@ -329,7 +333,11 @@ pub fn robot(command: RobotCommand) -> Result<(), String> {
         RobotCommand::Add { name, expires_in_days, target } => {
             let (host, token) = match target.open()? {
                 Place::Remote(r) => {
-                    let v = r.request(reqwest::Method::POST, "/api/v1/robots", Some(json!({"name": name, "expires_in_days": expires_in_days})))?;
+                    let v = r.request(
+                        reqwest::Method::POST,
+                        "/api/v1/robots",
+                        Some(json!({"name": name, "expires_in_days": expires_in_days})),
+                    )?;
                     (super::remote::host_port(&r.url), text(&v["token"]))
                 }
                 Place::Local(rt, auth) => {

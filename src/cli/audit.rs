@@ -38,13 +38,18 @@ pub fn run(command: AuditCommand) -> Result<(), String> {
                     println!("audit log intact: {} rows verified, head hash {}", report.rows_checked, report.head_hash);
                     Ok(())
                 }
-                Some(broken) => Err(format!("audit log BROKEN at row {}: {} ({} rows before it verified)", broken.id, broken.reason, report.rows_checked)),
+                Some(broken) => Err(format!(
+                    "audit log BROKEN at row {}: {} ({} rows before it verified)",
+                    broken.id, broken.reason, report.rows_checked
+                )),
             }
         }
         AuditCommand::Export { config, output } => {
             let (_, registry) = config.open_existing()?;
             let mut out: Box<dyn Write> = match output {
-                Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?)),
+                Some(path) => {
+                    Box::new(std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?))
+                }
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let mut after = 0;
@@ -55,8 +60,9 @@ pub fn run(command: AuditCommand) -> Result<(), String> {
                 for row in &batch {
                     let mut line = serde_json::to_value(&row.record).map_err(|e| e.to_string())?;
                     // `time` as the API writes it; `created_at` (ms) stays, as the hash covers it.
-                    line["time"] =
-                        json!(DateTime::<Utc>::from_timestamp_millis(row.record.created_at).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true));
+                    line["time"] = json!(DateTime::<Utc>::from_timestamp_millis(row.record.created_at)
+                        .unwrap_or_default()
+                        .to_rfc3339_opts(SecondsFormat::Millis, true));
                     line["hash"] = json!(row.hash);
                     writeln!(out, "{line}").map_err(|e| e.to_string())?;
                 }

@@ -38,7 +38,16 @@ fn release_row(r: &Value) -> Vec<String> {
         Some("rollback") => format!("rollback (from #{}, restores #{})", text(&r["rolled_back_from"]), text(&r["restored_sequence"])),
         _ => text(&r["reason"]),
     };
-    vec![text(&r["stage"]), text(&r["sequence"]), text(&r["digest"]), text(&r["version"]), reason, text(&r["actor"]), text(&r["created_at"]), text(&r["note"])]
+    vec![
+        text(&r["stage"]),
+        text(&r["sequence"]),
+        text(&r["digest"]),
+        text(&r["version"]),
+        reason,
+        text(&r["actor"]),
+        text(&r["created_at"]),
+        text(&r["note"]),
+    ]
 }
 
 fn print_release(remote: &Remote, release: &Value) {
@@ -49,7 +58,14 @@ fn print_release(remote: &Remote, release: &Value) {
     }
 }
 
-pub fn promote(remote: &Remote, repo: &str, reference: &str, stage: &str, version: Option<String>, note: Option<String>) -> Result<(), String> {
+pub fn promote(
+    remote: &Remote,
+    repo: &str,
+    reference: &str,
+    stage: &str,
+    version: Option<String>,
+    note: Option<String>,
+) -> Result<(), String> {
     // A tag names the version unless one is given; a digest (with its `:`) does not.
     let version = version.or_else(|| (!reference.contains(':')).then(|| reference.to_owned()));
     let body = json!({"reference": reference, "stage": stage, "version": version, "note": note});
@@ -74,7 +90,16 @@ pub fn history(remote: &Remote, repo: &str, stage: Option<&str>) -> Result<(), S
                 .into_iter()
                 .flatten()
                 .map(|s| match s["current"].is_null() {
-                    true => vec![text(&s["stage"]), "-".into(), "(no release)".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()],
+                    true => vec![
+                        text(&s["stage"]),
+                        "-".into(),
+                        "(no release)".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                    ],
                     false => release_row(&s["current"]),
                 })
                 .collect();

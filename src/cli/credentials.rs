@@ -104,7 +104,9 @@ pub fn docker_credentials(host: &str) -> DockerLookup {
     struct DockerAuth {
         auth: Option<String>,
     }
-    let Some(config) = docker_config_path().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice::<DockerConfig>(&b).ok()) else {
+    let Some(config) =
+        docker_config_path().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice::<DockerConfig>(&b).ok())
+    else {
         return DockerLookup::None;
     };
     let decoded = config

@@ -50,7 +50,12 @@ pub fn render(report: &RetentionReport) -> String {
         }
     }
     let verb = if report.dry_run { "would delete" } else { "deleted" };
-    out.push_str(&format!("{verb}: {} manifests, {} tags in {} repositories\n", report.manifests_deleted, report.tags_deleted, report.repositories.len()));
+    out.push_str(&format!(
+        "{verb}: {} manifests, {} tags in {} repositories\n",
+        report.manifests_deleted,
+        report.tags_deleted,
+        report.repositories.len()
+    ));
     out
 }
 

@@ -224,8 +224,12 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Promote { repository, reference, stage, version, note, client } => {
             client::promote(&remote::Remote::connect(&client)?, &repository, &reference, &stage, version, note)
         }
-        Command::Rollback { repository, stage, to_sequence, client } => client::rollback(&remote::Remote::connect(&client)?, &repository, &stage, to_sequence),
-        Command::History { repository, stage, client } => client::history(&remote::Remote::connect(&client)?, &repository, stage.as_deref()),
+        Command::Rollback { repository, stage, to_sequence, client } => {
+            client::rollback(&remote::Remote::connect(&client)?, &repository, &stage, to_sequence)
+        }
+        Command::History { repository, stage, client } => {
+            client::history(&remote::Remote::connect(&client)?, &repository, stage.as_deref())
+        }
         Command::Diff { repository, from, to, platform, files, client } => {
             diff::diff(&remote::Remote::connect(&client)?, &repository, &from, &to, platform.as_deref(), files)
         }
@@ -239,8 +243,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wharf", &mut std::io::stdout());
             Ok(())
         }
-        Command::Man => {
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout()).map_err(|e| format!("writing the man page: {e}"))
-        }
+        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .map_err(|e| format!("writing the man page: {e}")),
     }
 }

@@ -150,7 +150,13 @@ impl Remote {
     }
 
     /// Sends one request; the raw response, or the reason it never arrived.
-    pub fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>, with_credentials: bool) -> Result<reqwest::blocking::Response, String> {
+    pub fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        with_credentials: bool,
+    ) -> Result<reqwest::blocking::Response, String> {
         let mut req = self.client.request(method, format!("{}{path}", self.endpoint()));
         if let (Some(c), true) = (&self.credentials, with_credentials) {
             req = req.basic_auth(&c.username, Some(&c.password));

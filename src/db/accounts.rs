@@ -49,7 +49,14 @@ pub fn list(conn: &Connection, kind: &str) -> Result<Vec<AccountRow>, DbError> {
 }
 
 /// Inserts an account; `None` if the name is taken.
-pub fn insert(conn: &Connection, name: &str, kind: &str, secret_hash: &str, admin: bool, expires_at: Option<i64>) -> Result<Option<i64>, DbError> {
+pub fn insert(
+    conn: &Connection,
+    name: &str,
+    kind: &str,
+    secret_hash: &str,
+    admin: bool,
+    expires_at: Option<i64>,
+) -> Result<Option<i64>, DbError> {
     let n = conn.execute(
         "INSERT INTO accounts (name, kind, secret_hash, admin, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (name) DO NOTHING",
@@ -92,7 +99,14 @@ pub struct GrantRow {
 }
 
 fn grant(r: &Row<'_>) -> rusqlite::Result<GrantRow> {
-    Ok(GrantRow { id: r.get(0)?, account: r.get(1)?, repository_glob: r.get(2)?, role: r.get(3)?, stages: r.get(4)?, created_at: r.get(5)? })
+    Ok(GrantRow {
+        id: r.get(0)?,
+        account: r.get(1)?,
+        repository_glob: r.get(2)?,
+        role: r.get(3)?,
+        stages: r.get(4)?,
+        created_at: r.get(5)?,
+    })
 }
 
 const GRANT_SELECT: &str =

@@ -69,7 +69,10 @@ pub fn take(conn: &Connection, digest: &str, cutoff: i64, claims_since: i64) -> 
     let Some(size) = size else { return Ok(None) };
     conn.execute("DELETE FROM repository_blobs WHERE digest = ?1", [digest])?;
     conn.execute("DELETE FROM blobs WHERE digest = ?1", [digest])?;
-    conn.execute("INSERT INTO gc_pending (digest, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", params![digest, size, now_ms()])?;
+    conn.execute(
+        "INSERT INTO gc_pending (digest, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        params![digest, size, now_ms()],
+    )?;
     Ok(Some(size))
 }
 

@@ -55,11 +55,9 @@ pub fn get(conn: &Connection, repository_id: i64, digest: &str) -> Result<Option
 /// Media type and size, without loading the content.
 pub fn head(conn: &Connection, repository_id: i64, digest: &str) -> Result<Option<(String, u64)>, DbError> {
     Ok(conn
-        .query_row(
-            "SELECT media_type, size FROM manifests WHERE repository_id = ?1 AND digest = ?2",
-            params![repository_id, digest],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT media_type, size FROM manifests WHERE repository_id = ?1 AND digest = ?2", params![repository_id, digest], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?)
 }
 
@@ -134,7 +132,6 @@ pub fn referrers(conn: &Connection, repository_id: i64, subject: &str, limit: u3
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-
 /// Every manifest of a repository as (digest, created_at, subject), for the
 /// retention planner.
 pub fn all_facts(conn: &Connection, repository_id: i64) -> Result<Vec<(String, i64, Option<String>)>, DbError> {
@@ -145,9 +142,8 @@ pub fn all_facts(conn: &Connection, repository_id: i64) -> Result<Vec<(String, i
 
 /// Every (manifest, child manifest) edge of a repository (index children).
 pub fn all_children(conn: &Connection, repository_id: i64) -> Result<Vec<(String, String)>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT manifest_digest, target_digest FROM manifest_references WHERE repository_id = ?1 AND kind = 'manifest'",
-    )?;
+    let mut stmt = conn
+        .prepare_cached("SELECT manifest_digest, target_digest FROM manifest_references WHERE repository_id = ?1 AND kind = 'manifest'")?;
     let rows = stmt.query_map([repository_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -172,8 +168,7 @@ pub fn references(conn: &Connection, repository_id: i64, digest: &str) -> Result
 
 /// Digests of the manifests whose `subject` is `subject`.
 pub fn referrer_digests(conn: &Connection, repository_id: i64, subject: &str) -> Result<Vec<String>, DbError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT digest FROM manifests WHERE repository_id = ?1 AND subject_digest = ?2 ORDER BY digest")?;
+    let mut stmt = conn.prepare_cached("SELECT digest FROM manifests WHERE repository_id = ?1 AND subject_digest = ?2 ORDER BY digest")?;
     let rows = stmt.query_map(params![repository_id, subject], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

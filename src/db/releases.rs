@@ -98,9 +98,7 @@ pub fn get(conn: &Connection, repository_id: i64, stage: &str, sequence: i64) ->
 pub fn first_release_of(conn: &Connection, repository_id: i64, stage: &str, digest: &str) -> Result<Option<ReleaseRow>, DbError> {
     Ok(conn
         .query_row(
-            &format!(
-                "SELECT {COLUMNS} FROM releases WHERE repository_id = ?1 AND stage = ?2 AND digest = ?3 ORDER BY sequence LIMIT 1"
-            ),
+            &format!("SELECT {COLUMNS} FROM releases WHERE repository_id = ?1 AND stage = ?2 AND digest = ?3 ORDER BY sequence LIMIT 1"),
             params![repository_id, stage, digest],
             from_row,
         )

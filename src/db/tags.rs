@@ -34,8 +34,7 @@ pub fn delete_pointing_at(conn: &Connection, repository_id: i64, digest: &str) -
 
 /// Tag names after `last` in lexical order, at most `limit`.
 pub fn list(conn: &Connection, repository_id: i64, last: Option<&str>, limit: u32) -> Result<Vec<String>, DbError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT name FROM tags WHERE repository_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3")?;
+    let mut stmt = conn.prepare_cached("SELECT name FROM tags WHERE repository_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3")?;
     let rows = stmt.query_map(params![repository_id, last.unwrap_or(""), limit], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

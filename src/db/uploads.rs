@@ -30,11 +30,9 @@ pub fn create(conn: &Connection, id: &str, repository_id: i64, hasher_state: &[u
 
 pub fn get(conn: &Connection, id: &str) -> Result<Option<UploadRow>, DbError> {
     Ok(conn
-        .query_row(
-            "SELECT id, repository_id, size, hasher_state, created_at FROM uploads WHERE id = ?1",
-            [id],
-            |r| Ok(UploadRow { id: r.get(0)?, repository_id: r.get(1)?, size: r.get(2)?, hasher_state: r.get(3)?, created_at: r.get(4)? }),
-        )
+        .query_row("SELECT id, repository_id, size, hasher_state, created_at FROM uploads WHERE id = ?1", [id], |r| {
+            Ok(UploadRow { id: r.get(0)?, repository_id: r.get(1)?, size: r.get(2)?, hasher_state: r.get(3)?, created_at: r.get(4)? })
+        })
         .optional()?)
 }
 
@@ -46,13 +44,7 @@ pub fn parts(conn: &Connection, id: &str) -> Result<Vec<PartRow>, DbError> {
 
 /// Records a written part, but only if the upload is still at `expected_size`
 /// (another request may have appended meanwhile). Returns whether it won.
-pub fn append_part(
-    conn: &Connection,
-    id: &str,
-    expected_size: u64,
-    part: &PartRow,
-    hasher_state: &[u8],
-) -> Result<bool, DbError> {
+pub fn append_part(conn: &Connection, id: &str, expected_size: u64, part: &PartRow, hasher_state: &[u8]) -> Result<bool, DbError> {
     let new_size = expected_size + part.size;
     let updated = conn.execute(
         "UPDATE uploads SET size = ?1, hasher_state = ?2, updated_at = ?3 WHERE id = ?4 AND size = ?5",

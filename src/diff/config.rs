@@ -65,7 +65,13 @@ fn set_keys(value: &Value) -> Value {
 
 /// The `created_by` line of each history entry (image order).
 fn history_lines(config: &Value) -> Vec<Value> {
-    config.get("history").and_then(Value::as_array).into_iter().flatten().map(|h| h.get("created_by").cloned().unwrap_or(Value::Null)).collect()
+    config
+        .get("history")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|h| h.get("created_by").cloned().unwrap_or(Value::Null))
+        .collect()
 }
 
 /// The history line that created each layer: history entries marked

@@ -37,15 +37,15 @@ pub struct Digest {
 
 impl Digest {
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
-        let invalid = || InvalidInput::Digest(if s.len() > 140 { format!("{}…", &s[..s.floor_char_boundary(140)]) } else { s.to_owned() });
+        let invalid =
+            || InvalidInput::Digest(if s.len() > 140 { format!("{}…", &s[..s.floor_char_boundary(140)]) } else { s.to_owned() });
         let (algo, hex) = s.split_once(':').ok_or_else(invalid)?;
         let algo = match algo {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
             _ => return Err(invalid()),
         };
-        let hex_ok = hex.len() == algo.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let hex_ok = hex.len() == algo.hex_len() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !hex_ok {
             return Err(invalid());
         }
@@ -157,8 +157,15 @@ mod tests {
     fn parses_only_known_algorithms_with_exact_hex() {
         assert!(Digest::parse(&format!("sha256:{}", "0".repeat(64))).is_ok());
         assert!(Digest::parse(&format!("sha512:{}", "f".repeat(128))).is_ok());
-        for bad in ["sha256:", "sha256:xyz", "md5:abc", &format!("sha256:{}", "A".repeat(64)),
-            &format!("sha256:{}", "0".repeat(63)), &format!("sha512:{}", "0".repeat(64)), "nocolon"] {
+        for bad in [
+            "sha256:",
+            "sha256:xyz",
+            "md5:abc",
+            &format!("sha256:{}", "A".repeat(64)),
+            &format!("sha256:{}", "0".repeat(63)),
+            &format!("sha512:{}", "0".repeat(64)),
+            "nocolon",
+        ] {
             assert!(Digest::parse(bad).is_err(), "{bad}");
         }
     }
@@ -177,9 +184,6 @@ mod tests {
 
     #[test]
     fn known_vector() {
-        assert_eq!(
-            Digest::of(Algorithm::Sha256, b"").as_str(),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(Digest::of(Algorithm::Sha256, b"").as_str(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

@@ -2,7 +2,10 @@
 
 use serde::Serialize;
 
-use crate::db::{self, audit::{AuditFilter, NewAuditEntry, StoredAudit}};
+use crate::db::{
+    self,
+    audit::{AuditFilter, NewAuditEntry, StoredAudit},
+};
 use crate::domain::{Actor, AuditAction, GENESIS_HASH};
 use crate::registry::{Registry, RegistryError};
 
@@ -82,7 +85,17 @@ impl Registry {
                 }
                 let outcome = if previous.is_some() { PolicyRecord::Changed } else { PolicyRecord::First };
                 let details = serde_json::json!({ "policy": policy, "previous": previous.map(|p| p["policy"].clone()) });
-                db::audit::append(tx, NewAuditEntry { actor: &Actor::system(), action: AuditAction::PolicyChange, repository: None, reference: None, digest: None, details })?;
+                db::audit::append(
+                    tx,
+                    NewAuditEntry {
+                        actor: &Actor::system(),
+                        action: AuditAction::PolicyChange,
+                        repository: None,
+                        reference: None,
+                        digest: None,
+                        details,
+                    },
+                )?;
                 Ok(outcome)
             })
             .await
@@ -99,7 +112,12 @@ impl Registry {
                         break;
                     }
                     if let Some(broken) = verifier.check(&batch) {
-                        return Ok(VerifyReport { rows_checked: verifier.rows_checked, valid: false, first_broken: Some(broken), head_hash: verifier.previous_hash });
+                        return Ok(VerifyReport {
+                            rows_checked: verifier.rows_checked,
+                            valid: false,
+                            first_broken: Some(broken),
+                            head_hash: verifier.previous_hash,
+                        });
                     }
                 }
                 Ok(VerifyReport { rows_checked: verifier.rows_checked, valid: true, first_broken: None, head_hash: verifier.previous_hash })
@@ -128,14 +146,17 @@ mod tests {
         let conn = crate::db::test_connection();
         let actor = Actor::anonymous("127.0.0.1");
         for i in 0..n {
-            append(&conn, NewAuditEntry {
-                actor: &actor,
-                action: AuditAction::TagCreate,
-                repository: Some("app"),
-                reference: Some("v1"),
-                digest: None,
-                details: serde_json::json!({ "i": i }),
-            })
+            append(
+                &conn,
+                NewAuditEntry {
+                    actor: &actor,
+                    action: AuditAction::TagCreate,
+                    repository: Some("app"),
+                    reference: Some("v1"),
+                    digest: None,
+                    details: serde_json::json!({ "i": i }),
+                },
+            )
             .unwrap();
         }
         conn

@@ -10,7 +10,12 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::gates::{self, ImageFacts, PromotionFacts};
-use crate::db::{self, audit::NewAuditEntry, releases::{NewRelease, ReleaseRow}, tag_history::TagEvent};
+use crate::db::{
+    self,
+    audit::NewAuditEntry,
+    releases::{NewRelease, ReleaseRow},
+    tag_history::TagEvent,
+};
 use crate::domain::{Actor, AuditAction, Digest, Reference, RepoName};
 use crate::registry::manifests::{missing_content, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use crate::registry::{Registry, RegistryError};
@@ -64,7 +69,9 @@ impl Registry {
         let gate = self.policy.gates(&req.stage).cloned();
         // Reading image configs touches storage, so it happens before the transaction.
         let images = match &gate {
-            Some(g) if g.non_root || !g.required_labels.is_empty() => self.image_facts(repo, &manifest.media_type, &manifest.content).await?,
+            Some(g) if g.non_root || !g.required_labels.is_empty() => {
+                self.image_facts(repo, &manifest.media_type, &manifest.content).await?
+            }
             _ => vec![],
         };
         let previous_stage = self.policy.previous_stage(&req.stage).map(str::to_owned);
@@ -106,29 +113,38 @@ impl Registry {
                         promoter: actor.name.clone(),
                     };
                     // The order rule already covers "never in the previous stage".
-                    failed.extend(gates::failures(gate, &facts).into_iter().filter(|f| !(entered_previous_at.is_none() && f.starts_with("min_soak"))));
+                    failed.extend(
+                        gates::failures(gate, &facts).into_iter().filter(|f| !(entered_previous_at.is_none() && f.starts_with("min_soak"))),
+                    );
                 }
                 if !failed.is_empty() {
-                    db::audit::append(tx, NewAuditEntry {
-                        actor: &actor,
-                        action: AuditAction::PromotionDenied,
-                        repository: Some(&name),
-                        reference: Some(&stage),
-                        digest: Some(&digest),
-                        details: json!({ "failed_gates": failed }),
-                    })?;
+                    db::audit::append(
+                        tx,
+                        NewAuditEntry {
+                            actor: &actor,
+                            action: AuditAction::PromotionDenied,
+                            repository: Some(&name),
+                            reference: Some(&stage),
+                            digest: Some(&digest),
+                            details: json!({ "failed_gates": failed }),
+                        },
+                    )?;
                     return Ok(Err(RegistryError::PromotionDenied { subject, stage, failed }));
                 }
-                let release = db::releases::append(tx, repo_id, NewRelease {
-                    stage: &stage,
-                    digest: &digest,
-                    version: version.as_deref(),
-                    note: note.as_deref(),
-                    actor: &actor.name,
-                    reason: "promote",
-                    rolled_back_from: None,
-                    restored_sequence: None,
-                })?;
+                let release = db::releases::append(
+                    tx,
+                    repo_id,
+                    NewRelease {
+                        stage: &stage,
+                        digest: &digest,
+                        version: version.as_deref(),
+                        note: note.as_deref(),
+                        actor: &actor.name,
+                        reason: "promote",
+                        rolled_back_from: None,
+                        restored_sequence: None,
+                    },
+                )?;
                 move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Promotion)?;
                 Ok(Ok(Promotion { release, unchanged: false }))
             })
@@ -144,7 +160,13 @@ impl Registry {
 
     /// `POST /api/v1/repositories/<name>/stages/<stage>/rollback`: makes an
     /// earlier release of the stage current again, as a new release.
-    pub async fn rollback(&self, actor: &Actor, repo: &RepoName, stage: &str, to_sequence: Option<i64>) -> Result<ReleaseRow, RegistryError> {
+    pub async fn rollback(
+        &self,
+        actor: &Actor,
+        repo: &RepoName,
+        stage: &str,
+        to_sequence: Option<i64>,
+    ) -> Result<ReleaseRow, RegistryError> {
         self.check_stage(stage)?;
         let (name, actor, stage) = (repo.to_string(), actor.clone(), stage.to_owned());
         let release = self
@@ -153,14 +175,17 @@ impl Registry {
                 let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
                 // A refusal commits its audit row, like a refused promotion.
                 let refuse = |why: String, digest: Option<&str>| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
-                    db::audit::append(tx, NewAuditEntry {
-                        actor: &actor,
-                        action: AuditAction::RollbackDenied,
-                        repository: Some(&name),
-                        reference: Some(&stage),
-                        digest,
-                        details: json!({ "reason": why, "to": to_sequence }),
-                    })?;
+                    db::audit::append(
+                        tx,
+                        NewAuditEntry {
+                            actor: &actor,
+                            action: AuditAction::RollbackDenied,
+                            repository: Some(&name),
+                            reference: Some(&stage),
+                            digest,
+                            details: json!({ "reason": why, "to": to_sequence }),
+                        },
+                    )?;
                     Ok(Err(RegistryError::RollbackDenied(why)))
                 };
                 let Some(current) = db::releases::current(tx, repo_id, &stage)? else {
@@ -171,10 +196,13 @@ impl Registry {
                     None => default_rollback_target(tx, repo_id, &stage, &current)?,
                 };
                 let Some(target) = target else {
-                    return refuse(match to_sequence {
-                        Some(seq) => format!("{stage} has no release #{seq}"),
-                        None => format!("{stage} has no earlier release to roll back to"),
-                    }, None);
+                    return refuse(
+                        match to_sequence {
+                            Some(seq) => format!("{stage} has no release #{seq}"),
+                            None => format!("{stage} has no earlier release to roll back to"),
+                        },
+                        None,
+                    );
                 };
                 if target.sequence == current.sequence {
                     return refuse(format!("release #{} is already current", target.sequence), Some(&target.digest));
@@ -185,16 +213,20 @@ impl Registry {
                 if let Some(missing) = missing_content(tx, repo_id, &target.digest)? {
                     return refuse(format!("release #{} no longer pulls completely: {missing}", target.sequence), Some(&target.digest));
                 }
-                let release = db::releases::append(tx, repo_id, NewRelease {
-                    stage: &stage,
-                    digest: &target.digest,
-                    version: target.version.as_deref(),
-                    note: None,
-                    actor: &actor.name,
-                    reason: "rollback",
-                    rolled_back_from: Some(current.sequence),
-                    restored_sequence: Some(target.sequence),
-                })?;
+                let release = db::releases::append(
+                    tx,
+                    repo_id,
+                    NewRelease {
+                        stage: &stage,
+                        digest: &target.digest,
+                        version: target.version.as_deref(),
+                        note: None,
+                        actor: &actor.name,
+                        reason: "rollback",
+                        rolled_back_from: Some(current.sequence),
+                        restored_sequence: Some(target.sequence),
+                    },
+                )?;
                 move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Rollback)?;
                 Ok(Ok(release))
             })
@@ -292,7 +324,12 @@ impl Registry {
 /// position whose digest differs from the current digest. After a rollback
 /// the position is the release it restored, so rolling back twice goes two
 /// steps back instead of undoing the first rollback.
-fn default_rollback_target(tx: &rusqlite::Connection, repo_id: i64, stage: &str, current: &ReleaseRow) -> Result<Option<ReleaseRow>, RegistryError> {
+fn default_rollback_target(
+    tx: &rusqlite::Connection,
+    repo_id: i64,
+    stage: &str,
+    current: &ReleaseRow,
+) -> Result<Option<ReleaseRow>, RegistryError> {
     let mut before = Some(current.restored_sequence.unwrap_or(current.sequence));
     loop {
         let batch = db::releases::list(tx, repo_id, stage, before, 100)?;
@@ -317,19 +354,22 @@ fn move_stage_tag(
 ) -> Result<(), RegistryError> {
     let moved_from = db::tags::set(tx, repo_id, &release.stage, &release.digest)?;
     db::tag_history::record(tx, repo_id, &release.stage, Some(&release.digest), &actor.name)?;
-    db::audit::append(tx, NewAuditEntry {
-        actor,
-        action,
-        repository: Some(repo),
-        reference: Some(&release.stage),
-        digest: Some(&release.digest),
-        details: json!({
-            "sequence": release.sequence,
-            "version": release.version,
-            "previous_digest": moved_from,
-            "rolled_back_from": release.rolled_back_from,
-            "restored_sequence": release.restored_sequence,
-        }),
-    })?;
+    db::audit::append(
+        tx,
+        NewAuditEntry {
+            actor,
+            action,
+            repository: Some(repo),
+            reference: Some(&release.stage),
+            digest: Some(&release.digest),
+            details: json!({
+                "sequence": release.sequence,
+                "version": release.version,
+                "previous_digest": moved_from,
+                "rolled_back_from": release.rolled_back_from,
+                "restored_sequence": release.restored_sequence,
+            }),
+        },
+    )?;
     Ok(())
 }

@@ -186,18 +186,13 @@ pub fn roots<'a>(releases: &[Release<'a>], tags: impl IntoIterator<Item = (&'a s
 /// referrers and what they need (protected from cleanup). `references`
 /// looks up what one manifest points at; it is asked once per manifest.
 /// Cycles (forged manifests) end because each digest is visited once.
-pub fn closure<E>(
-    roots: Vec<(String, Root)>,
-    mut references: impl FnMut(&str) -> Result<References, E>,
-) -> Result<ProtectedSet, E> {
+pub fn closure<E>(roots: Vec<(String, Root)>, mut references: impl FnMut(&str) -> Result<References, E>) -> Result<ProtectedSet, E> {
     let mut set = ProtectedSet::default();
     let mut looked_up: HashMap<String, References> = HashMap::new();
     // Breadth first, always-protected edges before referrer edges, so a
     // digest gets its strongest protection and the shortest explanation.
-    let mut queue: VecDeque<(String, Protected)> = roots
-        .into_iter()
-        .map(|(digest, root)| (digest, Protected { root, via: Via::Itself, strength: Strength::Always }))
-        .collect();
+    let mut queue: VecDeque<(String, Protected)> =
+        roots.into_iter().map(|(digest, root)| (digest, Protected { root, via: Via::Itself, strength: Strength::Always })).collect();
     let mut later: VecDeque<(String, Protected)> = VecDeque::new();
     while let Some((digest, protected)) = queue.pop_front().or_else(|| later.pop_front()) {
         if set.manifests.get(&digest).is_some_and(|p| p.strength >= protected.strength) {
@@ -249,13 +244,15 @@ mod tests {
     /// A reference graph: manifest → (children, blobs, referrers).
     fn graph(edges: &[Edge<'_>]) -> HashMap<String, References> {
         let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
-        edges
-            .iter()
-            .map(|(m, c, b, r)| (m.to_string(), References { children: own(c), blobs: own(b), referrers: own(r) }))
-            .collect()
+        edges.iter().map(|(m, c, b, r)| (m.to_string(), References { children: own(c), blobs: own(b), referrers: own(r) })).collect()
     }
 
-    fn protect(releases: &[Release<'static>], tags: &[(&'static str, &'static str)], depth: u32, g: &HashMap<String, References>) -> ProtectedSet {
+    fn protect(
+        releases: &[Release<'static>],
+        tags: &[(&'static str, &'static str)],
+        depth: u32,
+        g: &HashMap<String, References>,
+    ) -> ProtectedSet {
         let roots = roots(releases, tags.iter().copied(), &policy(depth));
         closure(roots, |d| Ok::<_, ()>(g.get(d).cloned().unwrap_or_default())).expect("infallible lookup")
     }

@@ -213,11 +213,7 @@ fn protected_digests(facts: &RepoFacts, governance: &Policy) -> HashMap<String, 
         Ok(set) => set,
         Err(never) => match never {},
     };
-    facts
-        .manifests
-        .iter()
-        .filter_map(|m| set.manifest_for_cleanup(&m.digest).map(|p| (m.digest.clone(), format!("kept: {p}"))))
-        .collect()
+    facts.manifests.iter().filter_map(|m| set.manifest_for_cleanup(&m.digest).map(|p| (m.digest.clone(), format!("kept: {p}")))).collect()
 }
 
 fn decide_tags(
@@ -231,9 +227,7 @@ fn decide_tags(
     // Tags eligible for keep_last ranking, newest first; stage and immutable
     // tags are kept anyway, so they must not use up the N slots.
     let mut ranked: Vec<usize> = (0..tags.len()).filter(|&i| !reserved(tags[i])).collect();
-    ranked.sort_by(|&a, &b| {
-        tags[b].updated_at_ms.cmp(&tags[a].updated_at_ms).then_with(|| tags[a].name.cmp(&tags[b].name))
-    });
+    ranked.sort_by(|&a, &b| tags[b].updated_at_ms.cmp(&tags[a].updated_at_ms).then_with(|| tags[a].name.cmp(&tags[b].name)));
     let mut rank_of: Vec<Option<usize>> = vec![None; tags.len()];
     for (rank, &i) in ranked.iter().enumerate() {
         rank_of[i] = Some(rank);
@@ -261,19 +255,11 @@ fn decide_tags(
                 return Decision::keep(format!("kept: matches {pattern} (policy {:?})", p.name));
             }
             if let Some(d) = p.keep_within.filter(|d| age <= *d) {
-                return Decision::keep(format!(
-                    "kept: pushed {} ago, within {} (policy {:?})",
-                    short(age),
-                    short(d),
-                    p.name
-                ));
+                return Decision::keep(format!("kept: pushed {} ago, within {} (policy {:?})", short(age), short(d), p.name));
             }
         }
         if let Some(reason) = protected.get(&t.digest) {
-            return Decision::keep(format!(
-                "kept: points at a protected manifest: {}",
-                reason.trim_start_matches("kept: ")
-            ));
+            return Decision::keep(format!("kept: points at a protected manifest: {}", reason.trim_start_matches("kept: ")));
         }
         let why: Vec<String> = governing
             .iter()
@@ -353,12 +339,7 @@ fn decide_manifests(
                 .or_else(|| (!kept_tags.is_empty()).then(|| format!("kept: tagged {}", kept_tags.join(", "))));
             let young = policies.iter().find_map(|p| {
                 let d = p.keep_within.filter(|d| age <= *d)?;
-                Some(Decision::keep(format!(
-                    "kept: pushed {} ago, within {} (policy {:?})",
-                    short(age),
-                    short(d),
-                    p.name
-                )))
+                Some(Decision::keep(format!("kept: pushed {} ago, within {} (policy {:?})", short(age), short(d), p.name)))
             });
             let mut fallback = "kept: no rule deletes it".to_owned();
             let expired = if !tags.is_empty() {
@@ -395,9 +376,8 @@ fn decide_manifests(
     // of precedence: protected or tagged; needed by a kept manifest; gone with
     // its subject; its own rules; gone with its index; the fallback.
     let evaluate = |i: usize, status: &[Option<Decision>]| -> Decision {
-        let parent = |kind: Edge, keep: bool| {
-            in_edges[i].iter().find(|(p, k)| *k == kind && status[*p].as_ref().is_some_and(|d| d.keep == keep))
-        };
+        let parent =
+            |kind: Edge, keep: bool| in_edges[i].iter().find(|(p, k)| *k == kind && status[*p].as_ref().is_some_and(|d| d.keep == keep));
         if let Some(reason) = &own[i].hard {
             Decision::keep(reason.clone())
         } else if let Some(&(p, k)) = parent(Edge::Child, true).or_else(|| parent(Edge::Referrer, true)) {
@@ -543,8 +523,7 @@ mod tests {
     fn keep_tags_pattern_and_several_tags_on_one_digest() {
         let p = RetentionPolicyConfig { keep_tags: vec!["^release-".into()], ..pol("x", "team/*") };
         let old = NOW - 90 * DAY;
-        let tags =
-            vec![tag("release-1", "a", old), tag("junk", "a", old), tag("junk1", "b", old), tag("junk2", "b", old)];
+        let tags = vec![tag("release-1", "a", old), tag("junk", "a", old), tag("junk1", "b", old), tag("junk2", "b", old)];
         let plan = run(&[p], vec![man("a", old), man("b", old)], tags, vec![]);
         kept(&plan, "tag:release-1", "matches ^release- (policy \"x\")");
         deleted(&plan, "tag:junk", "matches no keep pattern (policy \"x\")");
@@ -555,14 +534,8 @@ mod tests {
     #[test]
     fn keep_within_for_tags_and_manifests() {
         let p = RetentionPolicyConfig { keep_within: days(7), delete_untagged_after: days(1), ..pol("recent", "**") };
-        let m = vec![
-            man("a", NOW - 30 * DAY),
-            man("b", NOW - 30 * DAY),
-            man("young", NOW - 3 * HOUR),
-            man("old", NOW - 9 * DAY),
-        ];
-        let t =
-            vec![tag("fresh", "a", NOW - 2 * HOUR), tag("stale", "b", NOW - 8 * DAY), tag("edge", "b", NOW - 7 * DAY)];
+        let m = vec![man("a", NOW - 30 * DAY), man("b", NOW - 30 * DAY), man("young", NOW - 3 * HOUR), man("old", NOW - 9 * DAY)];
+        let t = vec![tag("fresh", "a", NOW - 2 * HOUR), tag("stale", "b", NOW - 8 * DAY), tag("edge", "b", NOW - 7 * DAY)];
         let plan = run(&[p], m, t, vec![]);
         kept(&plan, "tag:fresh", "pushed 2h ago, within 7days");
         kept(&plan, "tag:edge", "within 7days");
@@ -576,8 +549,7 @@ mod tests {
         // Only the current tag row is a fact: earlier targets of `latest` are plain untagged manifests.
         let p = RetentionPolicyConfig { keep_last: Some(5), delete_untagged_after: days(7), ..pol("p", "**") };
         let m = vec![man("at", NOW - 7 * DAY), man("past", NOW - 7 * DAY - 1000), man("v-c", NOW - 2 * DAY)];
-        let plan =
-            run(&[p], [m, vec![man("v-d", NOW - HOUR)]].concat(), vec![tag("latest", "v-d", NOW - HOUR)], vec![]);
+        let plan = run(&[p], [m, vec![man("v-d", NOW - HOUR)]].concat(), vec![tag("latest", "v-d", NOW - HOUR)], vec![]);
         kept(&plan, "at", "untagged for 7days, within 7days");
         deleted(&plan, "past", "untagged for 7days 1s > 7days");
         kept(&plan, "v-c", "untagged for 2days, within 7days");
@@ -606,16 +578,11 @@ mod tests {
         let p1 = RetentionPolicyConfig { keep_last: Some(1), ..pol("count", "**") };
         let p2 = RetentionPolicyConfig { keep_tags: vec!["^stable$".into()], ..pol("named", "team/**") };
         let p3 = RetentionPolicyConfig { keep_last: Some(50), ..pol("elsewhere", "other/*") };
-        let t =
-            vec![tag("newest", "a", NOW - DAY), tag("stable", "b", NOW - 50 * DAY), tag("old", "c", NOW - 40 * DAY)];
+        let t = vec![tag("newest", "a", NOW - DAY), tag("stable", "b", NOW - 50 * DAY), tag("old", "c", NOW - 40 * DAY)];
         let plan = run(&[p1, p2, p3], vec![man("a", 0), man("b", 0), man("c", 0)], t, vec![]);
         kept(&plan, "tag:newest", "policy \"count\"");
         kept(&plan, "tag:stable", "policy \"named\"");
-        deleted(
-            &plan,
-            "tag:old",
-            "not among the newest 1 tags (policy \"count\"); matches no keep pattern (policy \"named\")",
-        );
+        deleted(&plan, "tag:old", "not among the newest 1 tags (policy \"count\"); matches no keep pattern (policy \"named\")");
         assert!(!decision(&plan, "tag:old").reason.contains("elsewhere"));
     }
 
@@ -642,11 +609,7 @@ mod tests {
 
     #[test]
     fn multi_arch_children_live_and_die_with_their_index() {
-        let p = RetentionPolicyConfig {
-            keep_tags: vec!["^latest$".into()],
-            delete_untagged_after: days(7),
-            ..pol("p", "**")
-        };
+        let p = RetentionPolicyConfig { keep_tags: vec!["^latest$".into()], delete_untagged_after: days(7), ..pol("p", "**") };
         let old = NOW - 30 * DAY;
         let m = vec![
             index("idx-new", old, &["amd64", "arm64", "shared"]),
@@ -694,12 +657,7 @@ mod tests {
 
     #[test]
     fn stable_order_serialization_and_config_errors() {
-        let plan = run(
-            &[pol("p", "**")],
-            vec![man("b", 5), man("a", 5), man("c", 1)],
-            vec![tag("z", "a", 0), tag("m", "b", 0)],
-            vec![],
-        );
+        let plan = run(&[pol("p", "**")], vec![man("b", 5), man("a", 5), man("c", 1)], vec![tag("z", "a", 0), tag("m", "b", 0)], vec![]);
         assert_eq!(plan.manifests.iter().map(|d| d.digest.as_str()).collect::<Vec<_>>(), ["c", "a", "b"]);
         assert_eq!(plan.tags.iter().map(|d| d.tag.as_str()).collect::<Vec<_>>(), ["m", "z"]);
         kept(&plan, "c", "no rule deletes it");
@@ -717,12 +675,7 @@ mod tests {
     /// manifest gets one decision and no kept manifest loses a child or referrer.
     #[test]
     fn closure_invariant_holds_on_arbitrary_graphs() {
-        let p = RetentionPolicyConfig {
-            keep_last: Some(1),
-            keep_within: days(1),
-            delete_untagged_after: days(3),
-            ..pol("p", "**")
-        };
+        let p = RetentionPolicyConfig { keep_last: Some(1), keep_within: days(1), delete_untagged_after: days(3), ..pol("p", "**") };
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = |bound: usize| {
             seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
@@ -736,18 +689,15 @@ mod tests {
                 f.subject = (next(3) == 0).then(|| format!("m{}", next(n + 1)));
                 f.children = (0..next(3)).map(|_| format!("m{}", next(n))).collect();
             }
-            let t: Vec<TagFact> = (0..next(4))
-                .map(|k| tag(&format!("t{k}"), &format!("m{}", next(n)), NOW - next(5) as i64 * DAY))
-                .collect();
+            let t: Vec<TagFact> =
+                (0..next(4)).map(|k| tag(&format!("t{k}"), &format!("m{}", next(n)), NOW - next(5) as i64 * DAY)).collect();
             let r = if next(2) == 0 { vec![rel("prod", 1, &format!("m{}", next(n)))] } else { vec![] };
             let plan = run(std::slice::from_ref(&p), m.clone(), t, r);
             assert_eq!(plan.manifests.len(), n);
-            let keep: HashMap<&str, bool> =
-                plan.manifests.iter().map(|d| (d.digest.as_str(), d.decision.keep)).collect();
+            let keep: HashMap<&str, bool> = plan.manifests.iter().map(|d| (d.digest.as_str(), d.decision.keep)).collect();
             let is_kept = |d: &str| keep.get(d).copied().unwrap_or(false);
             for f in m.iter().filter(|f| !is_kept(&f.digest)) {
-                let by_index =
-                    m.iter().any(|o| o.digest != f.digest && is_kept(&o.digest) && o.children.contains(&f.digest));
+                let by_index = m.iter().any(|o| o.digest != f.digest && is_kept(&o.digest) && o.children.contains(&f.digest));
                 let by_subject = f.subject.as_deref().is_some_and(|s| s != f.digest && is_kept(s));
                 assert!(!by_index && !by_subject, "{} deleted but needed: {plan:#?}", f.digest);
             }

@@ -238,7 +238,9 @@ impl Registry {
                 match &r {
                     ImageRef::Reference(Reference::Digest(d)) => Ok(d.to_string()),
                     ImageRef::Reference(Reference::Tag(t)) => db::tags::target(conn, repo_id, t.as_str())?.ok_or_else(unknown),
-                    ImageRef::Release { stage, sequence } => Ok(db::releases::get(conn, repo_id, stage.as_str(), *sequence)?.ok_or_else(unknown)?.digest),
+                    ImageRef::Release { stage, sequence } => {
+                        Ok(db::releases::get(conn, repo_id, stage.as_str(), *sequence)?.ok_or_else(unknown)?.digest)
+                    }
                 }
             })
             .await?;
@@ -263,7 +265,11 @@ impl Registry {
                         let (os, arch, variant) = platform_of(c);
                         p.matches(&os, &arch, variant.as_deref())
                     })
-                    .ok_or_else(|| DiffError::PlatformUnknown { reference: reference.to_string(), platform: p.to_string(), available: available() })?,
+                    .ok_or_else(|| DiffError::PlatformUnknown {
+                        reference: reference.to_string(),
+                        platform: p.to_string(),
+                        available: available(),
+                    })?,
                 None if children.len() == 1 => &children[0],
                 None => return Err(DiffError::PlatformRequired { reference: reference.to_string(), available: available() }),
             };
@@ -285,7 +291,14 @@ impl Registry {
             layers.push(LayerDesc { digest: digest.to_string(), size, media_type: l["mediaType"].as_str().unwrap_or_default().to_owned() });
         }
         self.stat_blob(repo, &Digest::parse(&config_digest).map_err(RegistryError::from)?).await?;
-        Ok(ResolvedImage { reference: reference.to_string(), digest, manifest: manifest.digest.to_string(), platform: chosen_platform, config_digest, layers })
+        Ok(ResolvedImage {
+            reference: reference.to_string(),
+            digest,
+            manifest: manifest.digest.to_string(),
+            platform: chosen_platform,
+            config_digest,
+            layers,
+        })
     }
 
     async fn read_config(&self, digest: &str) -> Result<Value, DiffError> {
@@ -365,10 +378,20 @@ fn decode(bytes: &[u8]) -> Result<LayerIndex, String> {
 
 /// Layers shared, removed (only in `from`) and added (only in `to`), each
 /// with the history line that created it.
-fn layer_lines(from: &ResolvedImage, from_config: &Value, to: &ResolvedImage, to_config: &Value) -> (Vec<LayerLine>, Vec<LayerLine>, Vec<LayerLine>) {
+fn layer_lines(
+    from: &ResolvedImage,
+    from_config: &Value,
+    to: &ResolvedImage,
+    to_config: &Value,
+) -> (Vec<LayerLine>, Vec<LayerLine>, Vec<LayerLine>) {
     let lines = |image: &ResolvedImage, config: &Value| -> Vec<LayerLine> {
         let history = layer_history(config);
-        image.layers.iter().enumerate().map(|(i, l)| LayerLine { digest: l.digest.clone(), size: l.size, history: history.get(i).cloned().flatten() }).collect()
+        image
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerLine { digest: l.digest.clone(), size: l.size, history: history.get(i).cloned().flatten() })
+            .collect()
     };
     let (a, b) = (lines(from, from_config), lines(to, to_config));
     let in_from: HashSet<&str> = a.iter().map(|l| l.digest.as_str()).collect();

@@ -180,14 +180,17 @@ impl Registry {
                     .write(move |tx| -> Result<bool, RegistryError> {
                         let deleted = db::gc::delete_stale_upload(tx, &upload_id, before)?;
                         if deleted {
-                            db::audit::append(tx, NewAuditEntry {
-                                actor: &actor,
-                                action: AuditAction::UploadExpire,
-                                repository: None,
-                                reference: Some(&upload_id),
-                                digest: None,
-                                details: json!({}),
-                            })?;
+                            db::audit::append(
+                                tx,
+                                NewAuditEntry {
+                                    actor: &actor,
+                                    action: AuditAction::UploadExpire,
+                                    repository: None,
+                                    reference: Some(&upload_id),
+                                    digest: None,
+                                    details: json!({}),
+                                },
+                            )?;
                         }
                         Ok(deleted)
                     })
@@ -261,7 +264,14 @@ impl Registry {
     /// Stray bytes at `digest`'s address: whether they are (or, in a dry
     /// run, would be) collected. Taken through `gc_pending` like any blob,
     /// so an upload of the same digest waits until they are gone.
-    async fn collect_stray_blob(&self, actor: &Actor, digest: &Digest, size: u64, claims_since: i64, dry_run: bool) -> Result<bool, RegistryError> {
+    async fn collect_stray_blob(
+        &self,
+        actor: &Actor,
+        digest: &Digest,
+        size: u64,
+        claims_since: i64,
+        dry_run: bool,
+    ) -> Result<bool, RegistryError> {
         let d = digest.to_string();
         if dry_run {
             return Ok(!self.db.read(move |c| db::gc::stray_is_known(c, &d, claims_since)).await?);
@@ -286,6 +296,9 @@ impl Registry {
 
 /// The audit row of a collected blob.
 fn audit_collect(tx: &rusqlite::Connection, actor: &Actor, digest: &str, details: serde_json::Value) -> Result<(), RegistryError> {
-    db::audit::append(tx, NewAuditEntry { actor, action: AuditAction::BlobCollect, repository: None, reference: None, digest: Some(digest), details })?;
+    db::audit::append(
+        tx,
+        NewAuditEntry { actor, action: AuditAction::BlobCollect, repository: None, reference: None, digest: Some(digest), details },
+    )?;
     Ok(())
 }

@@ -9,7 +9,10 @@ use serde_json::json;
 
 use super::protection::protected_set;
 use super::{audit, deny, Decided, Registry, RegistryError};
-use crate::db::{self, manifests::{ManifestRow, RefKind}};
+use crate::db::{
+    self,
+    manifests::{ManifestRow, RefKind},
+};
 use crate::domain::{Actor, Algorithm, AuditAction, Digest, Reference, RepoName, Tag};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -74,9 +77,7 @@ fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, RegistryErr
     // Content-Type parameters such as charset are not part of the media type.
     let header_type = content_type.map(|c| c.split(';').next().unwrap_or_default().trim()).filter(|c| !c.is_empty());
     let media_type = match (body_type, header_type) {
-        (Some(b), Some(h)) if b != h => {
-            return Err(invalid(format!("Content-Type {h} does not match the manifest's mediaType {b}")))
-        }
+        (Some(b), Some(h)) if b != h => return Err(invalid(format!("Content-Type {h} does not match the manifest's mediaType {b}"))),
         (Some(t), _) | (None, Some(t)) => t.to_owned(),
         (None, None) => return Err(invalid("no mediaType in the manifest and no Content-Type")),
     };
@@ -94,11 +95,7 @@ fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, RegistryErr
                 }
             }
             let subject = m.subject().as_ref().map(descriptor_digest).transpose()?;
-            let artifact_type = m
-                .artifact_type()
-                .as_ref()
-                .map(|t| t.to_string())
-                .or_else(|| Some(m.config().media_type().to_string()));
+            let artifact_type = m.artifact_type().as_ref().map(|t| t.to_string()).or_else(|| Some(m.config().media_type().to_string()));
             Ok(Parsed { media_type, artifact_type, subject, annotations, blobs, manifests: vec![] })
         }
         OCI_INDEX | DOCKER_MANIFEST_LIST => {
@@ -234,8 +231,15 @@ impl Registry {
                     references.push((child.to_string(), RefKind::Manifest));
                 }
                 let created = db::manifests::insert(tx, repo_id, &row, &references, &actor.name)?;
-                audit(tx, actor, AuditAction::ManifestPush, &name, tags.first().map(String::as_str), &row.digest,
-                    json!({"media_type": row.media_type, "size": row.content.len(), "new": created, "tags": tags}))?;
+                audit(
+                    tx,
+                    actor,
+                    AuditAction::ManifestPush,
+                    &name,
+                    tags.first().map(String::as_str),
+                    &row.digest,
+                    json!({"media_type": row.media_type, "size": row.content.len(), "new": created, "tags": tags}),
+                )?;
                 for (tag, before) in tags.iter().zip(previous) {
                     if before.as_deref() != Some(row.digest.as_str()) {
                         db::tags::set(tx, repo_id, tag, &row.digest)?;
@@ -355,7 +359,8 @@ mod tests {
 
     #[test]
     fn reads_subject_and_artifact_type() {
-        let extra = format!(r#","artifactType":"application/x-sig","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":9}}"#, d('c'));
+        let extra =
+            format!(r#","artifactType":"application/x-sig","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":9}}"#, d('c'));
         let p = parse(None, image(&extra).as_bytes()).unwrap();
         assert_eq!(p.subject.unwrap().to_string(), d('c'));
         assert_eq!(p.artifact_type.as_deref(), Some("application/x-sig"));

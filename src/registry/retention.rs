@@ -36,8 +36,10 @@ fn facts(conn: &rusqlite::Connection, repo_id: i64, name: &str) -> Result<RepoFa
             ManifestFact { digest, pushed_at_ms, subject, children }
         })
         .collect();
-    let tags = db::tags::all(conn, repo_id)?.into_iter().map(|(name, digest, updated_at_ms)| TagFact { name, digest, updated_at_ms }).collect();
-    let releases = db::releases::all(conn, repo_id)?.into_iter().map(|(stage, sequence, digest)| ReleaseFact { stage, sequence, digest }).collect();
+    let tags =
+        db::tags::all(conn, repo_id)?.into_iter().map(|(name, digest, updated_at_ms)| TagFact { name, digest, updated_at_ms }).collect();
+    let releases =
+        db::releases::all(conn, repo_id)?.into_iter().map(|(stage, sequence, digest)| ReleaseFact { stage, sequence, digest }).collect();
     Ok(RepoFacts { repository: name.to_owned(), manifests, tags, releases })
 }
 
@@ -47,7 +49,15 @@ fn apply(tx: &rusqlite::Connection, actor: &Actor, repo_id: i64, p: &RepoPlan) -
     for t in p.deleted_tags() {
         if db::tags::delete(tx, repo_id, &t.tag)? {
             db::tag_history::record(tx, repo_id, &t.tag, None, &actor.name)?;
-            audit(tx, actor, AuditAction::TagDelete, &p.repository, Some(&t.tag), &t.digest, json!({"by": "retention", "reason": t.decision.reason}))?;
+            audit(
+                tx,
+                actor,
+                AuditAction::TagDelete,
+                &p.repository,
+                Some(&t.tag),
+                &t.digest,
+                json!({"by": "retention", "reason": t.decision.reason}),
+            )?;
             tags += 1;
         }
     }
@@ -56,11 +66,27 @@ fn apply(tx: &rusqlite::Connection, actor: &Actor, repo_id: i64, p: &RepoPlan) -
         // ones it could not see, and go with their manifest.
         for tag in db::tags::delete_pointing_at(tx, repo_id, &m.digest)? {
             db::tag_history::record(tx, repo_id, &tag, None, &actor.name)?;
-            audit(tx, actor, AuditAction::TagDelete, &p.repository, Some(&tag), &m.digest, json!({"by": "retention", "reason": m.decision.reason}))?;
+            audit(
+                tx,
+                actor,
+                AuditAction::TagDelete,
+                &p.repository,
+                Some(&tag),
+                &m.digest,
+                json!({"by": "retention", "reason": m.decision.reason}),
+            )?;
             tags += 1;
         }
         if db::manifests::delete(tx, repo_id, &m.digest)? {
-            audit(tx, actor, AuditAction::ManifestDelete, &p.repository, None, &m.digest, json!({"by": "retention", "reason": m.decision.reason}))?;
+            audit(
+                tx,
+                actor,
+                AuditAction::ManifestDelete,
+                &p.repository,
+                None,
+                &m.digest,
+                json!({"by": "retention", "reason": m.decision.reason}),
+            )?;
             manifests += 1;
         }
     }
@@ -84,10 +110,15 @@ impl Registry {
                 let step = move |conn: &rusqlite::Connection, apply_it: bool| -> Result<Option<(RepoPlan, u64, u64)>, RegistryError> {
                     let Some(repo_id) = db::repositories::id_of(conn, &name)? else { return Ok(None) };
                     let p = plan(&facts(conn, repo_id, &name)?, &rules, &policy, now);
-                    let (tags, manifests) = if apply_it { apply(conn, &actor, repo_id, &p)? } else { (p.deleted_tags().count() as u64, p.deleted_manifests().count() as u64) };
+                    let (tags, manifests) = if apply_it {
+                        apply(conn, &actor, repo_id, &p)?
+                    } else {
+                        (p.deleted_tags().count() as u64, p.deleted_manifests().count() as u64)
+                    };
                     Ok(Some((p, tags, manifests)))
                 };
-                let outcome = if dry_run { self.db.read(move |c| step(c, false)).await? } else { self.db.write(move |tx| step(tx, true)).await? };
+                let outcome =
+                    if dry_run { self.db.read(move |c| step(c, false)).await? } else { self.db.write(move |tx| step(tx, true)).await? };
                 if let Some((p, tags, manifests)) = outcome {
                     report.tags_deleted += tags;
                     report.manifests_deleted += manifests;

@@ -96,7 +96,13 @@ impl Registry {
     /// `PATCH /v2/<name>/blobs/uploads/<id>`: appends a chunk. `start` is the
     /// first byte offset from `Content-Range`, if the client sent one.
     /// `range` is the request's `Content-Range` (first and last byte), if any.
-    pub async fn append_upload(&self, repo: &RepoName, id: &str, range: Option<(u64, u64)>, body: BodyStream) -> Result<UploadStatus, RegistryError> {
+    pub async fn append_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        range: Option<(u64, u64)>,
+        body: BodyStream,
+    ) -> Result<UploadStatus, RegistryError> {
         let row = self.load_upload(repo, id).await?;
         if let Some((start, _)) = range {
             if start != row.size {
@@ -272,7 +278,12 @@ impl Registry {
     /// Streams `body` into the upload and records it, unless another request
     /// appended first (then 416). With a `Content-Range`, a body of another
     /// length is refused and its bytes dropped.
-    async fn append_part(&self, row: db::uploads::UploadRow, body: BodyStream, range: Option<(u64, u64)>) -> Result<(u64, DigestHasher), RegistryError> {
+    async fn append_part(
+        &self,
+        row: db::uploads::UploadRow,
+        body: BodyStream,
+        range: Option<(u64, u64)>,
+    ) -> Result<(u64, DigestHasher), RegistryError> {
         if self.blobs.appends_in_place() {
             return self.append_in_place(row, body, range).await;
         }
@@ -291,11 +302,20 @@ impl Registry {
     /// Checks `written` bytes at `key` against the request's `Content-Range`
     /// and records them as the upload's next part. `Ok(false)`: nothing was
     /// written, so nothing recorded. A lost race with another append is 416.
-    async fn record_part(&self, row: &db::uploads::UploadRow, key: &Path, written: u64, range: Option<(u64, u64)>, hasher: &DigestHasher) -> Result<bool, RegistryError> {
+    async fn record_part(
+        &self,
+        row: &db::uploads::UploadRow,
+        key: &Path,
+        written: u64,
+        range: Option<(u64, u64)>,
+        hasher: &DigestHasher,
+    ) -> Result<bool, RegistryError> {
         if let Some((start, end)) = range {
             let declared = end - start + 1;
             if written != declared {
-                return Err(RegistryError::UploadInvalid(format!("Content-Range {start}-{end} announces {declared} bytes but the body has {written}")));
+                return Err(RegistryError::UploadInvalid(format!(
+                    "Content-Range {start}-{end} announces {declared} bytes but the body has {written}"
+                )));
             }
         }
         if written == 0 {
@@ -313,7 +333,12 @@ impl Registry {
 
     /// The filesystem form of [`Self::append_part`]: the body goes into the
     /// upload's one file at the recorded size, under the file's lock.
-    async fn append_in_place(&self, row: db::uploads::UploadRow, body: BodyStream, range: Option<(u64, u64)>) -> Result<(u64, DigestHasher), RegistryError> {
+    async fn append_in_place(
+        &self,
+        row: db::uploads::UploadRow,
+        body: BodyStream,
+        range: Option<(u64, u64)>,
+    ) -> Result<(u64, DigestHasher), RegistryError> {
         let key = layout::upload_data(&row.id);
         let room = self.config.max_blob_bytes.saturating_sub(row.size);
         let file = match self.blobs.open_append(&key).await {

@@ -113,9 +113,7 @@ impl BlobStore {
             Backend::Filesystem => {
                 let root = config.blob_path();
                 std::fs::create_dir_all(&root).map_err(|e| StorageError::Config(format!("{}: {e}", root.display())))?;
-                let fs = Arc::new(
-                    LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true).with_fsync(config.storage.fsync),
-                );
+                let fs = Arc::new(LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true).with_fsync(config.storage.fsync));
                 local = Some(fs.clone());
                 fs
             }
@@ -150,7 +148,10 @@ impl BlobStore {
                     }
                 };
                 let where_ = s3.endpoint.as_deref().map_or_else(|| format!("AWS S3 in {}", s3.region), |e| e.to_owned());
-                probe = Some((with_prefix(Arc::new(builder.clone().with_retry(quick).build()?)), format!("S3 bucket {:?} at {where_}", s3.bucket)));
+                probe = Some((
+                    with_prefix(Arc::new(builder.clone().with_retry(quick).build()?)),
+                    format!("S3 bucket {:?} at {where_}", s3.bucket),
+                ));
                 with_prefix(Arc::new(builder.build()?))
             }
         };
@@ -428,7 +429,12 @@ fn s3_credentials(s3: &S3Config, env: impl Fn(&str) -> Option<String>) -> Result
 
 /// The body's next chunk, counted into `total` against `max_bytes` and fed
 /// to `hasher`.
-async fn next_counted(body: &mut BodyStream, total: &mut u64, max_bytes: u64, hasher: &mut DigestHasher) -> Result<Option<Bytes>, WriteError> {
+async fn next_counted(
+    body: &mut BodyStream,
+    total: &mut u64,
+    max_bytes: u64,
+    hasher: &mut DigestHasher,
+) -> Result<Option<Bytes>, WriteError> {
     let Some(chunk) = body.next().await else {
         return Ok(None);
     };
@@ -699,17 +705,29 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ObjectStore for Conflicting {
-        async fn put_opts(&self, location: &Path, payload: PutPayload, opts: object_store::PutOptions) -> object_store::Result<object_store::PutResult> {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
             self.refuse(location)?;
             self.inner.put_opts(location, payload, opts).await
         }
-        async fn put_multipart_opts(&self, location: &Path, opts: object_store::PutMultipartOptions) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
             self.inner.put_multipart_opts(location, opts).await
         }
         async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<object_store::GetResult> {
             self.inner.get_opts(location, options).await
         }
-        fn delete_stream(&self, locations: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
             self.inner.delete_stream(locations)
         }
         fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
@@ -791,9 +809,6 @@ mod tests {
         let cloud = S3Config { use_instance_metadata: true, ..Default::default() };
         assert!(s3_credentials(&cloud, &empty).unwrap().is_none());
         let half = env(&[("AWS_ACCESS_KEY_ID", "env-id")]);
-        assert!(matches!(
-            s3_credentials(&cloud, half),
-            Err(StorageError::PartialEnvCredentials { missing: "AWS_SECRET_ACCESS_KEY", .. })
-        ));
+        assert!(matches!(s3_credentials(&cloud, half), Err(StorageError::PartialEnvCredentials { missing: "AWS_SECRET_ACCESS_KEY", .. })));
     }
 }

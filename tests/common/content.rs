@@ -11,7 +11,6 @@ use sha2::{Digest as _, Sha256, Sha512};
 
 use super::*;
 
-
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
@@ -198,10 +197,7 @@ pub fn descriptor(media_type: &str, data: &[u8]) -> Value {
 
 /// `PUT /v2/<repo>/manifests/<reference>` with the given Content-Type; status unchecked.
 pub fn put_manifest(app: &TestApp, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Resp {
-    app.req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
-        .header("Content-Type", media_type)
-        .body(body.to_vec())
-        .send()
+    app.req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}")).header("Content-Type", media_type).body(body.to_vec()).send()
 }
 
 /// Puts a manifest and asserts 201 with Location and the right

@@ -76,8 +76,7 @@ impl Resp {
             body.truncate(2000);
             body.push_str("…");
         }
-        let mut hs: Vec<String> =
-            self.headers.iter().map(|(k, v)| format!("  {k}: {}", v.to_str().unwrap_or("<binary>"))).collect();
+        let mut hs: Vec<String> = self.headers.iter().map(|(k, v)| format!("  {k}: {}", v.to_str().unwrap_or("<binary>"))).collect();
         hs.sort();
         format!("{} {} -> {}\n{}\nbody: {}", self.method, self.url, self.status, hs.join("\n"), body)
     }
@@ -164,12 +163,8 @@ pub fn check_envelope(body: &[u8], codes: &[&str], ctx: &str) {
 /// Checks an OCI error envelope `{"errors":[{"code":..,"message":..},..]}`
 /// whose first code is one of `codes` (any when empty); says what is wrong.
 pub fn envelope_problem(body: &[u8], codes: &[&str]) -> Result<(), String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("error response has no JSON envelope ({e})"))?;
-    let errors = v
-        .get("errors")
-        .and_then(|e| e.as_array())
-        .ok_or_else(|| "error body lacks an \"errors\" array".to_string())?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("error response has no JSON envelope ({e})"))?;
+    let errors = v.get("errors").and_then(|e| e.as_array()).ok_or_else(|| "error body lacks an \"errors\" array".to_string())?;
     if errors.is_empty() {
         return Err("\"errors\" array is empty".into());
     }
@@ -205,9 +200,8 @@ impl RawResp {
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap();
         let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string())))
-            .collect();
+        let headers: Vec<(String, String)> =
+            lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))).collect();
         let mut body = buf[split + 4..].to_vec();
         if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.to_lowercase().contains("chunked")) {
             body = dechunk(&body);

@@ -196,12 +196,7 @@ impl TestAppBuilder {
     pub fn run_to_exit(self, timeout: Duration) -> (ExitStatus, String) {
         let app = self.build();
         let log = OpenOptions::new().create(true).append(true).open(&app.log_path).expect("log file");
-        let mut child = app
-            .command(free_port())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawning wharf");
+        let mut child = app.command(free_port()).stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("spawning wharf");
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -279,11 +274,7 @@ fn new_client(tls_ca: Option<&[u8]>) -> Client {
     if let Some(pem) = tls_ca {
         b = b.add_root_certificate(reqwest::Certificate::from_pem(pem).expect("CA certificate"));
     }
-    b.redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(120))
-        .pool_max_idle_per_host(4)
-        .build()
-        .expect("http client")
+    b.redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(120)).pool_max_idle_per_host(4).build().expect("http client")
 }
 
 fn free_port() -> u16 {
@@ -356,12 +347,7 @@ impl TestApp {
     /// `wharf serve` on `port` with this server's data dir and environment.
     fn command(&self, port: u16) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .stdin(Stdio::null());
+        cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--data-dir").arg(&self.data_dir).stdin(Stdio::null());
         // Never let the developer's or CI's own WHARF_* settings leak in, nor
         // AWS_* ones (keys, endpoints, profiles): Wharf reads AWS_ACCESS_KEY_ID
         // and AWS_SECRET_ACCESS_KEY, so only a test may set them.
@@ -456,10 +442,7 @@ impl TestApp {
 
     fn proc_status_kib(&self, key: &str) -> u64 {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("read /proc/<pid>/status");
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .unwrap_or_else(|| panic!("{key} missing from /proc/<pid>/status"));
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("{key} missing from /proc/<pid>/status"));
         line[key.len()..].trim().trim_end_matches("kB").trim().parse().expect("kB value")
     }
 
@@ -579,12 +562,7 @@ impl TestApp {
     pub fn raw(&self, method: &str, target: &str) -> RawResp {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(
-            s,
-            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-            self.port
-        )
-        .unwrap();
+        write!(s, "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", self.port).unwrap();
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).expect("read raw response");
         let r = RawResp::parse(&buf, method, target);

@@ -9,8 +9,8 @@ use super::{time, Release};
 use crate::api::access::require;
 use crate::api::openapi::{ErrorEnvelope, PageParams, RepoParam};
 use crate::api::request::{next_link, repo, PageQuery};
-use crate::auth::Action;
 use crate::api::ApiError;
+use crate::auth::Action;
 use crate::domain::{Reference, Tag};
 use crate::governance::promotion::PromotionRequest;
 use crate::registry::Registry;
@@ -110,7 +110,8 @@ pub async fn promote(req: HttpRequest, body: web::Json<PromotionBody>, registry:
     let repo = repo(&req)?;
     let body = body.into_inner();
     let actor = require(&req, Action::Promote(body.stage.clone()), Some(&repo)).await?;
-    let request = PromotionRequest { reference: Reference::parse(&body.reference)?, stage: body.stage, version: body.version, note: body.note };
+    let request =
+        PromotionRequest { reference: Reference::parse(&body.reference)?, stage: body.stage, version: body.version, note: body.note };
     let promotion = registry.promote(&actor, &repo, request).await?;
     let body = PromotionResult { release: Release::new(repo.as_str(), &promotion.release), unchanged: promotion.unchanged };
     let mut response = if promotion.unchanged { HttpResponse::Ok() } else { HttpResponse::Created() };
@@ -131,7 +132,11 @@ pub async fn promote(req: HttpRequest, body: web::Json<PromotionBody>, registry:
         (status = 409, description = "ROLLBACK_DENIED: nothing to roll back to, or the target is gone", body = ErrorEnvelope),
     )
 )]
-pub async fn rollback(req: HttpRequest, body: Option<web::Json<RollbackBody>>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
+pub async fn rollback(
+    req: HttpRequest,
+    body: Option<web::Json<RollbackBody>>,
+    registry: web::Data<Registry>,
+) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     let stage = req.match_info().get("stage").unwrap_or_default();
     let actor = require(&req, Action::Rollback(stage.to_owned()), Some(&repo)).await?;

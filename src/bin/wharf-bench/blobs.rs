@@ -27,7 +27,12 @@ fn median_round(bytes: u64, mut rounds: Vec<Resources>) -> (Resources, String) {
     let median = rounds[rounds.len() / 2];
     let (fastest, slowest) = (rounds[0], rounds[rounds.len() - 1]);
     let spread = if rounds.len() > 1 {
-        format!("; median of {} rounds ({:.0}–{:.0} MiB/s)", rounds.len(), mib_per_s(bytes, slowest.wall_s), mib_per_s(bytes, fastest.wall_s))
+        format!(
+            "; median of {} rounds ({:.0}–{:.0} MiB/s)",
+            rounds.len(),
+            mib_per_s(bytes, slowest.wall_s),
+            mib_per_s(bytes, fastest.wall_s)
+        )
     } else {
         String::new()
     };
@@ -132,8 +137,26 @@ pub async fn pull(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     }
     let parallel = phase.end();
     Ok(vec![
-        throughput("pull 1 stream", blob.total, single, Some(format!("{} MiB, body dropped in the client's kernel (splice); digest verified on a separate unmeasured pull{spread}", blob.total >> 20))),
-        throughput("pull 1 stream, copying client", blob.total, copying, Some(format!("{} MiB read into user space by the HTTP client (reqwest){copying_spread}", blob.total >> 20))),
-        throughput(Box::leak(format!("pull {streams} streams").into_boxed_str()), total, parallel, Some(format!("{streams} concurrent streams of {} MiB, aggregate", blob.total >> 20))),
+        throughput(
+            "pull 1 stream",
+            blob.total,
+            single,
+            Some(format!(
+                "{} MiB, body dropped in the client's kernel (splice); digest verified on a separate unmeasured pull{spread}",
+                blob.total >> 20
+            )),
+        ),
+        throughput(
+            "pull 1 stream, copying client",
+            blob.total,
+            copying,
+            Some(format!("{} MiB read into user space by the HTTP client (reqwest){copying_spread}", blob.total >> 20)),
+        ),
+        throughput(
+            Box::leak(format!("pull {streams} streams").into_boxed_str()),
+            total,
+            parallel,
+            Some(format!("{streams} concurrent streams of {} MiB, aggregate", blob.total >> 20)),
+        ),
     ])
 }

@@ -74,11 +74,7 @@ impl Registry {
     }
 
     fn location(resp: &Response, what: &str) -> Res<String> {
-        resp.headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or_else(|| format!("{what}: no Location header"))
+        resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned).ok_or_else(|| format!("{what}: no Location header"))
     }
 
     /// `<location>?digest=` or `<location>&digest=`.
@@ -95,13 +91,8 @@ impl Registry {
     /// `POST /v2/<repo>/blobs/uploads/` → the upload's `Location`.
     pub async fn start_upload(&self, repo: &str) -> Res<String> {
         let what = "POST blobs/uploads";
-        let resp = self
-            .http
-            .post(self.url(&format!("/v2/{repo}/blobs/uploads/")))
-            .header(CONTENT_LENGTH, 0)
-            .send()
-            .await
-            .map_err(net(what))?;
+        let resp =
+            self.http.post(self.url(&format!("/v2/{repo}/blobs/uploads/"))).header(CONTENT_LENGTH, 0).send().await.map_err(net(what))?;
         let resp = expect(resp, StatusCode::ACCEPTED, what).await?;
         Self::location(&resp, what)
     }
@@ -290,15 +281,18 @@ mod tests {
     #[test]
     fn link_header() {
         assert_eq!(parse_next_link("</v2/_catalog?n=100&last=b>; rel=\"next\"").as_deref(), Some("/v2/_catalog?n=100&last=b"));
-        assert_eq!(parse_next_link("<http://h/v2/x/tags/list?last=t&n=100>; rel=\"next\"").as_deref(), Some("http://h/v2/x/tags/list?last=t&n=100"));
+        assert_eq!(
+            parse_next_link("<http://h/v2/x/tags/list?last=t&n=100>; rel=\"next\"").as_deref(),
+            Some("http://h/v2/x/tags/list?last=t&n=100")
+        );
         assert_eq!(parse_next_link("</x>; rel=\"prev\""), None);
     }
 }
 
 /// The blocking body of [`Registry::pull_blob_discarding`].
 fn discarding_get(host: &str, port: u16, target: &str) -> Result<u64, String> {
-    use std::io::{Read, Write};
     use rustix::pipe::{splice, SpliceFlags};
+    use std::io::{Read, Write};
     const HEAD_LIMIT: usize = 64 * 1024;
     const SPLICE_BYTES: u64 = 1 << 20;
     let io = |e: std::io::Error| e.to_string();

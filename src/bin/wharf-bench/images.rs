@@ -172,7 +172,13 @@ async fn measure_walks(cx: &Ctx<'_>, phase: &'static str, first: &str, key: &str
         return Err(format!("{phase}: walked {names} names over {pages} pages, expected at least {expect_at_least}"));
     }
     let firsts: Vec<f64> = runs.iter().map(|(t, _)| t[0]).collect();
-    let lasts: Vec<f64> = runs.iter().map(|(t, _)| { let tail = &t[t.len().saturating_sub(5)..]; tail.iter().sum::<f64>() / tail.len() as f64 }).collect();
+    let lasts: Vec<f64> = runs
+        .iter()
+        .map(|(t, _)| {
+            let tail = &t[t.len().saturating_sub(5)..];
+            tail.iter().sum::<f64>() / tail.len() as f64
+        })
+        .collect();
     let totals: Vec<f64> = runs.iter().map(|(t, _)| t.iter().sum()).collect();
     Ok(PhaseResult {
         phase,

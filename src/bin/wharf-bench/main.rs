@@ -200,7 +200,8 @@ async fn run_scenario(name: &str, cx: &Ctx<'_>) -> client::Res<Vec<report::Phase
 
 async fn run(args: Args) -> Result<bool, String> {
     let prof = Profile::from_args(&args);
-    let scenarios: Vec<String> = if args.scenarios.is_empty() { SCENARIOS.iter().map(|s| s.to_string()).collect() } else { args.scenarios.clone() };
+    let scenarios: Vec<String> =
+        if args.scenarios.is_empty() { SCENARIOS.iter().map(|s| s.to_string()).collect() } else { args.scenarios.clone() };
     if let Some(bad) = scenarios.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
         return Err(format!("unknown scenario {bad}; known: {}", SCENARIOS.join(", ")));
     }
@@ -220,12 +221,20 @@ async fn run(args: Args) -> Result<bool, String> {
             let digest = blob.digest();
             (blob, digest)
         };
-        BigBlobs { mono: (0..rounds).map(|r| with_digest(1 + 2 * r)).collect(), chunked: (0..rounds).map(|r| with_digest(2 + 2 * r)).collect() }
+        BigBlobs {
+            mono: (0..rounds).map(|r| with_digest(1 + 2 * r)).collect(),
+            chunked: (0..rounds).map(|r| with_digest(2 + 2 * r)).collect(),
+        }
     })
     .await
     .map_err(|e| e.to_string())?;
     eprintln!("wharf-bench: {prof:?}");
-    eprintln!("wharf-bench: digests of the {} blobs of {} MiB computed in {:.1} s", 2 * rounds, blob_bytes / MIB, t.elapsed().as_secs_f64());
+    eprintln!(
+        "wharf-bench: digests of the {} blobs of {} MiB computed in {:.1} s",
+        2 * rounds,
+        blob_bytes / MIB,
+        t.elapsed().as_secs_f64()
+    );
 
     let mut report = Report::new(["wharf".into(), args.reference_name.clone()]);
     for scenario in &scenarios {
