@@ -94,7 +94,7 @@ fn concurrent_pushes_of_same_blob(b: Backend) {
     // A manifest can use it, and it is still intact after that.
     let config = to_bytes(&json!({"t": unique_token()}));
     push_blob(&app, &repo, &config);
-    let m = image_manifest(&config, &[data.clone()], json!({}));
+    let m = image_manifest(&config, std::slice::from_ref(&data), json!({}));
     push_manifest(&app, &repo, "v1", OCI_MANIFEST, &m);
     let r = app.req(Method::GET, &format!("/v2/{repo}/blobs/{digest}")).send_streaming();
     let (n, got) = drain_hash(r);

@@ -260,7 +260,7 @@ impl Read for SlowReader {
         if self.pos >= self.data.len() {
             return Ok(0);
         }
-        if self.pos % SLOW_STEP == 0 {
+        if self.pos.is_multiple_of(SLOW_STEP) {
             std::thread::sleep(self.pause);
         }
         let step_end = (self.pos / SLOW_STEP + 1) * SLOW_STEP;

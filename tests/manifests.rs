@@ -162,7 +162,7 @@ fn missing_blob_is_manifest_blob_unknown(b: Backend) {
     let body = image_manifest(&config, &[layer.clone(), absent.clone()], json!({}));
     put_manifest(&app, &repo, "broken", OCI_MANIFEST, &body).expect_error(400, &["MANIFEST_BLOB_UNKNOWN"]);
     // Missing config.
-    let body2 = image_manifest(&absent, &[layer.clone()], json!({}));
+    let body2 = image_manifest(&absent, std::slice::from_ref(&layer), json!({}));
     put_manifest(&app, &repo, "broken", OCI_MANIFEST, &body2).expect_error(400, &["MANIFEST_BLOB_UNKNOWN"]);
     // Also when pushed by digest.
     let d = sha256_digest(&body);

@@ -115,7 +115,7 @@ struct SlowReader {
 impl Read for SlowReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.reads += 1;
-        if self.reads % 64 == 0 {
+        if self.reads.is_multiple_of(64) {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.inner.read(buf)

@@ -274,21 +274,6 @@ pub fn parse_next_link(header: &str) -> Option<String> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_next_link;
-
-    #[test]
-    fn link_header() {
-        assert_eq!(parse_next_link("</v2/_catalog?n=100&last=b>; rel=\"next\"").as_deref(), Some("/v2/_catalog?n=100&last=b"));
-        assert_eq!(
-            parse_next_link("<http://h/v2/x/tags/list?last=t&n=100>; rel=\"next\"").as_deref(),
-            Some("http://h/v2/x/tags/list?last=t&n=100")
-        );
-        assert_eq!(parse_next_link("</x>; rel=\"prev\""), None);
-    }
-}
-
 /// The blocking body of [`Registry::pull_blob_discarding`].
 fn discarding_get(host: &str, port: u16, target: &str) -> Result<u64, String> {
     use rustix::pipe::{splice, SpliceFlags};
@@ -338,4 +323,19 @@ fn discarding_get(host: &str, port: u16, target: &str) -> Result<u64, String> {
         received += n as u64;
     }
     Ok(received)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_next_link;
+
+    #[test]
+    fn link_header() {
+        assert_eq!(parse_next_link("</v2/_catalog?n=100&last=b>; rel=\"next\"").as_deref(), Some("/v2/_catalog?n=100&last=b"));
+        assert_eq!(
+            parse_next_link("<http://h/v2/x/tags/list?last=t&n=100>; rel=\"next\"").as_deref(),
+            Some("http://h/v2/x/tags/list?last=t&n=100")
+        );
+        assert_eq!(parse_next_link("</x>; rel=\"prev\""), None);
+    }
 }
