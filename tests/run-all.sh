@@ -4,6 +4,7 @@
 # Steps (default: all, in this order):
 #   install          tests/env/install.sh: apt packages, Go modules + tools, moto venv
 #   build            cargo build --release --locked
+#   lint             cargo fmt --check and cargo clippy --all-targets -D warnings
 #   readme           tests/clients/readme.sh: README.md's two commands; the run
 #                    command verbatim on a fresh clone (needs 127.0.0.1:5000 free)
 #   s3               start the moto S3 server (tests/services/s3.sh), export WHARF_TEST_S3_*
@@ -38,7 +39,7 @@ cd "$WHARF_ROOT" || exit 1
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-all_steps=(install build readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke)
+all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke)
 if (($#)); then
     steps=("$@")
 elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
@@ -154,6 +155,16 @@ need_installed() {
 step_build() {
     need_installed build rust || return 1
     cargo build --release --locked
+}
+
+# Formatting and lints are part of the suite: a warning fails the run.
+step_lint() {
+    need lint build || return 1
+    if ! cargo fmt --check; then
+        note[lint]="cargo fmt --check found unformatted code (run cargo fmt)"
+        return 1
+    fi
+    cargo clippy --release --locked --all-targets -- -D warnings
 }
 
 step_readme() {

@@ -58,6 +58,8 @@ install_base() {
 
 install_rust() {
     command -v cargo >/dev/null || die "cargo is not installed: the Rust toolchain must be preinstalled (rustup)"
+    cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing: the lint step needs the toolchain's rustfmt component"
+    cargo clippy --version >/dev/null 2>&1 || die "clippy is missing: the lint step needs the toolchain's clippy component"
     log "install: $(cargo --version)"
 }
 
