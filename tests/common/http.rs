@@ -74,7 +74,7 @@ impl Resp {
         let mut body = String::from_utf8_lossy(&self.body).into_owned();
         if body.len() > 2000 {
             body.truncate(2000);
-            body.push_str("…");
+            body.push('…');
         }
         let mut hs: Vec<String> = self.headers.iter().map(|(k, v)| format!("  {k}: {}", v.to_str().unwrap_or("<binary>"))).collect();
         hs.sort();
