@@ -162,6 +162,17 @@ fn local_commands_refuse_a_missing_database() {
     // Retention with no policy says so instead of "would delete: 0".
     let plan = user.ok(&["retention", "plan", "--data-dir", data.to_str().unwrap()], &[], None);
     assert!(plan.starts_with("no retention policy matches any repository"), "{plan}");
+    assert!(plan.contains("(none is configured: retention.policies); nothing would be deleted"), "{plan}");
+    assert!(!plan.contains("would delete: 0"), "{plan}");
+    // gc --dry-run says how long an interrupted push's upload is kept.
+    let gc = user.ok(&["gc", "--dry-run", "--data-dir", data.to_str().unwrap()], &[], None);
+    assert!(gc.starts_with("would free 0 blobs (0 bytes), 0 abandoned uploads"), "{gc}");
+    assert!(gc.contains("uploads idle for less than 1day (gc.upload_max_age) are kept"), "{gc}");
+    let gc = json_out(&user.ok(&["gc", "--dry-run", "--json", "--data-dir", data.to_str().unwrap()], &[], None));
+    assert_eq!((gc["dry_run"].clone(), gc["blobs_deleted"].clone()), (json!(true), json!(0)), "{gc}");
+    let verify = json_out(&user.ok(&["audit", "verify", "--json", "--data-dir", data.to_str().unwrap()], &[], None));
+    assert_eq!(verify["valid"], true, "{verify}");
+    assert!(verify["rows_checked"].as_u64().unwrap() >= 1, "the user creation is audited: {verify}");
     // --url and --data-dir together are refused.
     let err = user.fails(&["user", "list", "--url", "http://127.0.0.1:1", "--data-dir", data.to_str().unwrap()], &[], None);
     assert!(err.contains("--url and --data-dir/--config exclude each other"), "{err}");
@@ -234,6 +245,52 @@ fn login_then_promote_rollback_and_history_with_stored_credentials() {
     let err = user.fails(&["history", &repo, "--url", &url], &[], None);
     assert!(err.contains("authentication required") && err.contains("wharf login"), "{err}");
     assert!(user.ok(&["logout", &url], &[], None).contains("not logged in"));
+}
+
+#[test]
+fn promotion_retries_refusals_and_unknown_stages_read_clearly() {
+    let app = start();
+    add_user(&app, "rel", &[("**", "releaser", &["test", "preprod", "prod"])]);
+    add_user(&app, "dev", &[("**", "releaser", &["test"])]);
+    let repo = repo("retry");
+    let image = push_image(&app, &repo, Some("v1"), 1);
+    let user = User::new();
+    user.login(&app, "rel", PW);
+
+    let first = json_out(&user.ok(&["promote", &repo, "v1", "--to", "test", "--json"], &[], None));
+    assert_eq!(first["unchanged"], false, "{first}");
+    // A retry of the same promotion: an idempotent success that says nothing changed.
+    let out = user.run_with(&["promote", &repo, "v1", "--to", "test"], &[], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let seq = first["sequence"].as_i64().unwrap();
+    assert!(text.starts_with(&format!("already current: test release #{seq} (nothing changed)\n")), "{text}");
+    assert!(text.contains(image.digest.as_str()), "the existing release is shown: {text}");
+    let again = json_out(&user.ok(&["promote", &repo, "v1", "--to", "test", "--json"], &[], None));
+    assert_eq!(again["unchanged"], true, "--json passes the answer through: {again}");
+    assert_eq!(again["sequence"], first["sequence"]);
+    let history = json_out(&user.ok(&["history", &repo, "--stage", "test", "--json"], &[], None));
+    assert_eq!(history["releases"].as_array().unwrap().len(), 1, "no duplicate release: {history}");
+
+    // A skipped stage: the reason once, naming the tag typed.
+    let err = user.fails(&["promote", &repo, "v1", "--to", "prod"], &[], None);
+    assert_eq!(err.matches("was never released to preprod").count(), 1, "{err}");
+    assert_eq!(err.matches("failed gate").count(), 1, "{err}");
+    assert!(err.contains("order: v1 was never released to preprod, the stage before prod; promote it to preprod first"), "{err}");
+    assert!(!err.contains("denied: denied"), "{err}");
+
+    // An unknown stage lists the configured ones.
+    let err = user.fails(&["promote", &repo, "v1", "--to", "staging"], &[], None);
+    assert_eq!(err.trim(), "wharf: unknown stage \"staging\"; the configured stages are test, preprod, prod");
+    let err = user.fails(&["rollback", &repo, "staging"], &[], None);
+    assert_eq!(err.trim(), "wharf: unknown stage \"staging\"; the configured stages are test, preprod, prod");
+    // A stage that exists but is outside the releaser's grant is still refused.
+    let err = user.fails(&["promote", &repo, "v1", "--to", "prod", "--username", "dev", "--password-stdin"], &[], Some(&format!("{PW}\n")));
+    assert!(err.contains("promote into prod"), "{err}");
+    // Anonymous callers learn nothing about stages: 401 first.
+    let anon = app.req_as(None, Method::POST, &format!("/api/v1/repositories/{repo}/promotions"));
+    let r = anon.header("Content-Type", "application/json").body(json!({"reference": "v1", "stage": "staging"}).to_string()).send();
+    assert_eq!(r.status, 401, "{}", r.describe());
 }
 
 #[test]

@@ -25,7 +25,16 @@ impl Checker<'_> {
     /// answer against the document; returns it.
     #[track_caller]
     fn call(&mut self, method: Method, template: &str, concrete: &str, body: Option<Value>) -> Resp {
-        let mut req = self.app.req(method.clone(), concrete);
+        self.call_as(None, method, template, concrete, body)
+    }
+
+    /// [`Self::call`] with other credentials than the admin's.
+    #[track_caller]
+    fn call_as(&mut self, auth: Option<&str>, method: Method, template: &str, concrete: &str, body: Option<Value>) -> Resp {
+        let mut req = match auth {
+            Some(a) => self.app.req_as(Some(a), method.clone(), concrete),
+            None => self.app.req(method.clone(), concrete),
+        };
         if let Some(body) = body {
             req = req.header("Content-Type", "application/json").body(body.to_string());
         }
@@ -173,6 +182,41 @@ fn the_openapi_document_describes_every_real_answer() {
     c.call(Method::POST, "/api/v1/grants", "/api/v1/grants", Some(json!({"account": "nobody", "repository": "**", "role": "reader"})))
         .expect(404);
     c.call(Method::GET, "/api/v1/grants", "/api/v1/grants", None).expect(200);
+
+    // Account lifecycle.
+    let password = "/api/v1/users/{name}/password";
+    let ops = basic("ops", "a-long-password-1");
+    c.call_as(Some(&ops), Method::PUT, password, "/api/v1/users/ops/password", Some(json!({"password": "a-long-password-2"}))).expect(204);
+    let ops = basic("ops", "a-long-password-2");
+    let r = c.call_as(Some(&ops), Method::PUT, password, "/api/v1/users/admin/password", Some(json!({"password": "a-long-password-3"})));
+    r.expect(403);
+    c.call(Method::PUT, password, "/api/v1/users/ops/password", Some(json!({"password": "short"}))).expect(400);
+    c.call(Method::PUT, password, "/api/v1/users/nobody/password", Some(json!({"password": "a-long-password-3"}))).expect(404);
+    c.call(Method::POST, "/api/v1/users/{name}/unlock", "/api/v1/users/ops/unlock", None).expect(204);
+    c.call(Method::POST, "/api/v1/users/{name}/unlock", "/api/v1/users/nobody/unlock", None).expect(404);
+    let rotated = c.call(Method::POST, "/api/v1/robots/{name}/token", "/api/v1/robots/ci/token", None);
+    rotated.expect(200);
+    let rotated = rotated.json();
+    assert_eq!(rotated["username"], "ci");
+    let token = rotated["token"].as_str().unwrap();
+    assert_eq!(app.req_as(Some(&basic("ci", token)), Method::GET, "/v2/").send().status, 200, "the rotated token logs in");
+    c.call(Method::POST, "/api/v1/robots/{name}/token", "/api/v1/robots/nobody/token", None).expect(404);
+    for kind in ["users", "robots"] {
+        let name = if kind == "users" { "ops" } else { "ci" };
+        for verb in ["disable", "enable"] {
+            let template = format!("/api/v1/{kind}/{{name}}/{verb}");
+            c.call(Method::POST, &template, &format!("/api/v1/{kind}/{name}/{verb}"), None).expect(204);
+            c.call(Method::POST, &template, &format!("/api/v1/{kind}/nobody/{verb}"), None).expect(404);
+            if verb == "disable" {
+                // The `disabled` field of the account lists shows it.
+                let list = c.call(Method::GET, &format!("/api/v1/{kind}"), &format!("/api/v1/{kind}"), None).json();
+                let account = list[kind].as_array().unwrap().iter().find(|a| a["name"] == name).cloned().unwrap();
+                assert_eq!(account["disabled"], true, "{list}");
+            }
+        }
+    }
+    let list = c.call(Method::GET, "/api/v1/users", "/api/v1/users", None).json();
+    assert!(list["users"].as_array().unwrap().iter().all(|a| a["disabled"] == false), "{list}");
     c.call(Method::DELETE, "/api/v1/grants/{id}", &format!("/api/v1/grants/{id}"), None).expect(204);
     c.call(Method::DELETE, "/api/v1/grants/{id}", &format!("/api/v1/grants/{id}"), None).expect(404);
     c.call(Method::DELETE, "/api/v1/robots/{name}", "/api/v1/robots/ci", None).expect(204);

@@ -7,7 +7,9 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::access::{identity, require_global, source};
-use super::openapi::{AccountSchema, ErrorEnvelope, GrantListSchema, GrantSchema, NewRobotResultSchema, RobotListSchema, UserListSchema};
+use super::openapi::{
+    AccountSchema, ErrorEnvelope, GrantListSchema, GrantSchema, NewRobotResultSchema, RobotListSchema, RotatedTokenSchema, UserListSchema,
+};
 use super::ApiError;
 use crate::auth::{Action, Auth};
 
@@ -147,7 +149,7 @@ pub async fn delete_grant(req: HttpRequest, auth: web::Data<Auth>) -> Result<Htt
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
     password: String,
@@ -166,6 +168,13 @@ pub fn lifecycle_routes(cfg: &mut web::ServiceConfig) {
 
 /// `PUT /api/v1/users/<name>/password` `{"password"}` — 204. A user may set
 /// their own; an admin anyone's. Bearer tokens issued before stop working.
+#[utoipa::path(put, path = "/api/v1/users/{name}/password", tag = "accounts", request_body = NewPassword,
+    params(("name" = String, Path, description = "User name")), responses(
+    (status = 204, description = "Changed; bearer tokens issued before stop working"),
+    (status = 400, description = "The password is too short or too long", body = ErrorEnvelope),
+    (status = 403, description = "Not the user themself, nor an admin", body = ErrorEnvelope),
+    (status = 404, description = "No such user", body = ErrorEnvelope),
+))]
 pub async fn set_password(req: HttpRequest, body: web::Json<NewPassword>, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let name = name_param(&req);
     let id = identity(&req).await?;
@@ -179,6 +188,10 @@ pub async fn set_password(req: HttpRequest, body: web::Json<NewPassword>, auth: 
 
 /// `POST /api/v1/users/<name>/unlock` — 204: clears the failed-login
 /// lock-out of the account from every source address (on this instance).
+#[utoipa::path(post, path = "/api/v1/users/{name}/unlock", tag = "accounts", params(("name" = String, Path, description = "User name")), responses(
+    (status = 204, description = "The lock-out is cleared"),
+    (status = 404, description = "No such user", body = ErrorEnvelope),
+))]
 pub async fn unlock_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
     auth.unlock(&actor, &name_param(&req)).await?;
@@ -187,6 +200,10 @@ pub async fn unlock_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<Http
 
 /// `POST /api/v1/robots/<name>/token` — 200 `{"username","token"}`: a new
 /// token, shown this once; the old one stops working.
+#[utoipa::path(post, path = "/api/v1/robots/{name}/token", tag = "accounts", params(("name" = String, Path, description = "Robot name")), responses(
+    (status = 200, description = "The new token, shown this once; the old one stops working", body = RotatedTokenSchema),
+    (status = 404, description = "No such robot", body = ErrorEnvelope),
+))]
 pub async fn rotate_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
     let name = name_param(&req);
@@ -203,21 +220,37 @@ async fn set_disabled(req: HttpRequest, auth: web::Data<Auth>, kind: &'static st
 }
 
 /// `POST /api/v1/users/<name>/disable` — 204: no login, tokens refused.
+#[utoipa::path(post, path = "/api/v1/users/{name}/disable", tag = "accounts", params(("name" = String, Path, description = "User name")), responses(
+    (status = 204, description = "Disabled: no login, its tokens are refused"),
+    (status = 404, description = "No such user", body = ErrorEnvelope),
+))]
 pub async fn disable_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     set_disabled(req, auth, "user", true).await
 }
 
 /// `POST /api/v1/users/<name>/enable` — 204.
+#[utoipa::path(post, path = "/api/v1/users/{name}/enable", tag = "accounts", params(("name" = String, Path, description = "User name")), responses(
+    (status = 204, description = "Enabled"),
+    (status = 404, description = "No such user", body = ErrorEnvelope),
+))]
 pub async fn enable_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     set_disabled(req, auth, "user", false).await
 }
 
 /// `POST /api/v1/robots/<name>/disable` — 204.
+#[utoipa::path(post, path = "/api/v1/robots/{name}/disable", tag = "accounts", params(("name" = String, Path, description = "Robot name")), responses(
+    (status = 204, description = "Disabled: no login, its tokens are refused"),
+    (status = 404, description = "No such robot", body = ErrorEnvelope),
+))]
 pub async fn disable_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     set_disabled(req, auth, "robot", true).await
 }
 
 /// `POST /api/v1/robots/<name>/enable` — 204.
+#[utoipa::path(post, path = "/api/v1/robots/{name}/enable", tag = "accounts", params(("name" = String, Path, description = "Robot name")), responses(
+    (status = 204, description = "Enabled"),
+    (status = 404, description = "No such robot", body = ErrorEnvelope),
+))]
 pub async fn enable_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     set_disabled(req, auth, "robot", false).await
 }

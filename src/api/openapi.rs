@@ -48,6 +48,13 @@ use super::{accounts, governance};
         accounts::create_grant,
         accounts::list_grants,
         accounts::delete_grant,
+        accounts::set_password,
+        accounts::unlock_user,
+        accounts::disable_user,
+        accounts::enable_user,
+        accounts::rotate_robot,
+        accounts::disable_robot,
+        accounts::enable_robot,
     ),
     modifiers(&Security),
     security((), ("basic" = []), ("bearer" = [])),
@@ -233,6 +240,8 @@ pub(crate) struct AccountSchema {
     expires_at: Option<i64>,
     /// Unix milliseconds.
     created_at: i64,
+    /// A disabled account cannot log in and its tokens are refused.
+    disabled: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -278,5 +287,15 @@ pub(crate) struct GrantListSchema {
 pub(crate) struct NewRobotResultSchema {
     account: AccountSchema,
     /// The robot's secret, shown this once: its password for `docker login`.
+    token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = RotatedToken)]
+pub(crate) struct RotatedTokenSchema {
+    /// The robot's name: the user name for `docker login`.
+    username: String,
+    /// The new secret, shown this once: the password for `docker login`.
     token: String,
 }

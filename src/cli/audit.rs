@@ -15,6 +15,9 @@ pub enum AuditCommand {
     Verify {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Print the JSON report (as the API's /api/v1/audit/verify); still exits non-zero when broken.
+        #[arg(long)]
+        json: bool,
     },
     /// Write the whole log as JSON Lines, oldest first, each row with its
     /// RFC 3339 `time` (as the API) and the `created_at` milliseconds its hash covers.
@@ -30,12 +33,17 @@ pub enum AuditCommand {
 pub fn run(command: AuditCommand) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     match command {
-        AuditCommand::Verify { config } => {
+        AuditCommand::Verify { config, json } => {
             let (_, registry) = config.open_existing()?;
             let report = rt.block_on(registry.verify_audit()).map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+            }
             match report.first_broken {
                 None => {
-                    println!("audit log intact: {} rows verified, head hash {}", report.rows_checked, report.head_hash);
+                    if !json {
+                        println!("audit log intact: {} rows verified, head hash {}", report.rows_checked, report.head_hash);
+                    }
                     Ok(())
                 }
                 Some(broken) => Err(format!(

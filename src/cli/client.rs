@@ -70,6 +70,11 @@ pub fn promote(
     let version = version.or_else(|| (!reference.contains(':')).then(|| reference.to_owned()));
     let body = json!({"reference": reference, "stage": stage, "version": version, "note": note});
     let release = remote.request(reqwest::Method::POST, &format!("/api/v1/repositories/{repo}/promotions"), Some(body))?;
+    // A retried promotion of the current digest writes nothing: say so, so
+    // that nobody reads the existing release as a new one.
+    if !remote.json && release["unchanged"] == Value::Bool(true) {
+        println!("already current: {} release #{} (nothing changed)", text(&release["stage"]), text(&release["sequence"]));
+    }
     print_release(remote, &release);
     Ok(())
 }

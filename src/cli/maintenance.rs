@@ -77,9 +77,13 @@ pub fn retention(command: RetentionCommand) -> Result<(), String> {
     Ok(())
 }
 
-pub fn gc(config: &ConfigArgs, dry_run: bool) -> Result<(), String> {
-    let (_, registry) = config.open_existing()?;
+pub fn gc(config: &ConfigArgs, dry_run: bool, json: bool) -> Result<(), String> {
+    let (config, registry) = config.open_existing()?;
     let r = runtime()?.block_on(registry.run_gc(&Actor::system(), dry_run)).map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
     let verb = if dry_run { "would free" } else { "freed" };
     println!(
         "{verb} {} blobs ({} bytes), {} abandoned uploads and {} stray objects ({} bytes){}",
@@ -89,6 +93,12 @@ pub fn gc(config: &ConfigArgs, dry_run: bool) -> Result<(), String> {
         r.strays_deleted,
         r.stray_bytes_freed,
         if r.resumed > 0 { format!("; finished {} deletions an interrupted run had started", r.resumed) } else { String::new() }
+    );
+    // An interrupted push is not counted above until it is old enough; say
+    // so, or its parts look like they will never be collected.
+    println!(
+        "uploads idle for less than {} (gc.upload_max_age) are kept: an interrupted push is collected once it is that old",
+        humantime::format_duration(config.gc.upload_max_age)
     );
     Ok(())
 }

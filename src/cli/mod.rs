@@ -186,6 +186,9 @@ enum Command {
         /// Report what would be freed; delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the JSON report (as the API's /api/v1/gc/runs) instead of a sentence.
+        #[arg(long)]
+        json: bool,
     },
     /// Grants of roles on repository globs: on a running server, or the local database with --data-dir.
     Grant {
@@ -238,7 +241,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Robot { command } => accounts::robot(command),
         Command::Grant { command } => accounts::grant(command),
         Command::Retention { command } => maintenance::retention(command),
-        Command::Gc { config, dry_run } => maintenance::gc(&config, dry_run),
+        Command::Gc { config, dry_run, json } => maintenance::gc(&config, dry_run, json),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wharf", &mut std::io::stdout());
             Ok(())

@@ -47,7 +47,8 @@ pub struct Promotion {
 }
 
 impl Registry {
-    fn check_stage(&self, stage: &str) -> Result<(), RegistryError> {
+    /// STAGE_UNKNOWN naming the configured stages, unless `stage` is one.
+    pub(crate) fn check_stage(&self, stage: &str) -> Result<(), RegistryError> {
         if self.policy.is_stage(stage) {
             Ok(())
         } else {

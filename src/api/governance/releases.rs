@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{time, Release};
-use crate::api::access::require;
+use crate::api::access::{identity, require};
 use crate::api::openapi::{ErrorEnvelope, PageParams, RepoParam};
 use crate::api::request::{next_link, repo, PageQuery};
 use crate::api::ApiError;
@@ -88,6 +88,16 @@ pub(crate) struct TagHistory {
     history: Vec<TagEvent>,
 }
 
+/// A signed-in caller who names a stage that does not exist is told the
+/// configured ones (404 STAGE_UNKNOWN), not refused for a stage their grant
+/// cannot name anyway (403); anonymous callers still get 401 first.
+async fn known_stage_for_caller(req: &HttpRequest, registry: &Registry, stage: &str) -> Result<(), ApiError> {
+    if identity(req).await?.authenticated {
+        registry.check_stage(stage)?;
+    }
+    Ok(())
+}
+
 /// `POST /api/v1/repositories/<name>/promotions` — 201 with the new release;
 /// 200 with the existing release and `"unchanged": true` when the digest is
 /// already current in the stage (a retry: nothing is written, not even an
@@ -109,6 +119,7 @@ pub(crate) struct TagHistory {
 pub async fn promote(req: HttpRequest, body: web::Json<PromotionBody>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     let body = body.into_inner();
+    known_stage_for_caller(&req, &registry, &body.stage).await?;
     let actor = require(&req, Action::Promote(body.stage.clone()), Some(&repo)).await?;
     let request =
         PromotionRequest { reference: Reference::parse(&body.reference)?, stage: body.stage, version: body.version, note: body.note };
@@ -139,6 +150,7 @@ pub async fn rollback(
 ) -> Result<HttpResponse, ApiError> {
     let repo = repo(&req)?;
     let stage = req.match_info().get("stage").unwrap_or_default();
+    known_stage_for_caller(&req, &registry, stage).await?;
     let actor = require(&req, Action::Rollback(stage.to_owned()), Some(&repo)).await?;
     let to = body.map(|b| b.into_inner()).unwrap_or_default().to_sequence;
     let release = registry.rollback(&actor, &repo, stage, to).await?;
