@@ -77,14 +77,26 @@ fn run_history(app: &TestApp, ops: &[Op]) {
             Op::Push => images.push(push_image(app, &repo, Some(&format!("i{}", images.len())), 2).digest),
             Op::Promote(i, s) => {
                 let digest = &images[i % images.len()];
+                let before = releases(app, &repo, STAGES[*s]);
                 let r = app
                     .req(Method::POST, &format!("/api/v1/repositories/{repo}/promotions"))
                     .header("Content-Type", "application/json")
                     .body(json!({"reference": digest, "stage": STAGES[*s]}).to_string())
                     .send();
-                // Allowed exactly when the digest is in the previous stage's history.
+                // Allowed exactly when the digest is in the previous stage's
+                // history; promoting the current release again changes nothing.
                 let allowed = *s == 0 || releases(app, &repo, STAGES[s - 1]).iter().any(|r| r["digest"] == *digest);
-                assert_eq!(r.status, if allowed { 201 } else { 409 }, "{}", r.describe());
+                let current = before.first().is_some_and(|r| r["digest"] == *digest);
+                let expected = match (allowed, current) {
+                    (false, _) => 409,
+                    (true, true) => 200,
+                    (true, false) => 201,
+                };
+                assert_eq!(r.status, expected, "{}", r.describe());
+                if expected == 200 {
+                    assert_eq!(r.json()["unchanged"], true, "{}", r.describe());
+                    assert_eq!(releases(app, &repo, STAGES[*s]).len(), before.len(), "a repeated promotion adds no release");
+                }
             }
             Op::Rollback(s, to) => {
                 let stage = STAGES[*s];
