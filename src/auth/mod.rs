@@ -488,27 +488,10 @@ impl Auth {
     }
 
     pub async fn delete_account(&self, actor: &Actor, name: &str, kind: &'static str) -> Result<(), AuthError> {
-        let (actor, name) = (actor.clone(), name.to_owned());
-        self.inner
-            .db
-            .write(move |tx| -> Result<(), AuthError> {
-                if !db::accounts::delete(tx, &name, kind)? {
-                    return Err(AuthError::NotFound(format!("{kind} {name}")));
-                }
-                db::audit::append(
-                    tx,
-                    NewAuditEntry {
-                        actor: &actor,
-                        action: AuditAction::AccountDelete,
-                        repository: None,
-                        reference: Some(&name),
-                        digest: None,
-                        details: json!({"kind": kind}),
-                    },
-                )?;
-                Ok(())
-            })
-            .await
+        self.account_change(actor, name, kind, AuditAction::AccountDelete, json!({"kind": kind}), move |tx, name| {
+            db::accounts::delete(tx, name, kind)
+        })
+        .await
     }
 
     pub async fn list_accounts(&self, kind: &'static str) -> Result<Vec<AccountInfo>, AuthError> {
@@ -620,14 +603,30 @@ impl Auth {
         Ok(())
     }
 
-    /// One account change and its audit row, in one transaction; `apply`
-    /// answers whether the account exists.
+    /// One account update and its `account.update` audit row.
     async fn update_account<F>(
         &self,
         actor: &Actor,
         name: &str,
         kind: &'static str,
         change: &'static str,
+        apply: F,
+    ) -> Result<(), AuthError>
+    where
+        F: FnOnce(&rusqlite::Transaction, &str) -> Result<bool, DbError> + Send + 'static,
+    {
+        self.account_change(actor, name, kind, AuditAction::AccountUpdate, json!({"kind": kind, "change": change}), apply).await
+    }
+
+    /// One account change and its audit row, in one transaction; `apply`
+    /// answers whether the account exists.
+    async fn account_change<F>(
+        &self,
+        actor: &Actor,
+        name: &str,
+        kind: &'static str,
+        action: AuditAction,
+        details: serde_json::Value,
         apply: F,
     ) -> Result<(), AuthError>
     where
@@ -642,14 +641,7 @@ impl Auth {
                 }
                 db::audit::append(
                     tx,
-                    NewAuditEntry {
-                        actor: &actor,
-                        action: AuditAction::AccountUpdate,
-                        repository: None,
-                        reference: Some(&name),
-                        digest: None,
-                        details: json!({"kind": kind, "change": change}),
-                    },
+                    NewAuditEntry { actor: &actor, action, repository: None, reference: Some(&name), digest: None, details },
                 )?;
                 Ok(())
             })
