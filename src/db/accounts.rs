@@ -139,3 +139,33 @@ pub fn grant_by_id(conn: &Connection, id: i64) -> Result<Option<GrantRow>, DbErr
 pub fn delete_grant(conn: &Connection, id: i64) -> Result<bool, DbError> {
     Ok(conn.execute("DELETE FROM grants WHERE id = ?1", [id])? > 0)
 }
+
+// ---- The engine-neutral seam (the free functions above go once every caller uses it).
+
+/// Accounts and their grants (`accounts`, `grants`).
+pub trait Accounts {
+    fn account_count(&self) -> Result<i64, DbError>;
+    fn account_by_name(&self, name: &str) -> Result<Option<AccountRow>, DbError>;
+    /// Accounts of one kind, in name order.
+    fn list_accounts(&self, kind: &str) -> Result<Vec<AccountRow>, DbError>;
+    /// Inserts an account; `None` if the name is taken.
+    fn insert_account(
+        &self,
+        name: &str,
+        kind: &str,
+        secret_hash: &str,
+        admin: bool,
+        expires_at: Option<i64>,
+    ) -> Result<Option<i64>, DbError>;
+    /// Deletes the account (its grants go with it).
+    fn delete_account(&self, name: &str, kind: &str) -> Result<bool, DbError>;
+    /// Replaces an account's password or token hash; false if there is no such account.
+    fn set_account_secret(&self, name: &str, kind: &str, secret_hash: &str) -> Result<bool, DbError>;
+    /// Disables (keeping the first time) or enables an account; false if there is no such account.
+    fn set_account_disabled(&self, name: &str, kind: &str, disabled: bool) -> Result<bool, DbError>;
+    fn grants_of(&self, account_id: i64) -> Result<Vec<GrantRow>, DbError>;
+    fn all_grants(&self) -> Result<Vec<GrantRow>, DbError>;
+    fn insert_grant(&self, account_id: i64, glob: &str, role: &str, stages: &str) -> Result<i64, DbError>;
+    fn grant_by_id(&self, id: i64) -> Result<Option<GrantRow>, DbError>;
+    fn delete_grant(&self, id: i64) -> Result<bool, DbError>;
+}

@@ -28,6 +28,18 @@ pub fn count(conn: &Connection) -> Result<u64, DbError> {
     Ok(conn.query_row("SELECT count(*) FROM layer_index", [], |r| r.get(0))?)
 }
 
+// ---- The engine-neutral seam (the free functions above go once every caller uses it).
+
+use crate::domain::Digest;
+
+/// Each layer's file index, stored once per digest (image diff).
+pub trait LayerIndex {
+    fn layer_index(&self, digest: &Digest) -> Result<Option<Vec<u8>>, DbError>;
+    /// Records a layer's index; the first of concurrent writers wins.
+    fn insert_layer_index(&self, digest: &Digest, entry_count: u64, total_size: u64, entries: &[u8]) -> Result<(), DbError>;
+    fn layer_index_count(&self) -> Result<u64, DbError>;
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

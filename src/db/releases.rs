@@ -121,3 +121,31 @@ pub fn all(conn: &Connection, repository_id: i64) -> Result<Vec<(String, i64, St
     let rows = stmt.query_map([repository_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+// ---- The engine-neutral seam (the free functions above go once every caller uses it).
+
+use super::RepoId;
+use crate::domain::{Digest, Stage};
+
+/// Which digest a release of a stage holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseKey {
+    pub stage: Stage,
+    pub sequence: i64,
+    pub digest: Digest,
+}
+
+pub trait Releases {
+    /// Appends a release with the next sequence number of its stage: numbers
+    /// of one stage are distinct and gap-free even under concurrent callers.
+    fn append_release(&self, repo: RepoId, r: NewRelease<'_>) -> Result<ReleaseRow, DbError>;
+    /// The newest release of the stage.
+    fn current_release(&self, repo: RepoId, stage: &Stage) -> Result<Option<ReleaseRow>, DbError>;
+    fn release(&self, repo: RepoId, stage: &Stage, sequence: i64) -> Result<Option<ReleaseRow>, DbError>;
+    /// The first time `digest` was released to `stage`, if ever.
+    fn first_release_of(&self, repo: RepoId, stage: &Stage, digest: &Digest) -> Result<Option<ReleaseRow>, DbError>;
+    /// Releases of a stage below `before` (newest first), at most `limit`.
+    fn list_releases(&self, repo: RepoId, stage: &Stage, before: Option<i64>, limit: u32) -> Result<Vec<ReleaseRow>, DbError>;
+    /// Every release of a repository.
+    fn all_releases(&self, repo: RepoId) -> Result<Vec<ReleaseKey>, DbError>;
+}

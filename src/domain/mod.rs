@@ -6,11 +6,13 @@
 mod audit;
 mod diff_ref;
 mod digest;
+mod ids;
 mod names;
 
 pub use audit::{Actor, AuditAction, AuditRecord, GENESIS_HASH};
 pub use diff_ref::{ImageRef, InvalidDiffInput, Platform};
 pub use digest::{Algorithm, Digest, DigestHasher};
+pub use ids::{InvalidUploadId, Stage, UploadId};
 pub use names::{Reference, RepoName, Tag};
 
 /// A client-supplied value that does not match the OCI grammar.
