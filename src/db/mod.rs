@@ -111,9 +111,7 @@ fn migrations() -> Migrations<'static> {
 }
 
 /// Unix time in milliseconds, the unit of every timestamp column.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use crate::domain::now_ms;
 
 /// A handle on the database: cheap to clone, shared by every request.
 /// Dropping the last clone ends the database threads (see
