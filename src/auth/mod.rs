@@ -18,12 +18,11 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::db::{
-    self,
     accounts::{AccountRow, GrantRow},
     audit::NewAuditEntry,
-    Db, DbError,
+    Db, DbError, Tx,
 };
-use crate::domain::{Actor, AuditAction};
+use crate::domain::{now_ms, Actor, AuditAction};
 use limiter::{LoginKeys, LoginLimiter};
 pub use roles::{Action, Grant, Permissions, Role};
 use tokens::{Access, TokenKeys};
@@ -257,12 +256,12 @@ impl Auth {
             tokio::time::sleep(limiter::SLOW_DOWN).await;
         }
         let (name, secret_owned) = (user.to_owned(), secret.to_owned());
-        let now = db::now_ms();
+        let now = now_ms();
         let (valid, disabled) = self
             .inner
             .db
-            .read(move |conn| -> Result<(bool, bool), AuthError> {
-                let Some(account) = db::accounts::by_name(conn, &name)? else {
+            .read_tx(move |tx| -> Result<(bool, bool), AuthError> {
+                let Some(account) = tx.account_by_name(&name)? else {
                     // Spend the same time as a real check, so timing does not reveal which names exist.
                     let _ = secrets::verify_password(
                         &secret_owned,
@@ -304,11 +303,11 @@ impl Auth {
     /// none if it is gone, expired or disabled, or if its secret changed
     /// after the token was issued.
     async fn load_identity(&self, name: String, issued_at: Option<i64>) -> Result<Option<Identity>, AuthError> {
-        let now = db::now_ms();
+        let now = now_ms();
         self.inner
             .db
-            .read(move |conn| -> Result<Option<Identity>, AuthError> {
-                let Some(account) = db::accounts::by_name(conn, &name)? else { return Ok(None) };
+            .read_tx(move |tx| -> Result<Option<Identity>, AuthError> {
+                let Some(account) = tx.account_by_name(&name)? else { return Ok(None) };
                 if account.expires_at.is_some_and(|e| e <= now) || account.disabled_at.is_some() {
                     return Ok(None);
                 }
@@ -317,7 +316,7 @@ impl Auth {
                         return Ok(None);
                     }
                 }
-                let grants = db::accounts::grants_of(conn, account.id)?.iter().filter_map(grant_from_row).collect();
+                let grants = tx.grants_of(account.id)?.iter().filter_map(grant_from_row).collect();
                 Ok(Some(Identity {
                     name: account.name,
                     authenticated: true,
@@ -397,18 +396,15 @@ impl Auth {
         let (actor, reason) = (actor.clone(), format!("{} may not {}", actor.name, action.describe()));
         self.inner
             .db
-            .write(move |tx| -> Result<(), AuthError> {
-                db::audit::append(
-                    tx,
-                    NewAuditEntry {
-                        actor: &actor,
-                        action: AuditAction::AccessDenied,
-                        repository: repo.as_deref(),
-                        reference: None,
-                        digest: None,
-                        details: json!({"reason": reason}),
-                    },
-                )?;
+            .write_tx(move |tx| -> Result<(), AuthError> {
+                tx.append_audit(NewAuditEntry {
+                    actor: &actor,
+                    action: AuditAction::AccessDenied,
+                    repository: repo.as_deref(),
+                    reference: None,
+                    digest: None,
+                    details: json!({"reason": reason}),
+                })?;
                 Ok(())
             })
             .await
@@ -424,11 +420,15 @@ impl Auth {
         let actor = actor.clone();
         self.inner
             .db
-            .write(move |tx| -> Result<(), AuthError> {
-                db::audit::append(
-                    tx,
-                    NewAuditEntry { actor: &actor, action, repository: None, reference: reference.as_deref(), digest: None, details },
-                )?;
+            .write_tx(move |tx| -> Result<(), AuthError> {
+                tx.append_audit(NewAuditEntry {
+                    actor: &actor,
+                    action,
+                    repository: None,
+                    reference: reference.as_deref(),
+                    digest: None,
+                    details,
+                })?;
                 Ok(())
             })
             .await
@@ -467,21 +467,17 @@ impl Auth {
         let (actor, name) = (actor.clone(), name.to_owned());
         self.inner
             .db
-            .write(move |tx| -> Result<AccountInfo, AuthError> {
-                db::accounts::insert(tx, &name, kind, &hash, admin, expires_at)?
-                    .ok_or_else(|| AuthError::Conflict(format!("account {name}")))?;
-                db::audit::append(
-                    tx,
-                    NewAuditEntry {
-                        actor: &actor,
-                        action: AuditAction::AccountCreate,
-                        repository: None,
-                        reference: Some(&name),
-                        digest: None,
-                        details: json!({"kind": kind, "admin": admin, "expires_at": expires_at}),
-                    },
-                )?;
-                let row = db::accounts::by_name(tx, &name)?.ok_or_else(|| AuthError::NotFound(format!("account {name}")))?;
+            .write_tx(move |tx| -> Result<AccountInfo, AuthError> {
+                tx.insert_account(&name, kind, &hash, admin, expires_at)?.ok_or_else(|| AuthError::Conflict(format!("account {name}")))?;
+                tx.append_audit(NewAuditEntry {
+                    actor: &actor,
+                    action: AuditAction::AccountCreate,
+                    repository: None,
+                    reference: Some(&name),
+                    digest: None,
+                    details: json!({"kind": kind, "admin": admin, "expires_at": expires_at}),
+                })?;
+                let row = tx.account_by_name(&name)?.ok_or_else(|| AuthError::NotFound(format!("account {name}")))?;
                 Ok(row.into())
             })
             .await
@@ -489,13 +485,13 @@ impl Auth {
 
     pub async fn delete_account(&self, actor: &Actor, name: &str, kind: &'static str) -> Result<(), AuthError> {
         self.account_change(actor, name, kind, AuditAction::AccountDelete, json!({"kind": kind}), move |tx, name| {
-            db::accounts::delete(tx, name, kind)
+            tx.delete_account(name, kind)
         })
         .await
     }
 
     pub async fn list_accounts(&self, kind: &'static str) -> Result<Vec<AccountInfo>, AuthError> {
-        self.inner.db.read(move |conn| Ok(db::accounts::list(conn, kind)?.into_iter().map(AccountInfo::from).collect())).await
+        self.inner.db.read_tx(move |tx| Ok(tx.list_accounts(kind)?.into_iter().map(AccountInfo::from).collect())).await
     }
 
     pub async fn create_grant(
@@ -519,48 +515,42 @@ impl Auth {
         let stages_json = serde_json::to_string(&stages).unwrap_or_else(|_| "[]".into());
         self.inner
             .db
-            .write(move |tx| -> Result<GrantInfo, AuthError> {
-                let acct = db::accounts::by_name(tx, &account)?.ok_or_else(|| AuthError::NotFound(format!("account {account}")))?;
-                let id = db::accounts::insert_grant(tx, acct.id, &glob, &role, &stages_json)?;
-                db::audit::append(
-                    tx,
-                    NewAuditEntry {
-                        actor: &actor,
-                        action: AuditAction::GrantCreate,
-                        repository: None,
-                        reference: Some(&account),
-                        digest: None,
-                        details: json!({"id": id, "repository": glob, "role": role, "stages": stages}),
-                    },
-                )?;
-                let row = db::accounts::grant_by_id(tx, id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
+            .write_tx(move |tx| -> Result<GrantInfo, AuthError> {
+                let acct = tx.account_by_name(&account)?.ok_or_else(|| AuthError::NotFound(format!("account {account}")))?;
+                let id = tx.insert_grant(acct.id, &glob, &role, &stages_json)?;
+                tx.append_audit(NewAuditEntry {
+                    actor: &actor,
+                    action: AuditAction::GrantCreate,
+                    repository: None,
+                    reference: Some(&account),
+                    digest: None,
+                    details: json!({"id": id, "repository": glob, "role": role, "stages": stages}),
+                })?;
+                let row = tx.grant_by_id(id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
                 Ok(row.into())
             })
             .await
     }
 
     pub async fn list_grants(&self) -> Result<Vec<GrantInfo>, AuthError> {
-        self.inner.db.read(|conn| Ok(db::accounts::all_grants(conn)?.into_iter().map(GrantInfo::from).collect())).await
+        self.inner.db.read_tx(|tx| Ok(tx.all_grants()?.into_iter().map(GrantInfo::from).collect())).await
     }
 
     pub async fn delete_grant(&self, actor: &Actor, id: i64) -> Result<(), AuthError> {
         let actor = actor.clone();
         self.inner
             .db
-            .write(move |tx| -> Result<(), AuthError> {
-                let grant = db::accounts::grant_by_id(tx, id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
-                db::accounts::delete_grant(tx, id)?;
-                db::audit::append(
-                    tx,
-                    NewAuditEntry {
-                        actor: &actor,
-                        action: AuditAction::GrantDelete,
-                        repository: None,
-                        reference: Some(&grant.account),
-                        digest: None,
-                        details: json!({"id": id, "repository": grant.repository_glob, "role": grant.role}),
-                    },
-                )?;
+            .write_tx(move |tx| -> Result<(), AuthError> {
+                let grant = tx.grant_by_id(id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
+                tx.delete_grant(id)?;
+                tx.append_audit(NewAuditEntry {
+                    actor: &actor,
+                    action: AuditAction::GrantDelete,
+                    repository: None,
+                    reference: Some(&grant.account),
+                    digest: None,
+                    details: json!({"id": id, "repository": grant.repository_glob, "role": grant.role}),
+                })?;
                 Ok(())
             })
             .await
@@ -576,29 +566,27 @@ impl Auth {
                 .map_err(|e| AuthError::Setup(e.to_string()))?
                 .map_err(AuthError::Invalid)?
         };
-        self.update_account(actor, name, "user", "password", move |tx, name| db::accounts::set_secret(tx, name, "user", &hash)).await
+        self.update_account(actor, name, "user", "password", move |tx, name| tx.set_account_secret(name, "user", &hash)).await
     }
 
     /// Gives a robot a new token; the old one (and bearer tokens issued
     /// before) stop working at once.
     pub async fn rotate_robot_token(&self, actor: &Actor, name: &str) -> Result<String, AuthError> {
         let (token, hash) = secrets::new_robot_token();
-        self.update_account(actor, name, "robot", "token", move |tx, name| db::accounts::set_secret(tx, name, "robot", &hash)).await?;
+        self.update_account(actor, name, "robot", "token", move |tx, name| tx.set_account_secret(name, "robot", &hash)).await?;
         Ok(token)
     }
 
     /// Disables (no login, tokens refused) or enables an account.
     pub async fn set_disabled(&self, actor: &Actor, name: &str, kind: &'static str, disabled: bool) -> Result<(), AuthError> {
         let change = if disabled { "disable" } else { "enable" };
-        self.update_account(actor, name, kind, change, move |tx, name| db::accounts::set_disabled(tx, name, kind, disabled)).await
+        self.update_account(actor, name, kind, change, move |tx, name| tx.set_account_disabled(name, kind, disabled)).await
     }
 
     /// Clears a user's failed-login lock-out on this instance.
     pub async fn unlock(&self, actor: &Actor, name: &str) -> Result<(), AuthError> {
-        self.update_account(actor, name, "user", "unlock", |tx, name| {
-            Ok(db::accounts::by_name(tx, name)?.is_some_and(|a| a.kind == "user"))
-        })
-        .await?;
+        self.update_account(actor, name, "user", "unlock", |tx, name| Ok(tx.account_by_name(name)?.is_some_and(|a| a.kind == "user")))
+            .await?;
         self.inner.limiter.unlock(name);
         Ok(())
     }
@@ -613,7 +601,7 @@ impl Auth {
         apply: F,
     ) -> Result<(), AuthError>
     where
-        F: FnOnce(&rusqlite::Transaction, &str) -> Result<bool, DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx, &str) -> Result<bool, DbError> + Send + 'static,
     {
         self.account_change(actor, name, kind, AuditAction::AccountUpdate, json!({"kind": kind, "change": change}), apply).await
     }
@@ -630,19 +618,16 @@ impl Auth {
         apply: F,
     ) -> Result<(), AuthError>
     where
-        F: FnOnce(&rusqlite::Transaction, &str) -> Result<bool, DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx, &str) -> Result<bool, DbError> + Send + 'static,
     {
         let (actor, name) = (actor.clone(), name.to_owned());
         self.inner
             .db
-            .write(move |tx| -> Result<(), AuthError> {
+            .write_tx(move |tx| -> Result<(), AuthError> {
                 if !apply(tx, &name)? {
                     return Err(AuthError::NotFound(format!("{kind} {name}")));
                 }
-                db::audit::append(
-                    tx,
-                    NewAuditEntry { actor: &actor, action, repository: None, reference: Some(&name), digest: None, details },
-                )?;
+                tx.append_audit(NewAuditEntry { actor: &actor, action, repository: None, reference: Some(&name), digest: None, details })?;
                 Ok(())
             })
             .await
@@ -651,7 +636,7 @@ impl Auth {
     /// On an empty database, creates the `admin` account from a password
     /// given by the operator (WHARF_ADMIN_PASSWORD). Never a default password.
     pub async fn bootstrap_admin(&self, password: Option<String>) -> Result<Option<String>, AuthError> {
-        let count = self.inner.db.read(|conn| Ok::<_, AuthError>(db::accounts::count(conn)?)).await?;
+        let count = self.inner.db.read_tx(|tx| Ok::<_, AuthError>(tx.account_count()?)).await?;
         match (count, password) {
             (0, Some(password)) => {
                 self.create_user(&Actor::system(), "admin", &password, true).await?;
@@ -662,7 +647,7 @@ impl Auth {
     }
 
     pub async fn account_count(&self) -> Result<i64, AuthError> {
-        self.inner.db.read(|conn| Ok::<_, AuthError>(db::accounts::count(conn)?)).await
+        self.inner.db.read_tx(|tx| Ok::<_, AuthError>(tx.account_count()?)).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! Audit-log use-cases: recording the policy at start-up, queries, and
 //! chain verification (the rule itself is `governance::audit`).
 
-use crate::db::{self, audit::NewAuditEntry};
+use crate::db::audit::NewAuditEntry;
 use crate::domain::{Actor, AuditAction, AuditFilter, StoredAudit};
 use crate::governance::audit::{ChainVerifier, VerifyReport};
 use crate::registry::{Registry, RegistryError};
@@ -26,24 +26,21 @@ impl Registry {
     /// through the configuration is on the record.
     pub async fn record_policy(&self, policy: serde_json::Value) -> Result<PolicyRecord, RegistryError> {
         self.db
-            .write(move |tx| -> Result<PolicyRecord, RegistryError> {
-                let previous = db::audit::latest_details(tx, AuditAction::PolicyChange)?;
+            .write_tx(move |tx| -> Result<PolicyRecord, RegistryError> {
+                let previous = tx.latest_audit_details(AuditAction::PolicyChange)?;
                 if previous.as_ref().map(|p| &p["policy"]) == Some(&policy) {
                     return Ok(PolicyRecord::Unchanged);
                 }
                 let outcome = if previous.is_some() { PolicyRecord::Changed } else { PolicyRecord::First };
                 let details = serde_json::json!({ "policy": policy, "previous": previous.map(|p| p["policy"].clone()) });
-                db::audit::append(
-                    tx,
-                    NewAuditEntry {
-                        actor: &Actor::system(),
-                        action: AuditAction::PolicyChange,
-                        repository: None,
-                        reference: None,
-                        digest: None,
-                        details,
-                    },
-                )?;
+                tx.append_audit(NewAuditEntry {
+                    actor: &Actor::system(),
+                    action: AuditAction::PolicyChange,
+                    repository: None,
+                    reference: None,
+                    digest: None,
+                    details,
+                })?;
                 Ok(outcome)
             })
             .await
@@ -52,10 +49,10 @@ impl Registry {
     /// Recomputes the whole chain and names the first broken row.
     pub async fn verify_audit(&self) -> Result<VerifyReport, RegistryError> {
         self.db
-            .read(|conn| -> Result<VerifyReport, RegistryError> {
+            .read_tx(|tx| -> Result<VerifyReport, RegistryError> {
                 let mut verifier = ChainVerifier::default();
                 loop {
-                    let batch = db::audit::batch_after(conn, verifier.last_id(), VERIFY_BATCH)?;
+                    let batch = tx.audit_batch_after(verifier.last_id(), VERIFY_BATCH)?;
                     if batch.is_empty() {
                         return Ok(verifier.report(None));
                     }
@@ -69,11 +66,11 @@ impl Registry {
 
     /// Audit rows matching `filter`, newest first.
     pub async fn audit_log(&self, filter: AuditFilter, n: u32) -> Result<Vec<StoredAudit>, RegistryError> {
-        self.db.read(move |conn| Ok(db::audit::list(conn, &filter, n)?)).await
+        self.db.read_tx(move |tx| Ok(tx.list_audit(&filter, n)?)).await
     }
 
     /// Rows after `after_id`, oldest first (for export in batches).
     pub async fn audit_batch(&self, after_id: i64, n: u32) -> Result<Vec<StoredAudit>, RegistryError> {
-        self.db.read(move |conn| Ok(db::audit::batch_after(conn, after_id, n)?)).await
+        self.db.read_tx(move |tx| Ok(tx.audit_batch_after(after_id, n)?)).await
     }
 }

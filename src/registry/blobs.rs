@@ -4,7 +4,6 @@ use std::ops::Range;
 
 use super::protection::protected_set;
 use super::{audit, deny, Decided, Registry, RegistryError};
-use crate::db;
 use crate::domain::{Actor, AuditAction, Digest, RepoName};
 use crate::storage::{layout, BlobBody};
 
@@ -42,12 +41,12 @@ pub struct BlobContent {
 impl Registry {
     /// Size of a blob this repository may serve.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64, RegistryError> {
-        let (name, d) = (repo.to_string(), digest.to_string());
+        let (name, d) = (repo.clone(), digest.clone());
         self.db
-            .read(move |conn| -> Result<u64, RegistryError> {
-                let unknown = || RegistryError::BlobUnknown(d.clone());
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(unknown)?;
-                db::blobs::linked_size(conn, repo_id, &d)?.ok_or_else(unknown)
+            .read_tx(move |tx| -> Result<u64, RegistryError> {
+                let unknown = || RegistryError::BlobUnknown(d.to_string());
+                let repo_id = tx.repository_id(&name)?.ok_or_else(unknown)?;
+                tx.linked_blob_size(repo_id, &d)?.ok_or_else(unknown)
             })
             .await
     }
@@ -76,19 +75,19 @@ impl Registry {
         if !self.config.allow_delete {
             return Err(RegistryError::DeleteDisabled);
         }
-        let (name, d, actor, policy) = (repo.to_string(), digest.to_string(), actor.clone(), self.policy.clone());
+        let (name, d, actor, policy) = (repo.clone(), digest.clone(), actor.clone(), self.policy.clone());
         self.db
-            .write(move |tx| -> Result<Decided<()>, RegistryError> {
-                let unknown = || RegistryError::BlobUnknown(d.clone());
-                let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(unknown)?;
-                if db::blobs::linked_size(tx, repo_id, &d)?.is_none() {
+            .write_tx(move |tx| -> Result<Decided<()>, RegistryError> {
+                let unknown = || RegistryError::BlobUnknown(d.to_string());
+                let repo_id = tx.repository_id(&name)?.ok_or_else(unknown)?;
+                if tx.linked_blob_size(repo_id, &d)?.is_none() {
                     return Err(unknown());
                 }
-                if let Some(p) = protected_set(tx, &policy, repo_id)?.blob(&d) {
-                    return Ok(Err(deny(tx, &actor, &name, Some(&d), p.refusal(&d))?));
+                if let Some(p) = protected_set(tx, &policy, repo_id)?.blob(d.as_str()) {
+                    return Ok(Err(deny(tx, &actor, name.as_str(), Some(d.as_str()), p.refusal(d.as_str()))?));
                 }
-                db::blobs::unlink(tx, repo_id, &d)?;
-                audit(tx, &actor, AuditAction::BlobDelete, &name, None, &d, serde_json::json!({}))?;
+                tx.unlink_blob(repo_id, &d)?;
+                audit(tx, &actor, AuditAction::BlobDelete, name.as_str(), None, d.as_str(), serde_json::json!({}))?;
                 Ok(Ok(()))
             })
             .await?

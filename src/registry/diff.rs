@@ -15,12 +15,12 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::manifests::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use super::{Registry, RegistryError};
-use crate::db::{self, DbError};
+use crate::db::DbError;
 use crate::diff::config::{diff_configs, layer_history, ConfigChange};
 use crate::diff::files::Change;
 use crate::diff::index::SourceError;
 use crate::diff::{diff_files, index_layer, merge_layers, FileEntry, LayerError, LayerIndex, Limits};
-use crate::domain::{Digest, ImageRef, Platform, Reference, RepoName};
+use crate::domain::{Digest, ImageRef, Platform, Reference, RepoName, Stage};
 use crate::storage::layout;
 
 /// Image configurations larger than this are refused (real ones are KBs).
@@ -229,22 +229,23 @@ impl Registry {
 
     /// The image manifest a reference names, its config and layers.
     async fn resolve_image(&self, repo: &RepoName, reference: &ImageRef, platform: Option<&Platform>) -> Result<ResolvedImage, DiffError> {
-        let (name, r) = (repo.to_string(), reference.clone());
+        let (name, r) = (repo.clone(), reference.clone());
         let digest = self
             .db
-            .read(move |conn| -> Result<String, RegistryError> {
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            .read_tx(move |tx| -> Result<Digest, RegistryError> {
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 let unknown = || RegistryError::ManifestUnknown(r.to_string());
                 match &r {
-                    ImageRef::Reference(Reference::Digest(d)) => Ok(d.to_string()),
-                    ImageRef::Reference(Reference::Tag(t)) => db::tags::target(conn, repo_id, t.as_str())?.ok_or_else(unknown),
+                    ImageRef::Reference(Reference::Digest(d)) => Ok(d.clone()),
+                    ImageRef::Reference(Reference::Tag(t)) => tx.tag_target(repo_id, t)?.ok_or_else(unknown),
                     ImageRef::Release { stage, sequence } => {
-                        Ok(db::releases::get(conn, repo_id, stage.as_str(), *sequence)?.ok_or_else(unknown)?.digest)
+                        let digest = tx.release(repo_id, &Stage::parse(stage.as_str())?, *sequence)?.ok_or_else(unknown)?.digest;
+                        Ok(Digest::parse(&digest)?)
                     }
                 }
             })
             .await?;
-        let top = self.get_manifest(repo, &Reference::Digest(Digest::parse(&digest).map_err(RegistryError::from)?)).await?;
+        let top = self.get_manifest(repo, &Reference::Digest(digest.clone())).await?;
         let (manifest, chosen_platform) = if is_image(&top.media_type) {
             (top, None)
         } else if matches!(top.media_type.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST) {
@@ -293,7 +294,7 @@ impl Registry {
         self.stat_blob(repo, &Digest::parse(&config_digest).map_err(RegistryError::from)?).await?;
         Ok(ResolvedImage {
             reference: reference.to_string(),
-            digest,
+            digest: digest.to_string(),
             manifest: manifest.digest.to_string(),
             platform: chosen_platform,
             config_digest,
@@ -304,8 +305,8 @@ impl Registry {
     async fn read_config(&self, digest: &str) -> Result<Value, DiffError> {
         let d = Digest::parse(digest).map_err(RegistryError::from)?;
         let invalid = |reason: String| DiffError::ConfigInvalid { digest: digest.to_owned(), reason };
-        let key = d.to_string();
-        let size = self.db.read(move |conn| db::blobs::size_of(conn, &key)).await?.unwrap_or(0);
+        let key = d.clone();
+        let size = self.db.read_tx(move |tx| tx.blob_size(&key)).await?.unwrap_or(0);
         if size > MAX_CONFIG_BYTES {
             return Err(invalid(format!("larger than {MAX_CONFIG_BYTES} bytes")));
         }
@@ -321,12 +322,13 @@ impl Registry {
 
     /// A layer's index, and whether it was computed (read from storage) now.
     async fn layer_index(&self, layer: &LayerDesc) -> Result<(Arc<LayerIndex>, bool), DiffError> {
-        let key = layer.digest.clone();
+        let digest = Digest::parse(&layer.digest).map_err(RegistryError::from)?;
+        let key = digest.clone();
         let stored = self
             .db
-            .read(move |conn| -> Result<Option<Result<LayerIndex, String>>, DbError> {
-                // Decoded here, on the blocking thread the read runs on.
-                Ok(db::layer_index::get(conn, &key)?.map(|bytes| decode(&bytes)))
+            .read_tx(move |tx| -> Result<Option<Result<LayerIndex, String>>, DbError> {
+                // Decoded here, on the database thread the read runs on.
+                Ok(tx.layer_index(&key)?.map(|bytes| decode(&bytes)))
             })
             .await?;
         match stored {
@@ -334,7 +336,6 @@ impl Registry {
             Some(Err(e)) => return Err(DiffError::IndexCorrupt(layer.digest.clone(), e)),
             None => {}
         }
-        let digest = Digest::parse(&layer.digest).map_err(RegistryError::from)?;
         let layer_error = |source| DiffError::Layer { digest: layer.digest.clone(), source };
         let size = layer.size;
         let limits = Limits::default();
@@ -358,8 +359,8 @@ impl Registry {
             .map_err(|e| DiffError::Task(e.to_string()))?
             .map_err(layer_error)?
         };
-        let (key, count, total) = (layer.digest.clone(), index.entries.len() as u64, index.entries.iter().map(|e| e.size).sum::<u64>());
-        self.db.write(move |tx| db::layer_index::insert(tx, &key, count, total, &encoded)).await?;
+        let (key, count, total) = (digest.clone(), index.entries.len() as u64, index.entries.iter().map(|e| e.size).sum::<u64>());
+        self.db.write_tx(move |tx| tx.insert_layer_index(&key, count, total, &encoded)).await?;
         tracing::info!(layer = %layer.digest, entries = count, elapsed_ms = started.elapsed().as_millis() as u64, "layer indexed");
         Ok((Arc::new(index), true))
     }

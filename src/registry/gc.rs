@@ -20,9 +20,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::protection::ProtectionCache;
-use super::{Registry, RegistryError};
-use crate::db::{self, audit::NewAuditEntry};
-use crate::domain::{Actor, AuditAction, Digest};
+use super::{Registry, RegistryError, Tx};
+use crate::db::audit::NewAuditEntry;
+use crate::domain::{now_ms, Actor, AuditAction, Digest, UploadId};
 use crate::storage::layout::{self, KeyKind};
 use crate::storage::StoredObject;
 
@@ -53,25 +53,25 @@ impl Registry {
         if !dry_run {
             report.resumed = self.finish_pending(cfg.batch_size).await?;
         }
-        let now = db::now_ms();
+        let now = now_ms();
         let cutoff = now - cfg.grace.as_millis() as i64;
         let claims_since = now - CLAIM_TTL_MS;
         let mut after = String::new();
         loop {
             let (a, limit) = (after.clone(), cfg.batch_size);
-            let batch = self.db.read(move |c| db::gc::candidates(c, &a, cutoff, claims_since, limit)).await?;
+            let batch = self.db.read_tx(move |tx| tx.gc_candidates(&a, cutoff, claims_since, limit)).await?;
             let Some(last) = batch.last() else { break };
-            after = last.0.clone();
+            after = last.0.to_string();
             let full = batch.len() as u32 == cfg.batch_size;
             if dry_run {
                 let policy = self.policy.clone();
                 let collectable = self
                     .db
-                    .read(move |c| -> Result<Vec<(String, u64)>, RegistryError> {
+                    .read_tx(move |tx| -> Result<Vec<(Digest, u64)>, RegistryError> {
                         let mut protection = ProtectionCache::default();
                         let mut out = Vec::with_capacity(batch.len());
                         for (digest, size) in batch {
-                            if protection.blob_kept_by(c, &policy, &digest)?.is_none() {
+                            if protection.blob_kept_by(tx, &policy, &digest)?.is_none() {
                                 out.push((digest, size));
                             }
                         }
@@ -84,7 +84,7 @@ impl Registry {
                 let (actor, policy) = (actor.clone(), self.policy.clone());
                 let taken = self
                     .db
-                    .write(move |tx| -> Result<Vec<(String, u64)>, RegistryError> {
+                    .write_tx(move |tx| -> Result<Vec<(Digest, u64)>, RegistryError> {
                         // The one protection rule is asked too, though "no
                         // manifest references it" already implies it: it also
                         // reads protected manifests' own bytes.
@@ -92,10 +92,10 @@ impl Registry {
                         let mut taken = Vec::new();
                         for (digest, _) in batch {
                             if let Some(why) = protection.blob_kept_by(tx, &policy, &digest)? {
-                                tracing::error!(digest, why, "GC candidate is protected: its reference rows are incomplete; kept");
+                                tracing::error!(%digest, why, "GC candidate is protected: its reference rows are incomplete; kept");
                                 continue;
                             }
-                            if let Some(size) = db::gc::take(tx, &digest, cutoff, claims_since)? {
+                            if let Some(size) = tx.gc_take(&digest, cutoff, claims_since)? {
                                 audit_collect(tx, &actor, &digest, json!({"size": size}))?;
                                 taken.push((digest, size));
                             }
@@ -116,7 +116,7 @@ impl Registry {
             self.sweep_strays(actor, dry_run, &mut report).await?;
         }
         if !dry_run {
-            self.db.write(move |tx| db::gc::drop_stale_claims(tx, claims_since)).await?;
+            self.db.write_tx(move |tx| tx.drop_stale_claims(claims_since)).await?;
         }
         tracing::info!(
             dry_run,
@@ -131,18 +131,15 @@ impl Registry {
     }
 
     /// Deletes the bytes of blobs already unlisted, then their pending rows.
-    async fn delete_collected(&self, blobs: &[(String, u64)]) -> Result<(), RegistryError> {
+    async fn delete_collected(&self, blobs: &[(Digest, u64)]) -> Result<(), RegistryError> {
         for (digest, _) in blobs {
-            // Only well-formed digests ever reach `blobs`; skip anything else.
-            if let Ok(d) = Digest::parse(digest) {
-                self.blobs.delete(&layout::blob(&d)).await?;
-            }
+            self.blobs.delete(&layout::blob(digest)).await?;
         }
-        let digests: Vec<String> = blobs.iter().map(|(d, _)| d.clone()).collect();
+        let digests: Vec<Digest> = blobs.iter().map(|(d, _)| d.clone()).collect();
         self.db
-            .write(move |tx| -> Result<(), RegistryError> {
+            .write_tx(move |tx| -> Result<(), RegistryError> {
                 for d in &digests {
-                    db::gc::finish(tx, d)?;
+                    tx.gc_finish(d)?;
                 }
                 Ok(())
             })
@@ -153,7 +150,7 @@ impl Registry {
     async fn finish_pending(&self, batch: u32) -> Result<u64, RegistryError> {
         let mut done = 0;
         loop {
-            let pending = self.db.read(move |c| db::gc::pending(c, batch)).await?;
+            let pending = self.db.read_tx(move |tx| tx.gc_pending(batch)).await?;
             if pending.is_empty() {
                 return Ok(done);
             }
@@ -165,11 +162,11 @@ impl Registry {
     /// Removes upload sessions idle longer than `gc.upload_max_age`, with their parts.
     async fn expire_uploads(&self, actor: &Actor, dry_run: bool) -> Result<u64, RegistryError> {
         let cfg = &self.maintenance.gc;
-        let before = db::now_ms() - cfg.upload_max_age.as_millis() as i64;
+        let before = now_ms() - cfg.upload_max_age.as_millis() as i64;
         let limit = cfg.batch_size;
         let mut count = 0;
         loop {
-            let stale = self.db.read(move |c| db::gc::stale_uploads(c, before, limit)).await?;
+            let stale = self.db.read_tx(move |tx| tx.stale_uploads(before, limit)).await?;
             if stale.is_empty() || dry_run {
                 return Ok(count + stale.len() as u64);
             }
@@ -177,20 +174,17 @@ impl Registry {
                 let (upload_id, actor) = (id.clone(), actor.clone());
                 let deleted = self
                     .db
-                    .write(move |tx| -> Result<bool, RegistryError> {
-                        let deleted = db::gc::delete_stale_upload(tx, &upload_id, before)?;
+                    .write_tx(move |tx| -> Result<bool, RegistryError> {
+                        let deleted = tx.delete_stale_upload(&upload_id, before)?;
                         if deleted {
-                            db::audit::append(
-                                tx,
-                                NewAuditEntry {
-                                    actor: &actor,
-                                    action: AuditAction::UploadExpire,
-                                    repository: None,
-                                    reference: Some(&upload_id),
-                                    digest: None,
-                                    details: json!({}),
-                                },
-                            )?;
+                            tx.append_audit(NewAuditEntry {
+                                actor: &actor,
+                                action: AuditAction::UploadExpire,
+                                repository: None,
+                                reference: Some(upload_id.as_str()),
+                                digest: None,
+                                details: json!({}),
+                            })?;
                         }
                         Ok(deleted)
                     })
@@ -204,7 +198,7 @@ impl Registry {
                     }
                     // An in-place upload's file exists before its first
                     // append is recorded (and after a failed one).
-                    self.blobs.delete(&layout::upload_data(&id)).await?;
+                    self.blobs.delete(&layout::upload_data(id.as_str())).await?;
                 }
             }
         }
@@ -216,7 +210,7 @@ impl Registry {
     async fn sweep_strays(&self, actor: &Actor, dry_run: bool, report: &mut GcReport) -> Result<(), RegistryError> {
         use futures::TryStreamExt;
         let cfg = &self.maintenance.gc;
-        let now = db::now_ms();
+        let now = now_ms();
         let blob_cutoff = now - cfg.grace.as_millis() as i64;
         let upload_cutoff = now - cfg.upload_max_age.as_millis() as i64;
         let claims_since = now - CLAIM_TTL_MS;
@@ -241,10 +235,11 @@ impl Registry {
         for (object, kind) in found {
             let stray = match &kind {
                 KeyKind::Blob(digest) => self.collect_stray_blob(actor, digest, object.size, claims_since, dry_run).await?,
-                KeyKind::Upload(id) => {
-                    let upload_id = id.clone();
-                    !self.db.read(move |c| db::gc::upload_exists(c, &upload_id)).await?
-                }
+                // An object under uploads/ whose name is no upload id belongs to no session.
+                KeyKind::Upload(id) => match UploadId::parse(id) {
+                    Ok(upload_id) => !self.db.read_tx(move |tx| tx.upload_exists(&upload_id)).await?,
+                    Err(_) => true,
+                },
                 KeyKind::Temporary => true,
                 KeyKind::Other => false,
             };
@@ -272,15 +267,15 @@ impl Registry {
         claims_since: i64,
         dry_run: bool,
     ) -> Result<bool, RegistryError> {
-        let d = digest.to_string();
+        let d = digest.clone();
         if dry_run {
-            return Ok(!self.db.read(move |c| db::gc::stray_is_known(c, &d, claims_since)).await?);
+            return Ok(!self.db.read_tx(move |tx| tx.stray_is_known(&d, claims_since)).await?);
         }
         let actor = actor.clone();
         let taken = self
             .db
-            .write(move |tx| -> Result<bool, RegistryError> {
-                let taken = db::gc::take_stray(tx, &d, size, claims_since)?;
+            .write_tx(move |tx| -> Result<bool, RegistryError> {
+                let taken = tx.take_stray(&d, size, claims_since)?;
                 if taken {
                     audit_collect(tx, &actor, &d, json!({"size": size, "stray": true}))?;
                 }
@@ -288,17 +283,21 @@ impl Registry {
             })
             .await?;
         if taken {
-            self.delete_collected(&[(digest.to_string(), size)]).await?;
+            self.delete_collected(&[(digest.clone(), size)]).await?;
         }
         Ok(taken)
     }
 }
 
 /// The audit row of a collected blob.
-fn audit_collect(tx: &rusqlite::Connection, actor: &Actor, digest: &str, details: serde_json::Value) -> Result<(), RegistryError> {
-    db::audit::append(
-        tx,
-        NewAuditEntry { actor, action: AuditAction::BlobCollect, repository: None, reference: None, digest: Some(digest), details },
-    )?;
+fn audit_collect(tx: &dyn Tx, actor: &Actor, digest: &Digest, details: serde_json::Value) -> Result<(), RegistryError> {
+    tx.append_audit(NewAuditEntry {
+        actor,
+        action: AuditAction::BlobCollect,
+        repository: None,
+        reference: None,
+        digest: Some(digest.as_str()),
+        details,
+    })?;
     Ok(())
 }

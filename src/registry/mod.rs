@@ -28,14 +28,13 @@ pub use crate::storage::LocalFile;
 pub use error::RegistryError;
 
 use crate::config::{GcConfig, RegistryConfig, RetentionConfig};
-use crate::db::{self, audit::NewAuditEntry, Db};
+use crate::db::{audit::NewAuditEntry, Db};
 use crate::domain::{Actor, AuditAction};
 use crate::governance::Policy;
 use crate::storage::BlobStore;
 
 /// The transaction a use-case's queries run in (inside `Db::read` / `Db::write`).
-/// The one place `registry` names the engine's type, until `db::Tx` replaces it.
-pub(crate) type Tx = rusqlite::Connection;
+pub(crate) use crate::db::Tx;
 
 /// The result of a write that governance may refuse. A refusal is an `Ok`
 /// of the transaction, so the audit row recording it is committed.
@@ -81,30 +80,27 @@ impl Registry {
 
 /// Records a refused request in the audit log and returns the refusal.
 pub(crate) fn deny(
-    tx: &rusqlite::Connection,
+    tx: &dyn Tx,
     actor: &Actor,
     repository: &str,
     reference: Option<&str>,
     reason: String,
 ) -> Result<RegistryError, RegistryError> {
-    db::audit::append(
-        tx,
-        NewAuditEntry {
-            actor,
-            action: AuditAction::AccessDenied,
-            repository: Some(repository),
-            reference,
-            digest: None,
-            details: serde_json::json!({ "reason": reason }),
-        },
-    )?;
+    tx.append_audit(NewAuditEntry {
+        actor,
+        action: AuditAction::AccessDenied,
+        repository: Some(repository),
+        reference,
+        digest: None,
+        details: serde_json::json!({ "reason": reason }),
+    })?;
     tracing::warn!(actor = %actor.name, repository, reference, reason, "denied");
     Ok(RegistryError::Denied(reason))
 }
 
 /// Appends an audit row for a change, inside the change's transaction.
 pub(crate) fn audit(
-    tx: &rusqlite::Connection,
+    tx: &dyn Tx,
     actor: &Actor,
     action: AuditAction,
     repository: &str,
@@ -112,6 +108,6 @@ pub(crate) fn audit(
     digest: &str,
     details: serde_json::Value,
 ) -> Result<(), RegistryError> {
-    db::audit::append(tx, NewAuditEntry { actor, action, repository: Some(repository), reference, digest: Some(digest), details })?;
+    tx.append_audit(NewAuditEntry { actor, action, repository: Some(repository), reference, digest: Some(digest), details })?;
     Ok(())
 }

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::db::{self, audit::NewAuditEntry, releases::NewRelease, tag_history::TagEvent};
-use crate::domain::{Actor, AuditAction, Digest, Reference, ReleaseRow, RepoName};
+use crate::db::{audit::NewAuditEntry, releases::NewRelease, tags::TagChange, RepoId};
+use crate::domain::{now_ms, Actor, AuditAction, Digest, Reference, ReleaseRow, RepoName, Stage, Tag};
 use crate::governance::gates::{self, ImageFacts, PromotionFacts};
 use crate::registry::manifests::{missing_content, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use crate::registry::{Registry, RegistryError, Tx};
@@ -61,7 +61,7 @@ impl Registry {
             return Err(RegistryError::BadRequest(format!("note is longer than {MAX_NOTE_LEN} bytes")));
         }
         let manifest = self.get_manifest(repo, &req.reference).await?;
-        let digest = manifest.digest.to_string();
+        let digest = manifest.digest.clone();
         let gate = self.policy.gates(&req.stage).cloned();
         // Reading image configs touches storage, so it happens before the transaction.
         let images = match &gate {
@@ -71,20 +71,21 @@ impl Registry {
             _ => vec![],
         };
         let previous_stage = self.policy.previous_stage(&req.stage).map(str::to_owned);
-        let (name, actor, stage) = (repo.to_string(), actor.clone(), req.stage.clone());
+        let (name, actor, stage) = (repo.clone(), actor.clone(), req.stage.clone());
         let (version, note) = (req.version, req.note);
         // What the user typed, so refusals name it: `repo:tag (digest)` or `repo@digest`.
         let (typed, subject) = match &req.reference {
             Reference::Tag(tag) => (tag.to_string(), format!("{repo}:{tag} ({digest})")),
-            Reference::Digest(_) => (digest.clone(), format!("{repo}@{digest}")),
+            Reference::Digest(_) => (digest.to_string(), format!("{repo}@{digest}")),
         };
         let promotion = self
             .db
-            .write(move |tx| -> Result<Result<Promotion, RegistryError>, RegistryError> {
-                let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            .write_tx(move |tx| -> Result<Result<Promotion, RegistryError>, RegistryError> {
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
+                let stage_id = Stage::parse(&stage)?;
                 // Checked inside the write transaction, so two racing retries
                 // cannot both append a release.
-                if let Some(current) = db::releases::current(tx, repo_id, &stage)?.filter(|c| c.digest == digest) {
+                if let Some(current) = tx.current_release(repo_id, &stage_id)?.filter(|c| c.digest == digest.as_str()) {
                     return Ok(Ok(Promotion { release: current, unchanged: true }));
                 }
                 let mut failed = Vec::new();
@@ -93,7 +94,7 @@ impl Registry {
                 }
                 let mut entered_previous_at = None;
                 if let Some(prev) = &previous_stage {
-                    match db::releases::first_release_of(tx, repo_id, prev, &digest)? {
+                    match tx.first_release_of(repo_id, &Stage::parse(prev)?, &digest)? {
                         Some(r) => entered_previous_at = Some(r.created_at),
                         None => failed.push(format!(
                             "order: {typed} was never released to {prev}, the stage before {stage}; promote it to {prev} first"
@@ -103,9 +104,9 @@ impl Registry {
                 if let Some(gate) = &gate {
                     let facts = PromotionFacts {
                         entered_previous_at,
-                        now: db::now_ms(),
+                        now: now_ms(),
                         images,
-                        pushed_by: db::manifests::pushed_by(tx, repo_id, &digest)?,
+                        pushed_by: tx.manifest_pushed_by(repo_id, &digest)?,
                         promoter: actor.name.clone(),
                     };
                     // The order rule already covers "never in the previous stage".
@@ -114,25 +115,21 @@ impl Registry {
                     );
                 }
                 if !failed.is_empty() {
-                    db::audit::append(
-                        tx,
-                        NewAuditEntry {
-                            actor: &actor,
-                            action: AuditAction::PromotionDenied,
-                            repository: Some(&name),
-                            reference: Some(&stage),
-                            digest: Some(&digest),
-                            details: json!({ "failed_gates": failed }),
-                        },
-                    )?;
+                    tx.append_audit(NewAuditEntry {
+                        actor: &actor,
+                        action: AuditAction::PromotionDenied,
+                        repository: Some(name.as_str()),
+                        reference: Some(&stage),
+                        digest: Some(digest.as_str()),
+                        details: json!({ "failed_gates": failed }),
+                    })?;
                     return Ok(Err(RegistryError::PromotionDenied { subject, stage, failed }));
                 }
-                let release = db::releases::append(
-                    tx,
+                let release = tx.append_release(
                     repo_id,
                     NewRelease {
                         stage: &stage,
-                        digest: &digest,
+                        digest: digest.as_str(),
                         version: version.as_deref(),
                         note: note.as_deref(),
                         actor: &actor.name,
@@ -141,7 +138,7 @@ impl Registry {
                         restored_sequence: None,
                     },
                 )?;
-                move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Promotion)?;
+                move_stage_tag(tx, repo_id, &actor, name.as_str(), &release, AuditAction::Promotion)?;
                 Ok(Ok(Promotion { release, unchanged: false }))
             })
             .await??;
@@ -156,11 +153,11 @@ impl Registry {
 
     /// The current release of every configured stage (in stage order).
     pub async fn stages(&self, repo: &RepoName) -> Result<Vec<(String, Option<ReleaseRow>)>, RegistryError> {
-        let (name, stages) = (repo.to_string(), self.policy.stages().to_vec());
+        let (name, stages) = (repo.clone(), self.policy.stages().to_vec());
         self.db
-            .read(move |conn| -> Result<_, RegistryError> {
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
-                stages.into_iter().map(|s| Ok((s.clone(), db::releases::current(conn, repo_id, &s)?))).collect()
+            .read_tx(move |tx| -> Result<_, RegistryError> {
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
+                stages.into_iter().map(|s| Ok((s.clone(), tx.current_release(repo_id, &Stage::parse(&s)?)?))).collect()
             })
             .await
     }
@@ -168,22 +165,22 @@ impl Registry {
     /// Releases of a stage, newest first, below sequence `before`.
     pub async fn releases(&self, repo: &RepoName, stage: &str, before: Option<i64>, n: u32) -> Result<Vec<ReleaseRow>, RegistryError> {
         self.check_stage(stage)?;
-        let (name, stage) = (repo.to_string(), stage.to_owned());
+        let (name, stage) = (repo.clone(), Stage::parse(stage)?);
         self.db
-            .read(move |conn| -> Result<_, RegistryError> {
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
-                Ok(db::releases::list(conn, repo_id, &stage, before, n)?)
+            .read_tx(move |tx| -> Result<_, RegistryError> {
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
+                Ok(tx.list_releases(repo_id, &stage, before, n)?)
             })
             .await
     }
 
     /// Every digest a tag pointed to, newest first, below event id `before`.
-    pub async fn tag_history(&self, repo: &RepoName, tag: &str, before: Option<i64>, n: u32) -> Result<Vec<TagEvent>, RegistryError> {
-        let (name, tag) = (repo.to_string(), tag.to_owned());
+    pub async fn tag_history(&self, repo: &RepoName, tag: &Tag, before: Option<i64>, n: u32) -> Result<Vec<TagChange>, RegistryError> {
+        let (name, tag) = (repo.clone(), tag.clone());
         self.db
-            .read(move |conn| -> Result<_, RegistryError> {
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
-                Ok(db::tag_history::list(conn, repo_id, &tag, before, n)?)
+            .read_tx(move |tx| -> Result<_, RegistryError> {
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
+                Ok(tx.tag_history(repo_id, &tag, before, n)?)
             })
             .await
     }
@@ -241,31 +238,29 @@ impl Registry {
 
 /// Points the stage tag at the release's digest, with tag history and audit.
 pub(super) fn move_stage_tag(
-    tx: &Tx,
-    repo_id: i64,
+    tx: &dyn Tx,
+    repo_id: RepoId,
     actor: &Actor,
     repo: &str,
     release: &ReleaseRow,
     action: AuditAction,
 ) -> Result<(), RegistryError> {
-    let moved_from = db::tags::set(tx, repo_id, &release.stage, &release.digest)?;
-    db::tag_history::record(tx, repo_id, &release.stage, Some(&release.digest), &actor.name)?;
-    db::audit::append(
-        tx,
-        NewAuditEntry {
-            actor,
-            action,
-            repository: Some(repo),
-            reference: Some(&release.stage),
-            digest: Some(&release.digest),
-            details: json!({
-                "sequence": release.sequence,
-                "version": release.version,
-                "previous_digest": moved_from,
-                "rolled_back_from": release.rolled_back_from,
-                "restored_sequence": release.restored_sequence,
-            }),
-        },
-    )?;
+    let (tag, digest) = (Tag::parse(&release.stage)?, Digest::parse(&release.digest)?);
+    let moved_from = tx.set_tag(repo_id, &tag, &digest)?;
+    tx.record_tag_change(repo_id, &tag, Some(&digest), &actor.name)?;
+    tx.append_audit(NewAuditEntry {
+        actor,
+        action,
+        repository: Some(repo),
+        reference: Some(&release.stage),
+        digest: Some(&release.digest),
+        details: json!({
+            "sequence": release.sequence,
+            "version": release.version,
+            "previous_digest": moved_from.as_ref().map(Digest::as_str),
+            "rolled_back_from": release.rolled_back_from,
+            "restored_sequence": release.restored_sequence,
+        }),
+    })?;
     Ok(())
 }

@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use super::promotion::move_stage_tag;
-use crate::db::{self, audit::NewAuditEntry, releases::NewRelease};
-use crate::domain::{Actor, AuditAction, ReleaseRow, RepoName};
+use crate::db::{audit::NewAuditEntry, releases::NewRelease, RepoId};
+use crate::domain::{Actor, AuditAction, Digest, ReleaseRow, RepoName, Stage};
 use crate::registry::manifests::missing_content;
 use crate::registry::{Registry, RegistryError, Tx};
 
@@ -19,32 +19,30 @@ impl Registry {
         to_sequence: Option<i64>,
     ) -> Result<ReleaseRow, RegistryError> {
         self.check_stage(stage)?;
-        let (name, actor, stage) = (repo.to_string(), actor.clone(), stage.to_owned());
+        let (name, actor, stage_id) = (repo.clone(), actor.clone(), Stage::parse(stage)?);
+        let stage = stage.to_owned();
         let release = self
             .db
-            .write(move |tx| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
-                let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            .write_tx(move |tx| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 // A refusal commits its audit row, like a refused promotion.
                 let refuse = |why: String, digest: Option<&str>| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
-                    db::audit::append(
-                        tx,
-                        NewAuditEntry {
-                            actor: &actor,
-                            action: AuditAction::RollbackDenied,
-                            repository: Some(&name),
-                            reference: Some(&stage),
-                            digest,
-                            details: json!({ "reason": why, "to": to_sequence }),
-                        },
-                    )?;
+                    tx.append_audit(NewAuditEntry {
+                        actor: &actor,
+                        action: AuditAction::RollbackDenied,
+                        repository: Some(name.as_str()),
+                        reference: Some(&stage),
+                        digest,
+                        details: json!({ "reason": why, "to": to_sequence }),
+                    })?;
                     Ok(Err(RegistryError::RollbackDenied(why)))
                 };
-                let Some(current) = db::releases::current(tx, repo_id, &stage)? else {
+                let Some(current) = tx.current_release(repo_id, &stage_id)? else {
                     return refuse(format!("{stage} has no release"), None);
                 };
                 let target = match to_sequence {
-                    Some(seq) => db::releases::get(tx, repo_id, &stage, seq)?,
-                    None => default_rollback_target(tx, repo_id, &stage, &current)?,
+                    Some(seq) => tx.release(repo_id, &stage_id, seq)?,
+                    None => default_rollback_target(tx, repo_id, &stage_id, &current)?,
                 };
                 let Some(target) = target else {
                     return refuse(
@@ -58,14 +56,14 @@ impl Registry {
                 if target.sequence == current.sequence {
                     return refuse(format!("release #{} is already current", target.sequence), Some(&target.digest));
                 }
-                if db::manifests::head(tx, repo_id, &target.digest)?.is_none() {
+                let target_digest = Digest::parse(&target.digest)?;
+                if tx.manifest_head(repo_id, &target_digest)?.is_none() {
                     return refuse(format!("the manifest of release #{} is gone", target.sequence), Some(&target.digest));
                 }
-                if let Some(missing) = missing_content(tx, repo_id, &target.digest)? {
+                if let Some(missing) = missing_content(tx, repo_id, &target_digest)? {
                     return refuse(format!("release #{} no longer pulls completely: {missing}", target.sequence), Some(&target.digest));
                 }
-                let release = db::releases::append(
-                    tx,
+                let release = tx.append_release(
                     repo_id,
                     NewRelease {
                         stage: &stage,
@@ -78,7 +76,7 @@ impl Registry {
                         restored_sequence: Some(target.sequence),
                     },
                 )?;
-                move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Rollback)?;
+                move_stage_tag(tx, repo_id, &actor, name.as_str(), &release, AuditAction::Rollback)?;
                 Ok(Ok(release))
             })
             .await??;
@@ -91,10 +89,10 @@ impl Registry {
 /// position whose digest differs from the current digest. After a rollback
 /// the position is the release it restored, so rolling back twice goes two
 /// steps back instead of undoing the first rollback.
-fn default_rollback_target(tx: &Tx, repo_id: i64, stage: &str, current: &ReleaseRow) -> Result<Option<ReleaseRow>, RegistryError> {
+fn default_rollback_target(tx: &dyn Tx, repo_id: RepoId, stage: &Stage, current: &ReleaseRow) -> Result<Option<ReleaseRow>, RegistryError> {
     let mut before = Some(current.restored_sequence.unwrap_or(current.sequence));
     loop {
-        let batch = db::releases::list(tx, repo_id, stage, before, 100)?;
+        let batch = tx.list_releases(repo_id, stage, before, 100)?;
         if batch.is_empty() {
             return Ok(None);
         }
