@@ -59,7 +59,7 @@ impl Registry {
         let mut after = String::new();
         loop {
             let (a, limit) = (after.clone(), cfg.batch_size);
-            let batch = self.db.read_tx(move |tx| tx.gc_candidates(&a, cutoff, claims_since, limit)).await?;
+            let batch = self.db.read(move |tx| tx.gc_candidates(&a, cutoff, claims_since, limit)).await?;
             let Some(last) = batch.last() else { break };
             after = last.0.to_string();
             let full = batch.len() as u32 == cfg.batch_size;
@@ -67,7 +67,7 @@ impl Registry {
                 let policy = self.policy.clone();
                 let collectable = self
                     .db
-                    .read_tx(move |tx| -> Result<Vec<(Digest, u64)>, RegistryError> {
+                    .read(move |tx| -> Result<Vec<(Digest, u64)>, RegistryError> {
                         let mut protection = ProtectionCache::default();
                         let mut out = Vec::with_capacity(batch.len());
                         for (digest, size) in batch {
@@ -84,7 +84,7 @@ impl Registry {
                 let (actor, policy) = (actor.clone(), self.policy.clone());
                 let taken = self
                     .db
-                    .write_tx(move |tx| -> Result<Vec<(Digest, u64)>, RegistryError> {
+                    .write(move |tx| -> Result<Vec<(Digest, u64)>, RegistryError> {
                         // The one protection rule is asked too, though "no
                         // manifest references it" already implies it: it also
                         // reads protected manifests' own bytes.
@@ -116,7 +116,7 @@ impl Registry {
             self.sweep_strays(actor, dry_run, &mut report).await?;
         }
         if !dry_run {
-            self.db.write_tx(move |tx| tx.drop_stale_claims(claims_since)).await?;
+            self.db.write(move |tx| tx.drop_stale_claims(claims_since)).await?;
         }
         tracing::info!(
             dry_run,
@@ -137,7 +137,7 @@ impl Registry {
         }
         let digests: Vec<Digest> = blobs.iter().map(|(d, _)| d.clone()).collect();
         self.db
-            .write_tx(move |tx| -> Result<(), RegistryError> {
+            .write(move |tx| -> Result<(), RegistryError> {
                 for d in &digests {
                     tx.gc_finish(d)?;
                 }
@@ -150,7 +150,7 @@ impl Registry {
     async fn finish_pending(&self, batch: u32) -> Result<u64, RegistryError> {
         let mut done = 0;
         loop {
-            let pending = self.db.read_tx(move |tx| tx.gc_pending(batch)).await?;
+            let pending = self.db.read(move |tx| tx.gc_pending(batch)).await?;
             if pending.is_empty() {
                 return Ok(done);
             }
@@ -166,7 +166,7 @@ impl Registry {
         let limit = cfg.batch_size;
         let mut count = 0;
         loop {
-            let stale = self.db.read_tx(move |tx| tx.stale_uploads(before, limit)).await?;
+            let stale = self.db.read(move |tx| tx.stale_uploads(before, limit)).await?;
             if stale.is_empty() || dry_run {
                 return Ok(count + stale.len() as u64);
             }
@@ -174,7 +174,7 @@ impl Registry {
                 let (upload_id, actor) = (id.clone(), actor.clone());
                 let deleted = self
                     .db
-                    .write_tx(move |tx| -> Result<bool, RegistryError> {
+                    .write(move |tx| -> Result<bool, RegistryError> {
                         let deleted = tx.delete_stale_upload(&upload_id, before)?;
                         if deleted {
                             tx.append_audit(NewAuditEntry {
@@ -193,12 +193,7 @@ impl Registry {
                 // unlisted part objects, never a session missing its parts.
                 if deleted {
                     count += 1;
-                    for key in parts {
-                        self.blobs.delete(&object_store::path::Path::from(key)).await?;
-                    }
-                    // An in-place upload's file exists before its first
-                    // append is recorded (and after a failed one).
-                    self.blobs.delete(&layout::upload_data(id.as_str())).await?;
+                    self.blobs.delete_upload(id.as_str(), &parts).await?;
                 }
             }
         }
@@ -215,8 +210,8 @@ impl Registry {
         let upload_cutoff = now - cfg.upload_max_age.as_millis() as i64;
         let claims_since = now - CLAIM_TTL_MS;
         let mut found: Vec<(StoredObject, KeyKind)> = Vec::new();
-        'listing: for prefix in ["blobs", "uploads"] {
-            let mut objects = self.blobs.list(&object_store::path::Path::from(prefix));
+        'listing: for prefix in layout::roots() {
+            let mut objects = self.blobs.list(&prefix);
             while let Some(object) = objects.try_next().await? {
                 let kind = layout::classify(&object.key);
                 let old_enough = match kind {
@@ -237,7 +232,7 @@ impl Registry {
                 KeyKind::Blob(digest) => self.collect_stray_blob(actor, digest, object.size, claims_since, dry_run).await?,
                 // An object under uploads/ whose name is no upload id belongs to no session.
                 KeyKind::Upload(id) => match UploadId::parse(id) {
-                    Ok(upload_id) => !self.db.read_tx(move |tx| tx.upload_exists(&upload_id)).await?,
+                    Ok(upload_id) => !self.db.read(move |tx| tx.upload_exists(&upload_id)).await?,
                     Err(_) => true,
                 },
                 KeyKind::Temporary => true,
@@ -269,12 +264,12 @@ impl Registry {
     ) -> Result<bool, RegistryError> {
         let d = digest.clone();
         if dry_run {
-            return Ok(!self.db.read_tx(move |tx| tx.stray_is_known(&d, claims_since)).await?);
+            return Ok(!self.db.read(move |tx| tx.stray_is_known(&d, claims_since)).await?);
         }
         let actor = actor.clone();
         let taken = self
             .db
-            .write_tx(move |tx| -> Result<bool, RegistryError> {
+            .write(move |tx| -> Result<bool, RegistryError> {
                 let taken = tx.take_stray(&d, size, claims_since)?;
                 if taken {
                     audit_collect(tx, &actor, &d, json!({"size": size, "stray": true}))?;
