@@ -260,7 +260,7 @@ impl Auth {
         let (valid, disabled) = self
             .inner
             .db
-            .read_tx(move |tx| -> Result<(bool, bool), AuthError> {
+            .read(move |tx| -> Result<(bool, bool), AuthError> {
                 let Some(account) = tx.account_by_name(&name)? else {
                     // Spend the same time as a real check, so timing does not reveal which names exist.
                     let _ = secrets::verify_password(
@@ -306,7 +306,7 @@ impl Auth {
         let now = now_ms();
         self.inner
             .db
-            .read_tx(move |tx| -> Result<Option<Identity>, AuthError> {
+            .read(move |tx| -> Result<Option<Identity>, AuthError> {
                 let Some(account) = tx.account_by_name(&name)? else { return Ok(None) };
                 if account.expires_at.is_some_and(|e| e <= now) || account.disabled_at.is_some() {
                     return Ok(None);
@@ -396,7 +396,7 @@ impl Auth {
         let (actor, reason) = (actor.clone(), format!("{} may not {}", actor.name, action.describe()));
         self.inner
             .db
-            .write_tx(move |tx| -> Result<(), AuthError> {
+            .write(move |tx| -> Result<(), AuthError> {
                 tx.append_audit(NewAuditEntry {
                     actor: &actor,
                     action: AuditAction::AccessDenied,
@@ -420,7 +420,7 @@ impl Auth {
         let actor = actor.clone();
         self.inner
             .db
-            .write_tx(move |tx| -> Result<(), AuthError> {
+            .write(move |tx| -> Result<(), AuthError> {
                 tx.append_audit(NewAuditEntry {
                     actor: &actor,
                     action,
@@ -467,7 +467,7 @@ impl Auth {
         let (actor, name) = (actor.clone(), name.to_owned());
         self.inner
             .db
-            .write_tx(move |tx| -> Result<AccountInfo, AuthError> {
+            .write(move |tx| -> Result<AccountInfo, AuthError> {
                 tx.insert_account(&name, kind, &hash, admin, expires_at)?.ok_or_else(|| AuthError::Conflict(format!("account {name}")))?;
                 tx.append_audit(NewAuditEntry {
                     actor: &actor,
@@ -491,7 +491,7 @@ impl Auth {
     }
 
     pub async fn list_accounts(&self, kind: &'static str) -> Result<Vec<AccountInfo>, AuthError> {
-        self.inner.db.read_tx(move |tx| Ok(tx.list_accounts(kind)?.into_iter().map(AccountInfo::from).collect())).await
+        self.inner.db.read(move |tx| Ok(tx.list_accounts(kind)?.into_iter().map(AccountInfo::from).collect())).await
     }
 
     pub async fn create_grant(
@@ -515,7 +515,7 @@ impl Auth {
         let stages_json = serde_json::to_string(&stages).unwrap_or_else(|_| "[]".into());
         self.inner
             .db
-            .write_tx(move |tx| -> Result<GrantInfo, AuthError> {
+            .write(move |tx| -> Result<GrantInfo, AuthError> {
                 let acct = tx.account_by_name(&account)?.ok_or_else(|| AuthError::NotFound(format!("account {account}")))?;
                 let id = tx.insert_grant(acct.id, &glob, &role, &stages_json)?;
                 tx.append_audit(NewAuditEntry {
@@ -533,14 +533,14 @@ impl Auth {
     }
 
     pub async fn list_grants(&self) -> Result<Vec<GrantInfo>, AuthError> {
-        self.inner.db.read_tx(|tx| Ok(tx.all_grants()?.into_iter().map(GrantInfo::from).collect())).await
+        self.inner.db.read(|tx| Ok(tx.all_grants()?.into_iter().map(GrantInfo::from).collect())).await
     }
 
     pub async fn delete_grant(&self, actor: &Actor, id: i64) -> Result<(), AuthError> {
         let actor = actor.clone();
         self.inner
             .db
-            .write_tx(move |tx| -> Result<(), AuthError> {
+            .write(move |tx| -> Result<(), AuthError> {
                 let grant = tx.grant_by_id(id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
                 tx.delete_grant(id)?;
                 tx.append_audit(NewAuditEntry {
@@ -623,7 +623,7 @@ impl Auth {
         let (actor, name) = (actor.clone(), name.to_owned());
         self.inner
             .db
-            .write_tx(move |tx| -> Result<(), AuthError> {
+            .write(move |tx| -> Result<(), AuthError> {
                 if !apply(tx, &name)? {
                     return Err(AuthError::NotFound(format!("{kind} {name}")));
                 }
@@ -636,7 +636,7 @@ impl Auth {
     /// On an empty database, creates the `admin` account from a password
     /// given by the operator (WHARF_ADMIN_PASSWORD). Never a default password.
     pub async fn bootstrap_admin(&self, password: Option<String>) -> Result<Option<String>, AuthError> {
-        let count = self.inner.db.read_tx(|tx| Ok::<_, AuthError>(tx.account_count()?)).await?;
+        let count = self.inner.db.read(|tx| Ok::<_, AuthError>(tx.account_count()?)).await?;
         match (count, password) {
             (0, Some(password)) => {
                 self.create_user(&Actor::system(), "admin", &password, true).await?;
@@ -647,7 +647,7 @@ impl Auth {
     }
 
     pub async fn account_count(&self) -> Result<i64, AuthError> {
-        self.inner.db.read_tx(|tx| Ok::<_, AuthError>(tx.account_count()?)).await
+        self.inner.db.read(|tx| Ok::<_, AuthError>(tx.account_count()?)).await
     }
 }
 

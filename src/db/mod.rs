@@ -43,7 +43,6 @@ pub mod layer_index;
 pub mod manifests;
 pub mod releases;
 pub mod repositories;
-pub mod tag_history;
 pub mod tags;
 pub mod uploads;
 
@@ -139,29 +138,8 @@ impl Db {
         Self::open(path, read_connections)
     }
 
-    /// Runs `f` on a read connection.
-    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<DbError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
-    {
-        self.run_read(f).await
-    }
-
-    /// Runs `f` in one write transaction: committed if `f` returns `Ok`,
-    /// rolled back otherwise.
-    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<DbError> + Send + 'static,
-        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
-    {
-        self.run_write(f).await
-    }
-
     /// Runs `f` on a reader thread with the queries of every aggregate.
-    pub async fn read_tx<T, E, F>(&self, f: F) -> Result<T, E>
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
@@ -173,7 +151,7 @@ impl Db {
     /// Runs `f` in one write transaction on the writer thread: committed if
     /// `f` returns `Ok`, rolled back otherwise (also when it panics, which
     /// comes back as [`DbError::Panicked`] and leaves the writer running).
-    pub async fn write_tx<T, E, F>(&self, f: F) -> Result<T, E>
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
@@ -245,15 +223,6 @@ fn create_private(path: &Path) -> Result<(), DbError> {
         .open(path)
         .map(drop)
         .map_err(|e| DbError::Create(path.display().to_string(), e))
-}
-
-/// An in-memory database with the schema applied, for unit tests.
-#[cfg(test)]
-pub fn test_connection() -> Connection {
-    let mut conn = Connection::open_in_memory().expect("memory db");
-    conn.execute_batch("PRAGMA foreign_keys = ON;").expect("pragma");
-    migrations().to_latest(&mut conn).expect("migrate");
-    conn
 }
 
 #[cfg(test)]

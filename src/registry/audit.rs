@@ -26,7 +26,7 @@ impl Registry {
     /// through the configuration is on the record.
     pub async fn record_policy(&self, policy: serde_json::Value) -> Result<PolicyRecord, RegistryError> {
         self.db
-            .write_tx(move |tx| -> Result<PolicyRecord, RegistryError> {
+            .write(move |tx| -> Result<PolicyRecord, RegistryError> {
                 let previous = tx.latest_audit_details(AuditAction::PolicyChange)?;
                 if previous.as_ref().map(|p| &p["policy"]) == Some(&policy) {
                     return Ok(PolicyRecord::Unchanged);
@@ -49,7 +49,7 @@ impl Registry {
     /// Recomputes the whole chain and names the first broken row.
     pub async fn verify_audit(&self) -> Result<VerifyReport, RegistryError> {
         self.db
-            .read_tx(|tx| -> Result<VerifyReport, RegistryError> {
+            .read(|tx| -> Result<VerifyReport, RegistryError> {
                 let mut verifier = ChainVerifier::default();
                 loop {
                     let batch = tx.audit_batch_after(verifier.last_id(), VERIFY_BATCH)?;
@@ -66,11 +66,11 @@ impl Registry {
 
     /// Audit rows matching `filter`, newest first.
     pub async fn audit_log(&self, filter: AuditFilter, n: u32) -> Result<Vec<StoredAudit>, RegistryError> {
-        self.db.read_tx(move |tx| Ok(tx.list_audit(&filter, n)?)).await
+        self.db.read(move |tx| Ok(tx.list_audit(&filter, n)?)).await
     }
 
     /// Rows after `after_id`, oldest first (for export in batches).
     pub async fn audit_batch(&self, after_id: i64, n: u32) -> Result<Vec<StoredAudit>, RegistryError> {
-        self.db.read_tx(move |tx| Ok(tx.audit_batch_after(after_id, n)?)).await
+        self.db.read(move |tx| Ok(tx.audit_batch_after(after_id, n)?)).await
     }
 }

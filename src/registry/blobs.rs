@@ -43,7 +43,7 @@ impl Registry {
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64, RegistryError> {
         let (name, d) = (repo.clone(), digest.clone());
         self.db
-            .read_tx(move |tx| -> Result<u64, RegistryError> {
+            .read(move |tx| -> Result<u64, RegistryError> {
                 let unknown = || RegistryError::BlobUnknown(d.to_string());
                 let repo_id = tx.repository_id(&name)?.ok_or_else(unknown)?;
                 tx.linked_blob_size(repo_id, &d)?.ok_or_else(unknown)
@@ -77,7 +77,7 @@ impl Registry {
         }
         let (name, d, actor, policy) = (repo.clone(), digest.clone(), actor.clone(), self.policy.clone());
         self.db
-            .write_tx(move |tx| -> Result<Decided<()>, RegistryError> {
+            .write(move |tx| -> Result<Decided<()>, RegistryError> {
                 let unknown = || RegistryError::BlobUnknown(d.to_string());
                 let repo_id = tx.repository_id(&name)?.ok_or_else(unknown)?;
                 if tx.linked_blob_size(repo_id, &d)?.is_none() {

@@ -232,7 +232,7 @@ impl Registry {
         let (name, r) = (repo.clone(), reference.clone());
         let digest = self
             .db
-            .read_tx(move |tx| -> Result<Digest, RegistryError> {
+            .read(move |tx| -> Result<Digest, RegistryError> {
                 let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 let unknown = || RegistryError::ManifestUnknown(r.to_string());
                 match &r {
@@ -306,7 +306,7 @@ impl Registry {
         let d = Digest::parse(digest).map_err(RegistryError::from)?;
         let invalid = |reason: String| DiffError::ConfigInvalid { digest: digest.to_owned(), reason };
         let key = d.clone();
-        let size = self.db.read_tx(move |tx| tx.blob_size(&key)).await?.unwrap_or(0);
+        let size = self.db.read(move |tx| tx.blob_size(&key)).await?.unwrap_or(0);
         if size > MAX_CONFIG_BYTES {
             return Err(invalid(format!("larger than {MAX_CONFIG_BYTES} bytes")));
         }
@@ -326,7 +326,7 @@ impl Registry {
         let key = digest.clone();
         let stored = self
             .db
-            .read_tx(move |tx| -> Result<Option<Result<LayerIndex, String>>, DbError> {
+            .read(move |tx| -> Result<Option<Result<LayerIndex, String>>, DbError> {
                 // Decoded here, on the database thread the read runs on.
                 Ok(tx.layer_index(&key)?.map(|bytes| decode(&bytes)))
             })
@@ -360,7 +360,7 @@ impl Registry {
             .map_err(layer_error)?
         };
         let (key, count, total) = (digest.clone(), index.entries.len() as u64, index.entries.iter().map(|e| e.size).sum::<u64>());
-        self.db.write_tx(move |tx| tx.insert_layer_index(&key, count, total, &encoded)).await?;
+        self.db.write(move |tx| tx.insert_layer_index(&key, count, total, &encoded)).await?;
         tracing::info!(layer = %layer.digest, entries = count, elapsed_ms = started.elapsed().as_millis() as u64, "layer indexed");
         Ok((Arc::new(index), true))
     }

@@ -23,7 +23,7 @@ impl Registry {
     pub async fn list_tags(&self, repo: &RepoName, last: Option<String>, n: u32) -> Result<Page, RegistryError> {
         let name = repo.clone();
         self.db
-            .read_tx(move |tx| -> Result<Page, RegistryError> {
+            .read(move |tx| -> Result<Page, RegistryError> {
                 let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 if n == 0 {
                     return Ok(Page { items: vec![], has_more: false });
@@ -40,7 +40,7 @@ impl Registry {
             return Ok(Page { items: vec![], has_more: false });
         }
         self.db
-            .read_tx(move |tx| -> Result<Page, RegistryError> {
+            .read(move |tx| -> Result<Page, RegistryError> {
                 let rows = tx.list_repositories(last.as_deref(), n + 1)?.iter().map(ToString::to_string).collect();
                 Ok(Page::from_rows(rows, n))
             })

@@ -174,7 +174,7 @@ impl Registry {
                 // Refused before the body is even parsed; the refusal is audited.
                 let (name, tag, actor) = (repo.to_string(), tag.to_string(), actor.clone());
                 let why = format!("{tag} is a stage tag: only promotion and rollback move it");
-                let refusal = self.db.write_tx(move |tx| deny(tx, &actor, &name, Some(&tag), why)).await?;
+                let refusal = self.db.write(move |tx| deny(tx, &actor, &name, Some(&tag), why)).await?;
                 return Err(refusal);
             }
         }
@@ -205,7 +205,7 @@ impl Registry {
         let pushed_tags: Vec<String> = tags.iter().map(ToString::to_string).collect();
         let (name, actor_owned, policy, tag_names) = (repo.clone(), actor.clone(), self.policy.clone(), pushed_tags.clone());
         self.db
-            .write_tx(move |tx| -> Result<Decided<()>, RegistryError> {
+            .write(move |tx| -> Result<Decided<()>, RegistryError> {
                 let (actor, tags) = (&actor_owned, &tags);
                 let repo_id = tx.ensure_repository(&name)?;
                 let mut previous = Vec::with_capacity(tags.len());
@@ -263,7 +263,7 @@ impl Registry {
         let (name, reference) = (repo.clone(), reference.clone());
         let row = self
             .db
-            .read_tx(move |tx| -> Result<Manifest, RegistryError> {
+            .read(move |tx| -> Result<Manifest, RegistryError> {
                 let unknown = || RegistryError::ManifestUnknown(reference.to_string());
                 let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 let digest = match &reference {
@@ -286,7 +286,7 @@ impl Registry {
         }
         let (repo_name, reference, actor, policy) = (repo.clone(), reference.clone(), actor.clone(), self.policy.clone());
         self.db
-            .write_tx(move |tx| -> Result<Decided<()>, RegistryError> {
+            .write(move |tx| -> Result<Decided<()>, RegistryError> {
                 let (actor, name) = (&actor, repo_name.as_str());
                 let unknown = || RegistryError::ManifestUnknown(reference.to_string());
                 let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_owned()))?;

@@ -80,7 +80,7 @@ impl Registry {
         };
         let promotion = self
             .db
-            .write_tx(move |tx| -> Result<Result<Promotion, RegistryError>, RegistryError> {
+            .write(move |tx| -> Result<Result<Promotion, RegistryError>, RegistryError> {
                 let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 let stage_id = Stage::parse(&stage)?;
                 // Checked inside the write transaction, so two racing retries
@@ -155,7 +155,7 @@ impl Registry {
     pub async fn stages(&self, repo: &RepoName) -> Result<Vec<(String, Option<ReleaseRow>)>, RegistryError> {
         let (name, stages) = (repo.clone(), self.policy.stages().to_vec());
         self.db
-            .read_tx(move |tx| -> Result<_, RegistryError> {
+            .read(move |tx| -> Result<_, RegistryError> {
                 let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 stages.into_iter().map(|s| Ok((s.clone(), tx.current_release(repo_id, &Stage::parse(&s)?)?))).collect()
             })
@@ -167,7 +167,7 @@ impl Registry {
         self.check_stage(stage)?;
         let (name, stage) = (repo.clone(), Stage::parse(stage)?);
         self.db
-            .read_tx(move |tx| -> Result<_, RegistryError> {
+            .read(move |tx| -> Result<_, RegistryError> {
                 let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 Ok(tx.list_releases(repo_id, &stage, before, n)?)
             })
@@ -178,7 +178,7 @@ impl Registry {
     pub async fn tag_history(&self, repo: &RepoName, tag: &Tag, before: Option<i64>, n: u32) -> Result<Vec<TagChange>, RegistryError> {
         let (name, tag) = (repo.clone(), tag.clone());
         self.db
-            .read_tx(move |tx| -> Result<_, RegistryError> {
+            .read(move |tx| -> Result<_, RegistryError> {
                 let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 Ok(tx.tag_history(repo_id, &tag, before, n)?)
             })

@@ -13,7 +13,7 @@ impl Registry {
         let limit = self.config.max_page_size * 10;
         let rows = self
             .db
-            .read_tx(move |tx| -> Result<_, RegistryError> {
+            .read(move |tx| -> Result<_, RegistryError> {
                 match tx.repository_id(&name)? {
                     Some(repo_id) => Ok(tx.referrers(repo_id, &subject, limit)?),
                     None => Ok(vec![]),

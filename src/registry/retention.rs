@@ -111,7 +111,7 @@ impl Registry {
         let mut last: Option<String> = None;
         loop {
             let cursor = last.clone();
-            let names = self.db.read_tx(move |tx| tx.list_repositories(cursor.as_deref(), REPOSITORY_PAGE)).await?;
+            let names = self.db.read(move |tx| tx.list_repositories(cursor.as_deref(), REPOSITORY_PAGE)).await?;
             let Some(tail) = names.last() else { break };
             last = Some(tail.to_string());
             for name in names.into_iter().filter(|n| rules.applies_to(n.as_str())) {
@@ -127,11 +127,8 @@ impl Registry {
                     };
                     Ok(Some((p, tags, manifests)))
                 };
-                let outcome = if dry_run {
-                    self.db.read_tx(move |tx| step(tx, false)).await?
-                } else {
-                    self.db.write_tx(move |tx| step(tx, true)).await?
-                };
+                let outcome =
+                    if dry_run { self.db.read(move |tx| step(tx, false)).await? } else { self.db.write(move |tx| step(tx, true)).await? };
                 if let Some((p, tags, manifests)) = outcome {
                     report.tags_deleted += tags;
                     report.manifests_deleted += manifests;

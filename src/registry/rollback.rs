@@ -23,7 +23,7 @@ impl Registry {
         let stage = stage.to_owned();
         let release = self
             .db
-            .write_tx(move |tx| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
+            .write(move |tx| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
                 let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 // A refusal commits its audit row, like a refused promotion.
                 let refuse = |why: String, digest: Option<&str>| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {

@@ -4,7 +4,7 @@ use crate::engines::R;
 
 pub async fn accounts_and_grants(db: Db) {
     let (alice, ci, taken) = db
-        .write_tx(|tx| -> R<_> {
+        .write(|tx| -> R<_> {
             assert_eq!(tx.account_count()?, 0);
             let alice = tx.insert_account("alice", "user", "hash-a", true, None)?.expect("new");
             let ci = tx.insert_account("ci", "robot", "hash-ci", false, Some(4_000_000_000_000))?.expect("new");
@@ -17,7 +17,7 @@ pub async fn accounts_and_grants(db: Db) {
     assert_ne!(alice, ci);
     assert_eq!(taken, None);
     let (count, a, missing, users, robots) = db
-        .read_tx(|tx| -> R<_> {
+        .read(|tx| -> R<_> {
             Ok((
                 tx.account_count()?,
                 tx.account_by_name("alice")?,
@@ -41,7 +41,7 @@ pub async fn accounts_and_grants(db: Db) {
 
     // Secrets and disabling match on name and kind.
     let (changed, wrong_kind, disabled, first_at, again_at, enabled) = db
-        .write_tx(|tx| -> R<_> {
+        .write(|tx| -> R<_> {
             let changed = tx.set_account_secret("alice", "user", "hash-a2")?;
             let wrong_kind = tx.set_account_secret("alice", "robot", "x")? || tx.set_account_disabled("nobody", "user", true)?;
             let disabled = tx.set_account_disabled("ci", "robot", true)?;
@@ -57,13 +57,13 @@ pub async fn accounts_and_grants(db: Db) {
     assert!(first_at.is_some());
     assert_eq!(again_at, first_at, "disabling again keeps the first time");
     assert_eq!(enabled, None);
-    let a = db.read_tx(|tx| tx.account_by_name("alice")).await.unwrap().expect("alice");
+    let a = db.read(|tx| tx.account_by_name("alice")).await.unwrap().expect("alice");
     assert_eq!(a.secret_hash, "hash-a2");
     assert!(a.secret_changed_at.is_some());
 
     // Grants.
     let (g1, g2, of_alice, all, by_id, none) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             let g1 = tx.insert_grant(alice, "team/*", "developer", "[]")?;
             let g2 = tx.insert_grant(ci, "**", "releaser", r#"["prod"]"#)?;
             Ok((g1, g2, tx.grants_of(alice)?, tx.all_grants()?, tx.grant_by_id(g2)?, tx.grant_by_id(g2 + 100)?))
@@ -79,7 +79,7 @@ pub async fn accounts_and_grants(db: Db) {
     assert_eq!((g.account.as_str(), g.stages.as_str()), ("ci", r#"["prod"]"#));
     assert!(g.created_at > 0 && none.is_none());
     let (gone, again, acct_gone, wrong_kind, grants_left, count) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             let gone = tx.delete_grant(g1)?;
             let again = tx.delete_grant(g1)?;
             let wrong_kind = tx.delete_account("ci", "user")?;

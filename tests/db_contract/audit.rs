@@ -22,7 +22,7 @@ async fn all_rows(db: &Db) -> Vec<StoredAudit> {
     let mut rows = Vec::new();
     loop {
         let after = rows.last().map(|r: &StoredAudit| r.record.id).unwrap_or(0);
-        let batch = db.read_tx(move |tx| tx.audit_batch_after(after, 7)).await.unwrap();
+        let batch = db.read(move |tx| tx.audit_batch_after(after, 7)).await.unwrap();
         if batch.is_empty() {
             return rows;
         }
@@ -32,10 +32,10 @@ async fn all_rows(db: &Db) -> Vec<StoredAudit> {
 
 pub async fn append_chains_and_filters(db: Db) {
     let (alice, bob) = (actor("alice"), actor("bob"));
-    let before = db.read_tx(|tx| tx.latest_audit_details(AuditAction::Promotion)).await.unwrap();
+    let before = db.read(|tx| tx.latest_audit_details(AuditAction::Promotion)).await.unwrap();
     assert_eq!(before, None);
     let ids = db
-        .write_tx(move |tx| -> R<Vec<i64>> {
+        .write(move |tx| -> R<Vec<i64>> {
             Ok(vec![
                 tx.append_audit(entry(&alice, AuditAction::ManifestPush, Some("a"), 1))?,
                 tx.append_audit(entry(&bob, AuditAction::Promotion, Some("a"), 2))?,
@@ -54,7 +54,7 @@ pub async fn append_chains_and_filters(db: Db) {
     assert_eq!(last.details, serde_json::json!({ "n": 4 }));
     let list = |f: AuditFilter, limit: u32| {
         let db = db.clone();
-        async move { db.read_tx(move |tx| tx.list_audit(&f, limit)).await.unwrap().iter().map(|r| r.record.id).collect::<Vec<_>>() }
+        async move { db.read(move |tx| tx.list_audit(&f, limit)).await.unwrap().iter().map(|r| r.record.id).collect::<Vec<_>>() }
     };
     assert_eq!(list(AuditFilter::default(), 10).await, [4, 3, 2, 1], "newest first");
     assert_eq!(list(AuditFilter::default(), 2).await, [4, 3]);
@@ -66,7 +66,7 @@ pub async fn append_chains_and_filters(db: Db) {
     assert_eq!(list(AuditFilter { since: Some(t + 60_000), ..Default::default() }, 10).await, Vec::<i64>::new());
     assert_eq!(list(AuditFilter { until: Some(t - 60_000), ..Default::default() }, 10).await, Vec::<i64>::new());
     assert_eq!(list(AuditFilter { since: Some(t - 60_000), until: Some(t + 60_000), ..Default::default() }, 10).await, [4, 3, 2, 1]);
-    let latest = db.read_tx(|tx| tx.latest_audit_details(AuditAction::Promotion)).await.unwrap();
+    let latest = db.read(|tx| tx.latest_audit_details(AuditAction::Promotion)).await.unwrap();
     assert_eq!(latest, Some(serde_json::json!({ "n": 3 })));
 }
 
@@ -76,7 +76,7 @@ pub async fn concurrent_appends_form_one_verifiable_chain(db: Db) {
         .map(|n| {
             let db = db.clone();
             tokio::spawn(async move {
-                db.write_tx(move |tx| {
+                db.write(move |tx| {
                     let who = actor(&format!("user{n}"));
                     tx.append_audit(entry(&who, AuditAction::TagMove, Some("a"), n))
                 })

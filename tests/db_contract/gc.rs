@@ -19,7 +19,7 @@ pub async fn claims_candidates_take_and_finish(db: Db) {
     let r = repo(&db, "a").await;
     let (kept, loose, claimed) = (digest(), digest(), digest());
     let (k, l, c) = (kept.clone(), loose.clone(), claimed.clone());
-    db.write_tx(move |tx| -> R<()> {
+    db.write(move |tx| -> R<()> {
         for d in [&k, &l, &c] {
             tx.insert_blob(d, 3)?;
             tx.link_blob(r, d)?;
@@ -36,7 +36,7 @@ pub async fn claims_candidates_take_and_finish(db: Db) {
     };
     // Referenced blobs never; claimed ones while the claim is live; young ones never.
     let (young, live, stale_claims, paged) = db
-        .read_tx(move |tx| -> R<_> {
+        .read(move |tx| -> R<_> {
             Ok((
                 tx.gc_candidates("", 0, 0, 10)?,
                 tx.gc_candidates("", later(), 0, 10)?,
@@ -51,12 +51,12 @@ pub async fn claims_candidates_take_and_finish(db: Db) {
     assert_eq!(stale_claims.iter().map(|c| c.0.clone()).collect::<Vec<_>>(), sorted(vec![loose.clone(), claimed.clone()]));
     assert_eq!(paged.len(), 1);
     let first = paged[0].0.to_string();
-    let rest = db.read_tx(move |tx| tx.gc_candidates(&first, later(), later(), 10)).await.unwrap();
+    let rest = db.read(move |tx| tx.gc_candidates(&first, later(), later(), 10)).await.unwrap();
     assert_eq!(rest.len(), 1, "keyset paging continues after `after`");
 
     let (l, k, c) = (loose.clone(), kept.clone(), claimed.clone());
     let (took_kept, took_claimed, took, took_again, pending, is_pending, can_claim, linked) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             let took_kept = tx.gc_take(&k, later(), 0)?;
             let took_claimed = tx.gc_take(&c, later(), 0)?;
             let took = tx.gc_take(&l, later(), 0)?;
@@ -80,7 +80,7 @@ pub async fn claims_candidates_take_and_finish(db: Db) {
     assert_eq!(linked, None, "taken blobs are unlisted everywhere");
     let l = loose.clone();
     let (after_finish, claim_now, blob_row) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             tx.gc_finish(&l)?;
             Ok((tx.gc_pending(10)?, tx.claim_blob("claim-3", &l)?, tx.blob_size(&l)?))
         })
@@ -91,7 +91,7 @@ pub async fn claims_candidates_take_and_finish(db: Db) {
     // touch_blob restarts the grace period; claims can be released or expire.
     let c = claimed.clone();
     let (young_again, released, dropped) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             tx.release_claim("claim-1")?;
             tx.touch_blob(&c)?;
             let young_again = tx.gc_candidates("", chrono_now() - 60_000, 0, 10)?;
@@ -111,7 +111,7 @@ pub async fn stale_uploads_and_strays(db: Db) {
     let id = UploadId::new();
     let i = id.clone();
     let (stale, fresh) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             tx.create_upload(&i, r, b"")?;
             tx.append_upload_part(&i, 0, &UploadPart { object_key: "k1".into(), size: 1 }, b"")?;
             tx.append_upload_part(&i, 1, &UploadPart { object_key: "k2".into(), size: 1 }, b"")?;
@@ -123,7 +123,7 @@ pub async fn stale_uploads_and_strays(db: Db) {
     assert!(fresh.is_empty());
     let i = id.clone();
     let (kept, deleted, exists) = db
-        .write_tx(move |tx| -> R<_> { Ok((tx.delete_stale_upload(&i, 0)?, tx.delete_stale_upload(&i, later())?, tx.upload_exists(&i)?)) })
+        .write(move |tx| -> R<_> { Ok((tx.delete_stale_upload(&i, 0)?, tx.delete_stale_upload(&i, later())?, tx.upload_exists(&i)?)) })
         .await
         .unwrap();
     assert!(!kept && deleted && !exists, "only a session idle since before the cutoff goes");
@@ -131,7 +131,7 @@ pub async fn stale_uploads_and_strays(db: Db) {
     let (known, stray, claimed) = (digest(), digest(), digest());
     let (k, s, c) = (known.clone(), stray.clone(), claimed.clone());
     let seen = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             tx.insert_blob(&k, 1)?;
             tx.claim_blob("c", &c)?;
             let before = (tx.stray_is_known(&k, 0)?, tx.stray_is_known(&s, 0)?, tx.stray_is_known(&c, 0)?, tx.stray_is_known(&c, later())?);
@@ -150,7 +150,7 @@ pub async fn layer_index_stores_once(db: Db) {
     let (a, b) = (digest(), digest());
     let (a2, b2) = (a.clone(), b.clone());
     let got = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             assert_eq!(tx.layer_index_count()?, 0);
             tx.insert_layer_index(&a2, 2, 10, b"first")?;
             tx.insert_layer_index(&a2, 2, 10, b"second")?;
@@ -170,7 +170,7 @@ pub async fn take_against_manifest_put_has_one_winner(db: Db) {
     for _ in 0..24 {
         let blob = digest();
         let b = blob.clone();
-        db.write_tx(move |tx| -> R<()> {
+        db.write(move |tx| -> R<()> {
             tx.insert_blob(&b, 5)?;
             tx.link_blob(r, &b)
         })
@@ -178,7 +178,7 @@ pub async fn take_against_manifest_put_has_one_winner(db: Db) {
         .unwrap();
         let (pdb, b, m) = (db.clone(), blob.clone(), digest());
         let put = tokio::spawn(async move {
-            pdb.write_tx(move |tx| -> R<bool> {
+            pdb.write(move |tx| -> R<bool> {
                 // What a manifest PUT checks before it records references.
                 if tx.linked_blob_size(r, &b)?.is_none() {
                     return Ok(false);
@@ -188,11 +188,11 @@ pub async fn take_against_manifest_put_has_one_winner(db: Db) {
             .await
         });
         let (gdb, b) = (db.clone(), blob.clone());
-        let take = tokio::spawn(async move { gdb.write_tx(move |tx| tx.gc_take(&b, later(), 0)).await });
+        let take = tokio::spawn(async move { gdb.write(move |tx| tx.gc_take(&b, later(), 0)).await });
         let (put, take) = (put.await.unwrap().unwrap(), take.await.unwrap().unwrap());
         assert!(put != take.is_some(), "exactly one wins: put={put} take={take:?}");
         let b = blob.clone();
-        let size = db.read_tx(move |tx| tx.blob_size(&b)).await.unwrap();
+        let size = db.read(move |tx| tx.blob_size(&b)).await.unwrap();
         if put {
             puts += 1;
             assert_eq!(size, Some(5), "a manifest was stored on a blob GC took");

@@ -17,7 +17,7 @@ pub fn manifest(digest: &Digest, subject: Option<&Digest>, content: &[u8]) -> Ma
 
 pub async fn repo(db: &Db, n: &str) -> RepoId {
     let n = name(n);
-    db.write_tx(move |tx| tx.ensure_repository(&n)).await.unwrap()
+    db.write(move |tx| tx.ensure_repository(&n)).await.unwrap()
 }
 
 pub async fn insert_get_head_and_delete(db: Db) {
@@ -27,7 +27,7 @@ pub async fn insert_get_head_and_delete(db: Db) {
     let row = manifest(&m, None, b"{\"schemaVersion\":2}");
     let (row2, m2, l2) = (row.clone(), m.clone(), layer.clone());
     let (first, again, got, head, by, elsewhere) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             tx.insert_blob(&l2, 10)?;
             let first = tx.insert_manifest(r, &row2, &[(l2.clone(), RefKind::Blob)], "alice")?;
             let again = tx.insert_manifest(r, &row2, &[], "bob")?;
@@ -42,7 +42,7 @@ pub async fn insert_get_head_and_delete(db: Db) {
     assert_eq!(elsewhere, None, "manifests are per repository");
     let m3 = m.clone();
     let (deleted, deleted_again, refs, gone) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             Ok((tx.delete_manifest(r, &m3)?, tx.delete_manifest(r, &m3)?, tx.manifest_references(r, &m3)?, tx.manifest_head(r, &m3)?))
         })
         .await
@@ -57,7 +57,7 @@ pub async fn references_children_and_facts(db: Db) {
     let (index, child, config, layer) = (digest(), digest(), digest(), digest());
     let (i2, c2, cf, ly) = (index.clone(), child.clone(), config.clone(), layer.clone());
     let (refs, child_refs, children, mut facts) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             tx.insert_manifest(r, &manifest(&c2, None, b"child"), &[(cf.clone(), RefKind::Blob), (ly.clone(), RefKind::Blob)], "a")?;
             tx.insert_manifest(r, &manifest(&i2, None, b"index"), &[(c2.clone(), RefKind::Manifest)], "a")?;
             Ok((tx.manifest_references(r, &i2)?, tx.manifest_references(r, &c2)?, tx.manifest_children(r)?, tx.manifest_facts(r)?))
@@ -82,7 +82,7 @@ pub async fn referrers_by_subject(db: Db) {
     let (subject, unrelated) = (digest(), digest());
     let sigs: Vec<Digest> = (0..3).map(|_| digest()).collect();
     let (s2, sg) = (subject.clone(), sigs.clone());
-    db.write_tx(move |tx| -> R<()> {
+    db.write(move |tx| -> R<()> {
         tx.insert_manifest(r, &manifest(&s2, None, b"subject"), &[], "a")?;
         for (n, s) in sg.iter().enumerate() {
             tx.insert_manifest(r, &manifest(s, Some(&s2), format!("sig{n}").as_bytes()), &[], "a")?;
@@ -93,7 +93,7 @@ pub async fn referrers_by_subject(db: Db) {
     .unwrap();
     let (s3, u3) = (subject.clone(), unrelated.clone());
     let (all, two, digests, none, elsewhere, facts) = db
-        .read_tx(move |tx| -> R<_> {
+        .read(move |tx| -> R<_> {
             Ok((
                 tx.referrers(r, &s3, 10)?,
                 tx.referrers(r, &s3, 2)?,

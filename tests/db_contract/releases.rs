@@ -30,7 +30,7 @@ pub async fn append_current_get_and_list(db: Db) {
     let (a, b): (Digest, Digest) = (digest(), digest());
     let (a2, b2) = (a.to_string(), b.to_string());
     let (r1, r2, r3, p1) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             let r1 = tx.append_release(r, promote("test", &a2, "alice"))?;
             let r2 = tx.append_release(r, promote("test", &b2, "bob"))?;
             let r3 = tx.append_release(
@@ -60,7 +60,7 @@ pub async fn append_current_get_and_list(db: Db) {
     let (r1c, r3c) = (r1.clone(), r3.clone());
     let (a3, b3) = (a.clone(), b.clone());
     let got = db
-        .read_tx(move |tx| -> R<_> {
+        .read(move |tx| -> R<_> {
             let t = stage("test");
             assert_eq!(tx.current_release(r, &t)?, Some(r3c.clone()));
             assert_eq!(tx.current_release(r, &stage("preprod"))?, None);
@@ -93,7 +93,7 @@ pub async fn concurrent_promotions_get_distinct_gap_free_sequences(db: Db) {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let (db, d) = (db.clone(), digest().to_string());
-            tokio::spawn(async move { db.write_tx(move |tx| tx.append_release(r, promote("prod", &d, "ci"))).await })
+            tokio::spawn(async move { db.write(move |tx| tx.append_release(r, promote("prod", &d, "ci"))).await })
         })
         .collect();
     let mut seqs = BTreeSet::new();
@@ -101,6 +101,6 @@ pub async fn concurrent_promotions_get_distinct_gap_free_sequences(db: Db) {
         assert!(seqs.insert(t.await.unwrap().unwrap().sequence), "a sequence number was handed out twice");
     }
     assert_eq!(seqs, (1..=n as i64).collect());
-    let current = db.read_tx(move |tx| tx.current_release(r, &stage("prod"))).await.unwrap().expect("current");
+    let current = db.read(move |tx| tx.current_release(r, &stage("prod"))).await.unwrap().expect("current");
     assert_eq!(current.sequence, n as i64);
 }

@@ -4,7 +4,7 @@ use crate::engines::{name, R};
 
 pub async fn ensure_creates_once_and_finds_by_name(db: Db) {
     let (a, again, found, missing) = db
-        .write_tx(|tx| -> R<_> {
+        .write(|tx| -> R<_> {
             let a = tx.ensure_repository(&name("team/app"))?;
             Ok((a, tx.ensure_repository(&name("team/app"))?, tx.repository_id(&name("team/app"))?, tx.repository_id(&name("other"))?))
         })
@@ -13,14 +13,14 @@ pub async fn ensure_creates_once_and_finds_by_name(db: Db) {
     assert_eq!(again, a);
     assert_eq!(found, Some(a));
     assert_eq!(missing, None);
-    let b = db.write_tx(|tx| tx.ensure_repository(&name("team/other"))).await.unwrap();
+    let b = db.write(|tx| tx.ensure_repository(&name("team/other"))).await.unwrap();
     assert_ne!(a, b);
     // Visible to readers once committed.
-    assert_eq!(db.read_tx(|tx| tx.repository_id(&name("team/app"))).await.unwrap(), Some(a));
+    assert_eq!(db.read(|tx| tx.repository_id(&name("team/app"))).await.unwrap(), Some(a));
 }
 
 pub async fn list_pages_in_name_order(db: Db) {
-    db.write_tx(|tx| -> R<()> {
+    db.write(|tx| -> R<()> {
         for n in ["c", "a/b", "b", "a"] {
             tx.ensure_repository(&name(n))?;
         }
@@ -29,21 +29,21 @@ pub async fn list_pages_in_name_order(db: Db) {
     .await
     .unwrap();
     let names = |v: Vec<wharf::domain::RepoName>| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-    let all = db.read_tx(|tx| tx.list_repositories(None, 10)).await.unwrap();
+    let all = db.read(|tx| tx.list_repositories(None, 10)).await.unwrap();
     assert_eq!(names(all), ["a", "a/b", "b", "c"]);
-    let page = db.read_tx(|tx| tx.list_repositories(Some("a/b"), 1)).await.unwrap();
+    let page = db.read(|tx| tx.list_repositories(Some("a/b"), 1)).await.unwrap();
     assert_eq!(names(page), ["b"]);
     // `last` need not be a repository that exists, or a valid name.
-    let page = db.read_tx(|tx| tx.list_repositories(Some("B!"), 10)).await.unwrap();
+    let page = db.read(|tx| tx.list_repositories(Some("B!"), 10)).await.unwrap();
     assert_eq!(names(page), ["a", "a/b", "b", "c"]);
-    assert!(db.read_tx(|tx| tx.list_repositories(Some("c"), 10)).await.unwrap().is_empty());
+    assert!(db.read(|tx| tx.list_repositories(Some("c"), 10)).await.unwrap().is_empty());
 }
 
 pub async fn concurrent_creation_makes_one_row(db: Db) {
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let db = db.clone();
-            tokio::spawn(async move { db.write_tx(|tx| tx.ensure_repository(&name("race"))).await })
+            tokio::spawn(async move { db.write(|tx| tx.ensure_repository(&name("race"))).await })
         })
         .collect();
     let mut ids = Vec::new();
@@ -51,5 +51,5 @@ pub async fn concurrent_creation_makes_one_row(db: Db) {
         ids.push(t.await.unwrap().unwrap());
     }
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
-    assert_eq!(db.read_tx(|tx| tx.list_repositories(None, 10)).await.unwrap().len(), 1);
+    assert_eq!(db.read(|tx| tx.list_repositories(None, 10)).await.unwrap().len(), 1);
 }

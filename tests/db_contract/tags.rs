@@ -11,7 +11,7 @@ use crate::manifests::{manifest, repo};
 async fn manifests(db: &Db, r: wharf::db::RepoId, n: usize) -> Vec<Digest> {
     let ds: Vec<Digest> = (0..n).map(|_| digest()).collect();
     let d2 = ds.clone();
-    db.write_tx(move |tx| -> R<()> {
+    db.write(move |tx| -> R<()> {
         for d in &d2 {
             tx.insert_manifest(r, &manifest(d, None, d.as_str().as_bytes()), &[], "a")?;
         }
@@ -28,7 +28,7 @@ pub async fn set_move_list_and_delete(db: Db) {
     let (m1, m2) = (ds[0].clone(), ds[1].clone());
     let (a, b) = (m1.clone(), m2.clone());
     let moves = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             let created = tx.set_tag(r, &tag("v1"), &a)?;
             let same = tx.set_tag(r, &tag("v1"), &a)?;
             let moved = tx.set_tag(r, &tag("v1"), &b)?;
@@ -41,7 +41,7 @@ pub async fn set_move_list_and_delete(db: Db) {
     assert_eq!(moves, (None, None, Some(m1.clone()), Some(m2.clone()), None));
     let b2 = m2.clone();
     let (list, page, at_b, all) = db
-        .read_tx(move |tx| -> R<_> {
+        .read(move |tx| -> R<_> {
             Ok((tx.list_tags(r, None, 10)?, tx.list_tags(r, Some("latest"), 1)?, tx.tags_pointing_at(r, &b2)?, tx.all_tags(r)?))
         })
         .await
@@ -57,7 +57,7 @@ pub async fn set_move_list_and_delete(db: Db) {
     assert!(all.iter().all(|t| t.updated_at > 0));
     let b3 = m2.clone();
     let (deleted, again, swept, left) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             let deleted = tx.delete_tag(r, &tag("old"))?;
             let again = tx.delete_tag(r, &tag("old"))?;
             let swept = tx.delete_tags_pointing_at(r, &b3)?;
@@ -72,14 +72,14 @@ pub async fn set_move_list_and_delete(db: Db) {
     assert!(left.is_empty());
     // A tag must point at a manifest of its repository.
     let stranger = digest();
-    assert!(db.write_tx(move |tx| tx.set_tag(r, &tag("x"), &stranger)).await.is_err());
+    assert!(db.write(move |tx| tx.set_tag(r, &tag("x"), &stranger)).await.is_err());
 }
 
 pub async fn history_is_newest_first_and_pages(db: Db) {
     let r = repo(&db, "a").await;
     let ds = manifests(&db, r, 2).await;
     let d2 = ds.clone();
-    db.write_tx(move |tx| -> R<()> {
+    db.write(move |tx| -> R<()> {
         tx.record_tag_change(r, &tag("v1"), Some(&d2[0]), "alice")?;
         tx.record_tag_change(r, &tag("other"), Some(&d2[0]), "alice")?;
         tx.record_tag_change(r, &tag("v1"), Some(&d2[1]), "bob")?;
@@ -88,12 +88,12 @@ pub async fn history_is_newest_first_and_pages(db: Db) {
     })
     .await
     .unwrap();
-    let all = db.read_tx(move |tx| tx.tag_history(r, &tag("v1"), None, 10)).await.unwrap();
+    let all = db.read(move |tx| tx.tag_history(r, &tag("v1"), None, 10)).await.unwrap();
     let seen: Vec<_> = all.iter().map(|e| (e.digest.clone(), e.actor.as_str())).collect();
     assert_eq!(seen, [(None, "carol"), (Some(ds[1].clone()), "bob"), (Some(ds[0].clone()), "alice")]);
     assert!(all.windows(2).all(|w| w[0].id > w[1].id && w[0].created_at >= w[1].created_at));
     let before = all[0].id;
-    let page = db.read_tx(move |tx| tx.tag_history(r, &tag("v1"), Some(before), 1)).await.unwrap();
+    let page = db.read(move |tx| tx.tag_history(r, &tag("v1"), Some(before), 1)).await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].actor, "bob");
 }
@@ -108,7 +108,7 @@ pub async fn concurrent_moves_return_each_previous_target_once(db: Db) {
         .cloned()
         .map(|d| {
             let db = db.clone();
-            tokio::spawn(async move { db.write_tx(move |tx| tx.set_tag(r, &tag("moving"), &d)).await })
+            tokio::spawn(async move { db.write(move |tx| tx.set_tag(r, &tag("moving"), &d)).await })
         })
         .collect();
     let mut previous = Vec::new();
@@ -117,7 +117,7 @@ pub async fn concurrent_moves_return_each_previous_target_once(db: Db) {
             previous.push(p);
         }
     }
-    let last = db.read_tx(move |tx| tx.tag_target(r, &tag("moving"))).await.unwrap().expect("tag set");
+    let last = db.read(move |tx| tx.tag_target(r, &tag("moving"))).await.unwrap().expect("tag set");
     let unique: HashSet<_> = previous.iter().cloned().collect();
     assert_eq!(unique.len(), previous.len(), "a previous target was returned twice");
     assert_eq!(previous.len(), ds.len() - 1);

@@ -14,7 +14,7 @@ pub async fn session_parts_and_conditional_append(db: Db) {
     let id = UploadId::new();
     let i = id.clone();
     let (created, won, stale, won2, parts, exists) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             tx.create_upload(&i, r, b"h0")?;
             let created = tx.upload(&i)?;
             let won = tx.append_upload_part(&i, 0, &part("p1", 5), b"h1")?;
@@ -32,11 +32,11 @@ pub async fn session_parts_and_conditional_append(db: Db) {
     assert_eq!(parts, [part("p1", 5), part("p2", 7)]);
     assert!(exists);
     let i = id.clone();
-    let now = db.read_tx(move |tx| tx.upload(&i)).await.unwrap().expect("upload");
+    let now = db.read(move |tx| tx.upload(&i)).await.unwrap().expect("upload");
     assert_eq!((now.size, now.hasher_state), (12, b"h2".to_vec()));
     let (i, unknown) = (id.clone(), UploadId::new());
     let (deleted, again, parts, gone, none) = db
-        .write_tx(move |tx| -> R<_> {
+        .write(move |tx| -> R<_> {
             Ok((tx.delete_upload(&i)?, tx.delete_upload(&i)?, tx.upload_parts(&i)?, tx.upload_exists(&i)?, tx.upload(&unknown)?))
         })
         .await
@@ -53,7 +53,7 @@ pub async fn concurrent_appends_keep_one_gap_free_part_sequence(db: Db) {
     let r = repo(&db, "a").await;
     let id = UploadId::new();
     let i = id.clone();
-    db.write_tx(move |tx| tx.create_upload(&i, r, b"")).await.unwrap();
+    db.write(move |tx| tx.create_upload(&i, r, b"")).await.unwrap();
     let mut won = 0;
     for _round in 0..4 {
         let tasks: Vec<_> = (0..8u64)
@@ -61,8 +61,8 @@ pub async fn concurrent_appends_keep_one_gap_free_part_sequence(db: Db) {
                 let (db, i) = (db.clone(), id.clone());
                 tokio::spawn(async move {
                     let i2 = i.clone();
-                    let at = db.read_tx(move |tx| tx.upload(&i2)).await?.expect("upload").size;
-                    db.write_tx(move |tx| tx.append_upload_part(&i, at, &part(&format!("{at}-{n}"), 1 + n), b"s")).await
+                    let at = db.read(move |tx| tx.upload(&i2)).await?.expect("upload").size;
+                    db.write(move |tx| tx.append_upload_part(&i, at, &part(&format!("{at}-{n}"), 1 + n), b"s")).await
                 })
             })
             .collect();
@@ -73,7 +73,7 @@ pub async fn concurrent_appends_keep_one_gap_free_part_sequence(db: Db) {
         }
     }
     let i = id.clone();
-    let (upload, parts) = db.read_tx(move |tx| -> R<_> { Ok((tx.upload(&i)?.expect("upload"), tx.upload_parts(&i)?)) }).await.unwrap();
+    let (upload, parts) = db.read(move |tx| -> R<_> { Ok((tx.upload(&i)?.expect("upload"), tx.upload_parts(&i)?)) }).await.unwrap();
     assert!(won >= 4, "each round has a winner");
     assert_eq!(parts.len(), won);
     let mut offset = 0;

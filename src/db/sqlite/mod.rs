@@ -18,8 +18,8 @@ mod uploads;
 use rusqlite::Connection;
 
 /// The queries of every aggregate over one SQLite connection: inside the
-/// writer's transaction for [`Db::write_tx`](super::Db::write_tx), on a
-/// reader's connection for [`Db::read_tx`](super::Db::read_tx).
+/// writer's transaction for [`Db::write`](super::Db::write), on a
+/// reader's connection for [`Db::read`](super::Db::read).
 pub(crate) struct SqliteTx<'c> {
     conn: &'c Connection,
 }
