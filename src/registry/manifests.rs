@@ -8,12 +8,12 @@ use serde_json::Value;
 use serde_json::json;
 
 use super::protection::protected_set;
-use super::{audit, deny, Decided, Registry, RegistryError};
+use super::{audited_write, deny, record, Outcome, Registry, RegistryError};
 use crate::db::{
     self,
     manifests::{ManifestRow, RefKind},
 };
-use crate::domain::{Actor, Algorithm, AuditAction, Digest, Reference, RepoName, Tag};
+use crate::domain::{Actor, Algorithm, AuditAction, AuditEntry, Digest, Reference, RepoName, Tag};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -175,8 +175,7 @@ impl Registry {
                 // Refused before the body is even parsed; the refusal is audited.
                 let (name, tag, actor) = (repo.to_string(), tag.clone(), actor.clone());
                 let why = format!("{tag} is a stage tag: only promotion and rollback move it");
-                let refusal = self.db.write(move |tx| deny(tx, &actor, &name, Some(&tag), why)).await?;
-                return Err(refusal);
+                return audited_write(&self.db, move |tx| deny(tx, &actor, &name, Some(&tag), why)).await;
             }
         }
         let limit = self.config.max_manifest_bytes;
@@ -204,56 +203,54 @@ impl Registry {
             content: bytes.to_vec(),
         };
         let (name, actor_owned, policy, pushed_tags) = (repo.to_string(), actor.clone(), self.policy.clone(), tags.clone());
-        self.db
-            .write(move |tx| -> Result<Decided<()>, RegistryError> {
-                let (actor, tags) = (&actor_owned, &tags);
-                let repo_id = db::repositories::ensure(tx, &name)?;
-                let mut previous = Vec::with_capacity(tags.len());
-                for tag in tags {
-                    let before = db::tags::target(tx, repo_id, tag)?;
-                    if before.as_ref().is_some_and(|p| p != &row.digest) && policy.is_immutable(tag) {
-                        let why = format!("{tag} is an immutable tag and cannot be moved");
-                        return Ok(Err(deny(tx, actor, &name, Some(tag), why)?));
-                    }
-                    previous.push(before);
+        audited_write(&self.db, move |tx| {
+            let (actor, tags) = (&actor_owned, &tags);
+            let repo_id = db::repositories::ensure(tx, &name)?;
+            let mut previous = Vec::with_capacity(tags.len());
+            for tag in tags {
+                let before = db::tags::target(tx, repo_id, tag)?;
+                if before.as_ref().is_some_and(|p| p != &row.digest) && policy.is_immutable(tag) {
+                    let why = format!("{tag} is an immutable tag and cannot be moved");
+                    return deny(tx, actor, &name, Some(tag), why);
                 }
-                let mut references = Vec::with_capacity(parsed.blobs.len() + parsed.manifests.len());
-                for blob in &parsed.blobs {
-                    if db::blobs::linked_size(tx, repo_id, blob.as_str())?.is_none() {
-                        return Err(RegistryError::ManifestBlobUnknown(blob.to_string()));
-                    }
-                    references.push((blob.to_string(), RefKind::Blob));
+                previous.push(before);
+            }
+            let mut references = Vec::with_capacity(parsed.blobs.len() + parsed.manifests.len());
+            for blob in &parsed.blobs {
+                if db::blobs::linked_size(tx, repo_id, blob.as_str())?.is_none() {
+                    return Err(RegistryError::ManifestBlobUnknown(blob.to_string()));
                 }
-                for child in &parsed.manifests {
-                    if db::manifests::head(tx, repo_id, child.as_str())?.is_none() {
-                        return Err(RegistryError::ManifestBlobUnknown(child.to_string()));
-                    }
-                    references.push((child.to_string(), RefKind::Manifest));
+                references.push((blob.to_string(), RefKind::Blob));
+            }
+            for child in &parsed.manifests {
+                if db::manifests::head(tx, repo_id, child.as_str())?.is_none() {
+                    return Err(RegistryError::ManifestBlobUnknown(child.to_string()));
                 }
-                let created = db::manifests::insert(tx, repo_id, &row, &references, &actor.name)?;
-                audit(
-                    tx,
-                    actor,
-                    AuditAction::ManifestPush,
-                    &name,
-                    tags.first().map(String::as_str),
-                    &row.digest,
-                    json!({"media_type": row.media_type, "size": row.content.len(), "new": created, "tags": tags}),
-                )?;
-                for (tag, before) in tags.iter().zip(previous) {
-                    if before.as_deref() != Some(row.digest.as_str()) {
-                        db::tags::set(tx, repo_id, tag, &row.digest)?;
-                        db::tag_history::record(tx, repo_id, tag, Some(&row.digest), &actor.name)?;
-                        let (action, details) = match &before {
-                            None => (AuditAction::TagCreate, json!({})),
-                            Some(from) => (AuditAction::TagMove, json!({"from": from})),
-                        };
-                        audit(tx, actor, action, &name, Some(tag), &row.digest, details)?;
-                    }
+                references.push((child.to_string(), RefKind::Manifest));
+            }
+            let created = db::manifests::insert(tx, repo_id, &row, &references, &actor.name)?;
+            record(
+                tx,
+                &AuditEntry::new(actor, AuditAction::ManifestPush)
+                    .repository(&name)
+                    .reference(tags.first())
+                    .digest(&row.digest)
+                    .details(json!({"media_type": row.media_type, "size": row.content.len(), "new": created, "tags": tags})),
+            )?;
+            for (tag, before) in tags.iter().zip(previous) {
+                if before.as_deref() != Some(row.digest.as_str()) {
+                    db::tags::set(tx, repo_id, tag, &row.digest)?;
+                    db::tag_history::record(tx, repo_id, tag, Some(&row.digest), &actor.name)?;
+                    let (action, details) = match &before {
+                        None => (AuditAction::TagCreate, json!({})),
+                        Some(from) => (AuditAction::TagMove, json!({"from": from})),
+                    };
+                    record(tx, &AuditEntry::new(actor, action).repository(&name).reference(tag).digest(&row.digest).details(details))?;
                 }
-                Ok(Ok(()))
-            })
-            .await??;
+            }
+            Ok(Outcome::Done(()))
+        })
+        .await?;
         tracing::info!(repository = %repo, reference = %reference, digest = %digest, actor = %actor.name, "manifest stored");
         Ok(PutManifest { digest, subject, tags: pushed_tags })
     }
@@ -286,50 +283,49 @@ impl Registry {
             return Err(RegistryError::DeleteDisabled);
         }
         let (name, reference, actor, policy) = (repo.to_string(), reference.clone(), actor.clone(), self.policy.clone());
-        self.db
-            .write(move |tx| -> Result<Decided<()>, RegistryError> {
-                let actor = &actor;
-                let unknown = || RegistryError::ManifestUnknown(reference.to_string());
-                let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
-                match &reference {
-                    Reference::Tag(t) => {
-                        let tag = t.as_str();
-                        let Some(digest) = db::tags::target(tx, repo_id, tag)? else { return Err(unknown()) };
-                        let refusal = if policy.is_stage(tag) {
-                            Some(format!("{tag} is a stage tag: only promotion and rollback move it"))
-                        } else if policy.is_immutable(tag) {
-                            Some(format!("{tag} is an immutable tag and cannot be deleted"))
-                        } else {
-                            protected_set(tx, &policy, repo_id)?
-                                .manifest(&digest)
-                                .map(|p| format!("tag {tag} points at {}", p.refusal(&digest)))
-                        };
-                        if let Some(why) = refusal {
-                            return Ok(Err(deny(tx, actor, &name, Some(tag), why)?));
-                        }
-                        db::tags::delete(tx, repo_id, tag)?;
-                        db::tag_history::record(tx, repo_id, tag, None, &actor.name)?;
-                        audit(tx, actor, AuditAction::TagDelete, &name, Some(tag), &digest, json!({}))?;
+        audited_write(&self.db, move |tx| {
+            let actor = &actor;
+            let unknown = || RegistryError::ManifestUnknown(reference.to_string());
+            let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            match &reference {
+                Reference::Tag(t) => {
+                    let tag = t.as_str();
+                    let Some(digest) = db::tags::target(tx, repo_id, tag)? else { return Err(unknown()) };
+                    let refusal = if policy.is_stage(tag) {
+                        Some(format!("{tag} is a stage tag: only promotion and rollback move it"))
+                    } else if policy.is_immutable(tag) {
+                        Some(format!("{tag} is an immutable tag and cannot be deleted"))
+                    } else {
+                        protected_set(tx, &policy, repo_id)?
+                            .manifest(&digest)
+                            .map(|p| format!("tag {tag} points at {}", p.refusal(&digest)))
+                    };
+                    if let Some(why) = refusal {
+                        return deny(tx, actor, &name, Some(tag), why);
                     }
-                    Reference::Digest(d) => {
-                        let digest = d.as_str();
-                        if db::manifests::head(tx, repo_id, digest)?.is_none() {
-                            return Err(unknown());
-                        }
-                        if let Some(p) = protected_set(tx, &policy, repo_id)?.manifest(digest) {
-                            return Ok(Err(deny(tx, actor, &name, Some(digest), p.refusal(digest))?));
-                        }
-                        for tag in db::tags::delete_pointing_at(tx, repo_id, digest)? {
-                            db::tag_history::record(tx, repo_id, &tag, None, &actor.name)?;
-                            audit(tx, actor, AuditAction::TagDelete, &name, Some(&tag), digest, json!({}))?;
-                        }
-                        db::manifests::delete(tx, repo_id, digest)?;
-                        audit(tx, actor, AuditAction::ManifestDelete, &name, None, digest, json!({}))?;
-                    }
+                    db::tags::delete(tx, repo_id, tag)?;
+                    db::tag_history::record(tx, repo_id, tag, None, &actor.name)?;
+                    record(tx, &AuditEntry::new(actor, AuditAction::TagDelete).repository(&name).reference(tag).digest(&digest))?;
                 }
-                Ok(Ok(()))
-            })
-            .await?
+                Reference::Digest(d) => {
+                    let digest = d.as_str();
+                    if db::manifests::head(tx, repo_id, digest)?.is_none() {
+                        return Err(unknown());
+                    }
+                    if let Some(p) = protected_set(tx, &policy, repo_id)?.manifest(digest) {
+                        return deny(tx, actor, &name, Some(digest), p.refusal(digest));
+                    }
+                    for tag in db::tags::delete_pointing_at(tx, repo_id, digest)? {
+                        db::tag_history::record(tx, repo_id, &tag, None, &actor.name)?;
+                        record(tx, &AuditEntry::new(actor, AuditAction::TagDelete).repository(&name).reference(&tag).digest(digest))?;
+                    }
+                    db::manifests::delete(tx, repo_id, digest)?;
+                    record(tx, &AuditEntry::new(actor, AuditAction::ManifestDelete).repository(&name).digest(digest))?;
+                }
+            }
+            Ok(Outcome::Done(()))
+        })
+        .await
     }
 }
 

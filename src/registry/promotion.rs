@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::db::{self, audit::NewAuditEntry, releases::NewRelease, tag_history::TagEvent};
-use crate::domain::{Actor, AuditAction, Digest, Reference, ReleaseRow, RepoName};
+use crate::db::{self, releases::NewRelease, tag_history::TagEvent};
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest, Reference, ReleaseRow, RepoName};
 use crate::governance::gates::{self, ImageFacts, PromotionFacts};
 use crate::registry::manifests::{missing_content, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
-use crate::registry::{Registry, RegistryError, Tx};
+use crate::registry::{audited_write, record, refuse, Outcome, Registry, RegistryError, Tx};
 use crate::storage::layout;
 
 /// Image configs larger than this are not read for gate checks.
@@ -78,73 +78,64 @@ impl Registry {
             Reference::Tag(tag) => (tag.to_string(), format!("{repo}:{tag} ({digest})")),
             Reference::Digest(_) => (digest.clone(), format!("{repo}@{digest}")),
         };
-        let promotion = self
-            .db
-            .write(move |tx| -> Result<Result<Promotion, RegistryError>, RegistryError> {
-                let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
-                // Checked inside the write transaction, so two racing retries
-                // cannot both append a release.
-                if let Some(current) = db::releases::current(tx, repo_id, &stage)?.filter(|c| c.digest == digest) {
-                    return Ok(Ok(Promotion { release: current, unchanged: true }));
+        let promotion = audited_write(&self.db, move |tx| {
+            let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            // Checked inside the write transaction, so two racing retries
+            // cannot both append a release.
+            if let Some(current) = db::releases::current(tx, repo_id, &stage)?.filter(|c| c.digest == digest) {
+                return Ok(Outcome::Done(Promotion { release: current, unchanged: true }));
+            }
+            let mut failed = Vec::new();
+            if let Some(missing) = missing_content(tx, repo_id, &digest)? {
+                failed.push(format!("complete: {missing}; push the image again"));
+            }
+            let mut entered_previous_at = None;
+            if let Some(prev) = &previous_stage {
+                match db::releases::first_release_of(tx, repo_id, prev, &digest)? {
+                    Some(r) => entered_previous_at = Some(r.created_at),
+                    None => failed
+                        .push(format!("order: {typed} was never released to {prev}, the stage before {stage}; promote it to {prev} first")),
                 }
-                let mut failed = Vec::new();
-                if let Some(missing) = missing_content(tx, repo_id, &digest)? {
-                    failed.push(format!("complete: {missing}; push the image again"));
-                }
-                let mut entered_previous_at = None;
-                if let Some(prev) = &previous_stage {
-                    match db::releases::first_release_of(tx, repo_id, prev, &digest)? {
-                        Some(r) => entered_previous_at = Some(r.created_at),
-                        None => failed.push(format!(
-                            "order: {typed} was never released to {prev}, the stage before {stage}; promote it to {prev} first"
-                        )),
-                    }
-                }
-                if let Some(gate) = &gate {
-                    let facts = PromotionFacts {
-                        entered_previous_at,
-                        now: db::now_ms(),
-                        images,
-                        pushed_by: db::manifests::pushed_by(tx, repo_id, &digest)?,
-                        promoter: actor.name.clone(),
-                    };
-                    // The order rule already covers "never in the previous stage".
-                    failed.extend(
-                        gates::failures(gate, &facts).into_iter().filter(|f| !(entered_previous_at.is_none() && f.starts_with("min_soak"))),
-                    );
-                }
-                if !failed.is_empty() {
-                    db::audit::append(
-                        tx,
-                        NewAuditEntry {
-                            actor: &actor,
-                            action: AuditAction::PromotionDenied,
-                            repository: Some(&name),
-                            reference: Some(&stage),
-                            digest: Some(&digest),
-                            details: json!({ "failed_gates": failed }),
-                        },
-                    )?;
-                    return Ok(Err(RegistryError::PromotionDenied { subject, stage, failed }));
-                }
-                let release = db::releases::append(
-                    tx,
-                    repo_id,
-                    NewRelease {
-                        stage: &stage,
-                        digest: &digest,
-                        version: version.as_deref(),
-                        note: note.as_deref(),
-                        actor: &actor.name,
-                        reason: "promote",
-                        rolled_back_from: None,
-                        restored_sequence: None,
-                    },
-                )?;
-                move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Promotion)?;
-                Ok(Ok(Promotion { release, unchanged: false }))
-            })
-            .await??;
+            }
+            if let Some(gate) = &gate {
+                let facts = PromotionFacts {
+                    entered_previous_at,
+                    now: db::now_ms(),
+                    images,
+                    pushed_by: db::manifests::pushed_by(tx, repo_id, &digest)?,
+                    promoter: actor.name.clone(),
+                };
+                // The order rule already covers "never in the previous stage".
+                failed.extend(
+                    gates::failures(gate, &facts).into_iter().filter(|f| !(entered_previous_at.is_none() && f.starts_with("min_soak"))),
+                );
+            }
+            if !failed.is_empty() {
+                let entry = AuditEntry::new(&actor, AuditAction::PromotionDenied)
+                    .repository(&name)
+                    .reference(&stage)
+                    .digest(&digest)
+                    .details(json!({ "failed_gates": failed }));
+                return refuse(tx, entry, RegistryError::PromotionDenied { subject, stage, failed });
+            }
+            let release = db::releases::append(
+                tx,
+                repo_id,
+                NewRelease {
+                    stage: &stage,
+                    digest: &digest,
+                    version: version.as_deref(),
+                    note: note.as_deref(),
+                    actor: &actor.name,
+                    reason: "promote",
+                    rolled_back_from: None,
+                    restored_sequence: None,
+                },
+            )?;
+            move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Promotion)?;
+            Ok(Outcome::Done(Promotion { release, unchanged: false }))
+        })
+        .await?;
         let release = &promotion.release;
         if promotion.unchanged {
             tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "already current; promotion unchanged");
@@ -250,22 +241,14 @@ pub(super) fn move_stage_tag(
 ) -> Result<(), RegistryError> {
     let moved_from = db::tags::set(tx, repo_id, &release.stage, &release.digest)?;
     db::tag_history::record(tx, repo_id, &release.stage, Some(&release.digest), &actor.name)?;
-    db::audit::append(
+    record(
         tx,
-        NewAuditEntry {
-            actor,
-            action,
-            repository: Some(repo),
-            reference: Some(&release.stage),
-            digest: Some(&release.digest),
-            details: json!({
+        &AuditEntry::new(actor, action).repository(repo).reference(&release.stage).digest(&release.digest).details(json!({
                 "sequence": release.sequence,
                 "version": release.version,
                 "previous_digest": moved_from,
                 "rolled_back_from": release.rolled_back_from,
                 "restored_sequence": release.restored_sequence,
-            }),
-        },
-    )?;
-    Ok(())
+        })),
+    )
 }
