@@ -7,6 +7,7 @@ mod account;
 mod audit;
 mod diff_ref;
 mod digest;
+mod media_type;
 mod names;
 mod release;
 
@@ -14,6 +15,7 @@ pub use account::{AccountKind, UnknownAccountKind};
 pub use audit::{Actor, AuditAction, AuditEntry, AuditField, AuditFilter, AuditRecord, StoredAudit, GENESIS_HASH};
 pub use diff_ref::{ImageRef, InvalidDiffInput, Platform};
 pub use digest::{Algorithm, Digest, DigestHasher};
+pub use media_type::{is_foreign_layer, MediaType, UnsupportedMediaType};
 pub use names::{Reference, RepoName, Tag};
 pub use release::ReleaseRow;
 

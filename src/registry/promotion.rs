@@ -10,9 +10,9 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::db::{self, releases::NewRelease, tag_history::TagEvent};
-use crate::domain::{Actor, AuditAction, AuditEntry, Digest, Reference, ReleaseRow, RepoName};
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest, MediaType, Reference, ReleaseRow, RepoName};
 use crate::governance::gates::{self, ImageFacts, PromotionFacts};
-use crate::registry::manifests::{missing_content, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::registry::manifests::{missing_content, parse};
 use crate::registry::{audited_write, record, refuse, Outcome, Registry, RegistryError, Tx};
 use crate::storage::layout;
 
@@ -181,41 +181,32 @@ impl Registry {
 
     /// Labels and user of the image, or of each platform of an index.
     async fn image_facts(&self, repo: &RepoName, media_type: &str, content: &[u8]) -> Result<Vec<ImageFacts>, RegistryError> {
-        let json: Value = serde_json::from_slice(content).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
-        match media_type {
-            OCI_MANIFEST | DOCKER_MANIFEST => Ok(vec![self.config_facts(repo, "image".into(), &json).await?]),
-            OCI_INDEX | DOCKER_MANIFEST_LIST => {
-                let mut out = Vec::new();
-                for child in json["manifests"].as_array().into_iter().flatten() {
-                    let platform = format!(
-                        "{}/{}",
-                        child["platform"]["os"].as_str().unwrap_or("unknown"),
-                        child["platform"]["architecture"].as_str().unwrap_or("unknown")
-                    );
-                    let digest = Digest::parse(child["digest"].as_str().unwrap_or_default())?;
-                    let manifest = self.get_manifest(repo, &Reference::Digest(digest)).await?;
-                    if !matches!(manifest.media_type.as_str(), OCI_MANIFEST | DOCKER_MANIFEST) {
-                        continue; // nested indexes and artifacts carry no runnable config
-                    }
-                    let child_json: Value =
-                        serde_json::from_slice(&manifest.content).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
-                    out.push(self.config_facts(repo, platform, &child_json).await?);
-                }
-                Ok(out)
-            }
-            _ => Ok(vec![]),
+        let manifest = parse(Some(media_type), content)?;
+        if let Some(config) = &manifest.config {
+            return Ok(vec![self.config_facts(repo, "image".into(), config).await?]);
         }
+        let mut out = Vec::new();
+        for child in &manifest.children {
+            let stored = self.get_manifest(repo, &Reference::Digest(child.digest.clone())).await?;
+            // Nested indexes and artifacts carry no runnable config.
+            if !stored.media_type.parse::<MediaType>().is_ok_and(MediaType::is_image) {
+                continue;
+            }
+            let Some(config) = parse(Some(&stored.media_type), &stored.content)?.config else { continue };
+            let platform = child.platform.clone().unwrap_or_else(|| "unknown/unknown".into());
+            out.push(self.config_facts(repo, platform, &config).await?);
+        }
+        Ok(out)
     }
 
-    async fn config_facts(&self, repo: &RepoName, platform: String, manifest: &Value) -> Result<ImageFacts, RegistryError> {
-        let digest = Digest::parse(manifest["config"]["digest"].as_str().unwrap_or_default())?;
-        let size = self.stat_blob(repo, &digest).await?;
+    async fn config_facts(&self, repo: &RepoName, platform: String, digest: &Digest) -> Result<ImageFacts, RegistryError> {
+        let size = self.stat_blob(repo, digest).await?;
         if size as usize > MAX_CONFIG_BYTES {
             return Err(RegistryError::BadRequest(format!("image config {digest} is larger than {MAX_CONFIG_BYTES} bytes")));
         }
         let mut bytes = Vec::with_capacity(size as usize);
         if size > 0 {
-            let mut stream = self.blobs.read(&layout::blob(&digest), None).await?;
+            let mut stream = self.blobs.read(&layout::blob(digest), None).await?;
             while let Some(chunk) = stream.next().await {
                 bytes.extend_from_slice(&chunk?);
             }
