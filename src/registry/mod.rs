@@ -22,6 +22,9 @@ pub mod uploads;
 
 use std::sync::Arc;
 
+/// A local blob file to serve; the transport (`server::sendfile`) sends it
+/// zero-copy without reaching into `storage`.
+pub use crate::storage::LocalFile;
 pub use error::RegistryError;
 
 use crate::config::{GcConfig, RegistryConfig, RetentionConfig};
