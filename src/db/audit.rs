@@ -3,22 +3,12 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{now_ms, DbError};
-use crate::domain::{Actor, AuditAction, AuditRecord, GENESIS_HASH};
+use crate::domain::{AuditAction, AuditEntry, AuditRecord, GENESIS_HASH};
 pub use crate::domain::{AuditFilter, StoredAudit};
-
-/// What a use-case asks to record; id, time and hash are added here.
-pub struct NewAuditEntry<'a> {
-    pub actor: &'a Actor,
-    pub action: AuditAction,
-    pub repository: Option<&'a str>,
-    pub reference: Option<&'a str>,
-    pub digest: Option<&'a str>,
-    pub details: serde_json::Value,
-}
 
 /// Appends one row. Runs inside the caller's write transaction, which is
 /// what keeps the chain linear: SQLite has a single writer.
-pub fn append(conn: &Connection, entry: NewAuditEntry<'_>) -> Result<i64, DbError> {
+pub fn append(conn: &Connection, entry: &AuditEntry) -> Result<i64, DbError> {
     let last: Option<(i64, String)> =
         conn.query_row("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
     let (id, previous) = match last {
@@ -31,10 +21,10 @@ pub fn append(conn: &Connection, entry: NewAuditEntry<'_>) -> Result<i64, DbErro
         actor: entry.actor.name.clone(),
         source: entry.actor.source.clone(),
         action: entry.action.as_str().to_owned(),
-        repository: entry.repository.map(str::to_owned),
-        reference: entry.reference.map(str::to_owned),
-        digest: entry.digest.map(str::to_owned),
-        details: entry.details,
+        repository: entry.repository.clone(),
+        reference: entry.reference.clone(),
+        digest: entry.digest.clone(),
+        details: entry.details.clone(),
     };
     let hash = record.chain_hash(&previous);
     conn.execute(

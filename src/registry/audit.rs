@@ -1,10 +1,10 @@
 //! Audit-log use-cases: recording the policy at start-up, queries, and
 //! chain verification (the rule itself is `governance::audit`).
 
-use crate::db::{self, audit::NewAuditEntry};
-use crate::domain::{Actor, AuditAction, AuditFilter, StoredAudit};
+use crate::db;
+use crate::domain::{Actor, AuditAction, AuditEntry, AuditFilter, StoredAudit};
 use crate::governance::audit::{ChainVerifier, VerifyReport};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{record, Registry, RegistryError};
 
 const VERIFY_BATCH: u32 = 1000;
 
@@ -33,17 +33,7 @@ impl Registry {
                 }
                 let outcome = if previous.is_some() { PolicyRecord::Changed } else { PolicyRecord::First };
                 let details = serde_json::json!({ "policy": policy, "previous": previous.map(|p| p["policy"].clone()) });
-                db::audit::append(
-                    tx,
-                    NewAuditEntry {
-                        actor: &Actor::system(),
-                        action: AuditAction::PolicyChange,
-                        repository: None,
-                        reference: None,
-                        digest: None,
-                        details,
-                    },
-                )?;
+                record(tx, &AuditEntry::new(&Actor::system(), AuditAction::PolicyChange).details(details))?;
                 Ok(outcome)
             })
             .await

@@ -3,9 +3,9 @@
 use std::ops::Range;
 
 use super::protection::protected_set;
-use super::{audit, deny, Decided, Registry, RegistryError};
+use super::{audited_write, deny, record, Outcome, Registry, RegistryError};
 use crate::db;
-use crate::domain::{Actor, AuditAction, Digest, RepoName};
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest, RepoName};
 use crate::storage::{layout, BlobBody};
 
 /// An inclusive byte range as a client asks for it (`bytes=a-b`, `a-`, `-n`).
@@ -77,21 +77,20 @@ impl Registry {
             return Err(RegistryError::DeleteDisabled);
         }
         let (name, d, actor, policy) = (repo.to_string(), digest.to_string(), actor.clone(), self.policy.clone());
-        self.db
-            .write(move |tx| -> Result<Decided<()>, RegistryError> {
-                let unknown = || RegistryError::BlobUnknown(d.clone());
-                let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(unknown)?;
-                if db::blobs::linked_size(tx, repo_id, &d)?.is_none() {
-                    return Err(unknown());
-                }
-                if let Some(p) = protected_set(tx, &policy, repo_id)?.blob(&d) {
-                    return Ok(Err(deny(tx, &actor, &name, Some(&d), p.refusal(&d))?));
-                }
-                db::blobs::unlink(tx, repo_id, &d)?;
-                audit(tx, &actor, AuditAction::BlobDelete, &name, None, &d, serde_json::json!({}))?;
-                Ok(Ok(()))
-            })
-            .await?
+        audited_write(&self.db, move |tx| {
+            let unknown = || RegistryError::BlobUnknown(d.clone());
+            let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(unknown)?;
+            if db::blobs::linked_size(tx, repo_id, &d)?.is_none() {
+                return Err(unknown());
+            }
+            if let Some(p) = protected_set(tx, &policy, repo_id)?.blob(&d) {
+                return deny(tx, &actor, &name, Some(&d), p.refusal(&d));
+            }
+            db::blobs::unlink(tx, repo_id, &d)?;
+            record(tx, &AuditEntry::new(&actor, AuditAction::BlobDelete).repository(&name).digest(&d))?;
+            Ok(Outcome::Done(()))
+        })
+        .await
     }
 }
 

@@ -13,14 +13,13 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::manifests::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use super::{Registry, RegistryError};
 use crate::db::{self, DbError};
 use crate::diff::config::{diff_configs, layer_history, ConfigChange};
 use crate::diff::files::Change;
 use crate::diff::index::SourceError;
 use crate::diff::{diff_files, index_layer, merge_layers, FileEntry, LayerError, LayerIndex, Limits};
-use crate::domain::{Digest, ImageRef, Platform, Reference, RepoName};
+use crate::domain::{Digest, ImageRef, MediaType, Platform, Reference, RepoName};
 use crate::storage::layout;
 
 /// Image configurations larger than this are refused (real ones are KBs).
@@ -133,7 +132,7 @@ pub struct DiffReport {
 }
 
 fn is_image(media_type: &str) -> bool {
-    matches!(media_type, OCI_MANIFEST | DOCKER_MANIFEST)
+    media_type.parse::<MediaType>().is_ok_and(MediaType::is_image)
 }
 
 fn platform_of(child: &Value) -> (String, String, Option<String>) {
@@ -247,7 +246,7 @@ impl Registry {
         let top = self.get_manifest(repo, &Reference::Digest(Digest::parse(&digest).map_err(RegistryError::from)?)).await?;
         let (manifest, chosen_platform) = if is_image(&top.media_type) {
             (top, None)
-        } else if matches!(top.media_type.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST) {
+        } else if top.media_type.parse::<MediaType>().is_ok_and(MediaType::is_index) {
             let index: Value = serde_json::from_slice(&top.content).map_err(invalid_manifest)?;
             let children: Vec<&Value> = index["manifests"]
                 .as_array()

@@ -20,9 +20,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::protection::ProtectionCache;
-use super::{Registry, RegistryError};
-use crate::db::{self, audit::NewAuditEntry};
-use crate::domain::{Actor, AuditAction, Digest};
+use super::{record, Registry, RegistryError};
+use crate::db;
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest};
 use crate::storage::layout::{self, KeyKind};
 use crate::storage::StoredObject;
 
@@ -180,17 +180,7 @@ impl Registry {
                     .write(move |tx| -> Result<bool, RegistryError> {
                         let deleted = db::gc::delete_stale_upload(tx, &upload_id, before)?;
                         if deleted {
-                            db::audit::append(
-                                tx,
-                                NewAuditEntry {
-                                    actor: &actor,
-                                    action: AuditAction::UploadExpire,
-                                    repository: None,
-                                    reference: Some(&upload_id),
-                                    digest: None,
-                                    details: json!({}),
-                                },
-                            )?;
+                            record(tx, &AuditEntry::new(&actor, AuditAction::UploadExpire).reference(&upload_id))?;
                         }
                         Ok(deleted)
                     })
@@ -291,9 +281,5 @@ impl Registry {
 
 /// The audit row of a collected blob.
 fn audit_collect(tx: &rusqlite::Connection, actor: &Actor, digest: &str, details: serde_json::Value) -> Result<(), RegistryError> {
-    db::audit::append(
-        tx,
-        NewAuditEntry { actor, action: AuditAction::BlobCollect, repository: None, reference: None, digest: Some(digest), details },
-    )?;
-    Ok(())
+    record(tx, &AuditEntry::new(actor, AuditAction::BlobCollect).digest(digest).details(details))
 }

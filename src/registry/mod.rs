@@ -28,18 +28,16 @@ pub use crate::storage::LocalFile;
 pub use error::RegistryError;
 
 use crate::config::{GcConfig, RegistryConfig, RetentionConfig};
-use crate::db::{self, audit::NewAuditEntry, Db};
-use crate::domain::{Actor, AuditAction};
+use serde_json::json;
+
+use crate::db::{self, Db};
+use crate::domain::{Actor, AuditAction, AuditEntry};
 use crate::governance::Policy;
 use crate::storage::BlobStore;
 
 /// The transaction a use-case's queries run in (inside `Db::read` / `Db::write`).
 /// The one place `registry` names the engine's type, until `db::Tx` replaces it.
 pub(crate) type Tx = rusqlite::Connection;
-
-/// The result of a write that governance may refuse. A refusal is an `Ok`
-/// of the transaction, so the audit row recording it is committed.
-pub(crate) type Decided<T> = Result<T, RegistryError>;
 
 #[derive(Clone)]
 pub struct Registry {
@@ -79,39 +77,51 @@ impl Registry {
     }
 }
 
-/// Records a refused request in the audit log and returns the refusal.
-pub(crate) fn deny(
-    tx: &rusqlite::Connection,
+/// What a write that policy may refuse did. A refusal is built by [`refuse`]
+/// (or [`deny`]), which records its audit row first.
+pub(crate) enum Outcome<T> {
+    Done(T),
+    Refused(RegistryError),
+}
+
+/// Runs a write that policy may refuse. The transaction commits on
+/// `Refused` as on `Done`, so a refusal keeps its audit row; the refusal is
+/// then returned as the error. Any `Err` rolls everything back.
+pub(crate) async fn audited_write<T, F>(db: &Db, write: F) -> Result<T, RegistryError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Tx) -> Result<Outcome<T>, RegistryError> + Send + 'static,
+{
+    match db.write(move |tx| write(tx)).await? {
+        Outcome::Done(value) => Ok(value),
+        Outcome::Refused(refusal) => Err(refusal),
+    }
+}
+
+/// Appends an audit row for a change, inside the change's transaction.
+pub(crate) fn record(tx: &Tx, entry: &AuditEntry) -> Result<(), RegistryError> {
+    db::audit::append(tx, entry)?;
+    Ok(())
+}
+
+/// Records the refusal's audit row and returns the refusal as the outcome of
+/// an [`audited_write`].
+pub(crate) fn refuse<T>(tx: &Tx, entry: AuditEntry, refusal: RegistryError) -> Result<Outcome<T>, RegistryError> {
+    record(tx, &entry)?;
+    tracing::warn!(actor = %entry.actor.name, action = entry.action.as_str(), repository = entry.repository, reference = entry.reference, reason = %refusal, "refused");
+    Ok(Outcome::Refused(refusal))
+}
+
+/// A request refused by access policy (stage, immutable or protected
+/// content): an `access.denied` row with the reason, and `Denied`.
+pub(crate) fn deny<T>(
+    tx: &Tx,
     actor: &Actor,
     repository: &str,
     reference: Option<&str>,
     reason: String,
-) -> Result<RegistryError, RegistryError> {
-    db::audit::append(
-        tx,
-        NewAuditEntry {
-            actor,
-            action: AuditAction::AccessDenied,
-            repository: Some(repository),
-            reference,
-            digest: None,
-            details: serde_json::json!({ "reason": reason }),
-        },
-    )?;
-    tracing::warn!(actor = %actor.name, repository, reference, reason, "denied");
-    Ok(RegistryError::Denied(reason))
-}
-
-/// Appends an audit row for a change, inside the change's transaction.
-pub(crate) fn audit(
-    tx: &rusqlite::Connection,
-    actor: &Actor,
-    action: AuditAction,
-    repository: &str,
-    reference: Option<&str>,
-    digest: &str,
-    details: serde_json::Value,
-) -> Result<(), RegistryError> {
-    db::audit::append(tx, NewAuditEntry { actor, action, repository: Some(repository), reference, digest: Some(digest), details })?;
-    Ok(())
+) -> Result<Outcome<T>, RegistryError> {
+    let entry =
+        AuditEntry::new(actor, AuditAction::AccessDenied).repository(repository).reference(reference).details(json!({ "reason": reason }));
+    refuse(tx, entry, RegistryError::Denied(reason))
 }

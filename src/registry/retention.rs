@@ -8,9 +8,9 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{audit, Registry, RegistryError};
+use super::{record, Registry, RegistryError};
 use crate::db;
-use crate::domain::{Actor, AuditAction};
+use crate::domain::{Actor, AuditAction, AuditEntry};
 use crate::governance::retention::{plan, ManifestFact, ReleaseFact, RepoFacts, RepoPlan, RetentionRules, TagFact};
 use crate::governance::Policy;
 
@@ -49,14 +49,13 @@ fn apply(tx: &rusqlite::Connection, actor: &Actor, repo_id: i64, p: &RepoPlan) -
     for t in p.deleted_tags() {
         if db::tags::delete(tx, repo_id, &t.tag)? {
             db::tag_history::record(tx, repo_id, &t.tag, None, &actor.name)?;
-            audit(
+            record(
                 tx,
-                actor,
-                AuditAction::TagDelete,
-                &p.repository,
-                Some(&t.tag),
-                &t.digest,
-                json!({"by": "retention", "reason": t.decision.reason}),
+                &AuditEntry::new(actor, AuditAction::TagDelete)
+                    .repository(&p.repository)
+                    .reference(&t.tag)
+                    .digest(&t.digest)
+                    .details(json!({"by": "retention", "reason": t.decision.reason})),
             )?;
             tags += 1;
         }
@@ -66,26 +65,23 @@ fn apply(tx: &rusqlite::Connection, actor: &Actor, repo_id: i64, p: &RepoPlan) -
         // ones it could not see, and go with their manifest.
         for tag in db::tags::delete_pointing_at(tx, repo_id, &m.digest)? {
             db::tag_history::record(tx, repo_id, &tag, None, &actor.name)?;
-            audit(
+            record(
                 tx,
-                actor,
-                AuditAction::TagDelete,
-                &p.repository,
-                Some(&tag),
-                &m.digest,
-                json!({"by": "retention", "reason": m.decision.reason}),
+                &AuditEntry::new(actor, AuditAction::TagDelete)
+                    .repository(&p.repository)
+                    .reference(&tag)
+                    .digest(&m.digest)
+                    .details(json!({"by": "retention", "reason": m.decision.reason})),
             )?;
             tags += 1;
         }
         if db::manifests::delete(tx, repo_id, &m.digest)? {
-            audit(
+            record(
                 tx,
-                actor,
-                AuditAction::ManifestDelete,
-                &p.repository,
-                None,
-                &m.digest,
-                json!({"by": "retention", "reason": m.decision.reason}),
+                &AuditEntry::new(actor, AuditAction::ManifestDelete)
+                    .repository(&p.repository)
+                    .digest(&m.digest)
+                    .details(json!({"by": "retention", "reason": m.decision.reason})),
             )?;
             manifests += 1;
         }
