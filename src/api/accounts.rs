@@ -12,6 +12,7 @@ use super::openapi::{
 };
 use super::ApiError;
 use crate::auth::{Action, Auth};
+use crate::domain::AccountKind;
 
 /// Robot accounts live at most this long when an expiry is asked for.
 const MAX_ROBOT_DAYS: u64 = 3650;
@@ -63,7 +64,7 @@ pub async fn create_user(req: HttpRequest, body: web::Json<NewUser>, auth: web::
 #[utoipa::path(get, path = "/api/v1/users", tag = "accounts", responses((status = 200, description = "Every user", body = UserListSchema)))]
 pub async fn list_users(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     require_global(&req, Action::ReadAudit).await?;
-    Ok(HttpResponse::Ok().json(json!({"users": auth.list_accounts("user").await?})))
+    Ok(HttpResponse::Ok().json(json!({"users": auth.list_accounts(AccountKind::User).await?})))
 }
 
 /// `DELETE /api/v1/users/<name>` — 204; its grants go with it.
@@ -73,7 +74,7 @@ pub async fn list_users(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpR
 ))]
 pub async fn delete_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
-    auth.delete_account(&actor, &name_param(&req), "user").await?;
+    auth.delete_account(&actor, &name_param(&req), AccountKind::User).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -99,7 +100,7 @@ pub async fn create_robot(req: HttpRequest, body: web::Json<NewRobot>, auth: web
 #[utoipa::path(get, path = "/api/v1/robots", tag = "accounts", responses((status = 200, description = "Every robot account", body = RobotListSchema)))]
 pub async fn list_robots(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     require_global(&req, Action::ReadAudit).await?;
-    Ok(HttpResponse::Ok().json(json!({"robots": auth.list_accounts("robot").await?})))
+    Ok(HttpResponse::Ok().json(json!({"robots": auth.list_accounts(AccountKind::Robot).await?})))
 }
 
 /// `DELETE /api/v1/robots/<name>` — 204.
@@ -109,7 +110,7 @@ pub async fn list_robots(req: HttpRequest, auth: web::Data<Auth>) -> Result<Http
 ))]
 pub async fn delete_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
-    auth.delete_account(&actor, &name_param(&req), "robot").await?;
+    auth.delete_account(&actor, &name_param(&req), AccountKind::Robot).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -213,7 +214,7 @@ pub async fn rotate_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<Htt
         .json(json!({"username": name, "token": token})))
 }
 
-async fn set_disabled(req: HttpRequest, auth: web::Data<Auth>, kind: &'static str, disabled: bool) -> Result<HttpResponse, ApiError> {
+async fn set_disabled(req: HttpRequest, auth: web::Data<Auth>, kind: AccountKind, disabled: bool) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
     auth.set_disabled(&actor, &name_param(&req), kind, disabled).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -225,7 +226,7 @@ async fn set_disabled(req: HttpRequest, auth: web::Data<Auth>, kind: &'static st
     (status = 404, description = "No such user", body = ErrorEnvelope),
 ))]
 pub async fn disable_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
-    set_disabled(req, auth, "user", true).await
+    set_disabled(req, auth, AccountKind::User, true).await
 }
 
 /// `POST /api/v1/users/<name>/enable` — 204.
@@ -234,7 +235,7 @@ pub async fn disable_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<Htt
     (status = 404, description = "No such user", body = ErrorEnvelope),
 ))]
 pub async fn enable_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
-    set_disabled(req, auth, "user", false).await
+    set_disabled(req, auth, AccountKind::User, false).await
 }
 
 /// `POST /api/v1/robots/<name>/disable` — 204.
@@ -243,7 +244,7 @@ pub async fn enable_user(req: HttpRequest, auth: web::Data<Auth>) -> Result<Http
     (status = 404, description = "No such robot", body = ErrorEnvelope),
 ))]
 pub async fn disable_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
-    set_disabled(req, auth, "robot", true).await
+    set_disabled(req, auth, AccountKind::Robot, true).await
 }
 
 /// `POST /api/v1/robots/<name>/enable` — 204.
@@ -252,5 +253,5 @@ pub async fn disable_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<Ht
     (status = 404, description = "No such robot", body = ErrorEnvelope),
 ))]
 pub async fn enable_robot(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
-    set_disabled(req, auth, "robot", false).await
+    set_disabled(req, auth, AccountKind::Robot, false).await
 }

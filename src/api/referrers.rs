@@ -9,7 +9,7 @@ use super::access::require;
 use super::request::{digest_param, repo};
 use super::ApiError;
 use crate::auth::Action;
-use crate::registry::manifests::OCI_INDEX;
+use crate::domain::MediaType;
 use crate::registry::Registry;
 
 const FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
@@ -29,10 +29,10 @@ pub async fn list(req: HttpRequest, query: web::Query<ReferrersQuery>, registry:
     let filter = query.artifact_type.clone().filter(|t| !t.is_empty());
     let manifests = registry.referrers(&repo, &subject, filter.clone()).await?;
     let mut response = HttpResponse::Ok();
-    response.content_type(OCI_INDEX);
+    response.content_type(MediaType::OciIndex.as_str());
     if filter.is_some() {
         response.insert_header((FILTERS_APPLIED, "artifactType"));
     }
-    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+    let index = json!({"schemaVersion": 2, "mediaType": MediaType::OciIndex.as_str(), "manifests": manifests});
     Ok(response.body(index.to_string()))
 }

@@ -5,6 +5,7 @@
 //! Layering: called by `api` and the CLI; calls `db`. The role rules are a
 //! pure function in `roles`.
 
+mod accounts;
 mod limiter;
 pub mod roles;
 pub mod secrets;
@@ -17,12 +18,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::db::{
-    accounts::{AccountRow, GrantRow},
-    audit::NewAuditEntry,
-    Db, DbError, Tx,
-};
-use crate::domain::{now_ms, Actor, AuditAction};
+use crate::db::{accounts::GrantRow, Db, DbError};
+use crate::domain::{AccountKind, Actor, AuditAction, AuditEntry};
+pub use accounts::{AccountInfo, GrantInfo};
 use limiter::{LoginKeys, LoginLimiter};
 pub use roles::{Action, Grant, Permissions, Role};
 use tokens::{Access, TokenKeys};
@@ -79,47 +77,6 @@ pub struct TokenResponse {
     pub issued_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct AccountInfo {
-    pub name: String,
-    pub kind: String,
-    pub admin: bool,
-    pub expires_at: Option<i64>,
-    pub created_at: i64,
-    /// A disabled account cannot log in and its tokens are refused.
-    pub disabled: bool,
-}
-
-impl From<AccountRow> for AccountInfo {
-    fn from(a: AccountRow) -> Self {
-        Self {
-            name: a.name,
-            kind: a.kind,
-            admin: a.admin,
-            expires_at: a.expires_at,
-            created_at: a.created_at,
-            disabled: a.disabled_at.is_some(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct GrantInfo {
-    pub id: i64,
-    pub account: String,
-    pub repository: String,
-    pub role: String,
-    pub stages: Vec<String>,
-    pub created_at: i64,
-}
-
-impl From<GrantRow> for GrantInfo {
-    fn from(g: GrantRow) -> Self {
-        let stages = serde_json::from_str(&g.stages).unwrap_or_default();
-        Self { id: g.id, account: g.account, repository: g.repository_glob, role: g.role, stages, created_at: g.created_at }
-    }
-}
-
 struct Inner {
     db: Db,
     enabled: bool,
@@ -136,19 +93,8 @@ pub struct Auth {
     inner: Arc<Inner>,
 }
 
-fn valid_account_name(name: &str) -> Result<(), AuthError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name != ANONYMOUS
-        && name != "system"
-        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(AuthError::Invalid(format!("account names are 1-64 of [a-z0-9._-], starting with a letter or digit (not {name:?})")))
-    }
-}
+/// The transaction account changes run in (inside `Db::write`).
+use crate::db::Tx;
 
 fn grant_from_row(g: &GrantRow) -> Option<Grant> {
     let role = Role::parse(&g.role)?;
@@ -256,12 +202,12 @@ impl Auth {
             tokio::time::sleep(limiter::SLOW_DOWN).await;
         }
         let (name, secret_owned) = (user.to_owned(), secret.to_owned());
-        let now = now_ms();
+        let now = crate::domain::now_ms();
         let (valid, disabled) = self
             .inner
             .db
-            .read(move |tx| -> Result<(bool, bool), AuthError> {
-                let Some(account) = tx.account_by_name(&name)? else {
+            .read(move |conn| -> Result<(bool, bool), AuthError> {
+                let Some(account) = conn.account_by_name(&name)? else {
                     // Spend the same time as a real check, so timing does not reveal which names exist.
                     let _ = secrets::verify_password(
                         &secret_owned,
@@ -272,22 +218,17 @@ impl Auth {
                 if account.expires_at.is_some_and(|e| e <= now) {
                     return Ok((false, false));
                 }
-                let valid = match account.kind.as_str() {
-                    "robot" => secrets::verify_token(&secret_owned, &account.secret_hash),
-                    _ => secrets::verify_password(&secret_owned, &account.secret_hash),
+                let valid = match account.kind.parse::<AccountKind>().map_err(|_| DbError::Corrupt("accounts.kind"))? {
+                    AccountKind::Robot => secrets::verify_token(&secret_owned, &account.secret_hash),
+                    AccountKind::User => secrets::verify_password(&secret_owned, &account.secret_hash),
                 };
                 Ok((valid, account.disabled_at.is_some()))
             })
             .await?;
         if !valid {
             self.inner.limiter.record_failure(&keys);
-            self.audit(
-                &Actor { name: user.to_owned(), source: source.to_owned() },
-                AuditAction::AccessDenied,
-                None,
-                json!({"reason": "invalid credentials"}),
-            )
-            .await?;
+            let actor = Actor { name: user.to_owned(), source: source.to_owned() };
+            self.record(AuditEntry::new(&actor, AuditAction::AccessDenied).details(json!({"reason": "invalid credentials"}))).await?;
             tracing::warn!(account = user, source, "failed login");
             return Err(AuthError::Unauthenticated("invalid username or password".into()));
         }
@@ -303,11 +244,11 @@ impl Auth {
     /// none if it is gone, expired or disabled, or if its secret changed
     /// after the token was issued.
     async fn load_identity(&self, name: String, issued_at: Option<i64>) -> Result<Option<Identity>, AuthError> {
-        let now = now_ms();
+        let now = crate::domain::now_ms();
         self.inner
             .db
-            .read(move |tx| -> Result<Option<Identity>, AuthError> {
-                let Some(account) = tx.account_by_name(&name)? else { return Ok(None) };
+            .read(move |conn| -> Result<Option<Identity>, AuthError> {
+                let Some(account) = conn.account_by_name(&name)? else { return Ok(None) };
                 if account.expires_at.is_some_and(|e| e <= now) || account.disabled_at.is_some() {
                     return Ok(None);
                 }
@@ -316,7 +257,7 @@ impl Auth {
                         return Ok(None);
                     }
                 }
-                let grants = tx.grants_of(account.id)?.iter().filter_map(grant_from_row).collect();
+                let grants = conn.grants_of(account.id)?.iter().filter_map(grant_from_row).collect();
                 Ok(Some(Identity {
                     name: account.name,
                     authenticated: true,
@@ -392,262 +333,13 @@ impl Auth {
     /// Records a refused request.
     pub async fn record_denied(&self, actor: &Actor, action: &Action, repo: Option<&str>) -> Result<(), AuthError> {
         tracing::warn!(actor = %actor.name, source = %actor.source, action = %action.describe(), repository = repo, "access denied");
-        let repo = repo.map(str::to_owned);
-        let (actor, reason) = (actor.clone(), format!("{} may not {}", actor.name, action.describe()));
-        self.inner
-            .db
-            .write(move |tx| -> Result<(), AuthError> {
-                tx.append_audit(NewAuditEntry {
-                    actor: &actor,
-                    action: AuditAction::AccessDenied,
-                    repository: repo.as_deref(),
-                    reference: None,
-                    digest: None,
-                    details: json!({"reason": reason}),
-                })?;
-                Ok(())
-            })
-            .await
+        let reason = format!("{} may not {}", actor.name, action.describe());
+        self.record(AuditEntry::new(actor, AuditAction::AccessDenied).repository(repo).details(json!({"reason": reason}))).await
     }
 
-    async fn audit(
-        &self,
-        actor: &Actor,
-        action: AuditAction,
-        reference: Option<String>,
-        details: serde_json::Value,
-    ) -> Result<(), AuthError> {
-        let actor = actor.clone();
-        self.inner
-            .db
-            .write(move |tx| -> Result<(), AuthError> {
-                tx.append_audit(NewAuditEntry {
-                    actor: &actor,
-                    action,
-                    repository: None,
-                    reference: reference.as_deref(),
-                    digest: None,
-                    details,
-                })?;
-                Ok(())
-            })
-            .await
-    }
-
-    /// Creates a user; `actor` is recorded in the audit log.
-    pub async fn create_user(&self, actor: &Actor, name: &str, password: &str, admin: bool) -> Result<AccountInfo, AuthError> {
-        valid_account_name(name)?;
-        let hash = {
-            let password = password.to_owned();
-            tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-                .await
-                .map_err(|e| AuthError::Setup(e.to_string()))?
-                .map_err(AuthError::Invalid)?
-        };
-        self.insert_account(actor, name, "user", hash, admin, None).await
-    }
-
-    /// Creates a robot account; the token is returned once and only its hash kept.
-    pub async fn create_robot(&self, actor: &Actor, name: &str, expires_at: Option<i64>) -> Result<(AccountInfo, String), AuthError> {
-        valid_account_name(name)?;
-        let (token, hash) = secrets::new_robot_token();
-        let info = self.insert_account(actor, name, "robot", hash, false, expires_at).await?;
-        Ok((info, token))
-    }
-
-    async fn insert_account(
-        &self,
-        actor: &Actor,
-        name: &str,
-        kind: &'static str,
-        hash: String,
-        admin: bool,
-        expires_at: Option<i64>,
-    ) -> Result<AccountInfo, AuthError> {
-        let (actor, name) = (actor.clone(), name.to_owned());
-        self.inner
-            .db
-            .write(move |tx| -> Result<AccountInfo, AuthError> {
-                tx.insert_account(&name, kind, &hash, admin, expires_at)?.ok_or_else(|| AuthError::Conflict(format!("account {name}")))?;
-                tx.append_audit(NewAuditEntry {
-                    actor: &actor,
-                    action: AuditAction::AccountCreate,
-                    repository: None,
-                    reference: Some(&name),
-                    digest: None,
-                    details: json!({"kind": kind, "admin": admin, "expires_at": expires_at}),
-                })?;
-                let row = tx.account_by_name(&name)?.ok_or_else(|| AuthError::NotFound(format!("account {name}")))?;
-                Ok(row.into())
-            })
-            .await
-    }
-
-    pub async fn delete_account(&self, actor: &Actor, name: &str, kind: &'static str) -> Result<(), AuthError> {
-        self.account_change(actor, name, kind, AuditAction::AccountDelete, json!({"kind": kind}), move |tx, name| {
-            tx.delete_account(name, kind)
-        })
-        .await
-    }
-
-    pub async fn list_accounts(&self, kind: &'static str) -> Result<Vec<AccountInfo>, AuthError> {
-        self.inner.db.read(move |tx| Ok(tx.list_accounts(kind)?.into_iter().map(AccountInfo::from).collect())).await
-    }
-
-    pub async fn create_grant(
-        &self,
-        actor: &Actor,
-        account: &str,
-        glob: &str,
-        role: &str,
-        stages: Vec<String>,
-    ) -> Result<GrantInfo, AuthError> {
-        let parsed = Role::parse(role)
-            .ok_or_else(|| AuthError::Invalid(format!("unknown role {role:?}: reader, developer, releaser, auditor or admin")))?;
-        roles::compile_glob(glob).map_err(|e| AuthError::Invalid(format!("repository glob {glob:?}: {e}")))?;
-        if let Some(bad) = stages.iter().find(|s| !self.inner.stages.contains(s)) {
-            return Err(AuthError::Invalid(format!("stage {bad:?} is not configured")));
-        }
-        if parsed != Role::Releaser && !stages.is_empty() {
-            return Err(AuthError::Invalid("only releaser grants list stages".into()));
-        }
-        let (actor, account, glob, role) = (actor.clone(), account.to_owned(), glob.to_owned(), role.to_owned());
-        let stages_json = serde_json::to_string(&stages).unwrap_or_else(|_| "[]".into());
-        self.inner
-            .db
-            .write(move |tx| -> Result<GrantInfo, AuthError> {
-                let acct = tx.account_by_name(&account)?.ok_or_else(|| AuthError::NotFound(format!("account {account}")))?;
-                let id = tx.insert_grant(acct.id, &glob, &role, &stages_json)?;
-                tx.append_audit(NewAuditEntry {
-                    actor: &actor,
-                    action: AuditAction::GrantCreate,
-                    repository: None,
-                    reference: Some(&account),
-                    digest: None,
-                    details: json!({"id": id, "repository": glob, "role": role, "stages": stages}),
-                })?;
-                let row = tx.grant_by_id(id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
-                Ok(row.into())
-            })
-            .await
-    }
-
-    pub async fn list_grants(&self) -> Result<Vec<GrantInfo>, AuthError> {
-        self.inner.db.read(|tx| Ok(tx.all_grants()?.into_iter().map(GrantInfo::from).collect())).await
-    }
-
-    pub async fn delete_grant(&self, actor: &Actor, id: i64) -> Result<(), AuthError> {
-        let actor = actor.clone();
-        self.inner
-            .db
-            .write(move |tx| -> Result<(), AuthError> {
-                let grant = tx.grant_by_id(id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
-                tx.delete_grant(id)?;
-                tx.append_audit(NewAuditEntry {
-                    actor: &actor,
-                    action: AuditAction::GrantDelete,
-                    repository: None,
-                    reference: Some(&grant.account),
-                    digest: None,
-                    details: json!({"id": id, "repository": grant.repository_glob, "role": grant.role}),
-                })?;
-                Ok(())
-            })
-            .await
-    }
-
-    /// Sets a user's password (its own, or anyone's by an admin: the caller
-    /// decides); bearer tokens issued before stop working.
-    pub async fn set_password(&self, actor: &Actor, name: &str, password: &str) -> Result<(), AuthError> {
-        let hash = {
-            let password = password.to_owned();
-            tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-                .await
-                .map_err(|e| AuthError::Setup(e.to_string()))?
-                .map_err(AuthError::Invalid)?
-        };
-        self.update_account(actor, name, "user", "password", move |tx, name| tx.set_account_secret(name, "user", &hash)).await
-    }
-
-    /// Gives a robot a new token; the old one (and bearer tokens issued
-    /// before) stop working at once.
-    pub async fn rotate_robot_token(&self, actor: &Actor, name: &str) -> Result<String, AuthError> {
-        let (token, hash) = secrets::new_robot_token();
-        self.update_account(actor, name, "robot", "token", move |tx, name| tx.set_account_secret(name, "robot", &hash)).await?;
-        Ok(token)
-    }
-
-    /// Disables (no login, tokens refused) or enables an account.
-    pub async fn set_disabled(&self, actor: &Actor, name: &str, kind: &'static str, disabled: bool) -> Result<(), AuthError> {
-        let change = if disabled { "disable" } else { "enable" };
-        self.update_account(actor, name, kind, change, move |tx, name| tx.set_account_disabled(name, kind, disabled)).await
-    }
-
-    /// Clears a user's failed-login lock-out on this instance.
-    pub async fn unlock(&self, actor: &Actor, name: &str) -> Result<(), AuthError> {
-        self.update_account(actor, name, "user", "unlock", |tx, name| Ok(tx.account_by_name(name)?.is_some_and(|a| a.kind == "user")))
-            .await?;
-        self.inner.limiter.unlock(name);
-        Ok(())
-    }
-
-    /// One account update and its `account.update` audit row.
-    async fn update_account<F>(
-        &self,
-        actor: &Actor,
-        name: &str,
-        kind: &'static str,
-        change: &'static str,
-        apply: F,
-    ) -> Result<(), AuthError>
-    where
-        F: FnOnce(&dyn Tx, &str) -> Result<bool, DbError> + Send + 'static,
-    {
-        self.account_change(actor, name, kind, AuditAction::AccountUpdate, json!({"kind": kind, "change": change}), apply).await
-    }
-
-    /// One account change and its audit row, in one transaction; `apply`
-    /// answers whether the account exists.
-    async fn account_change<F>(
-        &self,
-        actor: &Actor,
-        name: &str,
-        kind: &'static str,
-        action: AuditAction,
-        details: serde_json::Value,
-        apply: F,
-    ) -> Result<(), AuthError>
-    where
-        F: FnOnce(&dyn Tx, &str) -> Result<bool, DbError> + Send + 'static,
-    {
-        let (actor, name) = (actor.clone(), name.to_owned());
-        self.inner
-            .db
-            .write(move |tx| -> Result<(), AuthError> {
-                if !apply(tx, &name)? {
-                    return Err(AuthError::NotFound(format!("{kind} {name}")));
-                }
-                tx.append_audit(NewAuditEntry { actor: &actor, action, repository: None, reference: Some(&name), digest: None, details })?;
-                Ok(())
-            })
-            .await
-    }
-
-    /// On an empty database, creates the `admin` account from a password
-    /// given by the operator (WHARF_ADMIN_PASSWORD). Never a default password.
-    pub async fn bootstrap_admin(&self, password: Option<String>) -> Result<Option<String>, AuthError> {
-        let count = self.inner.db.read(|tx| Ok::<_, AuthError>(tx.account_count()?)).await?;
-        match (count, password) {
-            (0, Some(password)) => {
-                self.create_user(&Actor::system(), "admin", &password, true).await?;
-                Ok(Some("admin".into()))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    pub async fn account_count(&self) -> Result<i64, AuthError> {
-        self.inner.db.read(|tx| Ok::<_, AuthError>(tx.account_count()?)).await
+    /// Appends one audit row in its own transaction.
+    async fn record(&self, entry: AuditEntry) -> Result<(), AuthError> {
+        self.inner.db.write(move |tx| -> Result<(), AuthError> { Ok(tx.append_audit(&entry).map(drop)?) }).await
     }
 }
 

@@ -10,7 +10,7 @@ use super::client::{table, text};
 use super::remote::{read_stdin_line, ClientArgs, Remote};
 use super::ConfigArgs;
 use crate::auth::Auth;
-use crate::domain::Actor;
+use crate::domain::{AccountKind, Actor};
 
 /// Where an account command acts: a server, or a local database.
 #[derive(clap::Args)]
@@ -236,8 +236,8 @@ fn to_value(v: impl serde::Serialize) -> Result<Value, String> {
     serde_json::to_value(v).map_err(|e| e.to_string())
 }
 
-fn existing(kind: &'static str, command: ExistingAccount) -> Result<(), String> {
-    let plural = if kind == "user" { "users" } else { "robots" };
+fn existing(kind: AccountKind, command: ExistingAccount) -> Result<(), String> {
+    let plural = kind.plural();
     match command {
         ExistingAccount::List { target } => {
             let accounts = match target.open()? {
@@ -259,7 +259,7 @@ fn existing(kind: &'static str, command: ExistingAccount) -> Result<(), String> 
     }
 }
 
-fn set_disabled(kind: &'static str, plural: &str, name: &str, target: &Target, disabled: bool) -> Result<(), String> {
+fn set_disabled(kind: AccountKind, plural: &str, name: &str, target: &Target, disabled: bool) -> Result<(), String> {
     let verb = if disabled { "disable" } else { "enable" };
     match target.open()? {
         Place::Remote(r) => r.request(reqwest::Method::POST, &format!("/api/v1/{plural}/{name}/{verb}"), None).map(drop)?,
@@ -314,7 +314,7 @@ pub fn user(command: UserCommand) -> Result<(), String> {
                 Err("lock-outs live in the running server's memory: run `wharf user unlock` with --url, not --data-dir".into())
             }
         },
-        UserCommand::Existing(command) => existing("user", command),
+        UserCommand::Existing(command) => existing(AccountKind::User, command),
     }
 }
 
@@ -360,7 +360,7 @@ pub fn robot(command: RobotCommand) -> Result<(), String> {
             print_token(&name, &token, &host, target.json());
             Ok(())
         }
-        RobotCommand::Existing(command) => existing("robot", command),
+        RobotCommand::Existing(command) => existing(AccountKind::Robot, command),
     }
 }
 

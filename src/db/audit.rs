@@ -1,23 +1,13 @@
 //! `audit_log`: append-only, each row chained to the previous by its hash.
 
 use super::DbError;
-use crate::domain::{Actor, AuditAction};
+use crate::domain::{AuditAction, AuditEntry};
 pub use crate::domain::{AuditFilter, StoredAudit};
-
-/// What a use-case asks to record; id, time and hash are added here.
-pub struct NewAuditEntry<'a> {
-    pub actor: &'a Actor,
-    pub action: AuditAction,
-    pub repository: Option<&'a str>,
-    pub reference: Option<&'a str>,
-    pub digest: Option<&'a str>,
-    pub details: serde_json::Value,
-}
 
 pub trait Audit {
     /// Appends one row chained to the newest; returns its id. Appends from
     /// concurrent transactions form one linear chain.
-    fn append_audit(&self, entry: NewAuditEntry<'_>) -> Result<i64, DbError>;
+    fn append_audit(&self, entry: &AuditEntry) -> Result<i64, DbError>;
     /// Matching rows, newest first.
     fn list_audit(&self, filter: &AuditFilter, limit: u32) -> Result<Vec<StoredAudit>, DbError>;
     /// Rows with id > `after`, oldest first.

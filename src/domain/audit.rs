@@ -100,6 +100,101 @@ impl AuditAction {
     }
 }
 
+/// An audit row to append: who did what to which repository, reference and
+/// digest, with details. Id, time and chain hash are added when it is stored.
+///
+/// ```
+/// # use wharf::domain::{Actor, AuditAction, AuditEntry};
+/// let entry = AuditEntry::new(&Actor::system(), AuditAction::TagDelete).repository("app").reference("v1");
+/// assert_eq!(entry.reference.as_deref(), Some("v1"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub actor: Actor,
+    pub action: AuditAction,
+    pub repository: Option<String>,
+    pub reference: Option<String>,
+    pub digest: Option<String>,
+    /// A JSON object; `{}` unless set.
+    pub details: Value,
+}
+
+impl AuditEntry {
+    pub fn new(actor: &Actor, action: AuditAction) -> Self {
+        Self {
+            actor: actor.clone(),
+            action,
+            repository: None,
+            reference: None,
+            digest: None,
+            details: Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    pub fn repository(mut self, repository: impl AuditField) -> Self {
+        self.repository = repository.into_field();
+        self
+    }
+
+    /// The tag, stage, account or upload the action was about.
+    pub fn reference(mut self, reference: impl AuditField) -> Self {
+        self.reference = reference.into_field();
+        self
+    }
+
+    pub fn digest(mut self, digest: impl AuditField) -> Self {
+        self.digest = digest.into_field();
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// A text field of an [`AuditEntry`], given as it is at hand: a string or an
+/// optional one (`None` leaves the field empty).
+pub trait AuditField {
+    fn into_field(self) -> Option<String>;
+}
+
+impl AuditField for &str {
+    fn into_field(self) -> Option<String> {
+        Some(self.to_owned())
+    }
+}
+
+impl AuditField for String {
+    fn into_field(self) -> Option<String> {
+        Some(self)
+    }
+}
+
+impl AuditField for &String {
+    fn into_field(self) -> Option<String> {
+        Some(self.clone())
+    }
+}
+
+/// Validated names and digests, as their text.
+macro_rules! text_field {
+    ($($ty:ty),*) => {$(
+        impl AuditField for &$ty {
+            fn into_field(self) -> Option<String> {
+                Some(self.as_str().to_owned())
+            }
+        }
+    )*};
+}
+text_field!(super::Digest, super::RepoName, super::Tag, super::Stage, super::UploadId);
+
+impl<T: AuditField> AuditField for Option<T> {
+    fn into_field(self) -> Option<String> {
+        self.and_then(AuditField::into_field)
+    }
+}
+
 /// One row of the audit log, as hashed.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AuditRecord {
@@ -187,6 +282,23 @@ mod tests {
         let mut b = record(1);
         b.details = serde_json::from_str(r#"{"y":2,"x":1}"#).unwrap();
         assert_eq!(a.chain_hash(GENESIS_HASH), b.chain_hash(GENESIS_HASH));
+    }
+
+    #[test]
+    fn entry_builder_sets_each_field_once() {
+        let actor = Actor::anonymous("127.0.0.1");
+        let entry = AuditEntry::new(&actor, AuditAction::TagMove)
+            .repository("app")
+            .reference(Some("v1"))
+            .digest(None::<&str>)
+            .details(json!({"from": "sha256:aa"}));
+        assert_eq!(entry.actor, actor);
+        assert_eq!(entry.action, AuditAction::TagMove);
+        assert_eq!(entry.repository.as_deref(), Some("app"));
+        assert_eq!(entry.reference.as_deref(), Some("v1"));
+        assert_eq!(entry.digest, None);
+        assert_eq!(entry.details, json!({"from": "sha256:aa"}));
+        assert_eq!(AuditEntry::new(&actor, AuditAction::TagCreate).details, json!({}));
     }
 
     #[test]

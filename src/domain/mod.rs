@@ -3,17 +3,21 @@
 //! Code inside the crate takes these newtypes and never re-validates a raw
 //! string. Nothing here touches the database or storage.
 
+mod account;
 mod audit;
 mod diff_ref;
 mod digest;
 mod ids;
+mod media_type;
 mod names;
 mod release;
 
-pub use audit::{Actor, AuditAction, AuditFilter, AuditRecord, StoredAudit, GENESIS_HASH};
+pub use account::{AccountKind, UnknownAccountKind};
+pub use audit::{Actor, AuditAction, AuditEntry, AuditField, AuditFilter, AuditRecord, StoredAudit, GENESIS_HASH};
 pub use diff_ref::{ImageRef, InvalidDiffInput, Platform};
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use ids::{InvalidUploadId, Stage, UploadId};
+pub use media_type::{is_foreign_layer, MediaType, UnsupportedMediaType};
 pub use names::{Reference, RepoName, Tag};
 pub use release::ReleaseRow;
 

@@ -1,10 +1,9 @@
 //! Audit-log use-cases: recording the policy at start-up, queries, and
 //! chain verification (the rule itself is `governance::audit`).
 
-use crate::db::audit::NewAuditEntry;
-use crate::domain::{Actor, AuditAction, AuditFilter, StoredAudit};
+use crate::domain::{Actor, AuditAction, AuditEntry, AuditFilter, StoredAudit};
 use crate::governance::audit::{ChainVerifier, VerifyReport};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{record, Registry, RegistryError};
 
 const VERIFY_BATCH: u32 = 1000;
 
@@ -33,14 +32,7 @@ impl Registry {
                 }
                 let outcome = if previous.is_some() { PolicyRecord::Changed } else { PolicyRecord::First };
                 let details = serde_json::json!({ "policy": policy, "previous": previous.map(|p| p["policy"].clone()) });
-                tx.append_audit(NewAuditEntry {
-                    actor: &Actor::system(),
-                    action: AuditAction::PolicyChange,
-                    repository: None,
-                    reference: None,
-                    digest: None,
-                    details,
-                })?;
+                record(tx, &AuditEntry::new(&Actor::system(), AuditAction::PolicyChange).details(details))?;
                 Ok(outcome)
             })
             .await
@@ -49,10 +41,10 @@ impl Registry {
     /// Recomputes the whole chain and names the first broken row.
     pub async fn verify_audit(&self) -> Result<VerifyReport, RegistryError> {
         self.db
-            .read(|tx| -> Result<VerifyReport, RegistryError> {
+            .read(|conn| -> Result<VerifyReport, RegistryError> {
                 let mut verifier = ChainVerifier::default();
                 loop {
-                    let batch = tx.audit_batch_after(verifier.last_id(), VERIFY_BATCH)?;
+                    let batch = conn.audit_batch_after(verifier.last_id(), VERIFY_BATCH)?;
                     if batch.is_empty() {
                         return Ok(verifier.report(None));
                     }
@@ -66,11 +58,11 @@ impl Registry {
 
     /// Audit rows matching `filter`, newest first.
     pub async fn audit_log(&self, filter: AuditFilter, n: u32) -> Result<Vec<StoredAudit>, RegistryError> {
-        self.db.read(move |tx| Ok(tx.list_audit(&filter, n)?)).await
+        self.db.read(move |conn| Ok(conn.list_audit(&filter, n)?)).await
     }
 
     /// Rows after `after_id`, oldest first (for export in batches).
     pub async fn audit_batch(&self, after_id: i64, n: u32) -> Result<Vec<StoredAudit>, RegistryError> {
-        self.db.read(move |tx| Ok(tx.audit_batch_after(after_id, n)?)).await
+        self.db.read(move |conn| Ok(conn.audit_batch_after(after_id, n)?)).await
     }
 }

@@ -3,8 +3,8 @@
 use std::ops::Range;
 
 use super::protection::protected_set;
-use super::{audit, deny, Decided, Registry, RegistryError};
-use crate::domain::{Actor, AuditAction, Digest, RepoName};
+use super::{audited_write, deny, record, Outcome, Registry, RegistryError};
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest, RepoName};
 use crate::storage::{layout, BlobBody};
 
 /// An inclusive byte range as a client asks for it (`bytes=a-b`, `a-`, `-n`).
@@ -75,22 +75,22 @@ impl Registry {
         if !self.config.allow_delete {
             return Err(RegistryError::DeleteDisabled);
         }
-        let (name, d, actor, policy) = (repo.clone(), digest.clone(), actor.clone(), self.policy.clone());
-        self.db
-            .write(move |tx| -> Result<Decided<()>, RegistryError> {
-                let unknown = || RegistryError::BlobUnknown(d.to_string());
-                let repo_id = tx.repository_id(&name)?.ok_or_else(unknown)?;
-                if tx.linked_blob_size(repo_id, &d)?.is_none() {
-                    return Err(unknown());
-                }
-                if let Some(p) = protected_set(tx, &policy, repo_id)?.blob(d.as_str()) {
-                    return Ok(Err(deny(tx, &actor, name.as_str(), Some(d.as_str()), p.refusal(d.as_str()))?));
-                }
-                tx.unlink_blob(repo_id, &d)?;
-                audit(tx, &actor, AuditAction::BlobDelete, name.as_str(), None, d.as_str(), serde_json::json!({}))?;
-                Ok(Ok(()))
-            })
-            .await?
+        let (repo_name, digest, actor, policy) = (repo.clone(), digest.clone(), actor.clone(), self.policy.clone());
+        audited_write(&self.db, move |tx| {
+            let (name, d) = (repo_name.as_str(), digest.as_str());
+            let unknown = || RegistryError::BlobUnknown(d.to_owned());
+            let repo_id = tx.repository_id(&repo_name)?.ok_or_else(unknown)?;
+            if tx.linked_blob_size(repo_id, &digest)?.is_none() {
+                return Err(unknown());
+            }
+            if let Some(p) = protected_set(tx, &policy, repo_id)?.blob(d) {
+                return deny(tx, &actor, name, Some(d), p.refusal(d));
+            }
+            tx.unlink_blob(repo_id, &digest)?;
+            record(tx, &AuditEntry::new(&actor, AuditAction::BlobDelete).repository(name).digest(d))?;
+            Ok(Outcome::Done(()))
+        })
+        .await
     }
 }
 

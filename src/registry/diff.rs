@@ -13,14 +13,13 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::manifests::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use super::{Registry, RegistryError};
 use crate::db::DbError;
 use crate::diff::config::{diff_configs, layer_history, ConfigChange};
 use crate::diff::files::Change;
 use crate::diff::index::SourceError;
 use crate::diff::{diff_files, index_layer, merge_layers, FileEntry, LayerError, LayerIndex, Limits};
-use crate::domain::{Digest, ImageRef, Platform, Reference, RepoName, Stage};
+use crate::domain::{Digest, ImageRef, MediaType, Platform, Reference, RepoName, Stage};
 use crate::storage::layout;
 
 /// Image configurations larger than this are refused (real ones are KBs).
@@ -133,7 +132,7 @@ pub struct DiffReport {
 }
 
 fn is_image(media_type: &str) -> bool {
-    matches!(media_type, OCI_MANIFEST | DOCKER_MANIFEST)
+    media_type.parse::<MediaType>().is_ok_and(MediaType::is_image)
 }
 
 fn platform_of(child: &Value) -> (String, String, Option<String>) {
@@ -232,23 +231,22 @@ impl Registry {
         let (name, r) = (repo.clone(), reference.clone());
         let digest = self
             .db
-            .read(move |tx| -> Result<Digest, RegistryError> {
+            .read(move |tx| -> Result<String, RegistryError> {
                 let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 let unknown = || RegistryError::ManifestUnknown(r.to_string());
                 match &r {
-                    ImageRef::Reference(Reference::Digest(d)) => Ok(d.clone()),
-                    ImageRef::Reference(Reference::Tag(t)) => tx.tag_target(repo_id, t)?.ok_or_else(unknown),
+                    ImageRef::Reference(Reference::Digest(d)) => Ok(d.to_string()),
+                    ImageRef::Reference(Reference::Tag(t)) => Ok(tx.tag_target(repo_id, t)?.ok_or_else(unknown)?.to_string()),
                     ImageRef::Release { stage, sequence } => {
-                        let digest = tx.release(repo_id, &Stage::parse(stage.as_str())?, *sequence)?.ok_or_else(unknown)?.digest;
-                        Ok(Digest::parse(&digest)?)
+                        Ok(tx.release(repo_id, &Stage::parse(stage.as_str())?, *sequence)?.ok_or_else(unknown)?.digest)
                     }
                 }
             })
             .await?;
-        let top = self.get_manifest(repo, &Reference::Digest(digest.clone())).await?;
+        let top = self.get_manifest(repo, &Reference::Digest(Digest::parse(&digest).map_err(RegistryError::from)?)).await?;
         let (manifest, chosen_platform) = if is_image(&top.media_type) {
             (top, None)
-        } else if matches!(top.media_type.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST) {
+        } else if top.media_type.parse::<MediaType>().is_ok_and(MediaType::is_index) {
             let index: Value = serde_json::from_slice(&top.content).map_err(invalid_manifest)?;
             let children: Vec<&Value> = index["manifests"]
                 .as_array()
@@ -294,7 +292,7 @@ impl Registry {
         self.stat_blob(repo, &Digest::parse(&config_digest).map_err(RegistryError::from)?).await?;
         Ok(ResolvedImage {
             reference: reference.to_string(),
-            digest: digest.to_string(),
+            digest,
             manifest: manifest.digest.to_string(),
             platform: chosen_platform,
             config_digest,
@@ -322,8 +320,7 @@ impl Registry {
 
     /// A layer's index, and whether it was computed (read from storage) now.
     async fn layer_index(&self, layer: &LayerDesc) -> Result<(Arc<LayerIndex>, bool), DiffError> {
-        let digest = Digest::parse(&layer.digest).map_err(RegistryError::from)?;
-        let key = digest.clone();
+        let key = Digest::parse(&layer.digest).map_err(RegistryError::from)?;
         let stored = self
             .db
             .read(move |tx| -> Result<Option<Result<LayerIndex, String>>, DbError> {
@@ -336,6 +333,7 @@ impl Registry {
             Some(Err(e)) => return Err(DiffError::IndexCorrupt(layer.digest.clone(), e)),
             None => {}
         }
+        let digest = Digest::parse(&layer.digest).map_err(RegistryError::from)?;
         let layer_error = |source| DiffError::Layer { digest: layer.digest.clone(), source };
         let size = layer.size;
         let limits = Limits::default();

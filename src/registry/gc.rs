@@ -20,9 +20,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::protection::ProtectionCache;
-use super::{Registry, RegistryError, Tx};
-use crate::db::audit::NewAuditEntry;
-use crate::domain::{now_ms, Actor, AuditAction, Digest, UploadId};
+use super::{record, Registry, RegistryError, Tx};
+use crate::domain::UploadId;
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest};
 use crate::storage::layout::{self, KeyKind};
 use crate::storage::StoredObject;
 
@@ -53,13 +53,13 @@ impl Registry {
         if !dry_run {
             report.resumed = self.finish_pending(cfg.batch_size).await?;
         }
-        let now = now_ms();
+        let now = crate::domain::now_ms();
         let cutoff = now - cfg.grace.as_millis() as i64;
         let claims_since = now - CLAIM_TTL_MS;
         let mut after = String::new();
         loop {
             let (a, limit) = (after.clone(), cfg.batch_size);
-            let batch = self.db.read(move |tx| tx.gc_candidates(&a, cutoff, claims_since, limit)).await?;
+            let batch = self.db.read(move |c| c.gc_candidates(&a, cutoff, claims_since, limit)).await?;
             let Some(last) = batch.last() else { break };
             after = last.0.to_string();
             let full = batch.len() as u32 == cfg.batch_size;
@@ -67,11 +67,11 @@ impl Registry {
                 let policy = self.policy.clone();
                 let collectable = self
                     .db
-                    .read(move |tx| -> Result<Vec<(Digest, u64)>, RegistryError> {
+                    .read(move |c| -> Result<Vec<(Digest, u64)>, RegistryError> {
                         let mut protection = ProtectionCache::default();
                         let mut out = Vec::with_capacity(batch.len());
                         for (digest, size) in batch {
-                            if protection.blob_kept_by(tx, &policy, &digest)?.is_none() {
+                            if protection.blob_kept_by(c, &policy, &digest)?.is_none() {
                                 out.push((digest, size));
                             }
                         }
@@ -150,7 +150,7 @@ impl Registry {
     async fn finish_pending(&self, batch: u32) -> Result<u64, RegistryError> {
         let mut done = 0;
         loop {
-            let pending = self.db.read(move |tx| tx.gc_pending(batch)).await?;
+            let pending = self.db.read(move |c| c.gc_pending(batch)).await?;
             if pending.is_empty() {
                 return Ok(done);
             }
@@ -162,11 +162,11 @@ impl Registry {
     /// Removes upload sessions idle longer than `gc.upload_max_age`, with their parts.
     async fn expire_uploads(&self, actor: &Actor, dry_run: bool) -> Result<u64, RegistryError> {
         let cfg = &self.maintenance.gc;
-        let before = now_ms() - cfg.upload_max_age.as_millis() as i64;
+        let before = crate::domain::now_ms() - cfg.upload_max_age.as_millis() as i64;
         let limit = cfg.batch_size;
         let mut count = 0;
         loop {
-            let stale = self.db.read(move |tx| tx.stale_uploads(before, limit)).await?;
+            let stale = self.db.read(move |c| c.stale_uploads(before, limit)).await?;
             if stale.is_empty() || dry_run {
                 return Ok(count + stale.len() as u64);
             }
@@ -177,14 +177,7 @@ impl Registry {
                     .write(move |tx| -> Result<bool, RegistryError> {
                         let deleted = tx.delete_stale_upload(&upload_id, before)?;
                         if deleted {
-                            tx.append_audit(NewAuditEntry {
-                                actor: &actor,
-                                action: AuditAction::UploadExpire,
-                                repository: None,
-                                reference: Some(upload_id.as_str()),
-                                digest: None,
-                                details: json!({}),
-                            })?;
+                            record(tx, &AuditEntry::new(&actor, AuditAction::UploadExpire).reference(&upload_id))?;
                         }
                         Ok(deleted)
                     })
@@ -205,7 +198,7 @@ impl Registry {
     async fn sweep_strays(&self, actor: &Actor, dry_run: bool, report: &mut GcReport) -> Result<(), RegistryError> {
         use futures::TryStreamExt;
         let cfg = &self.maintenance.gc;
-        let now = now_ms();
+        let now = crate::domain::now_ms();
         let blob_cutoff = now - cfg.grace.as_millis() as i64;
         let upload_cutoff = now - cfg.upload_max_age.as_millis() as i64;
         let claims_since = now - CLAIM_TTL_MS;
@@ -264,7 +257,7 @@ impl Registry {
     ) -> Result<bool, RegistryError> {
         let d = digest.clone();
         if dry_run {
-            return Ok(!self.db.read(move |tx| tx.stray_is_known(&d, claims_since)).await?);
+            return Ok(!self.db.read(move |c| c.stray_is_known(&d, claims_since)).await?);
         }
         let actor = actor.clone();
         let taken = self
@@ -286,13 +279,5 @@ impl Registry {
 
 /// The audit row of a collected blob.
 fn audit_collect(tx: &dyn Tx, actor: &Actor, digest: &Digest, details: serde_json::Value) -> Result<(), RegistryError> {
-    tx.append_audit(NewAuditEntry {
-        actor,
-        action: AuditAction::BlobCollect,
-        repository: None,
-        reference: None,
-        digest: Some(digest.as_str()),
-        details,
-    })?;
-    Ok(())
+    record(tx, &AuditEntry::new(actor, AuditAction::BlobCollect).digest(digest).details(details))
 }

@@ -1,31 +1,20 @@
-//! Manifest use-cases: put, get, delete. Manifests are parsed with oci-spec to
-//! find what they reference, but stored and served as the exact bytes pushed.
+//! Manifest use-cases: put, get, delete. A manifest's JSON is parsed once
+//! (oci-spec descriptors in one small serde struct) to find what it
+//! references, but stored and served as the exact bytes pushed.
 
 use bytes::Bytes;
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
-use serde_json::Value;
-
-use serde_json::json;
+use oci_spec::image::Descriptor;
+use serde::Deserialize;
+use serde_json::{error::Category, json, Value};
 
 use super::protection::protected_set;
 use super::Tx;
-use super::{audit, deny, Decided, Registry, RegistryError};
+use super::{audited_write, deny, record, Outcome, Registry, RegistryError};
 use crate::db::manifests::{Manifest, RefKind};
 use crate::db::RepoId;
-use crate::domain::{Actor, Algorithm, AuditAction, Digest, Reference, RepoName, Tag};
-
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// Layers a registry is not expected to hold: their bytes live elsewhere.
-const FOREIGN_LAYER_TYPES: &[&str] = &[
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-];
+use crate::domain::{
+    is_foreign_layer, Actor, Algorithm, AuditAction, AuditEntry, Digest, MediaType, Reference, RepoName, Tag, UnsupportedMediaType,
+};
 
 /// A manifest as served.
 pub struct StoredManifest {
@@ -42,15 +31,47 @@ pub struct PutManifest {
     pub tags: Vec<String>,
 }
 
+/// A manifest's JSON as Wharf reads it, in one pass: the fields every
+/// manifest format shares, with oci-spec's descriptors for what it names.
+/// Fields of the other format (an index's `manifests` in an image) are
+/// read too and then ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestJson {
+    schema_version: Option<Value>,
+    media_type: Option<Value>,
+    artifact_type: Option<String>,
+    config: Option<Descriptor>,
+    layers: Option<Vec<Descriptor>>,
+    manifests: Option<Vec<Descriptor>>,
+    subject: Option<Descriptor>,
+    /// Kept as JSON so it is stored as pushed.
+    annotations: Option<Value>,
+}
+
+/// A child of an index: its digest and the platform it is for.
+#[derive(Debug, Clone)]
+pub(crate) struct Child {
+    pub digest: Digest,
+    /// `os/architecture`, when the index says.
+    pub platform: Option<String>,
+}
+
 /// What Wharf extracts from a manifest's JSON.
 #[derive(Debug)]
-struct Parsed {
-    media_type: String,
-    artifact_type: Option<String>,
-    subject: Option<Digest>,
-    annotations: Option<String>,
-    blobs: Vec<Digest>,
-    manifests: Vec<Digest>,
+pub(crate) struct Parsed {
+    pub media_type: MediaType,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
+    /// The annotations object, as JSON text.
+    pub annotations: Option<String>,
+    /// An image's config blob.
+    pub config: Option<Digest>,
+    /// The blobs this repository must hold: an image's config and its
+    /// distributable layers.
+    pub blobs: Vec<Digest>,
+    /// An index's child manifests.
+    pub children: Vec<Child>,
 }
 
 fn invalid(msg: impl Into<String>) -> RegistryError {
@@ -62,49 +83,65 @@ fn descriptor_digest(d: &Descriptor) -> Result<Digest, RegistryError> {
 }
 
 /// Parses and checks a manifest body against the media type the client declared.
-fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, RegistryError> {
-    let json: Value = serde_json::from_slice(bytes).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
-    let object = json.as_object().ok_or_else(|| invalid("not a JSON object"))?;
-    if object.get("schemaVersion").and_then(Value::as_i64) != Some(2) {
+pub(crate) fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, RegistryError> {
+    // A JSON array would otherwise be read as the struct's fields in order.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Err(e) => invalid(format!("not valid JSON: {e}")),
+            Ok(_) => invalid("not a JSON object"),
+        });
+    }
+    let json: ManifestJson = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        Category::Data => invalid(format!("manifest: {e}")),
+        _ => invalid(format!("not valid JSON: {e}")),
+    })?;
+    if json.schema_version.as_ref().and_then(Value::as_i64) != Some(2) {
         return Err(invalid("schemaVersion must be 2"));
     }
-    let body_type = match object.get("mediaType") {
+    let body_type = match &json.media_type {
         Some(Value::String(s)) => Some(s.as_str()),
         None => None,
         Some(_) => return Err(invalid("mediaType must be a string")),
     };
     // Content-Type parameters such as charset are not part of the media type.
     let header_type = content_type.map(|c| c.split(';').next().unwrap_or_default().trim()).filter(|c| !c.is_empty());
-    let media_type = match (body_type, header_type) {
+    let media_type: MediaType = match (body_type, header_type) {
         (Some(b), Some(h)) if b != h => return Err(invalid(format!("Content-Type {h} does not match the manifest's mediaType {b}"))),
-        (Some(t), _) | (None, Some(t)) => t.to_owned(),
+        (Some(t), _) | (None, Some(t)) => t.parse().map_err(|e: UnsupportedMediaType| invalid(e.to_string()))?,
         (None, None) => return Err(invalid("no mediaType in the manifest and no Content-Type")),
     };
-    let annotations = object.get("annotations").filter(|a| a.is_object()).map(Value::to_string);
-
-    match media_type.as_str() {
-        OCI_MANIFEST | DOCKER_MANIFEST => {
-            let m: ImageManifest = serde_json::from_slice(bytes).map_err(|e| invalid(format!("image manifest: {e}")))?;
-            let mut blobs = vec![descriptor_digest(m.config())?];
-            for layer in m.layers() {
-                let foreign = FOREIGN_LAYER_TYPES.contains(&layer.media_type().to_string().as_str())
-                    || layer.urls().as_ref().is_some_and(|u| !u.is_empty());
-                if !foreign {
-                    blobs.push(descriptor_digest(layer)?);
-                }
+    let annotations = match &json.annotations {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) if map.values().all(Value::is_string) => json.annotations.as_ref().map(Value::to_string),
+        Some(_) => return Err(invalid("annotations must map strings to strings")),
+    };
+    let subject = json.subject.as_ref().map(descriptor_digest).transpose()?;
+    let artifact_type = json.artifact_type;
+    if media_type.is_image() {
+        let config = json.config.ok_or_else(|| invalid("image manifest: missing field `config`"))?;
+        let layers = json.layers.ok_or_else(|| invalid("image manifest: missing field `layers`"))?;
+        let config_digest = descriptor_digest(&config)?;
+        let mut blobs = vec![config_digest.clone()];
+        for layer in &layers {
+            let foreign = is_foreign_layer(layer.media_type().as_ref()) || layer.urls().as_ref().is_some_and(|u| !u.is_empty());
+            if !foreign {
+                blobs.push(descriptor_digest(layer)?);
             }
-            let subject = m.subject().as_ref().map(descriptor_digest).transpose()?;
-            let artifact_type = m.artifact_type().as_ref().map(|t| t.to_string()).or_else(|| Some(m.config().media_type().to_string()));
-            Ok(Parsed { media_type, artifact_type, subject, annotations, blobs, manifests: vec![] })
         }
-        OCI_INDEX | DOCKER_MANIFEST_LIST => {
-            let i: ImageIndex = serde_json::from_slice(bytes).map_err(|e| invalid(format!("image index: {e}")))?;
-            let manifests = i.manifests().iter().map(descriptor_digest).collect::<Result<Vec<_>, _>>()?;
-            let subject = i.subject().as_ref().map(descriptor_digest).transpose()?;
-            let artifact_type = i.artifact_type().as_ref().map(|t| t.to_string());
-            Ok(Parsed { media_type, artifact_type, subject, annotations, blobs: vec![], manifests })
-        }
-        other => Err(invalid(format!("unsupported manifest media type {other}"))),
+        let artifact_type = artifact_type.or_else(|| Some(config.media_type().to_string()));
+        Ok(Parsed { media_type, artifact_type, subject, annotations, config: Some(config_digest), blobs, children: vec![] })
+    } else {
+        let manifests = json.manifests.ok_or_else(|| invalid("image index: missing field `manifests`"))?;
+        let children = manifests
+            .iter()
+            .map(|m| {
+                Ok(Child {
+                    digest: descriptor_digest(m)?,
+                    platform: m.platform().as_ref().map(|p| format!("{}/{}", p.os(), p.architecture())),
+                })
+            })
+            .collect::<Result<Vec<_>, RegistryError>>()?;
+        Ok(Parsed { media_type, artifact_type, subject, annotations, config: None, blobs: vec![], children })
     }
 }
 
@@ -112,8 +149,8 @@ fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, RegistryErr
 /// or `None` if they no longer parse (they did when pushed).
 pub(crate) fn references_in(media_type: &str, content: &[u8]) -> Option<(Vec<String>, Vec<String>)> {
     let parsed = parse(Some(media_type), content).ok()?;
-    let strings = |v: Vec<Digest>| v.into_iter().map(|d| d.to_string()).collect();
-    Some((strings(parsed.manifests), strings(parsed.blobs)))
+    let children = parsed.children.into_iter().map(|c| c.digest.to_string()).collect();
+    Some((children, parsed.blobs.into_iter().map(|d| d.to_string()).collect()))
 }
 
 /// Indexes nested deeper than this are not walked for completeness (no
@@ -174,8 +211,7 @@ impl Registry {
                 // Refused before the body is even parsed; the refusal is audited.
                 let (name, tag, actor) = (repo.to_string(), tag.to_string(), actor.clone());
                 let why = format!("{tag} is a stage tag: only promotion and rollback move it");
-                let refusal = self.db.write(move |tx| deny(tx, &actor, &name, Some(&tag), why)).await?;
-                return Err(refusal);
+                return audited_write(&self.db, move |tx| deny(tx, &actor, &name, Some(&tag), why)).await;
             }
         }
         let limit = self.config.max_manifest_bytes;
@@ -196,7 +232,7 @@ impl Registry {
         let subject = parsed.subject.clone();
         let row = Manifest {
             digest: digest.clone(),
-            media_type: parsed.media_type.clone(),
+            media_type: parsed.media_type.to_string(),
             artifact_type: parsed.artifact_type.clone(),
             subject: parsed.subject.clone(),
             annotations: parsed.annotations.clone(),
@@ -204,56 +240,54 @@ impl Registry {
         };
         let pushed_tags: Vec<String> = tags.iter().map(ToString::to_string).collect();
         let (name, actor_owned, policy, tag_names) = (repo.clone(), actor.clone(), self.policy.clone(), pushed_tags.clone());
-        self.db
-            .write(move |tx| -> Result<Decided<()>, RegistryError> {
-                let (actor, tags) = (&actor_owned, &tags);
-                let repo_id = tx.ensure_repository(&name)?;
-                let mut previous = Vec::with_capacity(tags.len());
-                for tag in tags {
-                    let before = tx.tag_target(repo_id, tag)?;
-                    if before.as_ref().is_some_and(|p| p != &row.digest) && policy.is_immutable(tag.as_str()) {
-                        let why = format!("{tag} is an immutable tag and cannot be moved");
-                        return Ok(Err(deny(tx, actor, name.as_str(), Some(tag.as_str()), why)?));
-                    }
-                    previous.push(before);
+        audited_write(&self.db, move |tx| {
+            let (actor, tags) = (&actor_owned, &tags);
+            let repo_id = tx.ensure_repository(&name)?;
+            let mut previous = Vec::with_capacity(tags.len());
+            for tag in tags {
+                let before = tx.tag_target(repo_id, tag)?;
+                if before.as_ref().is_some_and(|p| p != &row.digest) && policy.is_immutable(tag.as_str()) {
+                    let why = format!("{tag} is an immutable tag and cannot be moved");
+                    return deny(tx, actor, name.as_str(), Some(tag.as_str()), why);
                 }
-                let mut references = Vec::with_capacity(parsed.blobs.len() + parsed.manifests.len());
-                for blob in &parsed.blobs {
-                    if tx.linked_blob_size(repo_id, blob)?.is_none() {
-                        return Err(RegistryError::ManifestBlobUnknown(blob.to_string()));
-                    }
-                    references.push((blob.clone(), RefKind::Blob));
+                previous.push(before);
+            }
+            let mut references = Vec::with_capacity(parsed.blobs.len() + parsed.children.len());
+            for blob in &parsed.blobs {
+                if tx.linked_blob_size(repo_id, blob)?.is_none() {
+                    return Err(RegistryError::ManifestBlobUnknown(blob.to_string()));
                 }
-                for child in &parsed.manifests {
-                    if tx.manifest_head(repo_id, child)?.is_none() {
-                        return Err(RegistryError::ManifestBlobUnknown(child.to_string()));
-                    }
-                    references.push((child.clone(), RefKind::Manifest));
+                references.push((blob.clone(), RefKind::Blob));
+            }
+            for child in &parsed.children {
+                if tx.manifest_head(repo_id, &child.digest)?.is_none() {
+                    return Err(RegistryError::ManifestBlobUnknown(child.digest.to_string()));
                 }
-                let created = tx.insert_manifest(repo_id, &row, &references, &actor.name)?;
-                audit(
-                    tx,
-                    actor,
-                    AuditAction::ManifestPush,
-                    name.as_str(),
-                    tag_names.first().map(String::as_str),
-                    row.digest.as_str(),
-                    json!({"media_type": row.media_type, "size": row.content.len(), "new": created, "tags": tag_names}),
-                )?;
-                for (tag, before) in tags.iter().zip(previous) {
-                    if before.as_ref() != Some(&row.digest) {
-                        tx.set_tag(repo_id, tag, &row.digest)?;
-                        tx.record_tag_change(repo_id, tag, Some(&row.digest), &actor.name)?;
-                        let (action, details) = match &before {
-                            None => (AuditAction::TagCreate, json!({})),
-                            Some(from) => (AuditAction::TagMove, json!({"from": from.as_str()})),
-                        };
-                        audit(tx, actor, action, name.as_str(), Some(tag.as_str()), row.digest.as_str(), details)?;
-                    }
+                references.push((child.digest.clone(), RefKind::Manifest));
+            }
+            let created = tx.insert_manifest(repo_id, &row, &references, &actor.name)?;
+            record(
+                tx,
+                &AuditEntry::new(actor, AuditAction::ManifestPush)
+                    .repository(&name)
+                    .reference(tag_names.first())
+                    .digest(&row.digest)
+                    .details(json!({"media_type": row.media_type, "size": row.content.len(), "new": created, "tags": tag_names})),
+            )?;
+            for (tag, before) in tags.iter().zip(previous) {
+                if before.as_ref() != Some(&row.digest) {
+                    tx.set_tag(repo_id, tag, &row.digest)?;
+                    tx.record_tag_change(repo_id, tag, Some(&row.digest), &actor.name)?;
+                    let (action, details) = match &before {
+                        None => (AuditAction::TagCreate, json!({})),
+                        Some(from) => (AuditAction::TagMove, json!({"from": from.as_str()})),
+                    };
+                    record(tx, &AuditEntry::new(actor, action).repository(&name).reference(tag).digest(&row.digest).details(details))?;
                 }
-                Ok(Ok(()))
-            })
-            .await??;
+            }
+            Ok(Outcome::Done(()))
+        })
+        .await?;
         tracing::info!(repository = %repo, reference = %reference, digest = %digest, actor = %actor.name, "manifest stored");
         Ok(PutManifest { digest, subject, tags: pushed_tags })
     }
@@ -285,51 +319,48 @@ impl Registry {
             return Err(RegistryError::DeleteDisabled);
         }
         let (repo_name, reference, actor, policy) = (repo.clone(), reference.clone(), actor.clone(), self.policy.clone());
-        self.db
-            .write(move |tx| -> Result<Decided<()>, RegistryError> {
-                let (actor, name) = (&actor, repo_name.as_str());
-                let unknown = || RegistryError::ManifestUnknown(reference.to_string());
-                let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_owned()))?;
-                match &reference {
-                    Reference::Tag(t) => {
-                        let tag = t.as_str();
-                        let Some(target) = tx.tag_target(repo_id, t)? else { return Err(unknown()) };
-                        let digest = target.as_str();
-                        let refusal = if policy.is_stage(tag) {
-                            Some(format!("{tag} is a stage tag: only promotion and rollback move it"))
-                        } else if policy.is_immutable(tag) {
-                            Some(format!("{tag} is an immutable tag and cannot be deleted"))
-                        } else {
-                            protected_set(tx, &policy, repo_id)?
-                                .manifest(digest)
-                                .map(|p| format!("tag {tag} points at {}", p.refusal(digest)))
-                        };
-                        if let Some(why) = refusal {
-                            return Ok(Err(deny(tx, actor, name, Some(tag), why)?));
-                        }
-                        tx.delete_tag(repo_id, t)?;
-                        tx.record_tag_change(repo_id, t, None, &actor.name)?;
-                        audit(tx, actor, AuditAction::TagDelete, name, Some(tag), digest, json!({}))?;
+        audited_write(&self.db, move |tx| {
+            let (actor, name) = (&actor, repo_name.as_str());
+            let unknown = || RegistryError::ManifestUnknown(reference.to_string());
+            let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_owned()))?;
+            match &reference {
+                Reference::Tag(t) => {
+                    let tag = t.as_str();
+                    let Some(target) = tx.tag_target(repo_id, t)? else { return Err(unknown()) };
+                    let digest = target.as_str();
+                    let refusal = if policy.is_stage(tag) {
+                        Some(format!("{tag} is a stage tag: only promotion and rollback move it"))
+                    } else if policy.is_immutable(tag) {
+                        Some(format!("{tag} is an immutable tag and cannot be deleted"))
+                    } else {
+                        protected_set(tx, &policy, repo_id)?.manifest(digest).map(|p| format!("tag {tag} points at {}", p.refusal(digest)))
+                    };
+                    if let Some(why) = refusal {
+                        return deny(tx, actor, name, Some(tag), why);
                     }
-                    Reference::Digest(d) => {
-                        let digest = d.as_str();
-                        if tx.manifest_head(repo_id, d)?.is_none() {
-                            return Err(unknown());
-                        }
-                        if let Some(p) = protected_set(tx, &policy, repo_id)?.manifest(digest) {
-                            return Ok(Err(deny(tx, actor, name, Some(digest), p.refusal(digest))?));
-                        }
-                        for tag in tx.delete_tags_pointing_at(repo_id, d)? {
-                            tx.record_tag_change(repo_id, &tag, None, &actor.name)?;
-                            audit(tx, actor, AuditAction::TagDelete, name, Some(tag.as_str()), digest, json!({}))?;
-                        }
-                        tx.delete_manifest(repo_id, d)?;
-                        audit(tx, actor, AuditAction::ManifestDelete, name, None, digest, json!({}))?;
-                    }
+                    tx.delete_tag(repo_id, t)?;
+                    tx.record_tag_change(repo_id, t, None, &actor.name)?;
+                    record(tx, &AuditEntry::new(actor, AuditAction::TagDelete).repository(name).reference(tag).digest(digest))?;
                 }
-                Ok(Ok(()))
-            })
-            .await?
+                Reference::Digest(d) => {
+                    let digest = d.as_str();
+                    if tx.manifest_head(repo_id, d)?.is_none() {
+                        return Err(unknown());
+                    }
+                    if let Some(p) = protected_set(tx, &policy, repo_id)?.manifest(digest) {
+                        return deny(tx, actor, name, Some(digest), p.refusal(digest));
+                    }
+                    for tag in tx.delete_tags_pointing_at(repo_id, d)? {
+                        tx.record_tag_change(repo_id, &tag, None, &actor.name)?;
+                        record(tx, &AuditEntry::new(actor, AuditAction::TagDelete).repository(name).reference(&tag).digest(digest))?;
+                    }
+                    tx.delete_manifest(repo_id, d)?;
+                    record(tx, &AuditEntry::new(actor, AuditAction::ManifestDelete).repository(name).digest(digest))?;
+                }
+            }
+            Ok(Outcome::Done(()))
+        })
+        .await
     }
 }
 
@@ -343,7 +374,8 @@ mod tests {
 
     fn image(extra: &str) -> String {
         format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":3}}]{extra}}}"#,
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":3}}]{extra}}}"#,
+            MediaType::OciManifest,
             d('a'),
             d('b')
         )
@@ -351,7 +383,9 @@ mod tests {
 
     #[test]
     fn parses_image_manifest_references() {
-        let p = parse(Some(OCI_MANIFEST), image("").as_bytes()).unwrap();
+        let p = parse(Some(MediaType::OciManifest.as_str()), image("").as_bytes()).unwrap();
+        assert_eq!(p.media_type, MediaType::OciManifest);
+        assert_eq!(p.config.as_ref().map(|c| c.to_string()), Some(d('a')));
         assert_eq!(p.blobs.iter().map(|b| b.to_string()).collect::<Vec<_>>(), vec![d('a'), d('b')]);
         assert_eq!(p.artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
         assert!(p.subject.is_none());
@@ -359,18 +393,55 @@ mod tests {
 
     #[test]
     fn reads_subject_and_artifact_type() {
-        let extra =
-            format!(r#","artifactType":"application/x-sig","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":9}}"#, d('c'));
+        let extra = format!(
+            r#","artifactType":"application/x-sig","subject":{{"mediaType":"{}","digest":"{}","size":9}},"annotations":{{"b":"1","a":"2"}}"#,
+            MediaType::OciManifest,
+            d('c')
+        );
         let p = parse(None, image(&extra).as_bytes()).unwrap();
         assert_eq!(p.subject.unwrap().to_string(), d('c'));
         assert_eq!(p.artifact_type.as_deref(), Some("application/x-sig"));
+        let annotations: Value = serde_json::from_str(p.annotations.as_deref().unwrap()).unwrap();
+        assert_eq!(annotations, json!({"a": "2", "b": "1"}));
+    }
+
+    #[test]
+    fn index_children_keep_their_platform() {
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{}","size":5,"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#,
+            MediaType::OciIndex,
+            MediaType::OciManifest,
+            d('e')
+        );
+        let p = parse(None, index.as_bytes()).unwrap();
+        assert!(p.blobs.is_empty() && p.config.is_none());
+        assert_eq!(p.children.len(), 1);
+        assert_eq!(p.children[0].digest.to_string(), d('e'));
+        assert_eq!(p.children[0].platform.as_deref(), Some("linux/arm64"));
+    }
+
+    #[test]
+    fn foreign_layers_are_not_required() {
+        let foreign = r#",{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar","digest":"DIGEST","size":4}"#
+            .replace("DIGEST", &d('f'));
+        let manifest = image("").replacen(r#""size":3}]"#, &format!(r#""size":3}}{foreign}]"#), 1);
+        let p = parse(None, manifest.as_bytes()).unwrap();
+        assert_eq!(p.blobs.iter().map(|b| b.to_string()).collect::<Vec<_>>(), vec![d('a'), d('b')]);
     }
 
     #[test]
     fn rejects_mismatched_or_malformed_manifests() {
-        assert!(parse(Some(OCI_INDEX), image("").as_bytes()).is_err());
-        assert!(parse(Some(OCI_MANIFEST), b"{not json").is_err());
-        assert!(parse(Some(OCI_MANIFEST), br#"{"schemaVersion":1}"#).is_err());
+        let (oci_manifest, oci_index) = (Some(MediaType::OciManifest.as_str()), Some(MediaType::OciIndex.as_str()));
+        assert!(parse(oci_index, image("").as_bytes()).is_err());
+        assert!(parse(oci_manifest, b"{not json").is_err());
+        assert!(parse(oci_manifest, br#"{"schemaVersion":1}"#).is_err());
         assert!(parse(Some("text/plain"), br#"{"schemaVersion":2}"#).is_err());
+        // Well-formed JSON that is not an object, even one whose items line up with the fields.
+        assert!(parse(oci_manifest, br#"[2, "application/vnd.oci.image.manifest.v1+json"]"#).is_err());
+        // An image without config, an index without manifests.
+        assert!(parse(oci_manifest, br#"{"schemaVersion":2,"layers":[]}"#).is_err());
+        assert!(parse(oci_index, br#"{"schemaVersion":2}"#).is_err());
+        // Annotations map strings to strings.
+        assert!(parse(oci_manifest, image(r#","annotations":{"a":1}"#).as_bytes()).is_err());
     }
 }

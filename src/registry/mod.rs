@@ -28,17 +28,15 @@ pub use crate::storage::LocalFile;
 pub use error::RegistryError;
 
 use crate::config::{GcConfig, RegistryConfig, RetentionConfig};
-use crate::db::{audit::NewAuditEntry, Db};
-use crate::domain::{Actor, AuditAction};
+use serde_json::json;
+
+use crate::db::Db;
+use crate::domain::{Actor, AuditAction, AuditEntry};
 use crate::governance::Policy;
 use crate::storage::BlobStore;
 
 /// The transaction a use-case's queries run in (inside `Db::read` / `Db::write`).
 pub(crate) use crate::db::Tx;
-
-/// The result of a write that governance may refuse. A refusal is an `Ok`
-/// of the transaction, so the audit row recording it is committed.
-pub(crate) type Decided<T> = Result<T, RegistryError>;
 
 #[derive(Clone)]
 pub struct Registry {
@@ -78,36 +76,51 @@ impl Registry {
     }
 }
 
-/// Records a refused request in the audit log and returns the refusal.
-pub(crate) fn deny(
+/// What a write that policy may refuse did. A refusal is built by [`refuse`]
+/// (or [`deny`]), which records its audit row first.
+pub(crate) enum Outcome<T> {
+    Done(T),
+    Refused(RegistryError),
+}
+
+/// Runs a write that policy may refuse. The transaction commits on
+/// `Refused` as on `Done`, so a refusal keeps its audit row; the refusal is
+/// then returned as the error. Any `Err` rolls everything back.
+pub(crate) async fn audited_write<T, F>(db: &Db, write: F) -> Result<T, RegistryError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Tx) -> Result<Outcome<T>, RegistryError> + Send + 'static,
+{
+    match db.write(move |tx| write(tx)).await? {
+        Outcome::Done(value) => Ok(value),
+        Outcome::Refused(refusal) => Err(refusal),
+    }
+}
+
+/// Appends an audit row for a change, inside the change's transaction.
+pub(crate) fn record(tx: &dyn Tx, entry: &AuditEntry) -> Result<(), RegistryError> {
+    tx.append_audit(entry)?;
+    Ok(())
+}
+
+/// Records the refusal's audit row and returns the refusal as the outcome of
+/// an [`audited_write`].
+pub(crate) fn refuse<T>(tx: &dyn Tx, entry: AuditEntry, refusal: RegistryError) -> Result<Outcome<T>, RegistryError> {
+    record(tx, &entry)?;
+    tracing::warn!(actor = %entry.actor.name, action = entry.action.as_str(), repository = entry.repository, reference = entry.reference, reason = %refusal, "refused");
+    Ok(Outcome::Refused(refusal))
+}
+
+/// A request refused by access policy (stage, immutable or protected
+/// content): an `access.denied` row with the reason, and `Denied`.
+pub(crate) fn deny<T>(
     tx: &dyn Tx,
     actor: &Actor,
     repository: &str,
     reference: Option<&str>,
     reason: String,
-) -> Result<RegistryError, RegistryError> {
-    tx.append_audit(NewAuditEntry {
-        actor,
-        action: AuditAction::AccessDenied,
-        repository: Some(repository),
-        reference,
-        digest: None,
-        details: serde_json::json!({ "reason": reason }),
-    })?;
-    tracing::warn!(actor = %actor.name, repository, reference, reason, "denied");
-    Ok(RegistryError::Denied(reason))
-}
-
-/// Appends an audit row for a change, inside the change's transaction.
-pub(crate) fn audit(
-    tx: &dyn Tx,
-    actor: &Actor,
-    action: AuditAction,
-    repository: &str,
-    reference: Option<&str>,
-    digest: &str,
-    details: serde_json::Value,
-) -> Result<(), RegistryError> {
-    tx.append_audit(NewAuditEntry { actor, action, repository: Some(repository), reference, digest: Some(digest), details })?;
-    Ok(())
+) -> Result<Outcome<T>, RegistryError> {
+    let entry =
+        AuditEntry::new(actor, AuditAction::AccessDenied).repository(repository).reference(reference).details(json!({ "reason": reason }));
+    refuse(tx, entry, RegistryError::Denied(reason))
 }

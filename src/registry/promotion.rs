@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::db::{audit::NewAuditEntry, releases::NewRelease, tags::TagChange, RepoId};
-use crate::domain::{now_ms, Actor, AuditAction, Digest, Reference, ReleaseRow, RepoName, Stage, Tag};
+use crate::db::{releases::NewRelease, tags::TagChange, RepoId};
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest, MediaType, Reference, ReleaseRow, RepoName, Stage, Tag};
 use crate::governance::gates::{self, ImageFacts, PromotionFacts};
-use crate::registry::manifests::{missing_content, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
-use crate::registry::{Registry, RegistryError, Tx};
+use crate::registry::manifests::{missing_content, parse};
+use crate::registry::{audited_write, record, refuse, Outcome, Registry, RegistryError, Tx};
 use crate::storage::layout;
 
 /// Image configs larger than this are not read for gate checks.
@@ -61,7 +61,7 @@ impl Registry {
             return Err(RegistryError::BadRequest(format!("note is longer than {MAX_NOTE_LEN} bytes")));
         }
         let manifest = self.get_manifest(repo, &req.reference).await?;
-        let digest = manifest.digest.clone();
+        let digest = manifest.digest.to_string();
         let gate = self.policy.gates(&req.stage).cloned();
         // Reading image configs touches storage, so it happens before the transaction.
         let images = match &gate {
@@ -71,77 +71,72 @@ impl Registry {
             _ => vec![],
         };
         let previous_stage = self.policy.previous_stage(&req.stage).map(str::to_owned);
-        let (name, actor, stage) = (repo.clone(), actor.clone(), req.stage.clone());
+        let (name, actor, stage) = (repo.to_string(), actor.clone(), req.stage.clone());
         let (version, note) = (req.version, req.note);
         // What the user typed, so refusals name it: `repo:tag (digest)` or `repo@digest`.
         let (typed, subject) = match &req.reference {
             Reference::Tag(tag) => (tag.to_string(), format!("{repo}:{tag} ({digest})")),
-            Reference::Digest(_) => (digest.to_string(), format!("{repo}@{digest}")),
+            Reference::Digest(_) => (digest.clone(), format!("{repo}@{digest}")),
         };
-        let promotion = self
-            .db
-            .write(move |tx| -> Result<Result<Promotion, RegistryError>, RegistryError> {
-                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
-                let stage_id = Stage::parse(&stage)?;
-                // Checked inside the write transaction, so two racing retries
-                // cannot both append a release.
-                if let Some(current) = tx.current_release(repo_id, &stage_id)?.filter(|c| c.digest == digest.as_str()) {
-                    return Ok(Ok(Promotion { release: current, unchanged: true }));
+        let (repo_name, digest_id) = (repo.clone(), manifest.digest.clone());
+        let promotion = audited_write(&self.db, move |tx| {
+            let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            let stage_id = Stage::parse(&stage)?;
+            // Checked inside the write transaction, so two racing retries
+            // cannot both append a release.
+            if let Some(current) = tx.current_release(repo_id, &stage_id)?.filter(|c| c.digest == digest) {
+                return Ok(Outcome::Done(Promotion { release: current, unchanged: true }));
+            }
+            let mut failed = Vec::new();
+            if let Some(missing) = missing_content(tx, repo_id, &digest_id)? {
+                failed.push(format!("complete: {missing}; push the image again"));
+            }
+            let mut entered_previous_at = None;
+            if let Some(prev) = &previous_stage {
+                match tx.first_release_of(repo_id, &Stage::parse(prev)?, &digest_id)? {
+                    Some(r) => entered_previous_at = Some(r.created_at),
+                    None => failed
+                        .push(format!("order: {typed} was never released to {prev}, the stage before {stage}; promote it to {prev} first")),
                 }
-                let mut failed = Vec::new();
-                if let Some(missing) = missing_content(tx, repo_id, &digest)? {
-                    failed.push(format!("complete: {missing}; push the image again"));
-                }
-                let mut entered_previous_at = None;
-                if let Some(prev) = &previous_stage {
-                    match tx.first_release_of(repo_id, &Stage::parse(prev)?, &digest)? {
-                        Some(r) => entered_previous_at = Some(r.created_at),
-                        None => failed.push(format!(
-                            "order: {typed} was never released to {prev}, the stage before {stage}; promote it to {prev} first"
-                        )),
-                    }
-                }
-                if let Some(gate) = &gate {
-                    let facts = PromotionFacts {
-                        entered_previous_at,
-                        now: now_ms(),
-                        images,
-                        pushed_by: tx.manifest_pushed_by(repo_id, &digest)?,
-                        promoter: actor.name.clone(),
-                    };
-                    // The order rule already covers "never in the previous stage".
-                    failed.extend(
-                        gates::failures(gate, &facts).into_iter().filter(|f| !(entered_previous_at.is_none() && f.starts_with("min_soak"))),
-                    );
-                }
-                if !failed.is_empty() {
-                    tx.append_audit(NewAuditEntry {
-                        actor: &actor,
-                        action: AuditAction::PromotionDenied,
-                        repository: Some(name.as_str()),
-                        reference: Some(&stage),
-                        digest: Some(digest.as_str()),
-                        details: json!({ "failed_gates": failed }),
-                    })?;
-                    return Ok(Err(RegistryError::PromotionDenied { subject, stage, failed }));
-                }
-                let release = tx.append_release(
-                    repo_id,
-                    NewRelease {
-                        stage: &stage,
-                        digest: digest.as_str(),
-                        version: version.as_deref(),
-                        note: note.as_deref(),
-                        actor: &actor.name,
-                        reason: "promote",
-                        rolled_back_from: None,
-                        restored_sequence: None,
-                    },
-                )?;
-                move_stage_tag(tx, repo_id, &actor, name.as_str(), &release, AuditAction::Promotion)?;
-                Ok(Ok(Promotion { release, unchanged: false }))
-            })
-            .await??;
+            }
+            if let Some(gate) = &gate {
+                let facts = PromotionFacts {
+                    entered_previous_at,
+                    now: crate::domain::now_ms(),
+                    images,
+                    pushed_by: tx.manifest_pushed_by(repo_id, &digest_id)?,
+                    promoter: actor.name.clone(),
+                };
+                // The order rule already covers "never in the previous stage".
+                failed.extend(
+                    gates::failures(gate, &facts).into_iter().filter(|f| !(entered_previous_at.is_none() && f.starts_with("min_soak"))),
+                );
+            }
+            if !failed.is_empty() {
+                let entry = AuditEntry::new(&actor, AuditAction::PromotionDenied)
+                    .repository(&name)
+                    .reference(&stage)
+                    .digest(&digest)
+                    .details(json!({ "failed_gates": failed }));
+                return refuse(tx, entry, RegistryError::PromotionDenied { subject, stage, failed });
+            }
+            let release = tx.append_release(
+                repo_id,
+                NewRelease {
+                    stage: &stage,
+                    digest: &digest,
+                    version: version.as_deref(),
+                    note: note.as_deref(),
+                    actor: &actor.name,
+                    reason: "promote",
+                    rolled_back_from: None,
+                    restored_sequence: None,
+                },
+            )?;
+            move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Promotion)?;
+            Ok(Outcome::Done(Promotion { release, unchanged: false }))
+        })
+        .await?;
         let release = &promotion.release;
         if promotion.unchanged {
             tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "already current; promotion unchanged");
@@ -187,41 +182,32 @@ impl Registry {
 
     /// Labels and user of the image, or of each platform of an index.
     async fn image_facts(&self, repo: &RepoName, media_type: &str, content: &[u8]) -> Result<Vec<ImageFacts>, RegistryError> {
-        let json: Value = serde_json::from_slice(content).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
-        match media_type {
-            OCI_MANIFEST | DOCKER_MANIFEST => Ok(vec![self.config_facts(repo, "image".into(), &json).await?]),
-            OCI_INDEX | DOCKER_MANIFEST_LIST => {
-                let mut out = Vec::new();
-                for child in json["manifests"].as_array().into_iter().flatten() {
-                    let platform = format!(
-                        "{}/{}",
-                        child["platform"]["os"].as_str().unwrap_or("unknown"),
-                        child["platform"]["architecture"].as_str().unwrap_or("unknown")
-                    );
-                    let digest = Digest::parse(child["digest"].as_str().unwrap_or_default())?;
-                    let manifest = self.get_manifest(repo, &Reference::Digest(digest)).await?;
-                    if !matches!(manifest.media_type.as_str(), OCI_MANIFEST | DOCKER_MANIFEST) {
-                        continue; // nested indexes and artifacts carry no runnable config
-                    }
-                    let child_json: Value =
-                        serde_json::from_slice(&manifest.content).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
-                    out.push(self.config_facts(repo, platform, &child_json).await?);
-                }
-                Ok(out)
-            }
-            _ => Ok(vec![]),
+        let manifest = parse(Some(media_type), content)?;
+        if let Some(config) = &manifest.config {
+            return Ok(vec![self.config_facts(repo, "image".into(), config).await?]);
         }
+        let mut out = Vec::new();
+        for child in &manifest.children {
+            let stored = self.get_manifest(repo, &Reference::Digest(child.digest.clone())).await?;
+            // Nested indexes and artifacts carry no runnable config.
+            if !stored.media_type.parse::<MediaType>().is_ok_and(MediaType::is_image) {
+                continue;
+            }
+            let Some(config) = parse(Some(&stored.media_type), &stored.content)?.config else { continue };
+            let platform = child.platform.clone().unwrap_or_else(|| "unknown/unknown".into());
+            out.push(self.config_facts(repo, platform, &config).await?);
+        }
+        Ok(out)
     }
 
-    async fn config_facts(&self, repo: &RepoName, platform: String, manifest: &Value) -> Result<ImageFacts, RegistryError> {
-        let digest = Digest::parse(manifest["config"]["digest"].as_str().unwrap_or_default())?;
-        let size = self.stat_blob(repo, &digest).await?;
+    async fn config_facts(&self, repo: &RepoName, platform: String, digest: &Digest) -> Result<ImageFacts, RegistryError> {
+        let size = self.stat_blob(repo, digest).await?;
         if size as usize > MAX_CONFIG_BYTES {
             return Err(RegistryError::BadRequest(format!("image config {digest} is larger than {MAX_CONFIG_BYTES} bytes")));
         }
         let mut bytes = Vec::with_capacity(size as usize);
         if size > 0 {
-            let mut stream = self.blobs.read(&layout::blob(&digest), None).await?;
+            let mut stream = self.blobs.read(&layout::blob(digest), None).await?;
             while let Some(chunk) = stream.next().await {
                 bytes.extend_from_slice(&chunk?);
             }
@@ -248,19 +234,14 @@ pub(super) fn move_stage_tag(
     let (tag, digest) = (Tag::parse(&release.stage)?, Digest::parse(&release.digest)?);
     let moved_from = tx.set_tag(repo_id, &tag, &digest)?;
     tx.record_tag_change(repo_id, &tag, Some(&digest), &actor.name)?;
-    tx.append_audit(NewAuditEntry {
-        actor,
-        action,
-        repository: Some(repo),
-        reference: Some(&release.stage),
-        digest: Some(&release.digest),
-        details: json!({
-            "sequence": release.sequence,
-            "version": release.version,
-            "previous_digest": moved_from.as_ref().map(Digest::as_str),
-            "rolled_back_from": release.rolled_back_from,
-            "restored_sequence": release.restored_sequence,
-        }),
-    })?;
-    Ok(())
+    record(
+        tx,
+        &AuditEntry::new(actor, action).repository(repo).reference(&release.stage).digest(&release.digest).details(json!({
+                "sequence": release.sequence,
+                "version": release.version,
+                "previous_digest": moved_from.as_ref().map(Digest::as_str),
+                "rolled_back_from": release.rolled_back_from,
+                "restored_sequence": release.restored_sequence,
+        })),
+    )
 }

@@ -8,9 +8,10 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{audit, Registry, RegistryError, Tx};
+use super::{record, Registry, RegistryError, Tx};
 use crate::db::RepoId;
-use crate::domain::{now_ms, Actor, AuditAction, Digest, Tag};
+use crate::domain::{Actor, AuditAction, AuditEntry};
+use crate::domain::{Digest, Tag};
 use crate::governance::retention::{plan, ManifestFact, ReleaseFact, RepoFacts, RepoPlan, RetentionRules, TagFact};
 use crate::governance::Policy;
 
@@ -58,14 +59,13 @@ fn apply(tx: &dyn Tx, actor: &Actor, repo_id: RepoId, p: &RepoPlan) -> Result<(u
         let tag = Tag::parse(&t.tag)?;
         if tx.delete_tag(repo_id, &tag)? {
             tx.record_tag_change(repo_id, &tag, None, &actor.name)?;
-            audit(
+            record(
                 tx,
-                actor,
-                AuditAction::TagDelete,
-                &p.repository,
-                Some(&t.tag),
-                &t.digest,
-                json!({"by": "retention", "reason": t.decision.reason}),
+                &AuditEntry::new(actor, AuditAction::TagDelete)
+                    .repository(&p.repository)
+                    .reference(&t.tag)
+                    .digest(&t.digest)
+                    .details(json!({"by": "retention", "reason": t.decision.reason})),
             )?;
             tags += 1;
         }
@@ -76,26 +76,23 @@ fn apply(tx: &dyn Tx, actor: &Actor, repo_id: RepoId, p: &RepoPlan) -> Result<(u
         let digest = Digest::parse(&m.digest)?;
         for tag in tx.delete_tags_pointing_at(repo_id, &digest)? {
             tx.record_tag_change(repo_id, &tag, None, &actor.name)?;
-            audit(
+            record(
                 tx,
-                actor,
-                AuditAction::TagDelete,
-                &p.repository,
-                Some(tag.as_str()),
-                &m.digest,
-                json!({"by": "retention", "reason": m.decision.reason}),
+                &AuditEntry::new(actor, AuditAction::TagDelete)
+                    .repository(&p.repository)
+                    .reference(&tag)
+                    .digest(&m.digest)
+                    .details(json!({"by": "retention", "reason": m.decision.reason})),
             )?;
             tags += 1;
         }
         if tx.delete_manifest(repo_id, &digest)? {
-            audit(
+            record(
                 tx,
-                actor,
-                AuditAction::ManifestDelete,
-                &p.repository,
-                None,
-                &m.digest,
-                json!({"by": "retention", "reason": m.decision.reason}),
+                &AuditEntry::new(actor, AuditAction::ManifestDelete)
+                    .repository(&p.repository)
+                    .digest(&m.digest)
+                    .details(json!({"by": "retention", "reason": m.decision.reason})),
             )?;
             manifests += 1;
         }
@@ -116,19 +113,19 @@ impl Registry {
             last = Some(tail.to_string());
             for name in names.into_iter().filter(|n| rules.applies_to(n.as_str())) {
                 let (rules, policy, actor): (_, std::sync::Arc<Policy>, Actor) = (rules.clone(), self.policy.clone(), actor.clone());
-                let now = now_ms();
-                let step = move |tx: &dyn Tx, apply_it: bool| -> Result<Option<(RepoPlan, u64, u64)>, RegistryError> {
-                    let Some(repo_id) = tx.repository_id(&name)? else { return Ok(None) };
-                    let p = plan(&facts(tx, repo_id, name.as_str())?, &rules, &policy, now);
+                let now = crate::domain::now_ms();
+                let step = move |conn: &dyn Tx, apply_it: bool| -> Result<Option<(RepoPlan, u64, u64)>, RegistryError> {
+                    let Some(repo_id) = conn.repository_id(&name)? else { return Ok(None) };
+                    let p = plan(&facts(conn, repo_id, name.as_str())?, &rules, &policy, now);
                     let (tags, manifests) = if apply_it {
-                        apply(tx, &actor, repo_id, &p)?
+                        apply(conn, &actor, repo_id, &p)?
                     } else {
                         (p.deleted_tags().count() as u64, p.deleted_manifests().count() as u64)
                     };
                     Ok(Some((p, tags, manifests)))
                 };
                 let outcome =
-                    if dry_run { self.db.read(move |tx| step(tx, false)).await? } else { self.db.write(move |tx| step(tx, true)).await? };
+                    if dry_run { self.db.read(move |c| step(c, false)).await? } else { self.db.write(move |tx| step(tx, true)).await? };
                 if let Some((p, tags, manifests)) = outcome {
                     report.tags_deleted += tags;
                     report.manifests_deleted += manifests;

@@ -3,10 +3,10 @@
 use serde_json::json;
 
 use super::promotion::move_stage_tag;
-use crate::db::{audit::NewAuditEntry, releases::NewRelease, RepoId};
-use crate::domain::{Actor, AuditAction, Digest, ReleaseRow, RepoName, Stage};
+use crate::db::{releases::NewRelease, RepoId};
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest, ReleaseRow, RepoName, Stage};
 use crate::registry::manifests::missing_content;
-use crate::registry::{Registry, RegistryError, Tx};
+use crate::registry::{audited_write, refuse, Outcome, Registry, RegistryError, Tx};
 
 impl Registry {
     /// `POST /api/v1/repositories/<name>/stages/<stage>/rollback`: makes an
@@ -19,67 +19,62 @@ impl Registry {
         to_sequence: Option<i64>,
     ) -> Result<ReleaseRow, RegistryError> {
         self.check_stage(stage)?;
-        let (name, actor, stage_id) = (repo.clone(), actor.clone(), Stage::parse(stage)?);
-        let stage = stage.to_owned();
-        let release = self
-            .db
-            .write(move |tx| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
-                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
-                // A refusal commits its audit row, like a refused promotion.
-                let refuse = |why: String, digest: Option<&str>| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
-                    tx.append_audit(NewAuditEntry {
-                        actor: &actor,
-                        action: AuditAction::RollbackDenied,
-                        repository: Some(name.as_str()),
-                        reference: Some(&stage),
-                        digest,
-                        details: json!({ "reason": why, "to": to_sequence }),
-                    })?;
-                    Ok(Err(RegistryError::RollbackDenied(why)))
-                };
-                let Some(current) = tx.current_release(repo_id, &stage_id)? else {
-                    return refuse(format!("{stage} has no release"), None);
-                };
-                let target = match to_sequence {
-                    Some(seq) => tx.release(repo_id, &stage_id, seq)?,
-                    None => default_rollback_target(tx, repo_id, &stage_id, &current)?,
-                };
-                let Some(target) = target else {
-                    return refuse(
-                        match to_sequence {
-                            Some(seq) => format!("{stage} has no release #{seq}"),
-                            None => format!("{stage} has no earlier release to roll back to"),
-                        },
-                        None,
-                    );
-                };
-                if target.sequence == current.sequence {
-                    return refuse(format!("release #{} is already current", target.sequence), Some(&target.digest));
-                }
-                let target_digest = Digest::parse(&target.digest)?;
-                if tx.manifest_head(repo_id, &target_digest)?.is_none() {
-                    return refuse(format!("the manifest of release #{} is gone", target.sequence), Some(&target.digest));
-                }
-                if let Some(missing) = missing_content(tx, repo_id, &target_digest)? {
-                    return refuse(format!("release #{} no longer pulls completely: {missing}", target.sequence), Some(&target.digest));
-                }
-                let release = tx.append_release(
-                    repo_id,
-                    NewRelease {
-                        stage: &stage,
-                        digest: &target.digest,
-                        version: target.version.as_deref(),
-                        note: None,
-                        actor: &actor.name,
-                        reason: "rollback",
-                        rolled_back_from: Some(current.sequence),
-                        restored_sequence: Some(target.sequence),
+        let (name, actor, stage) = (repo.to_string(), actor.clone(), stage.to_owned());
+        let (repo_name, stage_id) = (repo.clone(), Stage::parse(&stage)?);
+        let release = audited_write(&self.db, move |tx| {
+            let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            // A refusal commits its audit row, like a refused promotion.
+            let refuse = |why: String, digest: Option<&str>| {
+                let entry = AuditEntry::new(&actor, AuditAction::RollbackDenied)
+                    .repository(&name)
+                    .reference(&stage)
+                    .digest(digest)
+                    .details(json!({ "reason": why, "to": to_sequence }));
+                refuse(tx, entry, RegistryError::RollbackDenied(why))
+            };
+            let Some(current) = tx.current_release(repo_id, &stage_id)? else {
+                return refuse(format!("{stage} has no release"), None);
+            };
+            let target = match to_sequence {
+                Some(seq) => tx.release(repo_id, &stage_id, seq)?,
+                None => default_rollback_target(tx, repo_id, &stage_id, &current)?,
+            };
+            let Some(target) = target else {
+                return refuse(
+                    match to_sequence {
+                        Some(seq) => format!("{stage} has no release #{seq}"),
+                        None => format!("{stage} has no earlier release to roll back to"),
                     },
-                )?;
-                move_stage_tag(tx, repo_id, &actor, name.as_str(), &release, AuditAction::Rollback)?;
-                Ok(Ok(release))
-            })
-            .await??;
+                    None,
+                );
+            };
+            if target.sequence == current.sequence {
+                return refuse(format!("release #{} is already current", target.sequence), Some(&target.digest));
+            }
+            let target_digest = Digest::parse(&target.digest)?;
+            if tx.manifest_head(repo_id, &target_digest)?.is_none() {
+                return refuse(format!("the manifest of release #{} is gone", target.sequence), Some(&target.digest));
+            }
+            if let Some(missing) = missing_content(tx, repo_id, &target_digest)? {
+                return refuse(format!("release #{} no longer pulls completely: {missing}", target.sequence), Some(&target.digest));
+            }
+            let release = tx.append_release(
+                repo_id,
+                NewRelease {
+                    stage: &stage,
+                    digest: &target.digest,
+                    version: target.version.as_deref(),
+                    note: None,
+                    actor: &actor.name,
+                    reason: "rollback",
+                    rolled_back_from: Some(current.sequence),
+                    restored_sequence: Some(target.sequence),
+                },
+            )?;
+            move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Rollback)?;
+            Ok(Outcome::Done(release))
+        })
+        .await?;
         tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "rolled back");
         Ok(release)
     }

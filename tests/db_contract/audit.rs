@@ -1,11 +1,11 @@
-use wharf::db::audit::{AuditFilter, NewAuditEntry, StoredAudit};
+use wharf::db::audit::{AuditFilter, StoredAudit};
 use wharf::db::Db;
-use wharf::domain::{Actor, AuditAction, GENESIS_HASH};
+use wharf::domain::{Actor, AuditAction, AuditEntry, GENESIS_HASH};
 
 use crate::engines::{actor, R};
 
-fn entry<'a>(actor: &'a Actor, action: AuditAction, repository: Option<&'a str>, n: u64) -> NewAuditEntry<'a> {
-    NewAuditEntry { actor, action, repository, reference: Some("v1"), digest: None, details: serde_json::json!({ "n": n }) }
+fn entry(actor: &Actor, action: AuditAction, repository: Option<&str>, n: u64) -> AuditEntry {
+    AuditEntry::new(actor, action).repository(repository).reference("v1").details(serde_json::json!({ "n": n }))
 }
 
 /// Recomputes the chain from the genesis hash; the rows must be every row, oldest first.
@@ -37,10 +37,10 @@ pub async fn append_chains_and_filters(db: Db) {
     let ids = db
         .write(move |tx| -> R<Vec<i64>> {
             Ok(vec![
-                tx.append_audit(entry(&alice, AuditAction::ManifestPush, Some("a"), 1))?,
-                tx.append_audit(entry(&bob, AuditAction::Promotion, Some("a"), 2))?,
-                tx.append_audit(entry(&alice, AuditAction::Promotion, Some("b"), 3))?,
-                tx.append_audit(NewAuditEntry { digest: Some("sha256:x"), ..entry(&bob, AuditAction::PolicyChange, None, 4) })?,
+                tx.append_audit(&entry(&alice, AuditAction::ManifestPush, Some("a"), 1))?,
+                tx.append_audit(&entry(&bob, AuditAction::Promotion, Some("a"), 2))?,
+                tx.append_audit(&entry(&alice, AuditAction::Promotion, Some("b"), 3))?,
+                tx.append_audit(&entry(&bob, AuditAction::PolicyChange, None, 4).digest("sha256:x"))?,
             ])
         })
         .await
@@ -78,7 +78,7 @@ pub async fn concurrent_appends_form_one_verifiable_chain(db: Db) {
             tokio::spawn(async move {
                 db.write(move |tx| {
                     let who = actor(&format!("user{n}"));
-                    tx.append_audit(entry(&who, AuditAction::TagMove, Some("a"), n))
+                    tx.append_audit(&entry(&who, AuditAction::TagMove, Some("a"), n))
                 })
                 .await
             })

@@ -1,9 +1,9 @@
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::SqliteTx;
-use crate::db::audit::{AuditFilter, NewAuditEntry, StoredAudit};
+use crate::db::audit::{AuditFilter, StoredAudit};
 use crate::db::{now_ms, Audit, DbError};
-use crate::domain::{AuditAction, AuditRecord, GENESIS_HASH};
+use crate::domain::{AuditAction, AuditEntry, AuditRecord, GENESIS_HASH};
 
 const COLUMNS: &str = "id, created_at, actor, source, action, repository, reference, digest, details, hash";
 
@@ -28,7 +28,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredAudit> {
 
 impl Audit for SqliteTx<'_> {
     // Read the head then insert: one writer at a time keeps the chain linear.
-    fn append_audit(&self, entry: NewAuditEntry<'_>) -> Result<i64, DbError> {
+    fn append_audit(&self, entry: &AuditEntry) -> Result<i64, DbError> {
         let last: Option<(i64, String)> = self
             .conn
             .query_row("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -43,10 +43,10 @@ impl Audit for SqliteTx<'_> {
             actor: entry.actor.name.clone(),
             source: entry.actor.source.clone(),
             action: entry.action.as_str().to_owned(),
-            repository: entry.repository.map(str::to_owned),
-            reference: entry.reference.map(str::to_owned),
-            digest: entry.digest.map(str::to_owned),
-            details: entry.details,
+            repository: entry.repository.clone(),
+            reference: entry.reference.clone(),
+            digest: entry.digest.clone(),
+            details: entry.details.clone(),
         };
         let hash = record.chain_hash(&previous);
         self.conn.execute(
