@@ -26,7 +26,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{web, App, HttpServer};
 
-use crate::api::ApiError;
+use crate::api::{ApiError, OciCode};
 use crate::config::Config;
 use crate::db::Db;
 use crate::registry::Registry;
@@ -86,8 +86,12 @@ pub fn configure_app(registry: Registry, auth: auth::Auth) -> impl FnOnce(&mut w
     move |cfg| {
         cfg.app_data(web::Data::new(registry))
             .app_data(web::Data::new(auth))
-            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::bad_request("UNSUPPORTED", format!("query: {e}")).into()))
-            .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::bad_request("NAME_INVALID", format!("path: {e}")).into()))
+            .app_data(
+                web::QueryConfig::default().error_handler(|e, _| ApiError::bad_request(OciCode::Unsupported, format!("query: {e}")).into()),
+            )
+            .app_data(
+                web::PathConfig::default().error_handler(|e, _| ApiError::bad_request(OciCode::NameInvalid, format!("path: {e}")).into()),
+            )
             .configure(api::configure);
     }
 }

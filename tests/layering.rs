@@ -46,8 +46,6 @@ const KNOWN_EDGES: &[(&str, &str, &str)] = &[
     ("api", "db", "src/api/accounts.rs"),
     ("api", "db", "src/api/governance/audit.rs"),
     ("api", "db", "src/api/governance/mod.rs"),
-    ("api", "storage", "src/api/blobs.rs"),
-    ("api", "storage", "src/api/request.rs"),
     ("api", "storage", "src/api/sendfile.rs"),
     ("config", "auth", "src/config.rs"),
     ("governance", "auth", "src/governance/retention.rs"),

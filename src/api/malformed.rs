@@ -14,11 +14,13 @@ const STATUS_LINE: &[u8] = b"HTTP/1.1 400 Bad Request\r\n";
 /// Longer than the dispatcher's bare response ever is.
 const MAX_HEAD: usize = 512;
 
-const BODY: &str = concat!(
-    r#"{"errors":[{"code":"UNSUPPORTED","message":"malformed HTTP request: "#,
-    r#"the request line or a header is not valid HTTP/1.1 "#,
-    r#"(bytes outside ASCII in a path must be percent-encoded)","detail":null}]}"#
-);
+static BODY: once_cell::sync::Lazy<String> = once_cell::sync::Lazy::new(|| {
+    super::oci_error::envelope(
+        super::OciCode::Unsupported,
+        "malformed HTTP request: the request line or a header is not valid HTTP/1.1 \
+         (bytes outside ASCII in a path must be percent-encoded)",
+    )
+});
 
 /// If `buf` ends with the dispatcher's bare 400 response, returns `buf`
 /// with that response replaced by one carrying the JSON error body.
@@ -77,7 +79,7 @@ mod tests {
         assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
         assert!(head.contains("content-type: application/json") && head.contains("date: Mon"), "{head}");
         let json: serde_json::Value = serde_json::from_str(body).expect("JSON body");
-        assert_eq!(json["errors"][0]["code"], "UNSUPPORTED");
+        assert_eq!(json["errors"][0]["code"], super::super::OciCode::Unsupported.as_str());
     }
 
     #[test]

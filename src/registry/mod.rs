@@ -19,6 +19,9 @@ pub mod uploads;
 
 use std::sync::Arc;
 
+/// The body types of blob downloads and uploads, for `api` (which does not
+/// reach `storage` itself).
+pub use crate::storage::{BlobBody, BodyStream};
 pub use error::RegistryError;
 
 use crate::config::{GcConfig, RegistryConfig, RetentionConfig};
