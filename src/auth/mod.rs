@@ -23,7 +23,7 @@ use crate::db::{
     audit::NewAuditEntry,
     Db, DbError,
 };
-use crate::domain::{Actor, AuditAction};
+use crate::domain::{Actor, AuditAction, RepoGlob};
 use limiter::{LoginKeys, LoginLimiter};
 pub use roles::{Action, Grant, Permissions, Role};
 use tokens::{Access, TokenKeys};
@@ -154,7 +154,7 @@ fn valid_account_name(name: &str) -> Result<(), AuthError> {
 fn grant_from_row(g: &GrantRow) -> Option<Grant> {
     let role = Role::parse(&g.role)?;
     let stages: Vec<String> = serde_json::from_str(&g.stages).unwrap_or_default();
-    Grant::new(&g.repository_glob, role, stages).ok()
+    RepoGlob::parse(&g.repository_glob).ok().map(|glob| Grant::new(glob, role, stages))
 }
 
 impl Auth {
@@ -171,13 +171,7 @@ impl Auth {
             }
             Err(e) => return Err(AuthError::Setup(format!("{}: {e}", key_path.display()))),
         };
-        let anonymous = config
-            .auth
-            .anonymous_pull
-            .iter()
-            .map(|g| Grant::new(g, Role::Reader, vec![]))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(AuthError::Setup)?;
+        let anonymous = config.auth.anonymous_pull.iter().map(|glob| Grant::new(glob.clone(), Role::Reader, vec![])).collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -508,7 +502,7 @@ impl Auth {
     ) -> Result<GrantInfo, AuthError> {
         let parsed = Role::parse(role)
             .ok_or_else(|| AuthError::Invalid(format!("unknown role {role:?}: reader, developer, releaser, auditor or admin")))?;
-        roles::compile_glob(glob).map_err(|e| AuthError::Invalid(format!("repository glob {glob:?}: {e}")))?;
+        RepoGlob::parse(glob).map_err(|e| AuthError::Invalid(format!("repository glob {glob:?}: {e}")))?;
         if let Some(bad) = stages.iter().find(|s| !self.inner.stages.contains(s)) {
             return Err(AuthError::Invalid(format!("stage {bad:?} is not configured")));
         }

@@ -7,11 +7,13 @@ mod audit;
 mod diff_ref;
 mod digest;
 mod names;
+mod patterns;
 
 pub use audit::{Actor, AuditAction, AuditRecord, GENESIS_HASH};
 pub use diff_ref::{ImageRef, InvalidDiffInput, Platform};
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use names::{Reference, RepoName, Tag};
+pub use patterns::{InvalidPattern, RepoGlob, TagPattern};
 
 /// A client-supplied value that does not match the OCI grammar.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::gates::{self, ImageFacts, PromotionFacts};
+use super::gates::{self, GateFailure, ImageFacts, PromotionFacts};
 use crate::db::{
     self,
     audit::NewAuditEntry,
@@ -94,15 +94,13 @@ impl Registry {
                 }
                 let mut failed = Vec::new();
                 if let Some(missing) = missing_content(tx, repo_id, &digest)? {
-                    failed.push(format!("complete: {missing}; push the image again"));
+                    failed.push(GateFailure::Incomplete { missing });
                 }
                 let mut entered_previous_at = None;
                 if let Some(prev) = &previous_stage {
                     match db::releases::first_release_of(tx, repo_id, prev, &digest)? {
                         Some(r) => entered_previous_at = Some(r.created_at),
-                        None => failed.push(format!(
-                            "order: {typed} was never released to {prev}, the stage before {stage}; promote it to {prev} first"
-                        )),
+                        None => failed.push(GateFailure::Order { subject: typed.clone(), previous: prev.clone(), stage: stage.clone() }),
                     }
                 }
                 if let Some(gate) = &gate {
@@ -114,9 +112,7 @@ impl Registry {
                         promoter: actor.name.clone(),
                     };
                     // The order rule already covers "never in the previous stage".
-                    failed.extend(
-                        gates::failures(gate, &facts).into_iter().filter(|f| !(entered_previous_at.is_none() && f.starts_with("min_soak"))),
-                    );
+                    failed.extend(gates::failures(gate, &facts).into_iter().filter(|f| *f != GateFailure::NeverSoaked));
                 }
                 if !failed.is_empty() {
                     db::audit::append(
