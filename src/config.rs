@@ -281,6 +281,13 @@ pub struct ServerConfig {
     /// A blob download whose client takes no byte for this long is cut off.
     #[serde(with = "humantime_serde")]
     pub send_timeout: Duration,
+    /// sendfile transfers running at once, each on a thread of its own;
+    /// downloads past this stream through the HTTP library.
+    pub max_transfers: usize,
+    /// Blocking threads per HTTP worker (database calls and streamed file
+    /// reads run there); 0 keeps actix's default of 512 shared out over the
+    /// cores. A streamed download whose client stalls holds one.
+    pub blocking_threads: usize,
     pub tls: TlsConfig,
 }
 
@@ -347,6 +354,8 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             sendfile: true,
             send_timeout: Duration::from_secs(60),
+            max_transfers: 512,
+            blocking_threads: 0,
             tls: TlsConfig::default(),
         }
     }
@@ -366,6 +375,10 @@ pub struct CliOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
 }
+
+/// Fewer blocking threads per worker than this and a few stalled downloads
+/// would stop every database call on that worker.
+const MIN_BLOCKING_THREADS: usize = 4;
 
 const TOP_LEVEL_KEYS: &[&str] =
     &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance", "auth", "retention", "gc"];
@@ -476,6 +489,16 @@ impl Config {
         }
         if self.auth.token_ttl.as_secs() == 0 || self.auth.max_failed_logins == 0 {
             return Err(ConfigError::Invalid("auth.token_ttl and auth.max_failed_logins must be positive".into()));
+        }
+        if self.server.max_transfers == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_transfers must be at least 1 (server.sendfile = false turns sendfile off)".into(),
+            ));
+        }
+        if self.server.blocking_threads != 0 && self.server.blocking_threads < MIN_BLOCKING_THREADS {
+            return Err(ConfigError::Invalid(format!(
+                "server.blocking_threads must be 0 (actix's default) or at least {MIN_BLOCKING_THREADS}"
+            )));
         }
         if self.server.tls.cert_file.is_some() != self.server.tls.key_file.is_some() {
             return Err(ConfigError::Invalid("server.tls needs both cert_file and key_file".into()));

@@ -7,11 +7,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::access::require;
 use super::request::{digest_param, header, repo};
-use super::{sendfile, ApiError};
+use super::ApiError;
 use crate::auth::Action;
 use crate::registry::blobs::ByteRange;
 use crate::registry::BlobBody;
 use crate::registry::Registry;
+use crate::server::sendfile;
 
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 

@@ -2,7 +2,8 @@
 //! `registry`, renders the answer. No SQL and no object keys here; every
 //! error leaves through `oci_error`.
 //!
-//! Layering: `api` calls `registry`; nothing calls `api` but `lib.rs`.
+//! Layering: `api` calls `registry`, and `server` for the zero-copy blob
+//! body; nothing calls `api` but `lib.rs`.
 
 pub(crate) mod access;
 mod accounts;
@@ -11,13 +12,11 @@ mod blobs;
 mod catalog;
 mod diff;
 mod governance;
-mod malformed;
 mod manifests;
 pub mod oci_error;
 pub(crate) mod openapi;
 mod referrers;
 pub(crate) mod request;
-pub mod sendfile;
 mod tags;
 mod token;
 mod uploads;

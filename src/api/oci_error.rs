@@ -100,10 +100,19 @@ impl serde::Serialize for OciCode {
     }
 }
 
-/// The error envelope as JSON text, for answers written below actix (the
-/// malformed-request rewrite).
+/// The error envelope as JSON text, for answers written below actix.
 pub fn envelope(code: OciCode, message: &str) -> String {
     json!({"errors": [{"code": code, "message": message, "detail": null}]}).to_string()
+}
+
+/// The answer to a request too malformed to reach the app (the transport
+/// writes it in place of actix's bare 400: `server::malformed`).
+pub fn malformed_request_body() -> String {
+    envelope(
+        OciCode::Unsupported,
+        "malformed HTTP request: the request line or a header is not valid HTTP/1.1 \
+         (bytes outside ASCII in a path must be percent-encoded)",
+    )
 }
 
 #[derive(Debug)]

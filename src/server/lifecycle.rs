@@ -1,8 +1,8 @@
 //! The server's start and end: binding its listener, counting requests in
 //! flight, and the graceful shutdown a signal starts.
 //!
-//! Layering: used by `serve` in `lib.rs` only; it knows actix's server
-//! handle and the process's signals, nothing about the registry.
+//! It knows actix's server handle and the process's signals, nothing
+//! about the registry (see the layering note in [`super`]).
 //!
 //! SIGTERM (or SIGINT) stops accepting connections at once: the listening
 //! socket is closed, so a new connection is refused, and idle keep-alive
@@ -149,4 +149,9 @@ pub fn since_signal() -> Option<Duration> {
 /// so a deadline is never shorter than configured.
 pub fn deadline_secs(deadline: Duration) -> u64 {
     deadline.as_secs() + u64::from(deadline.subsec_nanos() > 0)
+}
+
+/// The shutdown deadline as actix keeps it ([`deadline_secs`]).
+pub fn deadline(shutdown_timeout: Duration) -> Duration {
+    Duration::from_secs(deadline_secs(shutdown_timeout))
 }

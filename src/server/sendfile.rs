@@ -34,11 +34,8 @@ use bytes::Bytes;
 use rustix::io::Errno;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::storage::LocalFile;
+use crate::registry::LocalFile;
 
-/// Transfers running at once, each holding a thread; past this, blobs are
-/// streamed through actix as on TLS connections.
-const MAX_TRANSFERS: usize = 512;
 /// How long a waiting transfer sleeps before checking for cancellation.
 const WAIT_SLICE: rustix::event::Timespec = rustix::event::Timespec { tv_sec: 1, tv_nsec: 0 };
 /// Bytes per sendfile call (Linux moves at most about 2 GiB per call).
@@ -88,6 +85,10 @@ pub struct SendfileConn {
     shared: SharedRef,
     /// A client that takes no byte for this long loses its transfer.
     idle_timeout: Duration,
+    /// Transfers running at once in the process (`server.max_transfers`),
+    /// each holding a thread; past this, blobs are streamed through actix
+    /// as on TLS connections.
+    max_transfers: usize,
     /// A write being sent in a rewritten form ([`super::malformed`]).
     rewritten: Option<Rewritten>,
 }
@@ -102,16 +103,19 @@ struct Rewritten {
 /// The connection's side of the handshake, kept in each request's
 /// connection data.
 #[derive(Clone)]
-struct SendfileHandle(SharedRef);
+struct SendfileHandle {
+    shared: SharedRef,
+    max_transfers: usize,
+}
 
 impl SendfileConn {
-    pub fn new(tcp: TcpStream, idle_timeout: Duration) -> Self {
-        Self { tcp, shared: SharedRef::default(), idle_timeout, rewritten: None }
+    pub fn new(tcp: TcpStream, idle_timeout: Duration, max_transfers: usize) -> Self {
+        Self { tcp, shared: SharedRef::default(), idle_timeout, max_transfers, rewritten: None }
     }
 
     /// `on_connect_ext` hook: makes the connection reachable from handlers.
     pub fn on_connect(conn: &SendfileConn, extensions: &mut Extensions) {
-        extensions.insert(SendfileHandle(conn.shared.clone()));
+        extensions.insert(SendfileHandle { shared: conn.shared.clone(), max_transfers: conn.max_transfers });
     }
 
     fn cancel_transfer(&self, shared: &mut Shared) {
@@ -226,8 +230,8 @@ pub struct SendfileBody {
 /// The response must carry the length with `no_chunking(file.len)`.
 pub fn body(req: &HttpRequest, file: LocalFile) -> Result<SendfileBody, LocalFile> {
     match req.conn_data::<SendfileHandle>() {
-        Some(handle) if ACTIVE_TRANSFERS.load(Ordering::Relaxed) < MAX_TRANSFERS => {
-            Ok(SendfileBody { shared: handle.0.clone(), file: Some(file), finished: false })
+        Some(handle) if ACTIVE_TRANSFERS.load(Ordering::Relaxed) < handle.max_transfers => {
+            Ok(SendfileBody { shared: handle.shared.clone(), file: Some(file), finished: false })
         }
         _ => Err(file),
     }
