@@ -9,6 +9,7 @@ mod diff_ref;
 mod digest;
 mod media_type;
 mod names;
+mod patterns;
 mod release;
 
 pub use account::{AccountKind, UnknownAccountKind};
@@ -17,6 +18,7 @@ pub use diff_ref::{ImageRef, InvalidDiffInput, Platform};
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use media_type::{is_foreign_layer, MediaType, UnsupportedMediaType};
 pub use names::{Reference, RepoName, Tag};
+pub use patterns::{InvalidPattern, RepoGlob, TagPattern};
 pub use release::ReleaseRow;
 
 /// The current time in Unix milliseconds, the unit every stored timestamp uses.
