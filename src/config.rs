@@ -9,6 +9,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{RepoGlob, TagPattern};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {}", describe_load_error(.0))]
@@ -48,23 +50,34 @@ pub struct RetentionConfig {
 }
 
 /// One policy; several may match a repository, and a manifest or tag is
-/// kept if any of them keeps it.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
+/// kept if any of them keeps it. `repositories` is required: a policy with
+/// no scope is a mistake, not "everything".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RetentionPolicyConfig {
+    #[serde(default)]
     pub name: String,
     /// Repository glob (`team-a/*`, `**`).
-    pub repositories: String,
+    pub repositories: RepoGlob,
     /// Keep the N most recently pushed tags.
+    #[serde(default)]
     pub keep_last: Option<u32>,
     /// Keep tags matching any of these regular expressions.
-    pub keep_tags: Vec<String>,
+    #[serde(default)]
+    pub keep_tags: Vec<TagPattern>,
     /// Keep tags and manifests pushed within this long.
-    #[serde(with = "humantime_serde")]
+    #[serde(default, with = "humantime_serde")]
     pub keep_within: Option<Duration>,
     /// Delete manifests untagged for longer than this.
-    #[serde(with = "humantime_serde")]
+    #[serde(default, with = "humantime_serde")]
     pub delete_untagged_after: Option<Duration>,
+}
+
+impl RetentionPolicyConfig {
+    /// A policy over `repositories` that keeps or deletes nothing yet.
+    pub fn new(name: impl Into<String>, repositories: RepoGlob) -> Self {
+        Self { name: name.into(), repositories, keep_last: None, keep_tags: vec![], keep_within: None, delete_untagged_after: None }
+    }
 }
 
 /// Garbage collection of unreferenced blobs and abandoned uploads.
@@ -114,7 +127,7 @@ pub struct AuthConfig {
     /// default: derived from each request's scheme and Host.
     pub realm: Option<String>,
     /// Repository globs anyone may pull without credentials.
-    pub anonymous_pull: Vec<String>,
+    pub anonymous_pull: Vec<RepoGlob>,
     /// Failed logins per account (4× per source address) before lock-out.
     pub max_failed_logins: u32,
     /// How long the failure count lasts (and so the lock-out).
@@ -151,7 +164,7 @@ pub struct GovernanceConfig {
     /// Promotion stages in order; each name is a reserved tag in every repository.
     pub stages: Vec<String>,
     /// Regular expressions for tags that, once pushed, can be neither moved nor deleted.
-    pub immutable_tags: Vec<String>,
+    pub immutable_tags: Vec<TagPattern>,
     /// Gates a digest must pass to enter a stage, by stage name.
     pub gates: std::collections::BTreeMap<String, GateConfig>,
     /// The newest releases of each stage (besides the current one) that stay
@@ -469,21 +482,10 @@ impl Config {
         if let Some(unknown) = g.gates.keys().find(|k| !g.stages.contains(k)) {
             return Err(ConfigError::Invalid(format!("governance.gates.{unknown}: no such stage")));
         }
-        for pattern in &g.immutable_tags {
-            regex::Regex::new(pattern).map_err(|e| ConfigError::Invalid(format!("governance.immutable_tags: {e}")))?;
-        }
-        for p in &self.retention.policies {
-            crate::auth::roles::compile_glob(&p.repositories)
-                .map_err(|e| ConfigError::Invalid(format!("retention policy {:?}: repositories {:?}: {e}", p.name, p.repositories)))?;
-            for pattern in &p.keep_tags {
-                regex::Regex::new(pattern).map_err(|e| ConfigError::Invalid(format!("retention policy {:?}: keep_tags: {e}", p.name)))?;
-            }
-        }
+        // Globs and tag patterns (governance.immutable_tags, retention
+        // policies, auth.anonymous_pull) were compiled as they were read.
         if self.gc.batch_size == 0 || self.gc.batch_size > 10_000 {
             return Err(ConfigError::Invalid("gc.batch_size must be 1 to 10000".into()));
-        }
-        for glob in &self.auth.anonymous_pull {
-            crate::auth::roles::compile_glob(glob).map_err(|e| ConfigError::Invalid(format!("auth.anonymous_pull {glob:?}: {e}")))?;
         }
         if self.auth.token_ttl.as_secs() == 0 || self.auth.max_failed_logins == 0 {
             return Err(ConfigError::Invalid("auth.token_ttl and auth.max_failed_logins must be positive".into()));
@@ -527,6 +529,24 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().expect("valid");
+    }
+
+    #[test]
+    fn bad_patterns_fail_the_load_naming_key_and_pattern() {
+        let dir = std::env::temp_dir().join(format!("wharf-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for (toml, key, pattern) in [
+            ("[governance]\nimmutable_tags = [\"^v1\", \"(\"]\n", "governance.immutable_tags", "\"(\""),
+            ("[[retention.policies]]\nrepositories = \"a/[\"\n", "repositories", "\"a/[\""),
+            ("[[retention.policies]]\nrepositories = \"**\"\nkeep_tags = [\"[\"]\n", "keep_tags", "\"[\""),
+            ("[auth]\nanonymous_pull = [\"\"]\n", "auth.anonymous_pull", "\"\""),
+        ] {
+            let file = dir.join("wharf.toml");
+            std::fs::write(&file, toml).expect("write config");
+            let err = Config::load(Some(&file), CliOverrides::default()).expect_err(toml).to_string();
+            assert!(err.contains(key) && err.contains(pattern), "{toml}: {err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod telemetry;
 
 use actix_web::web;
 
-use crate::api::ApiError;
+use crate::api::{ApiError, OciCode};
 use crate::config::Config;
 use crate::db::Db;
 use crate::registry::Registry;
@@ -79,8 +79,12 @@ pub fn configure_app(registry: Registry, auth: auth::Auth) -> impl FnOnce(&mut w
     move |cfg| {
         cfg.app_data(web::Data::new(registry))
             .app_data(web::Data::new(auth))
-            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::bad_request("UNSUPPORTED", format!("query: {e}")).into()))
-            .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::bad_request("NAME_INVALID", format!("path: {e}")).into()))
+            .app_data(
+                web::QueryConfig::default().error_handler(|e, _| ApiError::bad_request(OciCode::Unsupported, format!("query: {e}")).into()),
+            )
+            .app_data(
+                web::PathConfig::default().error_handler(|e, _| ApiError::bad_request(OciCode::NameInvalid, format!("path: {e}")).into()),
+            )
             .configure(api::configure);
     }
 }
@@ -97,6 +101,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     datadir::create(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let _lock = datadir::lock(&config.data_dir)?;
     let listening = server::Listening::open(&config)?;
+    server::set_malformed_request_body(api::oci_error::malformed_request_body());
     tighten_install(&config);
 
     let registry = open_registry(&config)?;

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wharf: {e}");
-            ExitCode::FAILURE
+            e.exit_code()
         }
     }
 }

@@ -10,7 +10,7 @@ use super::access::{identity, require_global, source};
 use super::openapi::{
     AccountSchema, ErrorEnvelope, GrantListSchema, GrantSchema, NewRobotResultSchema, RobotListSchema, RotatedTokenSchema, UserListSchema,
 };
-use super::ApiError;
+use super::{ApiError, OciCode};
 use crate::auth::{Action, Auth};
 use crate::domain::AccountKind;
 
@@ -90,7 +90,7 @@ pub async fn create_robot(req: HttpRequest, body: web::Json<NewRobot>, auth: web
     let expires_at = match body.expires_in_days {
         None => None,
         Some(days) if (1..=MAX_ROBOT_DAYS).contains(&days) => Some(crate::domain::now_ms() + (days * 86_400_000) as i64),
-        Some(_) => return Err(ApiError::bad_request("INVALID_REQUEST", format!("expires_in_days must be 1 to {MAX_ROBOT_DAYS}"))),
+        Some(_) => return Err(ApiError::bad_request(OciCode::InvalidRequest, format!("expires_in_days must be 1 to {MAX_ROBOT_DAYS}"))),
     };
     let (account, token) = auth.create_robot(&actor, &body.name, expires_at).await?;
     Ok(HttpResponse::Created().json(json!({"account": account, "token": token})))
@@ -145,7 +145,7 @@ pub async fn delete_grant(req: HttpRequest, auth: web::Data<Auth>) -> Result<Htt
         .match_info()
         .get("id")
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ApiError::bad_request("INVALID_REQUEST", "grant id must be a number"))?;
+        .ok_or_else(|| ApiError::bad_request(OciCode::InvalidRequest, "grant id must be a number"))?;
     auth.delete_grant(&actor, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

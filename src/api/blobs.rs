@@ -10,9 +10,9 @@ use super::request::{digest_param, header, repo};
 use super::ApiError;
 use crate::auth::Action;
 use crate::registry::blobs::ByteRange;
+use crate::registry::BlobBody;
 use crate::registry::Registry;
 use crate::server::sendfile;
-use crate::storage::BlobBody;
 
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 

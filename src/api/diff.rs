@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::api::access::require;
 use crate::api::request::repo;
-use crate::api::ApiError;
+use crate::api::{ApiError, OciCode};
 use crate::auth::Action;
 use crate::diff::FileEntry;
 use crate::domain::{ImageRef, Platform};
@@ -28,7 +28,7 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, ApiErr
     value
         .as_deref()
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::bad_request("INVALID_REQUEST", format!("the {name} parameter is required")))
+        .ok_or_else(|| ApiError::bad_request(OciCode::InvalidRequest, format!("the {name} parameter is required")))
 }
 
 /// `GET /api/v1/repositories/<name>/diff?from=<ref>&to=<ref>[&platform=<os>/<arch>][&n=][&cursor=]`
@@ -48,7 +48,7 @@ pub async fn get(req: HttpRequest, query: web::Query<DiffQuery>, registry: web::
         None => config.default_page_size,
         Some(n) => n
             .parse::<u32>()
-            .map_err(|_| ApiError::bad_request("INVALID_REQUEST", format!("n must be a non-negative number, got {n:?}")))?
+            .map_err(|_| ApiError::bad_request(OciCode::InvalidRequest, format!("n must be a non-negative number, got {n:?}")))?
             .min(config.max_page_size),
     } as usize;
     let after = query.cursor.clone().filter(|c| !c.is_empty());

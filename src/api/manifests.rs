@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::access::require;
 use super::request::{header, read_limited, repo};
-use super::ApiError;
+use super::{ApiError, OciCode};
 use crate::auth::Action;
 use crate::domain::{Reference, Tag};
 use crate::registry::Registry;
@@ -25,7 +25,7 @@ fn tag_params(req: &HttpRequest) -> Result<Vec<Tag>, ApiError> {
         .map(|(_, v)| Tag::parse(&v))
         .collect::<Result<_, _>>()?;
     if tags.len() > MAX_TAG_PARAMS {
-        return Err(ApiError::bad_request("MANIFEST_INVALID", format!("at most {MAX_TAG_PARAMS} tag parameters")));
+        return Err(ApiError::bad_request(OciCode::ManifestInvalid, format!("at most {MAX_TAG_PARAMS} tag parameters")));
     }
     Ok(tags)
 }

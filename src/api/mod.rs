@@ -23,7 +23,7 @@ mod uploads;
 
 use actix_web::web;
 
-pub use oci_error::ApiError;
+pub use oci_error::{ApiError, OciCode};
 
 /// Repository names contain slashes, so every route captures `{name:.+}` and
 /// the fixed suffix after it decides the endpoint.
@@ -34,7 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(
                 web::JsonConfig::default()
                     .limit(64 * 1024)
-                    .error_handler(|e, _| ApiError::bad_request("INVALID_REQUEST", format!("body: {e}")).into()),
+                    .error_handler(|e, _| ApiError::bad_request(OciCode::InvalidRequest, format!("body: {e}")).into()),
             )
             .route("/openapi.json", web::get().to(openapi::document))
             .configure(governance::routes)

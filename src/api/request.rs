@@ -6,11 +6,11 @@ use bytes::BytesMut;
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 
-use super::ApiError;
+use super::{ApiError, OciCode};
 use crate::config::RegistryConfig;
 use crate::domain::{Digest, RepoName};
+use crate::registry::BodyStream;
 use crate::registry::RegistryError;
-use crate::storage::BodyStream;
 
 pub fn repo(req: &HttpRequest) -> Result<RepoName, ApiError> {
     Ok(RepoName::parse(req.match_info().get("name").unwrap_or_default())?)
@@ -61,9 +61,10 @@ impl PageQuery {
         match &self.n {
             None => Ok(config.default_page_size),
             Some(n) => {
-                let n: i64 = n.parse().map_err(|_| ApiError::bad_request("UNSUPPORTED", format!("n must be a number, got {n:?}")))?;
+                let n: i64 =
+                    n.parse().map_err(|_| ApiError::bad_request(OciCode::Unsupported, format!("n must be a number, got {n:?}")))?;
                 if n < 0 {
-                    return Err(ApiError::bad_request("UNSUPPORTED", "n must not be negative"));
+                    return Err(ApiError::bad_request(OciCode::Unsupported, "n must not be negative"));
                 }
                 Ok(n.min(config.max_page_size as i64) as u32)
             }

@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::access::source;
 use super::request::header as header_value;
-use super::ApiError;
+use super::{ApiError, OciCode};
 use crate::auth::{Auth, AuthError, Identity};
 
 /// The query string and form bodies are small; a larger one is refused.
@@ -16,7 +16,7 @@ const MAX_PARAMS_BYTES: usize = 16 * 1024;
 
 fn params(raw: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
     if raw.len() > MAX_PARAMS_BYTES {
-        return Err(ApiError::bad_request("INVALID_REQUEST", format!("parameters over {MAX_PARAMS_BYTES} bytes")));
+        return Err(ApiError::bad_request(OciCode::InvalidRequest, format!("parameters over {MAX_PARAMS_BYTES} bytes")));
     }
     Ok(url::form_urlencoded::parse(raw).into_owned().collect())
 }
@@ -60,7 +60,9 @@ pub async fn post(req: HttpRequest, body: web::Bytes, auth: web::Data<Auth>) -> 
                 auth.authenticate(None, &source(&req)).await
             }
         }
-        Some(other) => return Err(ApiError::bad_request("UNSUPPORTED", format!("grant_type {other:?} is not supported; use password"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(OciCode::Unsupported, format!("grant_type {other:?} is not supported; use password")))
+        }
         None => auth.authenticate(header_value(&req, header::AUTHORIZATION), &source(&req)).await,
     };
     issue(&auth, id, scopes)

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::access::{identity, may_mount_anonymously, may_pull, require};
 use super::request::{body_stream, header, repo};
-use super::ApiError;
+use super::{ApiError, OciCode};
 use crate::auth::Action;
 use crate::domain::{Digest, RepoName};
 use crate::registry::uploads::{MountOutcome, UploadStatus};
@@ -120,9 +120,9 @@ fn content_range_start(req: &HttpRequest) -> Result<Option<(u64, u64)>, ApiError
     let parsed = spec.split_once('-').and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
     match parsed {
         Some((start, end)) if end >= start => Ok(Some((start, end))),
-        _ => Err(ApiError::new(
+        _ => Err(ApiError::with_status(
             actix_web::http::StatusCode::RANGE_NOT_SATISFIABLE,
-            "BLOB_UPLOAD_INVALID",
+            OciCode::BlobUploadInvalid,
             format!("invalid Content-Range {value:?}"),
         )),
     }
@@ -150,7 +150,7 @@ pub async fn complete(
     require(&req, Action::Push, Some(&repo)).await?;
     let id = req.match_info().get("id").unwrap_or_default().to_owned();
     let digest =
-        query.digest.as_deref().ok_or_else(|| ApiError::bad_request("DIGEST_INVALID", "the digest query parameter is required"))?;
+        query.digest.as_deref().ok_or_else(|| ApiError::bad_request(OciCode::DigestInvalid, "the digest query parameter is required"))?;
     let digest = Digest::parse(digest)?;
     let has_body = header(&req, header::CONTENT_LENGTH).is_none_or(|len| len != "0");
     let body = has_body.then(|| body_stream(payload));

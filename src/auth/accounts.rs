@@ -4,12 +4,12 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{roles, secrets, Auth, AuthError, Role, Tx, ANONYMOUS};
+use super::{secrets, Auth, AuthError, Role, Tx, ANONYMOUS};
 use crate::db::{
     accounts::{AccountRow, GrantRow},
     DbError,
 };
-use crate::domain::{AccountKind, Actor, AuditAction, AuditEntry};
+use crate::domain::{AccountKind, Actor, AuditAction, AuditEntry, RepoGlob};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountInfo {
@@ -142,7 +142,7 @@ impl Auth {
     ) -> Result<GrantInfo, AuthError> {
         let parsed = Role::parse(role)
             .ok_or_else(|| AuthError::Invalid(format!("unknown role {role:?}: reader, developer, releaser, auditor or admin")))?;
-        roles::compile_glob(glob).map_err(|e| AuthError::Invalid(format!("repository glob {glob:?}: {e}")))?;
+        RepoGlob::parse(glob).map_err(|e| AuthError::Invalid(format!("repository glob {glob:?}: {e}")))?;
         if let Some(bad) = stages.iter().find(|s| !self.inner.stages.contains(s)) {
             return Err(AuthError::Invalid(format!("stage {bad:?} is not configured")));
         }

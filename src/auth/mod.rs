@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::db::{accounts::GrantRow, Db, DbError};
-use crate::domain::{AccountKind, Actor, AuditAction, AuditEntry};
+use crate::domain::{AccountKind, Actor, AuditAction, AuditEntry, RepoGlob};
 pub use accounts::{AccountInfo, GrantInfo};
 use limiter::{LoginKeys, LoginLimiter};
 pub use roles::{Action, Grant, Permissions, Role};
@@ -99,7 +99,7 @@ use crate::db::Tx;
 fn grant_from_row(g: &GrantRow) -> Option<Grant> {
     let role = Role::parse(&g.role)?;
     let stages: Vec<String> = serde_json::from_str(&g.stages).unwrap_or_default();
-    Grant::new(&g.repository_glob, role, stages).ok()
+    RepoGlob::parse(&g.repository_glob).ok().map(|glob| Grant::new(glob, role, stages))
 }
 
 impl Auth {
@@ -116,13 +116,7 @@ impl Auth {
             }
             Err(e) => return Err(AuthError::Setup(format!("{}: {e}", key_path.display()))),
         };
-        let anonymous = config
-            .auth
-            .anonymous_pull
-            .iter()
-            .map(|g| Grant::new(g, Role::Reader, vec![]))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(AuthError::Setup)?;
+        let anonymous = config.auth.anonymous_pull.iter().map(|glob| Grant::new(glob.clone(), Role::Reader, vec![])).collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 db,

@@ -2,7 +2,7 @@
 //! action and the repository. Kept free of I/O so every role × action pair
 //! is unit-tested here and black-box tested over HTTP.
 
-use globset::{GlobBuilder, GlobMatcher};
+use crate::domain::RepoGlob;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -70,30 +70,20 @@ impl Action {
     }
 }
 
-/// Compiles a repository glob: `*` stays within one path segment, `**`
-/// crosses segments (`team-a/*`, `team-a/**`, `**`).
-pub fn compile_glob(glob: &str) -> Result<GlobMatcher, String> {
-    if glob.is_empty() || glob.len() > 255 {
-        return Err("repository glob must be 1 to 255 characters".into());
-    }
-    GlobBuilder::new(glob).literal_separator(true).build().map(|g| g.compile_matcher()).map_err(|e| e.to_string())
-}
-
 #[derive(Debug, Clone)]
 pub struct Grant {
-    pub glob: String,
-    matcher: GlobMatcher,
+    pub glob: RepoGlob,
     pub role: Role,
     /// Stages a releaser may promote into and roll back.
     pub stages: Vec<String>,
 }
 
 impl Grant {
-    pub fn new(glob: &str, role: Role, stages: Vec<String>) -> Result<Self, String> {
-        Ok(Self { glob: glob.to_owned(), matcher: compile_glob(glob)?, role, stages })
+    pub fn new(glob: RepoGlob, role: Role, stages: Vec<String>) -> Self {
+        Self { glob, role, stages }
     }
     fn covers_everything(&self) -> bool {
-        self.glob == "**"
+        self.glob.as_str() == "**"
     }
 }
 
@@ -127,7 +117,7 @@ fn grant_allows(g: &Grant, action: &Action, repo: Option<&str>, first_stage: &st
         _ => {}
     }
     let Some(repo) = repo else { return false };
-    if !g.matcher.is_match(repo) {
+    if !g.glob.is_match(repo) {
         return false;
     }
     match (g.role, action) {
@@ -145,7 +135,10 @@ mod tests {
     use super::*;
 
     fn perms(glob: &str, role: Role, stages: &[&str]) -> Permissions {
-        Permissions { superuser: false, grants: vec![Grant::new(glob, role, stages.iter().map(|s| s.to_string()).collect()).unwrap()] }
+        Permissions {
+            superuser: false,
+            grants: vec![Grant::new(RepoGlob::parse(glob).unwrap(), role, stages.iter().map(|s| s.to_string()).collect())],
+        }
     }
 
     fn actions() -> Vec<Action> {
@@ -195,7 +188,7 @@ mod tests {
 
     #[test]
     fn invalid_globs_are_refused() {
-        assert!(compile_glob("").is_err());
-        assert!(compile_glob("a/[").is_err());
+        assert!(RepoGlob::parse("").is_err());
+        assert!(RepoGlob::parse("a/[").is_err());
     }
 }

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::client::{table, text};
+use super::error::CliError;
 use super::remote::{read_stdin_line, ClientArgs, Remote};
 use super::ConfigArgs;
 use crate::auth::Auth;
@@ -27,14 +28,14 @@ enum Place {
 }
 
 impl Target {
-    fn open(&self) -> Result<Place, String> {
+    fn open(&self) -> Result<Place, CliError> {
         if self.config.given() {
             if self.client.url.is_some() {
                 return Err("--url and --data-dir/--config exclude each other: manage a running server or its local database".into());
             }
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::io("starting the runtime"))?;
             let (config, registry) = self.config.open_existing()?;
-            let auth = crate::open_auth(&config, &registry).map_err(|e| e.to_string())?;
+            let auth = crate::open_auth(&config, &registry)?;
             return Ok(Place::Local(rt, auth));
         }
         if !Remote::configured(&self.client) {
@@ -157,12 +158,12 @@ pub enum GrantCommand {
     },
 }
 
-fn block<T>(rt: &tokio::runtime::Runtime, f: impl std::future::Future<Output = Result<T, crate::auth::AuthError>>) -> Result<T, String> {
-    rt.block_on(f).map_err(|e| e.to_string())
+fn block<T>(rt: &tokio::runtime::Runtime, f: impl std::future::Future<Output = Result<T, crate::auth::AuthError>>) -> Result<T, CliError> {
+    Ok(rt.block_on(f)?)
 }
 
 /// The new password of `user add` / `user passwd`: never from the command line.
-fn new_password(local: bool, target: &Target) -> Result<String, String> {
+fn new_password(local: bool, target: &Target) -> Result<String, CliError> {
     if let Ok(p) = std::env::var("WHARF_NEW_PASSWORD") {
         return Ok(p);
     }
@@ -184,7 +185,7 @@ fn ms_time(v: &Value) -> String {
     }
 }
 
-fn print_accounts(json: bool, key: &str, accounts: Value) -> Result<(), String> {
+fn print_accounts(json: bool, key: &str, accounts: Value) -> Result<(), CliError> {
     if json {
         println!("{}", json!({ key: accounts }));
         return Ok(());
@@ -207,7 +208,7 @@ fn print_accounts(json: bool, key: &str, accounts: Value) -> Result<(), String> 
     Ok(())
 }
 
-fn print_grants(json: bool, grants: Value) -> Result<(), String> {
+fn print_grants(json: bool, grants: Value) -> Result<(), CliError> {
     if json {
         println!("{}", json!({ "grants": grants }));
         return Ok(());
@@ -232,11 +233,11 @@ fn print_grants(json: bool, grants: Value) -> Result<(), String> {
     Ok(())
 }
 
-fn to_value(v: impl serde::Serialize) -> Result<Value, String> {
-    serde_json::to_value(v).map_err(|e| e.to_string())
+fn to_value(v: impl serde::Serialize) -> Result<Value, CliError> {
+    Ok(serde_json::to_value(v)?)
 }
 
-fn existing(kind: AccountKind, command: ExistingAccount) -> Result<(), String> {
+fn existing(kind: AccountKind, command: ExistingAccount) -> Result<(), CliError> {
     let plural = kind.plural();
     match command {
         ExistingAccount::List { target } => {
@@ -259,7 +260,7 @@ fn existing(kind: AccountKind, command: ExistingAccount) -> Result<(), String> {
     }
 }
 
-fn set_disabled(kind: AccountKind, plural: &str, name: &str, target: &Target, disabled: bool) -> Result<(), String> {
+fn set_disabled(kind: AccountKind, plural: &str, name: &str, target: &Target, disabled: bool) -> Result<(), CliError> {
     let verb = if disabled { "disable" } else { "enable" };
     match target.open()? {
         Place::Remote(r) => r.request(reqwest::Method::POST, &format!("/api/v1/{plural}/{name}/{verb}"), None).map(drop)?,
@@ -269,7 +270,7 @@ fn set_disabled(kind: AccountKind, plural: &str, name: &str, target: &Target, di
     Ok(())
 }
 
-pub fn user(command: UserCommand) -> Result<(), String> {
+pub fn user(command: UserCommand) -> Result<(), CliError> {
     match command {
         UserCommand::Add { name, admin, target } => {
             let place = target.open()?;
@@ -328,7 +329,7 @@ fn print_token(name: &str, token: &str, host: &str, json: bool) {
     eprintln!("robot {name}: the token above is shown once; log in with: docker login {host} -u {name} --password-stdin");
 }
 
-pub fn robot(command: RobotCommand) -> Result<(), String> {
+pub fn robot(command: RobotCommand) -> Result<(), CliError> {
     match command {
         RobotCommand::Add { name, expires_in_days, target } => {
             let (host, token) = match target.open()? {
@@ -364,7 +365,7 @@ pub fn robot(command: RobotCommand) -> Result<(), String> {
     }
 }
 
-pub fn grant(command: GrantCommand) -> Result<(), String> {
+pub fn grant(command: GrantCommand) -> Result<(), CliError> {
     match command {
         GrantCommand::Add { account, repository, role, stages, target } => {
             let grant = match target.open()? {

@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Subcommand;
 use serde_json::json;
 
+use super::error::CliError;
 use super::ConfigArgs;
 
 #[derive(Subcommand)]
@@ -30,14 +31,14 @@ pub enum AuditCommand {
     },
 }
 
-pub fn run(command: AuditCommand) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+pub fn run(command: AuditCommand) -> Result<(), CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::io("starting the runtime"))?;
     match command {
         AuditCommand::Verify { config, json } => {
             let (_, registry) = config.open_existing()?;
-            let report = rt.block_on(registry.verify_audit()).map_err(|e| e.to_string())?;
+            let report = rt.block_on(registry.verify_audit())?;
             if json {
-                println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+                println!("{}", serde_json::to_string(&report)?);
             }
             match report.first_broken {
                 None => {
@@ -46,36 +47,36 @@ pub fn run(command: AuditCommand) -> Result<(), String> {
                     }
                     Ok(())
                 }
-                Some(broken) => Err(format!(
+                Some(broken) => Err(CliError::Refused(format!(
                     "audit log BROKEN at row {}: {} ({} rows before it verified)",
                     broken.id, broken.reason, report.rows_checked
-                )),
+                ))),
             }
         }
         AuditCommand::Export { config, output } => {
             let (_, registry) = config.open_existing()?;
             let mut out: Box<dyn Write> = match output {
                 Some(path) => {
-                    Box::new(std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?))
+                    Box::new(std::io::BufWriter::new(std::fs::File::create(&path).map_err(CliError::io(path.display().to_string()))?))
                 }
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let mut after = 0;
             loop {
-                let batch = rt.block_on(registry.audit_batch(after, 1000)).map_err(|e| e.to_string())?;
+                let batch = rt.block_on(registry.audit_batch(after, 1000))?;
                 let Some(last) = batch.last() else { break };
                 after = last.record.id;
                 for row in &batch {
-                    let mut line = serde_json::to_value(&row.record).map_err(|e| e.to_string())?;
+                    let mut line = serde_json::to_value(&row.record)?;
                     // `time` as the API writes it; `created_at` (ms) stays, as the hash covers it.
                     line["time"] = json!(DateTime::<Utc>::from_timestamp_millis(row.record.created_at)
                         .unwrap_or_default()
                         .to_rfc3339_opts(SecondsFormat::Millis, true));
                     line["hash"] = json!(row.hash);
-                    writeln!(out, "{line}").map_err(|e| e.to_string())?;
+                    writeln!(out, "{line}").map_err(CliError::io("writing the export"))?;
                 }
             }
-            out.flush().map_err(|e| e.to_string())
+            out.flush().map_err(CliError::io("writing the export"))
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::error::CliError;
 use super::remote::Remote;
 
 pub(super) fn text(v: &Value) -> String {
@@ -65,7 +66,7 @@ pub fn promote(
     stage: &str,
     version: Option<String>,
     note: Option<String>,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     // A tag names the version unless one is given; a digest (with its `:`) does not.
     let version = version.or_else(|| (!reference.contains(':')).then(|| reference.to_owned()));
     let body = json!({"reference": reference, "stage": stage, "version": version, "note": note});
@@ -79,14 +80,14 @@ pub fn promote(
     Ok(())
 }
 
-pub fn rollback(remote: &Remote, repo: &str, stage: &str, to: Option<i64>) -> Result<(), String> {
+pub fn rollback(remote: &Remote, repo: &str, stage: &str, to: Option<i64>) -> Result<(), CliError> {
     let body = json!({"to_sequence": to});
     let release = remote.request(reqwest::Method::POST, &format!("/api/v1/repositories/{repo}/stages/{stage}/rollback"), Some(body))?;
     print_release(remote, &release);
     Ok(())
 }
 
-pub fn history(remote: &Remote, repo: &str, stage: Option<&str>) -> Result<(), String> {
+pub fn history(remote: &Remote, repo: &str, stage: Option<&str>) -> Result<(), CliError> {
     let (value, rows) = match stage {
         None => {
             let v = remote.request(reqwest::Method::GET, &format!("/api/v1/repositories/{repo}/stages"), None)?;

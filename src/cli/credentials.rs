@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use super::error::CliError;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Credentials {
     pub username: String,
@@ -33,7 +35,7 @@ fn non_empty_env(name: &str) -> Option<PathBuf> {
 }
 
 /// `$XDG_CONFIG_HOME/wharf/credentials.json`, else `~/.config/wharf/credentials.json`.
-pub fn store_path() -> Result<PathBuf, String> {
+pub fn store_path() -> Result<PathBuf, CliError> {
     let base = non_empty_env("XDG_CONFIG_HOME")
         .or_else(|| non_empty_env("HOME").map(|h| h.join(".config")))
         .ok_or("cannot find a config directory: neither XDG_CONFIG_HOME nor HOME is set")?;
@@ -42,25 +44,25 @@ pub fn store_path() -> Result<PathBuf, String> {
 
 impl Store {
     /// The stored credentials (an empty store when the file does not exist).
-    pub fn load() -> Result<(PathBuf, Self), String> {
+    pub fn load() -> Result<(PathBuf, Self), CliError> {
         let path = store_path()?;
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let store = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+                let store = serde_json::from_slice(&bytes).map_err(|e| CliError::Refused(format!("{}: {e}", path.display())))?;
                 Ok((path, store))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((path, Self::default())),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(e) => Err(CliError::io(path.display().to_string())(e)),
         }
     }
 
     /// Writes the file readable by its owner only, replacing it atomically.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    pub fn save(&self, path: &Path) -> Result<(), CliError> {
+        let fail = |e: std::io::Error| CliError::io(path.display().to_string())(e);
         let dir = path.parent().ok_or_else(|| format!("{}: no parent directory", path.display()))?;
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
         let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec_pretty(self)?;
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(fail)?;
         let written = f.write_all(&bytes).and_then(|_| f.sync_all()).and_then(|_| std::fs::rename(&tmp, path));
         if let Err(e) = written {

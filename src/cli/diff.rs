@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::client::text;
+use super::error::CliError;
 use super::remote::Remote;
 
 /// Files asked for per request while following the pages.
@@ -59,7 +60,7 @@ fn side(v: &Value) -> String {
     format!("{} {}{platform}", text(&v["reference"]), text(&v["manifest"]))
 }
 
-pub fn diff(remote: &Remote, repo: &str, from: &str, to: &str, platform: Option<&str>, files: bool) -> Result<(), String> {
+pub fn diff(remote: &Remote, repo: &str, from: &str, to: &str, platform: Option<&str>, files: bool) -> Result<(), CliError> {
     let path = format!("/api/v1/repositories/{repo}/diff");
     let mut report = remote.request(reqwest::Method::GET, &format!("{path}?{}", query(from, to, platform, None)), None)?;
     if files || remote.json {

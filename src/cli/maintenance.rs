@@ -4,6 +4,7 @@
 
 use clap::Subcommand;
 
+use super::error::CliError;
 use super::ConfigArgs;
 use crate::domain::Actor;
 use crate::registry::retention::RetentionReport;
@@ -27,8 +28,8 @@ pub enum RetentionCommand {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::io("starting the runtime"))
 }
 
 fn short(digest: &str) -> &str {
@@ -59,15 +60,15 @@ pub fn render(report: &RetentionReport) -> String {
     out
 }
 
-pub fn retention(command: RetentionCommand) -> Result<(), String> {
+pub fn retention(command: RetentionCommand) -> Result<(), CliError> {
     let (config, json, dry_run) = match &command {
         RetentionCommand::Plan { config, json } => (config, *json, true),
         RetentionCommand::Run { config, json } => (config, *json, false),
     };
     let (config, registry) = config.open_existing()?;
-    let report = runtime()?.block_on(registry.run_retention(&Actor::system(), dry_run)).map_err(|e| e.to_string())?;
+    let report = runtime()?.block_on(registry.run_retention(&Actor::system(), dry_run))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.repositories.is_empty() {
         let why = if config.retention.policies.is_empty() { " (none is configured: retention.policies)" } else { "" };
         println!("no retention policy matches any repository{why}; nothing {}", if dry_run { "would be deleted" } else { "was deleted" });
@@ -77,11 +78,11 @@ pub fn retention(command: RetentionCommand) -> Result<(), String> {
     Ok(())
 }
 
-pub fn gc(config: &ConfigArgs, dry_run: bool, json: bool) -> Result<(), String> {
+pub fn gc(config: &ConfigArgs, dry_run: bool, json: bool) -> Result<(), CliError> {
     let (config, registry) = config.open_existing()?;
-    let r = runtime()?.block_on(registry.run_gc(&Actor::system(), dry_run)).map_err(|e| e.to_string())?;
+    let r = runtime()?.block_on(registry.run_gc(&Actor::system(), dry_run))?;
     if json {
-        println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+        println!("{}", serde_json::to_string(&r)?);
         return Ok(());
     }
     let verb = if dry_run { "would free" } else { "freed" };

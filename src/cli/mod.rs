@@ -7,6 +7,7 @@ mod audit;
 mod client;
 mod credentials;
 mod diff;
+mod error;
 mod maintenance;
 mod remote;
 mod session;
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{CliOverrides, Config};
 use crate::registry::Registry;
+pub use error::CliError;
 pub use remote::ClientArgs;
 
 const CLIENT_HELP: &str = "Commands that talk to a running Wharf (login, promote, rollback, history, and user, robot and grant \
@@ -45,8 +47,8 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    fn load(&self, listen: Option<SocketAddr>) -> Result<Config, String> {
-        Config::load(self.config.as_deref(), CliOverrides { listen, data_dir: self.data_dir.clone() }).map_err(|e| e.to_string())
+    fn load(&self, listen: Option<SocketAddr>) -> Result<Config, CliError> {
+        Config::load(self.config.as_deref(), CliOverrides { listen, data_dir: self.data_dir.clone() }).map_err(CliError::from)
     }
 
     /// Whether a local database was named on the command line.
@@ -56,9 +58,9 @@ impl ConfigArgs {
 
     /// The registry over an existing database, for local maintenance; says
     /// on standard error which database it opened.
-    fn open_existing(&self) -> Result<(Config, Registry), String> {
+    fn open_existing(&self) -> Result<(Config, Registry), CliError> {
         let config = self.load(None)?;
-        let registry = crate::open_existing_registry(&config).map_err(|e| e.to_string())?;
+        let registry = crate::open_existing_registry(&config)?;
         let path = config.database_path();
         eprintln!("wharf: using the database at {}", std::fs::canonicalize(&path).unwrap_or(path).display());
         Ok((config, registry))
@@ -201,16 +203,16 @@ enum Command {
     Man,
 }
 
-pub fn run(cli: Cli) -> Result<(), String> {
+pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve { config, listen } => {
             let config = config.load(listen)?;
             crate::telemetry::init(&config.log);
-            actix_web::rt::System::new().block_on(crate::serve(config)).map_err(|e| e.to_string())
+            Ok(actix_web::rt::System::new().block_on(crate::serve(config))?)
         }
         Command::Migrate { config } => {
             let config = config.load(None)?;
-            crate::open_registry(&config).map_err(|e| e.to_string())?;
+            crate::open_registry(&config)?;
             println!("database at {} is up to date", config.database_path().display());
             Ok(())
         }
@@ -219,7 +221,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             if config.storage.s3.secret_access_key.is_some() {
                 config.storage.s3.secret_access_key = Some("********".into());
             }
-            println!("{}", serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?);
+            println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(())
         }
         Command::Login { url, username, password_stdin } => session::login(&url, username, password_stdin),
@@ -248,6 +250,6 @@ pub fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
             .render(&mut std::io::stdout())
-            .map_err(|e| format!("writing the man page: {e}")),
+            .map_err(CliError::io("writing the man page")),
     }
 }

@@ -9,6 +9,7 @@ use std::io::BufRead;
 use serde_json::Value;
 
 use super::credentials::{docker_credentials, Credentials, DockerLookup, Store};
+use super::error::CliError;
 
 /// The server pipeline commands use when nothing else names one.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:5000";
@@ -35,7 +36,7 @@ pub struct ClientArgs {
 }
 
 /// Parses a server URL, refusing one without an http(s) scheme with a suggestion.
-pub fn normalize_url(raw: &str) -> Result<url::Url, String> {
+pub fn normalize_url(raw: &str) -> Result<url::Url, CliError> {
     let raw = raw.trim();
     let suggestion = || match raw.contains("://") {
         true => format!("URL {raw:?} is not an http:// or https:// URL"),
@@ -45,7 +46,7 @@ pub fn normalize_url(raw: &str) -> Result<url::Url, String> {
     match url.scheme() {
         "http" | "https" if url.host_str().is_some() => Ok(url),
         // `localhost:5000` parses with the scheme "localhost".
-        _ => Err(suggestion()),
+        _ => Err(suggestion().into()),
     }
 }
 
@@ -65,9 +66,9 @@ pub fn host_port(url: &url::Url) -> String {
 }
 
 /// The first line of standard input, without its line ending.
-pub fn read_stdin_line() -> Result<String, String> {
+pub fn read_stdin_line() -> Result<String, CliError> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("reading standard input: {e}"))?;
+    std::io::stdin().lock().read_line(&mut line).map_err(CliError::io("reading standard input"))?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
@@ -90,11 +91,13 @@ pub struct Remote {
 }
 
 /// Credentials given on the command line or in the environment, if any.
-fn given_credentials(args: &ClientArgs) -> Result<Option<Credentials>, String> {
+fn given_credentials(args: &ClientArgs) -> Result<Option<Credentials>, CliError> {
     let password = if args.password_stdin { Some(read_stdin_line()?) } else { std::env::var("WHARF_PASSWORD").ok() };
     match (&args.username, password) {
         (Some(user), Some(password)) => Ok(Some(Credentials { username: user.clone(), password })),
-        (Some(user), None) => Err(format!("--username {user} needs a password: pass --password-stdin or set WHARF_PASSWORD")),
+        (Some(user), None) => {
+            Err(CliError::Refused(format!("--username {user} needs a password: pass --password-stdin or set WHARF_PASSWORD")))
+        }
         (None, Some(_)) if args.password_stdin => Err("--password-stdin needs --username (or WHARF_USERNAME)".into()),
         (None, _) => Ok(None),
     }
@@ -106,7 +109,7 @@ impl Remote {
         args.url.is_some() || Store::load().is_ok_and(|(_, s)| s.default.is_some())
     }
 
-    pub fn connect(args: &ClientArgs) -> Result<Self, String> {
+    pub fn connect(args: &ClientArgs) -> Result<Self, CliError> {
         let (store_path, store) = Store::load()?;
         let raw = match &args.url {
             Some(u) => u.clone(),
@@ -128,16 +131,16 @@ impl Remote {
     }
 
     /// A connection with exactly these credentials (for `wharf login`).
-    pub fn with_credentials(url: url::Url, credentials: Option<Credentials>) -> Result<Self, String> {
+    pub fn with_credentials(url: url::Url, credentials: Option<Credentials>) -> Result<Self, CliError> {
         Self::new(url, credentials, Source::Given, false)
     }
 
-    fn new(url: url::Url, credentials: Option<Credentials>, source: Source, json: bool) -> Result<Self, String> {
+    fn new(url: url::Url, credentials: Option<Credentials>, source: Source, json: bool) -> Result<Self, CliError> {
         let client = reqwest::blocking::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(120))
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(|e| CliError::Refused(format!("HTTP client: {e}")))?;
         Ok(Self { url, json, credentials, source, client })
     }
 
@@ -156,7 +159,7 @@ impl Remote {
         path: &str,
         body: Option<&Value>,
         with_credentials: bool,
-    ) -> Result<reqwest::blocking::Response, String> {
+    ) -> Result<reqwest::blocking::Response, CliError> {
         let mut req = self.client.request(method, format!("{}{path}", self.endpoint()));
         if let (Some(c), true) = (&self.credentials, with_credentials) {
             req = req.basic_auth(&c.username, Some(&c.password));
@@ -164,11 +167,11 @@ impl Remote {
         if let Some(body) = body {
             req = req.json(body);
         }
-        req.send().map_err(|e| unreachable_message(&self.endpoint(), &e))
+        req.send().map_err(|e| CliError::Refused(unreachable_message(&self.endpoint(), &e)))
     }
 
     /// A request to the management API: the JSON answer, or a readable error.
-    pub fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+    pub fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, CliError> {
         let response = self.send(method, path, body.as_ref(), true)?;
         let status = response.status();
         let retry_after = response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -177,7 +180,7 @@ impl Remote {
         if status.is_success() {
             return Ok(value);
         }
-        Err(self.error_message(status, &value, retry_after.as_deref()))
+        Err(CliError::Refused(self.error_message(status, &value, retry_after.as_deref())))
     }
 
     /// The error envelope, readably: each error once, every failed gate,
@@ -246,8 +249,8 @@ mod tests {
 
     #[test]
     fn urls_need_an_http_scheme() {
-        assert_eq!(normalize_url("127.0.0.1:5000").unwrap_err(), "URL needs a scheme: did you mean http://127.0.0.1:5000?");
-        assert_eq!(normalize_url("localhost:5000").unwrap_err(), "URL needs a scheme: did you mean http://localhost:5000?");
+        assert_eq!(normalize_url("127.0.0.1:5000").unwrap_err().to_string(), "URL needs a scheme: did you mean http://127.0.0.1:5000?");
+        assert_eq!(normalize_url("localhost:5000").unwrap_err().to_string(), "URL needs a scheme: did you mean http://localhost:5000?");
         assert!(normalize_url("ftp://x").is_err());
         let u = normalize_url("http://127.0.0.1:5000/").unwrap();
         assert_eq!(url_key(&u), "http://127.0.0.1:5000");

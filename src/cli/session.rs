@@ -3,15 +3,20 @@
 use serde_json::Value;
 
 use super::credentials::{docker_credentials, Credentials, DockerLookup, Store};
+use super::error::CliError;
 use super::remote::{host_port, normalize_url, read_stdin_line, url_key, Remote};
 
 /// Checks credentials the way docker does (the token endpoint with Basic
 /// credentials); `Ok(false)` when the server has access control off.
-fn verify(url: &url::Url, credentials: &Credentials) -> Result<bool, String> {
+fn verify(url: &url::Url, credentials: &Credentials) -> Result<bool, CliError> {
     let anonymous = Remote::with_credentials(url.clone(), None)?;
     let probe = anonymous.send(reqwest::Method::GET, "/v2/", None, false)?;
     if !matches!(probe.status().as_u16(), 200 | 401) {
-        return Err(format!("{} does not look like a Wharf or OCI registry: GET /v2/ answered {}", url_key(url), probe.status()));
+        return Err(CliError::Refused(format!(
+            "{} does not look like a Wharf or OCI registry: GET /v2/ answered {}",
+            url_key(url),
+            probe.status()
+        )));
     }
     let auth_enabled = probe.status() == reqwest::StatusCode::UNAUTHORIZED;
     let remote = Remote::with_credentials(url.clone(), Some(credentials.clone()))?;
@@ -22,18 +27,18 @@ fn verify(url: &url::Url, credentials: &Credentials) -> Result<bool, String> {
     let message = body["errors"][0]["message"].as_str().unwrap_or("").to_owned();
     match status.as_u16() {
         200 => Ok(auth_enabled),
-        401 => Err(format!("login to {} as {} failed: {message}", url_key(url), credentials.username)),
-        429 => Err(format!(
+        401 => Err(CliError::Refused(format!("login to {} as {} failed: {message}", url_key(url), credentials.username))),
+        429 => Err(CliError::Refused(format!(
             "login to {} as {} refused: {message}{}",
             url_key(url),
             credentials.username,
             retry_after.map(|s| format!(" (retry after {s} seconds)")).unwrap_or_default()
-        )),
-        _ => Err(format!("login to {} failed: {status} {message}", url_key(url))),
+        ))),
+        _ => Err(CliError::Refused(format!("login to {} failed: {status} {message}", url_key(url)))),
     }
 }
 
-pub fn login(raw_url: &str, username: Option<String>, password_stdin: bool) -> Result<(), String> {
+pub fn login(raw_url: &str, username: Option<String>, password_stdin: bool) -> Result<(), CliError> {
     let url = normalize_url(raw_url)?;
     let key = url_key(&url);
     let Some(username) = username else {
@@ -44,10 +49,10 @@ pub fn login(raw_url: &str, username: Option<String>, password_stdin: bool) -> R
                 println!("docker's stored login for {} ({}) works; wharf uses it, nothing stored", host_port(&url), c.username);
                 Ok(())
             }
-            DockerLookup::HelperOnly(helper) => Err(format!(
+            DockerLookup::HelperOnly(helper) => Err(CliError::Refused(format!(
                 "wharf login needs --username with --password-stdin (docker keeps its login for {} in the credential helper `{helper}`, which wharf does not read)",
                 host_port(&url)
-            )),
+            ))),
             DockerLookup::None => Err("wharf login needs --username (or WHARF_USERNAME) and --password-stdin (or WHARF_PASSWORD)".into()),
         };
     };
@@ -72,7 +77,7 @@ pub fn login(raw_url: &str, username: Option<String>, password_stdin: bool) -> R
     Ok(())
 }
 
-pub fn logout(raw_url: &str) -> Result<(), String> {
+pub fn logout(raw_url: &str) -> Result<(), CliError> {
     let key = url_key(&normalize_url(raw_url)?);
     let (path, mut store) = Store::load()?;
     if store.servers.remove(&key).is_none() {

@@ -10,6 +10,7 @@ mod digest;
 mod ids;
 mod media_type;
 mod names;
+mod patterns;
 mod release;
 
 pub use account::{AccountKind, UnknownAccountKind};
@@ -19,6 +20,7 @@ pub use digest::{Algorithm, Digest, DigestHasher};
 pub use ids::{InvalidUploadId, Stage, UploadId};
 pub use media_type::{is_foreign_layer, MediaType, UnsupportedMediaType};
 pub use names::{Reference, RepoName, Tag};
+pub use patterns::{InvalidPattern, RepoGlob, TagPattern};
 pub use release::ReleaseRow;
 
 /// The current time in Unix milliseconds, the unit every stored timestamp uses.

@@ -3,6 +3,7 @@
 //! promotion says everything that is missing at once.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use crate::config::GateConfig;
@@ -34,36 +35,107 @@ fn runs_as_root(user: Option<&str>) -> bool {
     name.is_empty() || name == "root" || name == "0"
 }
 
-/// The failed gates, each as a readable sentence; empty means "passes".
-pub fn failures(gate: &GateConfig, facts: &PromotionFacts) -> Vec<String> {
+/// Why a promotion is refused: one failed gate (or precondition), named by
+/// [`GateFailure::gate`] and explained by `Display` (`gate: sentence`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateFailure {
+    /// The manifest's content is not all in the registry (`missing` names what).
+    Incomplete {
+        missing: String,
+    },
+    /// `subject` was never released to `previous`, the stage before `stage`.
+    Order {
+        subject: String,
+        previous: String,
+        stage: String,
+    },
+    MinSoak {
+        soaked: Duration,
+        needs: Duration,
+    },
+    /// Reported by `failures` for completeness; the order rule says it better.
+    NeverSoaked,
+    MissingLabel {
+        platform: String,
+        label: String,
+    },
+    RunsAsRoot {
+        platform: String,
+    },
+    SameActor {
+        promoter: String,
+    },
+}
+
+impl GateFailure {
+    /// The gate's name, as configured (`min_soak`, `non_root`, ...).
+    pub fn gate(&self) -> &'static str {
+        match self {
+            GateFailure::Incomplete { .. } => "complete",
+            GateFailure::Order { .. } => "order",
+            GateFailure::MinSoak { .. } | GateFailure::NeverSoaked => "min_soak",
+            GateFailure::MissingLabel { .. } => "required_labels",
+            GateFailure::RunsAsRoot { .. } => "non_root",
+            GateFailure::SameActor { .. } => "separation_of_duties",
+        }
+    }
+}
+
+impl fmt::Display for GateFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.gate())?;
+        match self {
+            GateFailure::Incomplete { missing } => write!(f, "{missing}; push the image again"),
+            GateFailure::Order { subject, previous, stage } => {
+                write!(f, "{subject} was never released to {previous}, the stage before {stage}; promote it to {previous} first")
+            }
+            GateFailure::MinSoak { soaked, needs } => write!(
+                f,
+                "soaked {} in the previous stage, needs {}",
+                humantime::format_duration(Duration::from_secs(soaked.as_secs())),
+                humantime::format_duration(*needs)
+            ),
+            GateFailure::NeverSoaked => f.write_str("the digest was never released to the previous stage"),
+            GateFailure::MissingLabel { platform, label } => write!(f, "{platform} lacks label {label}"),
+            GateFailure::RunsAsRoot { platform } => write!(f, "{platform} runs as root"),
+            GateFailure::SameActor { promoter } => write!(f, "{promoter} pushed this image and cannot promote it"),
+        }
+    }
+}
+
+/// The API's `failed_gates` and the audit details list the sentences.
+impl serde::Serialize for GateFailure {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The failed gates; empty means "passes".
+pub fn failures(gate: &GateConfig, facts: &PromotionFacts) -> Vec<GateFailure> {
     let mut failed = Vec::new();
-    if let Some(min) = gate.min_soak {
+    if let Some(needs) = gate.min_soak {
         match facts.entered_previous_at {
             Some(at) => {
                 let soaked = Duration::from_millis(facts.now.saturating_sub(at).max(0) as u64);
-                if soaked < min {
-                    failed.push(format!(
-                        "min_soak: soaked {} in the previous stage, needs {}",
-                        humantime::format_duration(Duration::from_secs(soaked.as_secs())),
-                        humantime::format_duration(min)
-                    ));
+                if soaked < needs {
+                    failed.push(GateFailure::MinSoak { soaked, needs });
                 }
             }
-            None => failed.push("min_soak: the digest was never released to the previous stage".into()),
+            None => failed.push(GateFailure::NeverSoaked),
         }
     }
     for image in &facts.images {
         for label in &gate.required_labels {
             if image.labels.get(label).is_none_or(|v| v.is_empty()) {
-                failed.push(format!("required_labels: {} lacks label {label}", image.platform));
+                failed.push(GateFailure::MissingLabel { platform: image.platform.clone(), label: label.clone() });
             }
         }
         if gate.non_root && runs_as_root(image.user.as_deref()) {
-            failed.push(format!("non_root: {} runs as root", image.platform));
+            failed.push(GateFailure::RunsAsRoot { platform: image.platform.clone() });
         }
     }
     if gate.separation_of_duties && facts.pushed_by.as_deref() == Some(facts.promoter.as_str()) {
-        failed.push(format!("separation_of_duties: {} pushed this image and cannot promote it", facts.promoter));
+        failed.push(GateFailure::SameActor { promoter: facts.promoter.clone() });
     }
     failed
 }
@@ -97,10 +169,15 @@ mod tests {
         };
         let f = failures(&gate, &facts());
         assert_eq!(f.len(), 4, "{f:?}");
-        assert!(f[0].starts_with("min_soak"));
-        assert!(f[1].contains("org.opencontainers.image.revision"));
-        assert!(f[2].starts_with("non_root: linux/amd64"));
-        assert!(f[3].starts_with("separation_of_duties"));
+        assert_eq!(f[0].to_string(), "min_soak: soaked 1h in the previous stage, needs 2h");
+        assert_eq!(f[1].to_string(), "required_labels: linux/amd64 lacks label org.opencontainers.image.revision");
+        assert_eq!(f[2], GateFailure::RunsAsRoot { platform: "linux/amd64".into() });
+        assert_eq!(f[3].to_string(), "separation_of_duties: alice pushed this image and cannot promote it");
+        assert_eq!(
+            f.iter().map(GateFailure::gate).collect::<Vec<_>>(),
+            ["min_soak", "required_labels", "non_root", "separation_of_duties"]
+        );
+        assert_eq!(serde_json::to_value(&f[2]).expect("serializes"), "non_root: linux/amd64 runs as root");
     }
 
     #[test]
@@ -134,6 +211,6 @@ mod tests {
         let mut f = facts();
         f.images[0].user = Some("app".into());
         f.images.push(ImageFacts { platform: "linux/arm64".into(), ..Default::default() });
-        assert_eq!(failures(&gate, &f), vec!["non_root: linux/arm64 runs as root".to_string()]);
+        assert_eq!(failures(&gate, &f), vec![GateFailure::RunsAsRoot { platform: "linux/arm64".into() }]);
     }
 }

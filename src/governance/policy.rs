@@ -1,14 +1,13 @@
 //! The governance rules that registry use-cases must respect: which tags are
 //! stage tags, which are immutable, how deep the rollback window is.
 
-use regex::Regex;
-
 use crate::config::{GateConfig, GovernanceConfig};
+use crate::domain::TagPattern;
 
 #[derive(Debug, Clone)]
 pub struct Policy {
     stages: Vec<String>,
-    immutable: Vec<Regex>,
+    immutable: Vec<TagPattern>,
     gates: std::collections::BTreeMap<String, GateConfig>,
     pub rollback_depth: u32,
 }
@@ -18,8 +17,8 @@ impl Policy {
     pub fn new(config: &GovernanceConfig) -> Self {
         Self {
             stages: config.stages.clone(),
-            // validate() compiled every pattern already.
-            immutable: config.immutable_tags.iter().filter_map(|p| Regex::new(p).ok()).collect(),
+            // Compiled when the configuration was read: nothing to drop here.
+            immutable: config.immutable_tags.clone(),
             gates: config.gates.clone(),
             rollback_depth: config.rollback_depth,
         }

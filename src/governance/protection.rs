@@ -228,7 +228,7 @@ mod tests {
     fn policy(depth: u32) -> Policy {
         Policy::new(&GovernanceConfig {
             stages: vec!["test".into(), "preprod".into(), "prod".into()],
-            immutable_tags: vec![r"^v\d+\.\d+\.\d+$".into()],
+            immutable_tags: vec![crate::domain::TagPattern::parse(r"^v\d+\.\d+\.\d+$").expect("valid")],
             gates: Default::default(),
             rollback_depth: depth,
         })

@@ -3,6 +3,7 @@
 
 use crate::db::DbError;
 use crate::domain::InvalidInput;
+use crate::governance::gates::GateFailure;
 use crate::storage::{StorageError, WriteError};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +41,7 @@ pub enum RegistryError {
     /// The message names what was asked and the failed gates; each gate's
     /// reason is said once, in `failed` (the error detail), not repeated here.
     #[error("cannot promote {subject} to {stage}: {}", gate_summary(.failed))]
-    PromotionDenied { subject: String, stage: String, failed: Vec<String> },
+    PromotionDenied { subject: String, stage: String, failed: Vec<GateFailure> },
     #[error("rollback refused: {0}")]
     RollbackDenied(String),
     #[error("invalid request: {0}")]
@@ -61,11 +62,10 @@ pub enum RegistryError {
     Db(#[from] DbError),
 }
 
-/// "failed gate order" / "failed gates min_soak, non_root": each gate's name
-/// is the part of its reason before the first `:`.
-fn gate_summary(failed: &[String]) -> String {
+/// "failed gate order" / "failed gates min_soak, non_root": each gate once.
+fn gate_summary(failed: &[GateFailure]) -> String {
     let mut names: Vec<&str> = Vec::new();
-    for name in failed.iter().map(|f| f.split(':').next().unwrap_or(f)) {
+    for name in failed.iter().map(GateFailure::gate) {
         if !names.contains(&name) {
             names.push(name); // one platform per line in `failed`, one name here
         }

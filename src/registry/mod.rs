@@ -22,9 +22,9 @@ pub mod uploads;
 
 use std::sync::Arc;
 
-/// A local blob file to serve; the transport (`server::sendfile`) sends it
-/// zero-copy without reaching into `storage`.
-pub use crate::storage::LocalFile;
+/// Blob body types and a local blob file to serve: `api` and the transport
+/// (`server::sendfile`) take them from here, never from `storage`.
+pub use crate::storage::{BlobBody, BodyStream, LocalFile};
 pub use error::RegistryError;
 
 use crate::config::{GcConfig, RegistryConfig, RetentionConfig};

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::db::{releases::NewRelease, tags::TagChange, RepoId};
 use crate::domain::{Actor, AuditAction, AuditEntry, Digest, MediaType, Reference, ReleaseRow, RepoName, Stage, Tag};
-use crate::governance::gates::{self, ImageFacts, PromotionFacts};
+use crate::governance::gates::{self, GateFailure, ImageFacts, PromotionFacts};
 use crate::registry::manifests::{missing_content, parse};
 use crate::registry::{audited_write, record, refuse, Outcome, Registry, RegistryError, Tx};
 use crate::storage::layout;
@@ -89,14 +89,13 @@ impl Registry {
             }
             let mut failed = Vec::new();
             if let Some(missing) = missing_content(tx, repo_id, &digest_id)? {
-                failed.push(format!("complete: {missing}; push the image again"));
+                failed.push(GateFailure::Incomplete { missing });
             }
             let mut entered_previous_at = None;
             if let Some(prev) = &previous_stage {
                 match tx.first_release_of(repo_id, &Stage::parse(prev)?, &digest_id)? {
                     Some(r) => entered_previous_at = Some(r.created_at),
-                    None => failed
-                        .push(format!("order: {typed} was never released to {prev}, the stage before {stage}; promote it to {prev} first")),
+                    None => failed.push(GateFailure::Order { subject: typed.clone(), previous: prev.clone(), stage: stage.clone() }),
                 }
             }
             if let Some(gate) = &gate {
@@ -108,9 +107,7 @@ impl Registry {
                     promoter: actor.name.clone(),
                 };
                 // The order rule already covers "never in the previous stage".
-                failed.extend(
-                    gates::failures(gate, &facts).into_iter().filter(|f| !(entered_previous_at.is_none() && f.starts_with("min_soak"))),
-                );
+                failed.extend(gates::failures(gate, &facts).into_iter().filter(|f| *f != GateFailure::NeverSoaked));
             }
             if !failed.is_empty() {
                 let entry = AuditEntry::new(&actor, AuditAction::PromotionDenied)

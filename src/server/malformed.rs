@@ -14,15 +14,20 @@ const STATUS_LINE: &[u8] = b"HTTP/1.1 400 Bad Request\r\n";
 /// Longer than the dispatcher's bare response ever is.
 const MAX_HEAD: usize = 512;
 
-const BODY: &str = concat!(
-    r#"{"errors":[{"code":"UNSUPPORTED","message":"malformed HTTP request: "#,
-    r#"the request line or a header is not valid HTTP/1.1 "#,
-    r#"(bytes outside ASCII in a path must be percent-encoded)","detail":null}]}"#
-);
+/// The JSON error body. `api::oci_error` renders it (the one place that
+/// spells OCI codes) and `lib.rs` hands it over before serving, since the
+/// transport never names `api`; until then a bare 400 is left as it is.
+static BODY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the body sent in place of the dispatcher's bare 400 (the first call wins).
+pub fn set_body(body: String) {
+    let _ = BODY.set(body);
+}
 
 /// If `buf` ends with the dispatcher's bare 400 response, returns `buf`
 /// with that response replaced by one carrying the JSON error body.
 pub fn rewrite_bare_400(buf: &[u8]) -> Option<Vec<u8>> {
+    let body = BODY.get()?;
     if !buf.ends_with(b"\r\n\r\n") {
         return None;
     }
@@ -45,10 +50,10 @@ pub fn rewrite_bare_400(buf: &[u8]) -> Option<Vec<u8>> {
     if !saw_length {
         return None;
     }
-    let mut out = Vec::with_capacity(start + 256 + BODY.len());
+    let mut out = Vec::with_capacity(start + 256 + body.len());
     out.extend_from_slice(&buf[..start]);
     out.extend_from_slice(STATUS_LINE);
-    out.extend_from_slice(format!("content-type: application/json\r\ncontent-length: {}\r\n", BODY.len()).as_bytes());
+    out.extend_from_slice(format!("content-type: application/json\r\ncontent-length: {}\r\n", body.len()).as_bytes());
     if !kept.iter().any(|l| l.to_ascii_lowercase().starts_with("connection:")) {
         out.extend_from_slice(b"connection: close\r\n");
     }
@@ -57,7 +62,7 @@ pub fn rewrite_bare_400(buf: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(BODY.as_bytes());
+    out.extend_from_slice(body.as_bytes());
     Some(out)
 }
 
@@ -67,8 +72,14 @@ mod tests {
 
     const BARE: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: Mon, 30 Nov 2026 10:00:00 GMT\r\n\r\n";
 
+    /// What `lib.rs` sets; the real envelope is checked black-box over HTTP.
+    fn with_body() {
+        set_body(r#"{"errors":[{"code":"TEST","message":"malformed","detail":null}]}"#.to_owned());
+    }
+
     #[test]
     fn replaces_the_bare_400_after_earlier_responses() {
+        with_body();
         let earlier = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
         let out = rewrite_bare_400(&[&earlier[..], BARE].concat()).expect("rewritten");
         let text = String::from_utf8(out).expect("utf-8");
@@ -77,11 +88,12 @@ mod tests {
         assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
         assert!(head.contains("content-type: application/json") && head.contains("date: Mon"), "{head}");
         let json: serde_json::Value = serde_json::from_str(body).expect("JSON body");
-        assert_eq!(json["errors"][0]["code"], "UNSUPPORTED");
+        assert_eq!(json["errors"][0]["code"], "TEST");
     }
 
     #[test]
     fn leaves_everything_else_alone() {
+        with_body();
         // The app's own 400s have bodies and more headers.
         let app_400 = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 12\r\ncontent-type: application/json\r\n\r\n";
         assert!(rewrite_bare_400(app_400).is_none());

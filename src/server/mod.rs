@@ -15,6 +15,8 @@ mod malformed;
 pub mod sendfile;
 mod tls;
 
+pub use malformed::set_body as set_malformed_request_body;
+
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::time;
 use crate::api::access::require_global;
 use crate::api::openapi::{ErrorEnvelope, VerifyReportSchema};
-use crate::api::ApiError;
+use crate::api::{ApiError, OciCode};
 use crate::auth::Action;
 use crate::domain::AuditFilter;
 use crate::domain::{AuditAction, RepoName};
@@ -70,7 +70,7 @@ fn parse_time(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiErro
         .map(|v| {
             DateTime::parse_from_rfc3339(v)
                 .map(|t| t.timestamp_millis())
-                .map_err(|e| ApiError::bad_request("INVALID_REQUEST", format!("{name}: not an RFC 3339 time: {e}")))
+                .map_err(|e| ApiError::bad_request(OciCode::InvalidRequest, format!("{name}: not an RFC 3339 time: {e}")))
         })
         .transpose()
 }
@@ -96,7 +96,7 @@ pub async fn list(req: HttpRequest, query: web::Query<AuditQuery>, registry: web
     if let Some(action) = &query.action {
         if AuditAction::parse(action).is_none() {
             let known: Vec<_> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
-            return Err(ApiError::bad_request("INVALID_REQUEST", format!("unknown action {action:?}; one of {}", known.join(", "))));
+            return Err(ApiError::bad_request(OciCode::InvalidRequest, format!("unknown action {action:?}; one of {}", known.join(", "))));
         }
     }
     let filter = AuditFilter {

@@ -9,7 +9,7 @@ use super::{time, Release};
 use crate::api::access::{identity, require};
 use crate::api::openapi::{ErrorEnvelope, PageParams, RepoParam};
 use crate::api::request::{next_link, repo, PageQuery};
-use crate::api::ApiError;
+use crate::api::{ApiError, OciCode};
 use crate::auth::Action;
 use crate::domain::{Reference, Tag};
 use crate::registry::promotion::PromotionRequest;
@@ -182,7 +182,7 @@ pub async fn stages(req: HttpRequest, registry: web::Data<Registry>) -> Result<H
 fn before(query: &PageQuery) -> Result<Option<i64>, ApiError> {
     query
         .last()
-        .map(|l| l.parse::<i64>().map_err(|_| ApiError::bad_request("INVALID_REQUEST", "last must be a number from a previous page")))
+        .map(|l| l.parse::<i64>().map_err(|_| ApiError::bad_request(OciCode::InvalidRequest, "last must be a number from a previous page")))
         .transpose()
 }
 
