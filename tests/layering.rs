@@ -45,14 +45,7 @@ const LAYERS: &[(&str, &[&str])] = &[
 const KNOWN_EDGES: &[(&str, &str, &str)] = &[];
 
 /// Files outside `src/db` that still name a `rusqlite` type.
-const KNOWN_SQLITE_OUTSIDE_DB: &[&str] = &[
-    "src/auth/mod.rs",
-    "src/registry/gc.rs",
-    "src/registry/manifests.rs",
-    "src/registry/mod.rs",
-    "src/registry/protection.rs",
-    "src/registry/retention.rs",
-];
+const KNOWN_SQLITE_OUTSIDE_DB: &[&str] = &[];
 
 /// Files over the length limit.
 const KNOWN_LONG_FILES: &[&str] = &["tests/common/mod.rs"];

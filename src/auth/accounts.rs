@@ -6,7 +6,6 @@ use serde_json::json;
 
 use super::{secrets, Auth, AuthError, Role, Tx, ANONYMOUS};
 use crate::db::{
-    self,
     accounts::{AccountRow, GrantRow},
     DbError,
 };
@@ -104,13 +103,13 @@ impl Auth {
         self.inner
             .db
             .write(move |tx| -> Result<AccountInfo, AuthError> {
-                db::accounts::insert(tx, &name, kind.as_str(), &hash, admin, expires_at)?
+                tx.insert_account(&name, kind.as_str(), &hash, admin, expires_at)?
                     .ok_or_else(|| AuthError::Conflict(format!("account {name}")))?;
                 let entry = AuditEntry::new(&actor, AuditAction::AccountCreate)
                     .reference(&name)
                     .details(json!({"kind": kind, "admin": admin, "expires_at": expires_at}));
-                db::audit::append(tx, &entry)?;
-                let row = db::accounts::by_name(tx, &name)?.ok_or_else(|| AuthError::NotFound(format!("account {name}")))?;
+                tx.append_audit(&entry)?;
+                let row = tx.account_by_name(&name)?.ok_or_else(|| AuthError::NotFound(format!("account {name}")))?;
                 Ok(row.try_into()?)
             })
             .await
@@ -118,7 +117,7 @@ impl Auth {
 
     pub async fn delete_account(&self, actor: &Actor, name: &str, kind: AccountKind) -> Result<(), AuthError> {
         self.account_change(actor, name, kind, AuditAction::AccountDelete, json!({"kind": kind}), move |tx, name| {
-            db::accounts::delete(tx, name, kind.as_str())
+            tx.delete_account(name, kind.as_str())
         })
         .await
     }
@@ -127,7 +126,7 @@ impl Auth {
         self.inner
             .db
             .read(move |conn| -> Result<_, AuthError> {
-                let rows = db::accounts::list(conn, kind.as_str())?;
+                let rows = conn.list_accounts(kind.as_str())?;
                 Ok(rows.into_iter().map(AccountInfo::try_from).collect::<Result<_, _>>()?)
             })
             .await
@@ -155,20 +154,20 @@ impl Auth {
         self.inner
             .db
             .write(move |tx| -> Result<GrantInfo, AuthError> {
-                let acct = db::accounts::by_name(tx, &account)?.ok_or_else(|| AuthError::NotFound(format!("account {account}")))?;
-                let id = db::accounts::insert_grant(tx, acct.id, &glob, &role, &stages_json)?;
+                let acct = tx.account_by_name(&account)?.ok_or_else(|| AuthError::NotFound(format!("account {account}")))?;
+                let id = tx.insert_grant(acct.id, &glob, &role, &stages_json)?;
                 let entry = AuditEntry::new(&actor, AuditAction::GrantCreate)
                     .reference(&account)
                     .details(json!({"id": id, "repository": glob, "role": role, "stages": stages}));
-                db::audit::append(tx, &entry)?;
-                let row = db::accounts::grant_by_id(tx, id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
+                tx.append_audit(&entry)?;
+                let row = tx.grant_by_id(id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
                 Ok(row.into())
             })
             .await
     }
 
     pub async fn list_grants(&self) -> Result<Vec<GrantInfo>, AuthError> {
-        self.inner.db.read(|conn| Ok(db::accounts::all_grants(conn)?.into_iter().map(GrantInfo::from).collect())).await
+        self.inner.db.read(|conn| Ok(conn.all_grants()?.into_iter().map(GrantInfo::from).collect())).await
     }
 
     pub async fn delete_grant(&self, actor: &Actor, id: i64) -> Result<(), AuthError> {
@@ -176,12 +175,12 @@ impl Auth {
         self.inner
             .db
             .write(move |tx| -> Result<(), AuthError> {
-                let grant = db::accounts::grant_by_id(tx, id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
-                db::accounts::delete_grant(tx, id)?;
+                let grant = tx.grant_by_id(id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
+                tx.delete_grant(id)?;
                 let entry = AuditEntry::new(&actor, AuditAction::GrantDelete)
                     .reference(&grant.account)
                     .details(json!({"id": id, "repository": grant.repository_glob, "role": grant.role}));
-                db::audit::append(tx, &entry)?;
+                tx.append_audit(&entry)?;
                 Ok(())
             })
             .await
@@ -198,7 +197,7 @@ impl Auth {
                 .map_err(AuthError::Invalid)?
         };
         let kind = AccountKind::User;
-        self.update_account(actor, name, kind, "password", move |tx, name| db::accounts::set_secret(tx, name, kind.as_str(), &hash)).await
+        self.update_account(actor, name, kind, "password", move |tx, name| tx.set_account_secret(name, kind.as_str(), &hash)).await
     }
 
     /// Gives a robot a new token; the old one (and bearer tokens issued
@@ -206,20 +205,20 @@ impl Auth {
     pub async fn rotate_robot_token(&self, actor: &Actor, name: &str) -> Result<String, AuthError> {
         let (token, hash) = secrets::new_robot_token();
         let kind = AccountKind::Robot;
-        self.update_account(actor, name, kind, "token", move |tx, name| db::accounts::set_secret(tx, name, kind.as_str(), &hash)).await?;
+        self.update_account(actor, name, kind, "token", move |tx, name| tx.set_account_secret(name, kind.as_str(), &hash)).await?;
         Ok(token)
     }
 
     /// Disables (no login, tokens refused) or enables an account.
     pub async fn set_disabled(&self, actor: &Actor, name: &str, kind: AccountKind, disabled: bool) -> Result<(), AuthError> {
         let change = if disabled { "disable" } else { "enable" };
-        self.update_account(actor, name, kind, change, move |tx, name| db::accounts::set_disabled(tx, name, kind.as_str(), disabled)).await
+        self.update_account(actor, name, kind, change, move |tx, name| tx.set_account_disabled(name, kind.as_str(), disabled)).await
     }
 
     /// Clears a user's failed-login lock-out on this instance.
     pub async fn unlock(&self, actor: &Actor, name: &str) -> Result<(), AuthError> {
         self.update_account(actor, name, AccountKind::User, "unlock", |tx, name| {
-            Ok(db::accounts::by_name(tx, name)?.is_some_and(|a| a.kind.parse() == Ok(AccountKind::User)))
+            Ok(tx.account_by_name(name)?.is_some_and(|a| a.kind.parse() == Ok(AccountKind::User)))
         })
         .await?;
         self.inner.limiter.unlock(name);
@@ -229,7 +228,7 @@ impl Auth {
     /// One account update and its `account.update` audit row.
     async fn update_account<F>(&self, actor: &Actor, name: &str, kind: AccountKind, change: &'static str, apply: F) -> Result<(), AuthError>
     where
-        F: FnOnce(&Tx, &str) -> Result<bool, DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx, &str) -> Result<bool, DbError> + Send + 'static,
     {
         self.account_change(actor, name, kind, AuditAction::AccountUpdate, json!({"kind": kind, "change": change}), apply).await
     }
@@ -246,7 +245,7 @@ impl Auth {
         apply: F,
     ) -> Result<(), AuthError>
     where
-        F: FnOnce(&Tx, &str) -> Result<bool, DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx, &str) -> Result<bool, DbError> + Send + 'static,
     {
         let (actor, name) = (actor.clone(), name.to_owned());
         self.inner
@@ -255,7 +254,7 @@ impl Auth {
                 if !apply(tx, &name)? {
                     return Err(AuthError::NotFound(format!("{kind} {name}")));
                 }
-                db::audit::append(tx, &AuditEntry::new(&actor, action).reference(&name).details(details))?;
+                tx.append_audit(&AuditEntry::new(&actor, action).reference(&name).details(details))?;
                 Ok(())
             })
             .await
@@ -264,7 +263,7 @@ impl Auth {
     /// On an empty database, creates the `admin` account from a password
     /// given by the operator (WHARF_ADMIN_PASSWORD). Never a default password.
     pub async fn bootstrap_admin(&self, password: Option<String>) -> Result<Option<String>, AuthError> {
-        let count = self.inner.db.read(|conn| Ok::<_, AuthError>(db::accounts::count(conn)?)).await?;
+        let count = self.inner.db.read(|conn| Ok::<_, AuthError>(conn.account_count()?)).await?;
         match (count, password) {
             (0, Some(password)) => {
                 self.create_user(&Actor::system(), "admin", &password, true).await?;
@@ -275,6 +274,6 @@ impl Auth {
     }
 
     pub async fn account_count(&self) -> Result<i64, AuthError> {
-        self.inner.db.read(|conn| Ok::<_, AuthError>(db::accounts::count(conn)?)).await
+        self.inner.db.read(|conn| Ok::<_, AuthError>(conn.account_count()?)).await
     }
 }

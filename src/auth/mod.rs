@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::db::{self, accounts::GrantRow, Db, DbError};
+use crate::db::{accounts::GrantRow, Db, DbError};
 use crate::domain::{AccountKind, Actor, AuditAction, AuditEntry, RepoGlob};
 pub use accounts::{AccountInfo, GrantInfo};
 use limiter::{LoginKeys, LoginLimiter};
@@ -93,9 +93,8 @@ pub struct Auth {
     inner: Arc<Inner>,
 }
 
-/// The transaction account changes run in (inside `Db::write`). The one place
-/// `auth` names the engine's type, until `db::Tx` replaces it.
-type Tx = rusqlite::Connection;
+/// The transaction account changes run in (inside `Db::write`).
+use crate::db::Tx;
 
 fn grant_from_row(g: &GrantRow) -> Option<Grant> {
     let role = Role::parse(&g.role)?;
@@ -197,12 +196,12 @@ impl Auth {
             tokio::time::sleep(limiter::SLOW_DOWN).await;
         }
         let (name, secret_owned) = (user.to_owned(), secret.to_owned());
-        let now = db::now_ms();
+        let now = crate::domain::now_ms();
         let (valid, disabled) = self
             .inner
             .db
             .read(move |conn| -> Result<(bool, bool), AuthError> {
-                let Some(account) = db::accounts::by_name(conn, &name)? else {
+                let Some(account) = conn.account_by_name(&name)? else {
                     // Spend the same time as a real check, so timing does not reveal which names exist.
                     let _ = secrets::verify_password(
                         &secret_owned,
@@ -239,11 +238,11 @@ impl Auth {
     /// none if it is gone, expired or disabled, or if its secret changed
     /// after the token was issued.
     async fn load_identity(&self, name: String, issued_at: Option<i64>) -> Result<Option<Identity>, AuthError> {
-        let now = db::now_ms();
+        let now = crate::domain::now_ms();
         self.inner
             .db
             .read(move |conn| -> Result<Option<Identity>, AuthError> {
-                let Some(account) = db::accounts::by_name(conn, &name)? else { return Ok(None) };
+                let Some(account) = conn.account_by_name(&name)? else { return Ok(None) };
                 if account.expires_at.is_some_and(|e| e <= now) || account.disabled_at.is_some() {
                     return Ok(None);
                 }
@@ -252,7 +251,7 @@ impl Auth {
                         return Ok(None);
                     }
                 }
-                let grants = db::accounts::grants_of(conn, account.id)?.iter().filter_map(grant_from_row).collect();
+                let grants = conn.grants_of(account.id)?.iter().filter_map(grant_from_row).collect();
                 Ok(Some(Identity {
                     name: account.name,
                     authenticated: true,
@@ -334,7 +333,7 @@ impl Auth {
 
     /// Appends one audit row in its own transaction.
     async fn record(&self, entry: AuditEntry) -> Result<(), AuthError> {
-        self.inner.db.write(move |tx| -> Result<(), AuthError> { Ok(db::audit::append(tx, &entry).map(drop)?) }).await
+        self.inner.db.write(move |tx| -> Result<(), AuthError> { Ok(tx.append_audit(&entry).map(drop)?) }).await
     }
 }
 

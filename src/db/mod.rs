@@ -1,17 +1,39 @@
-//! Metadata: the source of truth for repositories, blobs, manifests, tags and
-//! upload sessions.
+//! Metadata: the source of truth for repositories, blobs, manifests, tags,
+//! releases, upload sessions, accounts and audit.
 //!
-//! Layering: `db` is called by the use-cases in `registry`; it never calls up
-//! into `registry` or `api`, and knows nothing about object keys or HTTP.
-//! Query functions take `&Connection` (a `Transaction` derefs to one) so a
-//! use-case can compose several in one transaction.
+//! Layering: `db` is called by the use-cases; it calls only `domain`, never
+//! up into `registry`, `governance` or `api`, and knows nothing about object
+//! keys or HTTP. No database-engine type leaves this module.
 //!
-//! SQLite runs in WAL mode with one writer connection and a small pool of
-//! readers; every call runs on tokio's blocking pool so actix workers never
-//! wait on the disk. `synchronous = FULL`: every commit fsyncs the WAL, so a
-//! change acknowledged to a client (a blob's row, a release) survives a
-//! crash of the machine, not only of the process (NORMAL would lose the
-//! last commits on power loss).
+//! The seam: [`Tx`] is everything a use-case may ask of the database inside
+//! one transaction. It is the sum of small per-aggregate traits
+//! ([`Repositories`], [`Blobs`], [`Manifests`], [`Tags`], [`Uploads`],
+//! [`Releases`], [`Audit`], [`Accounts`], [`Gc`], [`LayerIndex`]), each in
+//! its file here with the rows it returns, which carry domain types
+//! (`Digest`, `RepoName`, `Tag`, `Stage`, `UploadId`) rather than strings.
+//! Why traits and `&dyn Tx` rather than one struct: a second engine
+//! (PostgreSQL through the synchronous `postgres` crate) plugs in by
+//! implementing the same traits over its own transaction, and the contract
+//! suite (`tests/db_contract/`) holds both to the same behaviour. Why several
+//! small traits: a reader finds "what can I ask about tags" in one short
+//! file, and no 100-method provider trait grows. Methods take `&self` so a
+//! use-case can pass `&dyn Tx` down freely; an engine whose transaction
+//! needs `&mut` (postgres) keeps it in a `RefCell`, which is sound because a
+//! transaction runs on one thread.
+//!
+//! Where SQLite's single writer is what makes a read-then-write correct (the
+//! audit chain head, a stage's release sequence, an upload's part sequence,
+//! creating a repository, moving a tag, GC taking a blob vs a manifest PUT
+//! claiming it), the trait documents the guarantee and the SQLite file says
+//! it relies on the one writer; another engine must lock to keep it.
+//!
+//! SQLite runs in WAL mode with one writer connection owned by one thread
+//! and a small pool of reader threads (`sqlite/engine.rs`), apart from
+//! tokio's blocking pool, so slow blob streams cannot starve metadata writes
+//! and actix workers never wait on the disk. `synchronous = FULL`: every
+//! commit fsyncs the WAL, so a change acknowledged to a client (a blob's row,
+//! a release) survives a crash of the machine, not only of the process
+//! (NORMAL would lose the last commits on power loss).
 
 pub mod accounts;
 pub mod audit;
@@ -21,16 +43,37 @@ pub mod layer_index;
 pub mod manifests;
 pub mod releases;
 pub mod repositories;
-pub mod tag_history;
 pub mod tags;
 pub mod uploads;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod sqlite;
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+pub use accounts::Accounts;
+pub use audit::Audit;
+pub use blobs::Blobs;
+pub use gc::Gc;
+pub use layer_index::LayerIndex;
+pub use manifests::Manifests;
+pub use releases::Releases;
+pub use repositories::{RepoId, Repositories};
+pub use tags::Tags;
+pub use uploads::Uploads;
+
+/// Every query a use-case may run in one transaction (see the module doc).
+pub trait Tx: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex {}
+
+impl<T> Tx for T where T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex {}
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
+use tokio::sync::oneshot;
+
+use self::sqlite::engine::{open_connection, panic_message, Engine, ReadJob, WriteJob};
+use self::sqlite::SqliteTx;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -38,8 +81,12 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),
-    #[error("database task failed: {0}")]
-    Task(String),
+    #[error("database job panicked: {0}")]
+    Panicked(String),
+    #[error("database threads have stopped")]
+    Closed,
+    #[error("database thread: {0}")]
+    Thread(std::io::Error),
     #[error("database: corrupt value in {0}")]
     Corrupt(&'static str),
     #[error("database file {0}: {1}")]
@@ -65,11 +112,12 @@ fn migrations() -> Migrations<'static> {
 /// Unix time in milliseconds, the unit of every timestamp column.
 pub use crate::domain::now_ms;
 
+/// A handle on the database: cheap to clone, shared by every request.
+/// Dropping the last clone ends the database threads (see
+/// [`sqlite::engine`](self::sqlite)).
 #[derive(Clone)]
 pub struct Db {
-    writer: Arc<Mutex<Connection>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
-    path: Arc<PathBuf>,
+    engine: Arc<Engine>,
 }
 
 impl Db {
@@ -78,8 +126,7 @@ impl Db {
         create_private(path)?;
         let mut writer = open_connection(path)?;
         migrations().to_latest(&mut writer)?;
-        let readers = (0..read_connections).map(|_| open_connection(path)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { writer: Arc::new(Mutex::new(writer)), readers: Arc::new(Mutex::new(readers)), path: Arc::new(path.to_owned()) })
+        Ok(Self { engine: Arc::new(Engine::start(path, writer, read_connections.max(1))?) })
     }
 
     /// Opens a database that must already exist: a maintenance command on a
@@ -91,58 +138,64 @@ impl Db {
         Self::open(path, read_connections)
     }
 
-    /// Runs `f` on a read connection.
+    /// Runs `f` on a reader thread with the queries of every aggregate.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        self.run_read(move |conn| f(&SqliteTx::new(conn))).await
+    }
+
+    /// Runs `f` in one write transaction on the writer thread: committed if
+    /// `f` returns `Ok`, rolled back otherwise (also when it panics, which
+    /// comes back as [`DbError::Panicked`] and leaves the writer running).
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        self.run_write(move |tx| f(&SqliteTx::new(tx))).await
+    }
+
+    async fn run_read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = this.take_reader()?;
-            let result = f(&conn);
-            this.return_reader(conn);
-            result
-        })
-        .await
-        .map_err(|e| E::from(DbError::Task(e.to_string())))?
+        let (done, result) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let outcome = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()));
+            // The caller may have gone (request cancelled); nothing to tell.
+            let _ = done.send(outcome);
+        });
+        self.engine.readers.send(job).await.map_err(|_| DbError::Closed)?;
+        result.await.map_err(|_| DbError::Closed)?
     }
 
-    /// Runs `f` in one write transaction: committed if `f` returns `Ok`,
-    /// rolled back otherwise.
-    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    async fn run_write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
     {
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            // A poisoned lock only means another write panicked; SQLite rolled it back.
-            let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(DbError::from)?;
-            let value = f(&tx)?;
-            tx.commit().map_err(DbError::from)?;
-            Ok(value)
-        })
-        .await
-        .map_err(|e| E::from(DbError::Task(e.to_string())))?
-    }
-
-    fn take_reader(&self) -> Result<Connection, DbError> {
-        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match pooled {
-            Some(c) => Ok(c),
-            None => open_connection(&self.path),
-        }
-    }
-
-    fn return_reader(&self, conn: Connection) {
-        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < 16 {
-            pool.push(conn);
-        }
+        let (done, result) = oneshot::channel();
+        let job: WriteJob = Box::new(move |conn| {
+            let outcome = (|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(DbError::from)?;
+                // On a panic `tx` is dropped unfinished, which rolls it back.
+                let value =
+                    catch_unwind(AssertUnwindSafe(|| f(&tx))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()))?;
+                tx.commit().map_err(DbError::from)?;
+                Ok(value)
+            })();
+            let _ = done.send(outcome);
+        });
+        self.engine.writer.send(job).await.map_err(|_| DbError::Closed)?;
+        result.await.map_err(|_| DbError::Closed)?
     }
 }
 
@@ -170,27 +223,6 @@ fn create_private(path: &Path) -> Result<(), DbError> {
         .open(path)
         .map(drop)
         .map_err(|e| DbError::Create(path.display().to_string(), e))
-}
-
-fn open_connection(path: &Path) -> Result<Connection, DbError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
-    )?;
-    Ok(conn)
-}
-
-/// An in-memory database with the schema applied, for unit tests.
-#[cfg(test)]
-pub fn test_connection() -> Connection {
-    let mut conn = Connection::open_in_memory().expect("memory db");
-    conn.execute_batch("PRAGMA foreign_keys = ON;").expect("pragma");
-    migrations().to_latest(&mut conn).expect("migrate");
-    conn
 }
 
 #[cfg(test)]

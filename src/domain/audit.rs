@@ -177,6 +177,18 @@ impl AuditField for &String {
     }
 }
 
+/// Validated names and digests, as their text.
+macro_rules! text_field {
+    ($($ty:ty),*) => {$(
+        impl AuditField for &$ty {
+            fn into_field(self) -> Option<String> {
+                Some(self.as_str().to_owned())
+            }
+        }
+    )*};
+}
+text_field!(super::Digest, super::RepoName, super::Tag, super::Stage, super::UploadId);
+
 impl<T: AuditField> AuditField for Option<T> {
     fn into_field(self) -> Option<String> {
         self.and_then(AuditField::into_field)

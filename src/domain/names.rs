@@ -85,7 +85,7 @@ impl fmt::Display for Reference {
 }
 
 /// Keeps error messages short when a client sends a huge value.
-fn truncate(s: &str) -> String {
+pub(super) fn truncate(s: &str) -> String {
     const MAX: usize = 80;
     if s.len() <= MAX {
         return s.to_owned();

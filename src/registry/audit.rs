@@ -1,7 +1,6 @@
 //! Audit-log use-cases: recording the policy at start-up, queries, and
 //! chain verification (the rule itself is `governance::audit`).
 
-use crate::db;
 use crate::domain::{Actor, AuditAction, AuditEntry, AuditFilter, StoredAudit};
 use crate::governance::audit::{ChainVerifier, VerifyReport};
 use crate::registry::{record, Registry, RegistryError};
@@ -27,7 +26,7 @@ impl Registry {
     pub async fn record_policy(&self, policy: serde_json::Value) -> Result<PolicyRecord, RegistryError> {
         self.db
             .write(move |tx| -> Result<PolicyRecord, RegistryError> {
-                let previous = db::audit::latest_details(tx, AuditAction::PolicyChange)?;
+                let previous = tx.latest_audit_details(AuditAction::PolicyChange)?;
                 if previous.as_ref().map(|p| &p["policy"]) == Some(&policy) {
                     return Ok(PolicyRecord::Unchanged);
                 }
@@ -45,7 +44,7 @@ impl Registry {
             .read(|conn| -> Result<VerifyReport, RegistryError> {
                 let mut verifier = ChainVerifier::default();
                 loop {
-                    let batch = db::audit::batch_after(conn, verifier.last_id(), VERIFY_BATCH)?;
+                    let batch = conn.audit_batch_after(verifier.last_id(), VERIFY_BATCH)?;
                     if batch.is_empty() {
                         return Ok(verifier.report(None));
                     }
@@ -59,11 +58,11 @@ impl Registry {
 
     /// Audit rows matching `filter`, newest first.
     pub async fn audit_log(&self, filter: AuditFilter, n: u32) -> Result<Vec<StoredAudit>, RegistryError> {
-        self.db.read(move |conn| Ok(db::audit::list(conn, &filter, n)?)).await
+        self.db.read(move |conn| Ok(conn.list_audit(&filter, n)?)).await
     }
 
     /// Rows after `after_id`, oldest first (for export in batches).
     pub async fn audit_batch(&self, after_id: i64, n: u32) -> Result<Vec<StoredAudit>, RegistryError> {
-        self.db.read(move |conn| Ok(db::audit::batch_after(conn, after_id, n)?)).await
+        self.db.read(move |conn| Ok(conn.audit_batch_after(after_id, n)?)).await
     }
 }

@@ -4,7 +4,6 @@ use std::ops::Range;
 
 use super::protection::protected_set;
 use super::{audited_write, deny, record, Outcome, Registry, RegistryError};
-use crate::db;
 use crate::domain::{Actor, AuditAction, AuditEntry, Digest, RepoName};
 use crate::storage::{layout, BlobBody};
 
@@ -42,12 +41,12 @@ pub struct BlobContent {
 impl Registry {
     /// Size of a blob this repository may serve.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64, RegistryError> {
-        let (name, d) = (repo.to_string(), digest.to_string());
+        let (name, d) = (repo.clone(), digest.clone());
         self.db
-            .read(move |conn| -> Result<u64, RegistryError> {
-                let unknown = || RegistryError::BlobUnknown(d.clone());
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(unknown)?;
-                db::blobs::linked_size(conn, repo_id, &d)?.ok_or_else(unknown)
+            .read(move |tx| -> Result<u64, RegistryError> {
+                let unknown = || RegistryError::BlobUnknown(d.to_string());
+                let repo_id = tx.repository_id(&name)?.ok_or_else(unknown)?;
+                tx.linked_blob_size(repo_id, &d)?.ok_or_else(unknown)
             })
             .await
     }
@@ -76,18 +75,19 @@ impl Registry {
         if !self.config.allow_delete {
             return Err(RegistryError::DeleteDisabled);
         }
-        let (name, d, actor, policy) = (repo.to_string(), digest.to_string(), actor.clone(), self.policy.clone());
+        let (repo_name, digest, actor, policy) = (repo.clone(), digest.clone(), actor.clone(), self.policy.clone());
         audited_write(&self.db, move |tx| {
-            let unknown = || RegistryError::BlobUnknown(d.clone());
-            let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(unknown)?;
-            if db::blobs::linked_size(tx, repo_id, &d)?.is_none() {
+            let (name, d) = (repo_name.as_str(), digest.as_str());
+            let unknown = || RegistryError::BlobUnknown(d.to_owned());
+            let repo_id = tx.repository_id(&repo_name)?.ok_or_else(unknown)?;
+            if tx.linked_blob_size(repo_id, &digest)?.is_none() {
                 return Err(unknown());
             }
-            if let Some(p) = protected_set(tx, &policy, repo_id)?.blob(&d) {
-                return deny(tx, &actor, &name, Some(&d), p.refusal(&d));
+            if let Some(p) = protected_set(tx, &policy, repo_id)?.blob(d) {
+                return deny(tx, &actor, name, Some(d), p.refusal(d));
             }
-            db::blobs::unlink(tx, repo_id, &d)?;
-            record(tx, &AuditEntry::new(&actor, AuditAction::BlobDelete).repository(&name).digest(&d))?;
+            tx.unlink_blob(repo_id, &digest)?;
+            record(tx, &AuditEntry::new(&actor, AuditAction::BlobDelete).repository(name).digest(d))?;
             Ok(Outcome::Done(()))
         })
         .await

@@ -14,12 +14,12 @@ use serde_json::Value;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::{Registry, RegistryError};
-use crate::db::{self, DbError};
+use crate::db::DbError;
 use crate::diff::config::{diff_configs, layer_history, ConfigChange};
 use crate::diff::files::Change;
 use crate::diff::index::SourceError;
 use crate::diff::{diff_files, index_layer, merge_layers, FileEntry, LayerError, LayerIndex, Limits};
-use crate::domain::{Digest, ImageRef, MediaType, Platform, Reference, RepoName};
+use crate::domain::{Digest, ImageRef, MediaType, Platform, Reference, RepoName, Stage};
 use crate::storage::layout;
 
 /// Image configurations larger than this are refused (real ones are KBs).
@@ -228,17 +228,17 @@ impl Registry {
 
     /// The image manifest a reference names, its config and layers.
     async fn resolve_image(&self, repo: &RepoName, reference: &ImageRef, platform: Option<&Platform>) -> Result<ResolvedImage, DiffError> {
-        let (name, r) = (repo.to_string(), reference.clone());
+        let (name, r) = (repo.clone(), reference.clone());
         let digest = self
             .db
-            .read(move |conn| -> Result<String, RegistryError> {
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            .read(move |tx| -> Result<String, RegistryError> {
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 let unknown = || RegistryError::ManifestUnknown(r.to_string());
                 match &r {
                     ImageRef::Reference(Reference::Digest(d)) => Ok(d.to_string()),
-                    ImageRef::Reference(Reference::Tag(t)) => db::tags::target(conn, repo_id, t.as_str())?.ok_or_else(unknown),
+                    ImageRef::Reference(Reference::Tag(t)) => Ok(tx.tag_target(repo_id, t)?.ok_or_else(unknown)?.to_string()),
                     ImageRef::Release { stage, sequence } => {
-                        Ok(db::releases::get(conn, repo_id, stage.as_str(), *sequence)?.ok_or_else(unknown)?.digest)
+                        Ok(tx.release(repo_id, &Stage::parse(stage.as_str())?, *sequence)?.ok_or_else(unknown)?.digest)
                     }
                 }
             })
@@ -303,8 +303,8 @@ impl Registry {
     async fn read_config(&self, digest: &str) -> Result<Value, DiffError> {
         let d = Digest::parse(digest).map_err(RegistryError::from)?;
         let invalid = |reason: String| DiffError::ConfigInvalid { digest: digest.to_owned(), reason };
-        let key = d.to_string();
-        let size = self.db.read(move |conn| db::blobs::size_of(conn, &key)).await?.unwrap_or(0);
+        let key = d.clone();
+        let size = self.db.read(move |tx| tx.blob_size(&key)).await?.unwrap_or(0);
         if size > MAX_CONFIG_BYTES {
             return Err(invalid(format!("larger than {MAX_CONFIG_BYTES} bytes")));
         }
@@ -320,12 +320,12 @@ impl Registry {
 
     /// A layer's index, and whether it was computed (read from storage) now.
     async fn layer_index(&self, layer: &LayerDesc) -> Result<(Arc<LayerIndex>, bool), DiffError> {
-        let key = layer.digest.clone();
+        let key = Digest::parse(&layer.digest).map_err(RegistryError::from)?;
         let stored = self
             .db
-            .read(move |conn| -> Result<Option<Result<LayerIndex, String>>, DbError> {
-                // Decoded here, on the blocking thread the read runs on.
-                Ok(db::layer_index::get(conn, &key)?.map(|bytes| decode(&bytes)))
+            .read(move |tx| -> Result<Option<Result<LayerIndex, String>>, DbError> {
+                // Decoded here, on the database thread the read runs on.
+                Ok(tx.layer_index(&key)?.map(|bytes| decode(&bytes)))
             })
             .await?;
         match stored {
@@ -357,8 +357,8 @@ impl Registry {
             .map_err(|e| DiffError::Task(e.to_string()))?
             .map_err(layer_error)?
         };
-        let (key, count, total) = (layer.digest.clone(), index.entries.len() as u64, index.entries.iter().map(|e| e.size).sum::<u64>());
-        self.db.write(move |tx| db::layer_index::insert(tx, &key, count, total, &encoded)).await?;
+        let (key, count, total) = (digest.clone(), index.entries.len() as u64, index.entries.iter().map(|e| e.size).sum::<u64>());
+        self.db.write(move |tx| tx.insert_layer_index(&key, count, total, &encoded)).await?;
         tracing::info!(layer = %layer.digest, entries = count, elapsed_ms = started.elapsed().as_millis() as u64, "layer indexed");
         Ok((Arc::new(index), true))
     }

@@ -20,8 +20,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::protection::ProtectionCache;
-use super::{record, Registry, RegistryError};
-use crate::db;
+use super::{record, Registry, RegistryError, Tx};
+use crate::domain::UploadId;
 use crate::domain::{Actor, AuditAction, AuditEntry, Digest};
 use crate::storage::layout::{self, KeyKind};
 use crate::storage::StoredObject;
@@ -53,21 +53,21 @@ impl Registry {
         if !dry_run {
             report.resumed = self.finish_pending(cfg.batch_size).await?;
         }
-        let now = db::now_ms();
+        let now = crate::domain::now_ms();
         let cutoff = now - cfg.grace.as_millis() as i64;
         let claims_since = now - CLAIM_TTL_MS;
         let mut after = String::new();
         loop {
             let (a, limit) = (after.clone(), cfg.batch_size);
-            let batch = self.db.read(move |c| db::gc::candidates(c, &a, cutoff, claims_since, limit)).await?;
+            let batch = self.db.read(move |c| c.gc_candidates(&a, cutoff, claims_since, limit)).await?;
             let Some(last) = batch.last() else { break };
-            after = last.0.clone();
+            after = last.0.to_string();
             let full = batch.len() as u32 == cfg.batch_size;
             if dry_run {
                 let policy = self.policy.clone();
                 let collectable = self
                     .db
-                    .read(move |c| -> Result<Vec<(String, u64)>, RegistryError> {
+                    .read(move |c| -> Result<Vec<(Digest, u64)>, RegistryError> {
                         let mut protection = ProtectionCache::default();
                         let mut out = Vec::with_capacity(batch.len());
                         for (digest, size) in batch {
@@ -84,7 +84,7 @@ impl Registry {
                 let (actor, policy) = (actor.clone(), self.policy.clone());
                 let taken = self
                     .db
-                    .write(move |tx| -> Result<Vec<(String, u64)>, RegistryError> {
+                    .write(move |tx| -> Result<Vec<(Digest, u64)>, RegistryError> {
                         // The one protection rule is asked too, though "no
                         // manifest references it" already implies it: it also
                         // reads protected manifests' own bytes.
@@ -92,10 +92,10 @@ impl Registry {
                         let mut taken = Vec::new();
                         for (digest, _) in batch {
                             if let Some(why) = protection.blob_kept_by(tx, &policy, &digest)? {
-                                tracing::error!(digest, why, "GC candidate is protected: its reference rows are incomplete; kept");
+                                tracing::error!(%digest, why, "GC candidate is protected: its reference rows are incomplete; kept");
                                 continue;
                             }
-                            if let Some(size) = db::gc::take(tx, &digest, cutoff, claims_since)? {
+                            if let Some(size) = tx.gc_take(&digest, cutoff, claims_since)? {
                                 audit_collect(tx, &actor, &digest, json!({"size": size}))?;
                                 taken.push((digest, size));
                             }
@@ -116,7 +116,7 @@ impl Registry {
             self.sweep_strays(actor, dry_run, &mut report).await?;
         }
         if !dry_run {
-            self.db.write(move |tx| db::gc::drop_stale_claims(tx, claims_since)).await?;
+            self.db.write(move |tx| tx.drop_stale_claims(claims_since)).await?;
         }
         tracing::info!(
             dry_run,
@@ -131,18 +131,15 @@ impl Registry {
     }
 
     /// Deletes the bytes of blobs already unlisted, then their pending rows.
-    async fn delete_collected(&self, blobs: &[(String, u64)]) -> Result<(), RegistryError> {
+    async fn delete_collected(&self, blobs: &[(Digest, u64)]) -> Result<(), RegistryError> {
         for (digest, _) in blobs {
-            // Only well-formed digests ever reach `blobs`; skip anything else.
-            if let Ok(d) = Digest::parse(digest) {
-                self.blobs.delete(&layout::blob(&d)).await?;
-            }
+            self.blobs.delete(&layout::blob(digest)).await?;
         }
-        let digests: Vec<String> = blobs.iter().map(|(d, _)| d.clone()).collect();
+        let digests: Vec<Digest> = blobs.iter().map(|(d, _)| d.clone()).collect();
         self.db
             .write(move |tx| -> Result<(), RegistryError> {
                 for d in &digests {
-                    db::gc::finish(tx, d)?;
+                    tx.gc_finish(d)?;
                 }
                 Ok(())
             })
@@ -153,7 +150,7 @@ impl Registry {
     async fn finish_pending(&self, batch: u32) -> Result<u64, RegistryError> {
         let mut done = 0;
         loop {
-            let pending = self.db.read(move |c| db::gc::pending(c, batch)).await?;
+            let pending = self.db.read(move |c| c.gc_pending(batch)).await?;
             if pending.is_empty() {
                 return Ok(done);
             }
@@ -165,11 +162,11 @@ impl Registry {
     /// Removes upload sessions idle longer than `gc.upload_max_age`, with their parts.
     async fn expire_uploads(&self, actor: &Actor, dry_run: bool) -> Result<u64, RegistryError> {
         let cfg = &self.maintenance.gc;
-        let before = db::now_ms() - cfg.upload_max_age.as_millis() as i64;
+        let before = crate::domain::now_ms() - cfg.upload_max_age.as_millis() as i64;
         let limit = cfg.batch_size;
         let mut count = 0;
         loop {
-            let stale = self.db.read(move |c| db::gc::stale_uploads(c, before, limit)).await?;
+            let stale = self.db.read(move |c| c.stale_uploads(before, limit)).await?;
             if stale.is_empty() || dry_run {
                 return Ok(count + stale.len() as u64);
             }
@@ -178,7 +175,7 @@ impl Registry {
                 let deleted = self
                     .db
                     .write(move |tx| -> Result<bool, RegistryError> {
-                        let deleted = db::gc::delete_stale_upload(tx, &upload_id, before)?;
+                        let deleted = tx.delete_stale_upload(&upload_id, before)?;
                         if deleted {
                             record(tx, &AuditEntry::new(&actor, AuditAction::UploadExpire).reference(&upload_id))?;
                         }
@@ -189,7 +186,7 @@ impl Registry {
                 // unlisted part objects, never a session missing its parts.
                 if deleted {
                     count += 1;
-                    self.blobs.delete_upload(&id, &parts).await?;
+                    self.blobs.delete_upload(id.as_str(), &parts).await?;
                 }
             }
         }
@@ -201,7 +198,7 @@ impl Registry {
     async fn sweep_strays(&self, actor: &Actor, dry_run: bool, report: &mut GcReport) -> Result<(), RegistryError> {
         use futures::TryStreamExt;
         let cfg = &self.maintenance.gc;
-        let now = db::now_ms();
+        let now = crate::domain::now_ms();
         let blob_cutoff = now - cfg.grace.as_millis() as i64;
         let upload_cutoff = now - cfg.upload_max_age.as_millis() as i64;
         let claims_since = now - CLAIM_TTL_MS;
@@ -226,10 +223,11 @@ impl Registry {
         for (object, kind) in found {
             let stray = match &kind {
                 KeyKind::Blob(digest) => self.collect_stray_blob(actor, digest, object.size, claims_since, dry_run).await?,
-                KeyKind::Upload(id) => {
-                    let upload_id = id.clone();
-                    !self.db.read(move |c| db::gc::upload_exists(c, &upload_id)).await?
-                }
+                // An object under uploads/ whose name is no upload id belongs to no session.
+                KeyKind::Upload(id) => match UploadId::parse(id) {
+                    Ok(upload_id) => !self.db.read(move |tx| tx.upload_exists(&upload_id)).await?,
+                    Err(_) => true,
+                },
                 KeyKind::Temporary => true,
                 KeyKind::Other => false,
             };
@@ -257,15 +255,15 @@ impl Registry {
         claims_since: i64,
         dry_run: bool,
     ) -> Result<bool, RegistryError> {
-        let d = digest.to_string();
+        let d = digest.clone();
         if dry_run {
-            return Ok(!self.db.read(move |c| db::gc::stray_is_known(c, &d, claims_since)).await?);
+            return Ok(!self.db.read(move |c| c.stray_is_known(&d, claims_since)).await?);
         }
         let actor = actor.clone();
         let taken = self
             .db
             .write(move |tx| -> Result<bool, RegistryError> {
-                let taken = db::gc::take_stray(tx, &d, size, claims_since)?;
+                let taken = tx.take_stray(&d, size, claims_since)?;
                 if taken {
                     audit_collect(tx, &actor, &d, json!({"size": size, "stray": true}))?;
                 }
@@ -273,13 +271,13 @@ impl Registry {
             })
             .await?;
         if taken {
-            self.delete_collected(&[(digest.to_string(), size)]).await?;
+            self.delete_collected(&[(digest.clone(), size)]).await?;
         }
         Ok(taken)
     }
 }
 
 /// The audit row of a collected blob.
-fn audit_collect(tx: &rusqlite::Connection, actor: &Actor, digest: &str, details: serde_json::Value) -> Result<(), RegistryError> {
+fn audit_collect(tx: &dyn Tx, actor: &Actor, digest: &Digest, details: serde_json::Value) -> Result<(), RegistryError> {
     record(tx, &AuditEntry::new(actor, AuditAction::BlobCollect).digest(digest).details(details))
 }

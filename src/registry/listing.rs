@@ -1,7 +1,6 @@
 //! Tags list and catalog, paginated with `n` / `last`.
 
 use super::{Registry, RegistryError};
-use crate::db;
 use crate::domain::RepoName;
 
 /// One page of names, and whether more follow.
@@ -22,14 +21,14 @@ impl Page {
 impl Registry {
     /// `GET /v2/<name>/tags/list?n=&last=`; `n` must already be capped.
     pub async fn list_tags(&self, repo: &RepoName, last: Option<String>, n: u32) -> Result<Page, RegistryError> {
-        let name = repo.to_string();
+        let name = repo.clone();
         self.db
-            .read(move |conn| -> Result<Page, RegistryError> {
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            .read(move |tx| -> Result<Page, RegistryError> {
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 if n == 0 {
                     return Ok(Page { items: vec![], has_more: false });
                 }
-                let rows = db::tags::list(conn, repo_id, last.as_deref(), n + 1)?;
+                let rows = tx.list_tags(repo_id, last.as_deref(), n + 1)?.iter().map(ToString::to_string).collect();
                 Ok(Page::from_rows(rows, n))
             })
             .await
@@ -41,8 +40,8 @@ impl Registry {
             return Ok(Page { items: vec![], has_more: false });
         }
         self.db
-            .read(move |conn| -> Result<Page, RegistryError> {
-                let rows = db::repositories::list(conn, last.as_deref(), n + 1)?;
+            .read(move |tx| -> Result<Page, RegistryError> {
+                let rows = tx.list_repositories(last.as_deref(), n + 1)?.iter().map(ToString::to_string).collect();
                 Ok(Page::from_rows(rows, n))
             })
             .await

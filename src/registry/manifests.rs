@@ -8,11 +8,10 @@ use serde::Deserialize;
 use serde_json::{error::Category, json, Value};
 
 use super::protection::protected_set;
+use super::Tx;
 use super::{audited_write, deny, record, Outcome, Registry, RegistryError};
-use crate::db::{
-    self,
-    manifests::{ManifestRow, RefKind},
-};
+use crate::db::manifests::{Manifest, RefKind};
+use crate::db::RepoId;
 use crate::domain::{
     is_foreign_layer, Actor, Algorithm, AuditAction, AuditEntry, Digest, MediaType, Reference, RepoName, Tag, UnsupportedMediaType,
 };
@@ -162,8 +161,8 @@ const MAX_INDEX_DEPTH: usize = 8;
 /// child manifest, or a blob a client deleted), or `None` if it pulls
 /// completely. Promotion and rollback ask this, so a stage never points at
 /// an image that does not pull.
-pub(crate) fn missing_content(conn: &rusqlite::Connection, repo_id: i64, digest: &str) -> Result<Option<String>, RegistryError> {
-    let mut pending = vec![(digest.to_owned(), 0usize)];
+pub(crate) fn missing_content(tx: &dyn Tx, repo_id: RepoId, digest: &Digest) -> Result<Option<String>, RegistryError> {
+    let mut pending = vec![(digest.clone(), 0usize)];
     let mut seen = std::collections::HashSet::new();
     while let Some((manifest, depth)) = pending.pop() {
         if !seen.insert(manifest.clone()) {
@@ -172,16 +171,16 @@ pub(crate) fn missing_content(conn: &rusqlite::Connection, repo_id: i64, digest:
         if depth > MAX_INDEX_DEPTH {
             return Ok(Some(format!("{manifest} is nested more than {MAX_INDEX_DEPTH} indexes deep")));
         }
-        if db::manifests::head(conn, repo_id, &manifest)?.is_none() {
+        if tx.manifest_head(repo_id, &manifest)?.is_none() {
             return Ok(Some(format!("manifest {manifest} is missing")));
         }
-        let (children, blobs) = db::manifests::references(conn, repo_id, &manifest)?;
-        for blob in blobs {
-            if db::blobs::linked_size(conn, repo_id, &blob)?.is_none() {
+        let refs = tx.manifest_references(repo_id, &manifest)?;
+        for blob in refs.blobs {
+            if tx.linked_blob_size(repo_id, &blob)?.is_none() {
                 return Ok(Some(format!("blob {blob} of {manifest} is missing")));
             }
         }
-        pending.extend(children.into_iter().map(|c| (c, depth + 1)));
+        pending.extend(refs.children.into_iter().map(|c| (c, depth + 1)));
     }
     Ok(None)
 }
@@ -198,19 +197,19 @@ impl Registry {
         bytes: Bytes,
     ) -> Result<PutManifest, RegistryError> {
         // The tags this push sets: the reference if it is one, plus `?tag=` values.
-        let mut tags: Vec<String> = Vec::with_capacity(extra_tags.len() + 1);
+        let mut tags: Vec<Tag> = Vec::with_capacity(extra_tags.len() + 1);
         if let Reference::Tag(t) = reference {
-            tags.push(t.to_string());
+            tags.push(t.clone());
         }
         for t in extra_tags {
-            if !tags.iter().any(|x| x == t.as_str()) {
-                tags.push(t.to_string());
+            if !tags.contains(t) {
+                tags.push(t.clone());
             }
         }
         for tag in &tags {
-            if self.policy.is_stage(tag) {
+            if self.policy.is_stage(tag.as_str()) {
                 // Refused before the body is even parsed; the refusal is audited.
-                let (name, tag, actor) = (repo.to_string(), tag.clone(), actor.clone());
+                let (name, tag, actor) = (repo.to_string(), tag.to_string(), actor.clone());
                 let why = format!("{tag} is a stage tag: only promotion and rollback move it");
                 return audited_write(&self.db, move |tx| deny(tx, &actor, &name, Some(&tag), why)).await;
             }
@@ -231,56 +230,57 @@ impl Registry {
         };
         let parsed = parse(content_type, &bytes)?;
         let subject = parsed.subject.clone();
-        let row = ManifestRow {
-            digest: digest.to_string(),
+        let row = Manifest {
+            digest: digest.clone(),
             media_type: parsed.media_type.to_string(),
             artifact_type: parsed.artifact_type.clone(),
-            subject_digest: parsed.subject.as_ref().map(|d| d.to_string()),
+            subject: parsed.subject.clone(),
             annotations: parsed.annotations.clone(),
             content: bytes.to_vec(),
         };
-        let (name, actor_owned, policy, pushed_tags) = (repo.to_string(), actor.clone(), self.policy.clone(), tags.clone());
+        let pushed_tags: Vec<String> = tags.iter().map(ToString::to_string).collect();
+        let (name, actor_owned, policy, tag_names) = (repo.clone(), actor.clone(), self.policy.clone(), pushed_tags.clone());
         audited_write(&self.db, move |tx| {
             let (actor, tags) = (&actor_owned, &tags);
-            let repo_id = db::repositories::ensure(tx, &name)?;
+            let repo_id = tx.ensure_repository(&name)?;
             let mut previous = Vec::with_capacity(tags.len());
             for tag in tags {
-                let before = db::tags::target(tx, repo_id, tag)?;
-                if before.as_ref().is_some_and(|p| p != &row.digest) && policy.is_immutable(tag) {
+                let before = tx.tag_target(repo_id, tag)?;
+                if before.as_ref().is_some_and(|p| p != &row.digest) && policy.is_immutable(tag.as_str()) {
                     let why = format!("{tag} is an immutable tag and cannot be moved");
-                    return deny(tx, actor, &name, Some(tag), why);
+                    return deny(tx, actor, name.as_str(), Some(tag.as_str()), why);
                 }
                 previous.push(before);
             }
             let mut references = Vec::with_capacity(parsed.blobs.len() + parsed.children.len());
             for blob in &parsed.blobs {
-                if db::blobs::linked_size(tx, repo_id, blob.as_str())?.is_none() {
+                if tx.linked_blob_size(repo_id, blob)?.is_none() {
                     return Err(RegistryError::ManifestBlobUnknown(blob.to_string()));
                 }
-                references.push((blob.to_string(), RefKind::Blob));
+                references.push((blob.clone(), RefKind::Blob));
             }
             for child in &parsed.children {
-                if db::manifests::head(tx, repo_id, child.digest.as_str())?.is_none() {
+                if tx.manifest_head(repo_id, &child.digest)?.is_none() {
                     return Err(RegistryError::ManifestBlobUnknown(child.digest.to_string()));
                 }
-                references.push((child.digest.to_string(), RefKind::Manifest));
+                references.push((child.digest.clone(), RefKind::Manifest));
             }
-            let created = db::manifests::insert(tx, repo_id, &row, &references, &actor.name)?;
+            let created = tx.insert_manifest(repo_id, &row, &references, &actor.name)?;
             record(
                 tx,
                 &AuditEntry::new(actor, AuditAction::ManifestPush)
                     .repository(&name)
-                    .reference(tags.first())
+                    .reference(tag_names.first())
                     .digest(&row.digest)
-                    .details(json!({"media_type": row.media_type, "size": row.content.len(), "new": created, "tags": tags})),
+                    .details(json!({"media_type": row.media_type, "size": row.content.len(), "new": created, "tags": tag_names})),
             )?;
             for (tag, before) in tags.iter().zip(previous) {
-                if before.as_deref() != Some(row.digest.as_str()) {
-                    db::tags::set(tx, repo_id, tag, &row.digest)?;
-                    db::tag_history::record(tx, repo_id, tag, Some(&row.digest), &actor.name)?;
+                if before.as_ref() != Some(&row.digest) {
+                    tx.set_tag(repo_id, tag, &row.digest)?;
+                    tx.record_tag_change(repo_id, tag, Some(&row.digest), &actor.name)?;
                     let (action, details) = match &before {
                         None => (AuditAction::TagCreate, json!({})),
-                        Some(from) => (AuditAction::TagMove, json!({"from": from})),
+                        Some(from) => (AuditAction::TagMove, json!({"from": from.as_str()})),
                     };
                     record(tx, &AuditEntry::new(actor, action).repository(&name).reference(tag).digest(&row.digest).details(details))?;
                 }
@@ -294,21 +294,20 @@ impl Registry {
 
     /// `GET /v2/<name>/manifests/<reference>`.
     pub async fn get_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<StoredManifest, RegistryError> {
-        let (name, reference) = (repo.to_string(), reference.clone());
+        let (name, reference) = (repo.clone(), reference.clone());
         let row = self
             .db
-            .read(move |conn| -> Result<ManifestRow, RegistryError> {
+            .read(move |tx| -> Result<Manifest, RegistryError> {
                 let unknown = || RegistryError::ManifestUnknown(reference.to_string());
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
                 let digest = match &reference {
-                    Reference::Digest(d) => d.to_string(),
-                    Reference::Tag(t) => db::tags::target(conn, repo_id, t.as_str())?.ok_or_else(unknown)?,
+                    Reference::Digest(d) => d.clone(),
+                    Reference::Tag(t) => tx.tag_target(repo_id, t)?.ok_or_else(unknown)?,
                 };
-                db::manifests::get(conn, repo_id, &digest)?.ok_or_else(unknown)
+                tx.manifest(repo_id, &digest)?.ok_or_else(unknown)
             })
             .await?;
-        let digest = Digest::parse(&row.digest).map_err(|_| db::DbError::Corrupt("manifests.digest"))?;
-        Ok(StoredManifest { digest, media_type: row.media_type, content: Bytes::from(row.content) })
+        Ok(StoredManifest { digest: row.digest, media_type: row.media_type, content: Bytes::from(row.content) })
     }
 
     /// `DELETE /v2/<name>/manifests/<reference>`: by digest removes the
@@ -319,45 +318,44 @@ impl Registry {
         if !self.config.allow_delete {
             return Err(RegistryError::DeleteDisabled);
         }
-        let (name, reference, actor, policy) = (repo.to_string(), reference.clone(), actor.clone(), self.policy.clone());
+        let (repo_name, reference, actor, policy) = (repo.clone(), reference.clone(), actor.clone(), self.policy.clone());
         audited_write(&self.db, move |tx| {
-            let actor = &actor;
+            let (actor, name) = (&actor, repo_name.as_str());
             let unknown = || RegistryError::ManifestUnknown(reference.to_string());
-            let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_owned()))?;
             match &reference {
                 Reference::Tag(t) => {
                     let tag = t.as_str();
-                    let Some(digest) = db::tags::target(tx, repo_id, tag)? else { return Err(unknown()) };
+                    let Some(target) = tx.tag_target(repo_id, t)? else { return Err(unknown()) };
+                    let digest = target.as_str();
                     let refusal = if policy.is_stage(tag) {
                         Some(format!("{tag} is a stage tag: only promotion and rollback move it"))
                     } else if policy.is_immutable(tag) {
                         Some(format!("{tag} is an immutable tag and cannot be deleted"))
                     } else {
-                        protected_set(tx, &policy, repo_id)?
-                            .manifest(&digest)
-                            .map(|p| format!("tag {tag} points at {}", p.refusal(&digest)))
+                        protected_set(tx, &policy, repo_id)?.manifest(digest).map(|p| format!("tag {tag} points at {}", p.refusal(digest)))
                     };
                     if let Some(why) = refusal {
-                        return deny(tx, actor, &name, Some(tag), why);
+                        return deny(tx, actor, name, Some(tag), why);
                     }
-                    db::tags::delete(tx, repo_id, tag)?;
-                    db::tag_history::record(tx, repo_id, tag, None, &actor.name)?;
-                    record(tx, &AuditEntry::new(actor, AuditAction::TagDelete).repository(&name).reference(tag).digest(&digest))?;
+                    tx.delete_tag(repo_id, t)?;
+                    tx.record_tag_change(repo_id, t, None, &actor.name)?;
+                    record(tx, &AuditEntry::new(actor, AuditAction::TagDelete).repository(name).reference(tag).digest(digest))?;
                 }
                 Reference::Digest(d) => {
                     let digest = d.as_str();
-                    if db::manifests::head(tx, repo_id, digest)?.is_none() {
+                    if tx.manifest_head(repo_id, d)?.is_none() {
                         return Err(unknown());
                     }
                     if let Some(p) = protected_set(tx, &policy, repo_id)?.manifest(digest) {
-                        return deny(tx, actor, &name, Some(digest), p.refusal(digest));
+                        return deny(tx, actor, name, Some(digest), p.refusal(digest));
                     }
-                    for tag in db::tags::delete_pointing_at(tx, repo_id, digest)? {
-                        db::tag_history::record(tx, repo_id, &tag, None, &actor.name)?;
-                        record(tx, &AuditEntry::new(actor, AuditAction::TagDelete).repository(&name).reference(&tag).digest(digest))?;
+                    for tag in tx.delete_tags_pointing_at(repo_id, d)? {
+                        tx.record_tag_change(repo_id, &tag, None, &actor.name)?;
+                        record(tx, &AuditEntry::new(actor, AuditAction::TagDelete).repository(name).reference(&tag).digest(digest))?;
                     }
-                    db::manifests::delete(tx, repo_id, digest)?;
-                    record(tx, &AuditEntry::new(actor, AuditAction::ManifestDelete).repository(&name).digest(digest))?;
+                    tx.delete_manifest(repo_id, d)?;
+                    record(tx, &AuditEntry::new(actor, AuditAction::ManifestDelete).repository(name).digest(digest))?;
                 }
             }
             Ok(Outcome::Done(()))

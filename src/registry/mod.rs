@@ -30,14 +30,13 @@ pub use error::RegistryError;
 use crate::config::{GcConfig, RegistryConfig, RetentionConfig};
 use serde_json::json;
 
-use crate::db::{self, Db};
+use crate::db::Db;
 use crate::domain::{Actor, AuditAction, AuditEntry};
 use crate::governance::Policy;
 use crate::storage::BlobStore;
 
 /// The transaction a use-case's queries run in (inside `Db::read` / `Db::write`).
-/// The one place `registry` names the engine's type, until `db::Tx` replaces it.
-pub(crate) type Tx = rusqlite::Connection;
+pub(crate) use crate::db::Tx;
 
 #[derive(Clone)]
 pub struct Registry {
@@ -90,7 +89,7 @@ pub(crate) enum Outcome<T> {
 pub(crate) async fn audited_write<T, F>(db: &Db, write: F) -> Result<T, RegistryError>
 where
     T: Send + 'static,
-    F: FnOnce(&Tx) -> Result<Outcome<T>, RegistryError> + Send + 'static,
+    F: FnOnce(&dyn Tx) -> Result<Outcome<T>, RegistryError> + Send + 'static,
 {
     match db.write(move |tx| write(tx)).await? {
         Outcome::Done(value) => Ok(value),
@@ -99,14 +98,14 @@ where
 }
 
 /// Appends an audit row for a change, inside the change's transaction.
-pub(crate) fn record(tx: &Tx, entry: &AuditEntry) -> Result<(), RegistryError> {
-    db::audit::append(tx, entry)?;
+pub(crate) fn record(tx: &dyn Tx, entry: &AuditEntry) -> Result<(), RegistryError> {
+    tx.append_audit(entry)?;
     Ok(())
 }
 
 /// Records the refusal's audit row and returns the refusal as the outcome of
 /// an [`audited_write`].
-pub(crate) fn refuse<T>(tx: &Tx, entry: AuditEntry, refusal: RegistryError) -> Result<Outcome<T>, RegistryError> {
+pub(crate) fn refuse<T>(tx: &dyn Tx, entry: AuditEntry, refusal: RegistryError) -> Result<Outcome<T>, RegistryError> {
     record(tx, &entry)?;
     tracing::warn!(actor = %entry.actor.name, action = entry.action.as_str(), repository = entry.repository, reference = entry.reference, reason = %refusal, "refused");
     Ok(Outcome::Refused(refusal))
@@ -115,7 +114,7 @@ pub(crate) fn refuse<T>(tx: &Tx, entry: AuditEntry, refusal: RegistryError) -> R
 /// A request refused by access policy (stage, immutable or protected
 /// content): an `access.denied` row with the reason, and `Denied`.
 pub(crate) fn deny<T>(
-    tx: &Tx,
+    tx: &dyn Tx,
     actor: &Actor,
     repository: &str,
     reference: Option<&str>,

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::db::{self, releases::NewRelease, tag_history::TagEvent};
-use crate::domain::{Actor, AuditAction, AuditEntry, Digest, MediaType, Reference, ReleaseRow, RepoName};
+use crate::db::{releases::NewRelease, tags::TagChange, RepoId};
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest, MediaType, Reference, ReleaseRow, RepoName, Stage, Tag};
 use crate::governance::gates::{self, GateFailure, ImageFacts, PromotionFacts};
 use crate::registry::manifests::{missing_content, parse};
 use crate::registry::{audited_write, record, refuse, Outcome, Registry, RegistryError, Tx};
@@ -78,20 +78,22 @@ impl Registry {
             Reference::Tag(tag) => (tag.to_string(), format!("{repo}:{tag} ({digest})")),
             Reference::Digest(_) => (digest.clone(), format!("{repo}@{digest}")),
         };
+        let (repo_name, digest_id) = (repo.clone(), manifest.digest.clone());
         let promotion = audited_write(&self.db, move |tx| {
-            let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            let stage_id = Stage::parse(&stage)?;
             // Checked inside the write transaction, so two racing retries
             // cannot both append a release.
-            if let Some(current) = db::releases::current(tx, repo_id, &stage)?.filter(|c| c.digest == digest) {
+            if let Some(current) = tx.current_release(repo_id, &stage_id)?.filter(|c| c.digest == digest) {
                 return Ok(Outcome::Done(Promotion { release: current, unchanged: true }));
             }
             let mut failed = Vec::new();
-            if let Some(missing) = missing_content(tx, repo_id, &digest)? {
+            if let Some(missing) = missing_content(tx, repo_id, &digest_id)? {
                 failed.push(GateFailure::Incomplete { missing });
             }
             let mut entered_previous_at = None;
             if let Some(prev) = &previous_stage {
-                match db::releases::first_release_of(tx, repo_id, prev, &digest)? {
+                match tx.first_release_of(repo_id, &Stage::parse(prev)?, &digest_id)? {
                     Some(r) => entered_previous_at = Some(r.created_at),
                     None => failed.push(GateFailure::Order { subject: typed.clone(), previous: prev.clone(), stage: stage.clone() }),
                 }
@@ -99,9 +101,9 @@ impl Registry {
             if let Some(gate) = &gate {
                 let facts = PromotionFacts {
                     entered_previous_at,
-                    now: db::now_ms(),
+                    now: crate::domain::now_ms(),
                     images,
-                    pushed_by: db::manifests::pushed_by(tx, repo_id, &digest)?,
+                    pushed_by: tx.manifest_pushed_by(repo_id, &digest_id)?,
                     promoter: actor.name.clone(),
                 };
                 // The order rule already covers "never in the previous stage".
@@ -115,8 +117,7 @@ impl Registry {
                     .details(json!({ "failed_gates": failed }));
                 return refuse(tx, entry, RegistryError::PromotionDenied { subject, stage, failed });
             }
-            let release = db::releases::append(
-                tx,
+            let release = tx.append_release(
                 repo_id,
                 NewRelease {
                     stage: &stage,
@@ -144,11 +145,11 @@ impl Registry {
 
     /// The current release of every configured stage (in stage order).
     pub async fn stages(&self, repo: &RepoName) -> Result<Vec<(String, Option<ReleaseRow>)>, RegistryError> {
-        let (name, stages) = (repo.to_string(), self.policy.stages().to_vec());
+        let (name, stages) = (repo.clone(), self.policy.stages().to_vec());
         self.db
-            .read(move |conn| -> Result<_, RegistryError> {
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
-                stages.into_iter().map(|s| Ok((s.clone(), db::releases::current(conn, repo_id, &s)?))).collect()
+            .read(move |tx| -> Result<_, RegistryError> {
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
+                stages.into_iter().map(|s| Ok((s.clone(), tx.current_release(repo_id, &Stage::parse(&s)?)?))).collect()
             })
             .await
     }
@@ -156,22 +157,22 @@ impl Registry {
     /// Releases of a stage, newest first, below sequence `before`.
     pub async fn releases(&self, repo: &RepoName, stage: &str, before: Option<i64>, n: u32) -> Result<Vec<ReleaseRow>, RegistryError> {
         self.check_stage(stage)?;
-        let (name, stage) = (repo.to_string(), stage.to_owned());
+        let (name, stage) = (repo.clone(), Stage::parse(stage)?);
         self.db
-            .read(move |conn| -> Result<_, RegistryError> {
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
-                Ok(db::releases::list(conn, repo_id, &stage, before, n)?)
+            .read(move |tx| -> Result<_, RegistryError> {
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
+                Ok(tx.list_releases(repo_id, &stage, before, n)?)
             })
             .await
     }
 
     /// Every digest a tag pointed to, newest first, below event id `before`.
-    pub async fn tag_history(&self, repo: &RepoName, tag: &str, before: Option<i64>, n: u32) -> Result<Vec<TagEvent>, RegistryError> {
-        let (name, tag) = (repo.to_string(), tag.to_owned());
+    pub async fn tag_history(&self, repo: &RepoName, tag: &Tag, before: Option<i64>, n: u32) -> Result<Vec<TagChange>, RegistryError> {
+        let (name, tag) = (repo.clone(), tag.clone());
         self.db
-            .read(move |conn| -> Result<_, RegistryError> {
-                let repo_id = db::repositories::id_of(conn, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
-                Ok(db::tag_history::list(conn, repo_id, &tag, before, n)?)
+            .read(move |tx| -> Result<_, RegistryError> {
+                let repo_id = tx.repository_id(&name)?.ok_or_else(|| RegistryError::NameUnknown(name.to_string()))?;
+                Ok(tx.tag_history(repo_id, &tag, before, n)?)
             })
             .await
     }
@@ -220,21 +221,22 @@ impl Registry {
 
 /// Points the stage tag at the release's digest, with tag history and audit.
 pub(super) fn move_stage_tag(
-    tx: &Tx,
-    repo_id: i64,
+    tx: &dyn Tx,
+    repo_id: RepoId,
     actor: &Actor,
     repo: &str,
     release: &ReleaseRow,
     action: AuditAction,
 ) -> Result<(), RegistryError> {
-    let moved_from = db::tags::set(tx, repo_id, &release.stage, &release.digest)?;
-    db::tag_history::record(tx, repo_id, &release.stage, Some(&release.digest), &actor.name)?;
+    let (tag, digest) = (Tag::parse(&release.stage)?, Digest::parse(&release.digest)?);
+    let moved_from = tx.set_tag(repo_id, &tag, &digest)?;
+    tx.record_tag_change(repo_id, &tag, Some(&digest), &actor.name)?;
     record(
         tx,
         &AuditEntry::new(actor, action).repository(repo).reference(&release.stage).digest(&release.digest).details(json!({
                 "sequence": release.sequence,
                 "version": release.version,
-                "previous_digest": moved_from,
+                "previous_digest": moved_from.as_ref().map(Digest::as_str),
                 "rolled_back_from": release.rolled_back_from,
                 "restored_sequence": release.restored_sequence,
         })),

@@ -9,29 +9,31 @@
 
 use std::collections::hash_map::{Entry, HashMap};
 
-use rusqlite::Connection;
-
 use super::manifests::references_in;
-use super::RegistryError;
-use crate::db;
+use super::{RegistryError, Tx};
+use crate::db::RepoId;
+use crate::domain::{Digest, Stage};
 use crate::governance::protection::{self, ProtectedSet, References, Release};
 use crate::governance::Policy;
 
 /// The protected set of one repository: each stage's rollback window and
 /// immutable tags' targets, with everything they need.
-pub(crate) fn protected_set(conn: &Connection, policy: &Policy, repo_id: i64) -> Result<ProtectedSet, RegistryError> {
+pub(crate) fn protected_set(tx: &dyn Tx, policy: &Policy, repo_id: RepoId) -> Result<ProtectedSet, RegistryError> {
     let window = policy.rollback_depth.saturating_add(1);
     let mut releases = Vec::new();
     for stage in policy.stages() {
-        releases.extend(db::releases::list(conn, repo_id, stage, None, window)?);
+        releases.extend(tx.list_releases(repo_id, &Stage::parse(stage)?, None, window)?);
     }
     let releases: Vec<Release<'_>> =
         releases.iter().map(|r| Release { stage: &r.stage, sequence: r.sequence, digest: &r.digest }).collect();
-    let tags = db::tags::all(conn, repo_id)?;
-    let roots = protection::roots(&releases, tags.iter().map(|(name, digest, _)| (name.as_str(), digest.as_str())), policy);
+    let tags = tx.all_tags(repo_id)?;
+    let roots = protection::roots(&releases, tags.iter().map(|t| (t.name.as_str(), t.digest.as_str())), policy);
     protection::closure(roots, |digest| -> Result<References, RegistryError> {
-        let (mut children, mut blobs) = db::manifests::references(conn, repo_id, digest)?;
-        if let Some(row) = db::manifests::get(conn, repo_id, digest)? {
+        let digest = Digest::parse(digest)?;
+        let refs = tx.manifest_references(repo_id, &digest)?;
+        let mut children: Vec<String> = refs.children.iter().map(ToString::to_string).collect();
+        let mut blobs: Vec<String> = refs.blobs.iter().map(ToString::to_string).collect();
+        if let Some(row) = tx.manifest(repo_id, &digest)? {
             if let Some((named_children, named_blobs)) = references_in(&row.media_type, &row.content) {
                 children.extend(named_children);
                 blobs.extend(named_blobs);
@@ -41,7 +43,7 @@ pub(crate) fn protected_set(conn: &Connection, policy: &Policy, repo_id: i64) ->
         children.dedup();
         blobs.sort_unstable();
         blobs.dedup();
-        let referrers = db::manifests::referrer_digests(conn, repo_id, digest)?;
+        let referrers = tx.referrer_digests(repo_id, &digest)?.iter().map(ToString::to_string).collect();
         Ok(References { children, blobs, referrers })
     })
 }
@@ -49,20 +51,20 @@ pub(crate) fn protected_set(conn: &Connection, policy: &Policy, repo_id: i64) ->
 /// Protected sets per repository, computed once per GC batch.
 #[derive(Default)]
 pub(crate) struct ProtectionCache {
-    sets: HashMap<i64, ProtectedSet>,
+    sets: HashMap<RepoId, ProtectedSet>,
 }
 
 impl ProtectionCache {
     /// Why GC must keep `digest`, if any repository serving it protects it
     /// (a release, or a referrer of one, needs it).
-    pub(crate) fn blob_kept_by(&mut self, conn: &Connection, policy: &Policy, digest: &str) -> Result<Option<String>, RegistryError> {
-        for repo_id in db::blobs::repositories_linking(conn, digest)? {
+    pub(crate) fn blob_kept_by(&mut self, tx: &dyn Tx, policy: &Policy, digest: &Digest) -> Result<Option<String>, RegistryError> {
+        for repo_id in tx.repositories_linking(digest)? {
             let set = match self.sets.entry(repo_id) {
                 Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(protected_set(conn, policy, repo_id)?),
+                Entry::Vacant(e) => e.insert(protected_set(tx, policy, repo_id)?),
             };
-            if let Some(p) = set.blob_for_cleanup(digest) {
-                return Ok(Some(p.refusal(digest)));
+            if let Some(p) = set.blob_for_cleanup(digest.as_str()) {
+                return Ok(Some(p.refusal(digest.as_str())));
             }
         }
         Ok(None)

@@ -3,20 +3,19 @@
 use serde_json::{json, Map, Value};
 
 use super::{Registry, RegistryError};
-use crate::db;
 use crate::domain::{Digest, RepoName};
 
 impl Registry {
     /// Descriptors of the referrers of `subject`, optionally only those of one
     /// artifact type. A subject that does not exist simply has none.
     pub async fn referrers(&self, repo: &RepoName, subject: &Digest, artifact_type: Option<String>) -> Result<Vec<Value>, RegistryError> {
-        let (name, subject) = (repo.to_string(), subject.to_string());
+        let (name, subject) = (repo.clone(), subject.clone());
         let limit = self.config.max_page_size * 10;
         let rows = self
             .db
-            .read(move |conn| -> Result<_, RegistryError> {
-                match db::repositories::id_of(conn, &name)? {
-                    Some(repo_id) => Ok(db::manifests::referrers(conn, repo_id, &subject, limit)?),
+            .read(move |tx| -> Result<_, RegistryError> {
+                match tx.repository_id(&name)? {
+                    Some(repo_id) => Ok(tx.referrers(repo_id, &subject, limit)?),
                     None => Ok(vec![]),
                 }
             })
@@ -27,7 +26,7 @@ impl Registry {
             .map(|r| {
                 let mut d = Map::new();
                 d.insert("mediaType".into(), json!(r.media_type));
-                d.insert("digest".into(), json!(r.digest));
+                d.insert("digest".into(), json!(r.digest.as_str()));
                 d.insert("size".into(), json!(r.size));
                 if let Some(t) = r.artifact_type {
                     d.insert("artifactType".into(), json!(t));

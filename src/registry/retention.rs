@@ -8,9 +8,10 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{record, Registry, RegistryError};
-use crate::db;
+use super::{record, Registry, RegistryError, Tx};
+use crate::db::RepoId;
 use crate::domain::{Actor, AuditAction, AuditEntry};
+use crate::domain::{Digest, Tag};
 use crate::governance::retention::{plan, ManifestFact, ReleaseFact, RepoFacts, RepoPlan, RetentionRules, TagFact};
 use crate::governance::Policy;
 
@@ -24,31 +25,40 @@ pub struct RetentionReport {
     pub repositories: Vec<RepoPlan>,
 }
 
-fn facts(conn: &rusqlite::Connection, repo_id: i64, name: &str) -> Result<RepoFacts, RegistryError> {
+fn facts(tx: &dyn Tx, repo_id: RepoId, name: &str) -> Result<RepoFacts, RegistryError> {
     let mut children = std::collections::HashMap::<String, Vec<String>>::new();
-    for (parent, child) in db::manifests::all_children(conn, repo_id)? {
-        children.entry(parent).or_default().push(child);
+    for (parent, child) in tx.manifest_children(repo_id)? {
+        children.entry(parent.to_string()).or_default().push(child.to_string());
     }
-    let manifests = db::manifests::all_facts(conn, repo_id)?
+    let manifests = tx
+        .manifest_facts(repo_id)?
         .into_iter()
-        .map(|(digest, pushed_at_ms, subject)| {
+        .map(|m| {
+            let digest = m.digest.to_string();
             let children = children.remove(&digest).unwrap_or_default();
-            ManifestFact { digest, pushed_at_ms, subject, children }
+            ManifestFact { digest, pushed_at_ms: m.created_at, subject: m.subject.map(|s| s.to_string()), children }
         })
         .collect();
-    let tags =
-        db::tags::all(conn, repo_id)?.into_iter().map(|(name, digest, updated_at_ms)| TagFact { name, digest, updated_at_ms }).collect();
-    let releases =
-        db::releases::all(conn, repo_id)?.into_iter().map(|(stage, sequence, digest)| ReleaseFact { stage, sequence, digest }).collect();
+    let tags = tx
+        .all_tags(repo_id)?
+        .into_iter()
+        .map(|t| TagFact { name: t.name.to_string(), digest: t.digest.to_string(), updated_at_ms: t.updated_at })
+        .collect();
+    let releases = tx
+        .all_releases(repo_id)?
+        .into_iter()
+        .map(|r| ReleaseFact { stage: r.stage.to_string(), sequence: r.sequence, digest: r.digest.to_string() })
+        .collect();
     Ok(RepoFacts { repository: name.to_owned(), manifests, tags, releases })
 }
 
 /// Deletes what the plan deletes, inside the caller's transaction.
-fn apply(tx: &rusqlite::Connection, actor: &Actor, repo_id: i64, p: &RepoPlan) -> Result<(u64, u64), RegistryError> {
+fn apply(tx: &dyn Tx, actor: &Actor, repo_id: RepoId, p: &RepoPlan) -> Result<(u64, u64), RegistryError> {
     let (mut tags, mut manifests) = (0, 0);
     for t in p.deleted_tags() {
-        if db::tags::delete(tx, repo_id, &t.tag)? {
-            db::tag_history::record(tx, repo_id, &t.tag, None, &actor.name)?;
+        let tag = Tag::parse(&t.tag)?;
+        if tx.delete_tag(repo_id, &tag)? {
+            tx.record_tag_change(repo_id, &tag, None, &actor.name)?;
             record(
                 tx,
                 &AuditEntry::new(actor, AuditAction::TagDelete)
@@ -63,8 +73,9 @@ fn apply(tx: &rusqlite::Connection, actor: &Actor, repo_id: i64, p: &RepoPlan) -
     for m in p.deleted_manifests() {
         // Tags the plan kept never point at a deleted manifest; any left are
         // ones it could not see, and go with their manifest.
-        for tag in db::tags::delete_pointing_at(tx, repo_id, &m.digest)? {
-            db::tag_history::record(tx, repo_id, &tag, None, &actor.name)?;
+        let digest = Digest::parse(&m.digest)?;
+        for tag in tx.delete_tags_pointing_at(repo_id, &digest)? {
+            tx.record_tag_change(repo_id, &tag, None, &actor.name)?;
             record(
                 tx,
                 &AuditEntry::new(actor, AuditAction::TagDelete)
@@ -75,7 +86,7 @@ fn apply(tx: &rusqlite::Connection, actor: &Actor, repo_id: i64, p: &RepoPlan) -
             )?;
             tags += 1;
         }
-        if db::manifests::delete(tx, repo_id, &m.digest)? {
+        if tx.delete_manifest(repo_id, &digest)? {
             record(
                 tx,
                 &AuditEntry::new(actor, AuditAction::ManifestDelete)
@@ -97,15 +108,15 @@ impl Registry {
         let mut last: Option<String> = None;
         loop {
             let cursor = last.clone();
-            let names = self.db.read(move |c| db::repositories::list(c, cursor.as_deref(), REPOSITORY_PAGE)).await?;
+            let names = self.db.read(move |tx| tx.list_repositories(cursor.as_deref(), REPOSITORY_PAGE)).await?;
             let Some(tail) = names.last() else { break };
-            last = Some(tail.clone());
-            for name in names.into_iter().filter(|n| rules.applies_to(n)) {
+            last = Some(tail.to_string());
+            for name in names.into_iter().filter(|n| rules.applies_to(n.as_str())) {
                 let (rules, policy, actor): (_, std::sync::Arc<Policy>, Actor) = (rules.clone(), self.policy.clone(), actor.clone());
-                let now = db::now_ms();
-                let step = move |conn: &rusqlite::Connection, apply_it: bool| -> Result<Option<(RepoPlan, u64, u64)>, RegistryError> {
-                    let Some(repo_id) = db::repositories::id_of(conn, &name)? else { return Ok(None) };
-                    let p = plan(&facts(conn, repo_id, &name)?, &rules, &policy, now);
+                let now = crate::domain::now_ms();
+                let step = move |conn: &dyn Tx, apply_it: bool| -> Result<Option<(RepoPlan, u64, u64)>, RegistryError> {
+                    let Some(repo_id) = conn.repository_id(&name)? else { return Ok(None) };
+                    let p = plan(&facts(conn, repo_id, name.as_str())?, &rules, &policy, now);
                     let (tags, manifests) = if apply_it {
                         apply(conn, &actor, repo_id, &p)?
                     } else {

@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use super::promotion::move_stage_tag;
-use crate::db::{self, releases::NewRelease};
-use crate::domain::{Actor, AuditAction, AuditEntry, ReleaseRow, RepoName};
+use crate::db::{releases::NewRelease, RepoId};
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest, ReleaseRow, RepoName, Stage};
 use crate::registry::manifests::missing_content;
 use crate::registry::{audited_write, refuse, Outcome, Registry, RegistryError, Tx};
 
@@ -20,8 +20,9 @@ impl Registry {
     ) -> Result<ReleaseRow, RegistryError> {
         self.check_stage(stage)?;
         let (name, actor, stage) = (repo.to_string(), actor.clone(), stage.to_owned());
+        let (repo_name, stage_id) = (repo.clone(), Stage::parse(&stage)?);
         let release = audited_write(&self.db, move |tx| {
-            let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
+            let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
             // A refusal commits its audit row, like a refused promotion.
             let refuse = |why: String, digest: Option<&str>| {
                 let entry = AuditEntry::new(&actor, AuditAction::RollbackDenied)
@@ -31,12 +32,12 @@ impl Registry {
                     .details(json!({ "reason": why, "to": to_sequence }));
                 refuse(tx, entry, RegistryError::RollbackDenied(why))
             };
-            let Some(current) = db::releases::current(tx, repo_id, &stage)? else {
+            let Some(current) = tx.current_release(repo_id, &stage_id)? else {
                 return refuse(format!("{stage} has no release"), None);
             };
             let target = match to_sequence {
-                Some(seq) => db::releases::get(tx, repo_id, &stage, seq)?,
-                None => default_rollback_target(tx, repo_id, &stage, &current)?,
+                Some(seq) => tx.release(repo_id, &stage_id, seq)?,
+                None => default_rollback_target(tx, repo_id, &stage_id, &current)?,
             };
             let Some(target) = target else {
                 return refuse(
@@ -50,14 +51,14 @@ impl Registry {
             if target.sequence == current.sequence {
                 return refuse(format!("release #{} is already current", target.sequence), Some(&target.digest));
             }
-            if db::manifests::head(tx, repo_id, &target.digest)?.is_none() {
+            let target_digest = Digest::parse(&target.digest)?;
+            if tx.manifest_head(repo_id, &target_digest)?.is_none() {
                 return refuse(format!("the manifest of release #{} is gone", target.sequence), Some(&target.digest));
             }
-            if let Some(missing) = missing_content(tx, repo_id, &target.digest)? {
+            if let Some(missing) = missing_content(tx, repo_id, &target_digest)? {
                 return refuse(format!("release #{} no longer pulls completely: {missing}", target.sequence), Some(&target.digest));
             }
-            let release = db::releases::append(
-                tx,
+            let release = tx.append_release(
                 repo_id,
                 NewRelease {
                     stage: &stage,
@@ -83,10 +84,10 @@ impl Registry {
 /// position whose digest differs from the current digest. After a rollback
 /// the position is the release it restored, so rolling back twice goes two
 /// steps back instead of undoing the first rollback.
-fn default_rollback_target(tx: &Tx, repo_id: i64, stage: &str, current: &ReleaseRow) -> Result<Option<ReleaseRow>, RegistryError> {
+fn default_rollback_target(tx: &dyn Tx, repo_id: RepoId, stage: &Stage, current: &ReleaseRow) -> Result<Option<ReleaseRow>, RegistryError> {
     let mut before = Some(current.restored_sequence.unwrap_or(current.sequence));
     loop {
-        let batch = db::releases::list(tx, repo_id, stage, before, 100)?;
+        let batch = tx.list_releases(repo_id, stage, before, 100)?;
         if batch.is_empty() {
             return Ok(None);
         }

@@ -6,8 +6,9 @@
 //! then clean up. Until the metadata row exists the blob is invisible.
 
 use super::{Registry, RegistryError};
-use crate::db;
-use crate::domain::{Algorithm, Digest, DigestHasher, RepoName};
+use crate::db::uploads::{Upload, UploadPart};
+use crate::db::DbError;
+use crate::domain::{Algorithm, Digest, DigestHasher, RepoName, UploadId};
 use crate::storage::{Appended, BodyStream, SealedUpload, StorageError};
 
 /// Claim attempts 50 ms apart before an upload gives up on a digest that
@@ -36,38 +37,38 @@ impl Registry {
     }
 
     async fn start_upload_with(&self, repo: &RepoName, algo: Algorithm) -> Result<UploadStatus, RegistryError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = UploadId::new();
         let state = DigestHasher::new(algo).save();
-        let (name, upload_id) = (repo.to_string(), id.clone());
+        let (name, upload_id) = (repo.clone(), id.clone());
         self.db
             .write(move |tx| -> Result<(), RegistryError> {
-                let repo_id = db::repositories::ensure(tx, &name)?;
-                db::uploads::create(tx, &upload_id, repo_id, &state)?;
+                let repo_id = tx.ensure_repository(&name)?;
+                tx.create_upload(&upload_id, repo_id, &state)?;
                 Ok(())
             })
             .await?;
         tracing::debug!(repository = %repo, upload = %id, "upload started");
-        Ok(UploadStatus { id, size: 0 })
+        Ok(UploadStatus { id: id.to_string(), size: 0 })
     }
 
     /// `POST ...?mount=<digest>&from=<repo>`: links a blob another repository
     /// has. Without `from`, any repository holding the blob may serve it.
     pub async fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: Option<&RepoName>) -> Result<MountOutcome, RegistryError> {
-        let (name, d, source) = (repo.to_string(), digest.to_string(), from.map(|f| f.to_string()));
+        let (name, d, source) = (repo.clone(), digest.clone(), from.cloned());
         let mounted = self
             .db
             .write(move |tx| -> Result<bool, RegistryError> {
                 let available = match &source {
-                    Some(source) => match db::repositories::id_of(tx, source)? {
-                        Some(source_id) => db::blobs::linked_size(tx, source_id, &d)?.is_some(),
+                    Some(source) => match tx.repository_id(source)? {
+                        Some(source_id) => tx.linked_blob_size(source_id, &d)?.is_some(),
                         None => false,
                     },
-                    None => db::blobs::size_of(tx, &d)?.is_some(),
+                    None => tx.blob_size(&d)?.is_some(),
                 };
                 if available {
-                    let repo_id = db::repositories::ensure(tx, &name)?;
-                    db::blobs::link(tx, repo_id, &d)?;
-                    db::gc::touch_blob(tx, &d)?;
+                    let repo_id = tx.ensure_repository(&name)?;
+                    tx.link_blob(repo_id, &d)?;
+                    tx.touch_blob(&d)?;
                 }
                 Ok(available)
             })
@@ -88,7 +89,7 @@ impl Registry {
     /// `GET /v2/<name>/blobs/uploads/<id>`.
     pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus, RegistryError> {
         let row = self.load_upload(repo, id).await?;
-        Ok(UploadStatus { id: row.id, size: row.size })
+        Ok(UploadStatus { id: row.id.to_string(), size: row.size })
     }
 
     /// `PATCH /v2/<name>/blobs/uploads/<id>`: appends a chunk. `start` is the
@@ -127,15 +128,16 @@ impl Registry {
                 return Err(RegistryError::RangeInvalid { current: row.size, requested: start });
             }
         }
+        let id = row.id.clone();
         let (size, hasher) = match body {
             Some(body) => self.append_part(row, body, range).await?,
             None => {
-                let hasher = DigestHasher::restore(&row.hasher_state).ok_or(db::DbError::Corrupt("uploads.hasher_state"))?;
+                let hasher = DigestHasher::restore(&row.hasher_state).ok_or(DbError::Corrupt("uploads.hasher_state"))?;
                 (row.size, hasher)
             }
         };
-        let upload_id = id.to_owned();
-        let rows = self.db.read(move |conn| db::uploads::parts(conn, &upload_id)).await?;
+        let upload_id = id.clone();
+        let rows = self.db.read(move |tx| tx.upload_parts(&upload_id)).await?;
         // Only the parts the hash covers: a concurrent append recorded since
         // the hash was loaded must not slip into the blob.
         let mut covered = 0u64;
@@ -152,7 +154,7 @@ impl Registry {
         }
         // Sealed to the end, so no append can land while the blob is
         // checked and placed.
-        let mut sealed = match self.blobs.seal_upload(id, parts, size).await {
+        let mut sealed = match self.blobs.seal_upload(id.as_str(), parts, size).await {
             Err(StorageError::Busy(_)) => return Err(RegistryError::RangeInvalid { current: size, requested: size }),
             other => other?,
         };
@@ -164,7 +166,7 @@ impl Registry {
             sealed.hash(DigestHasher::new(digest.algorithm())).await?.finish()
         };
         if &computed != digest {
-            self.forget_upload(id).await;
+            self.forget_upload(&id).await;
             sealed.discard().await;
             return Err(RegistryError::DigestMismatch { given: digest.to_string(), computed: computed.to_string() });
         }
@@ -177,15 +179,15 @@ impl Registry {
             return Err(e);
         }
 
-        let (name, d, upload_id) = (repo.to_string(), digest.to_string(), id.to_owned());
+        let (name, d, upload_id) = (repo.clone(), digest.clone(), id.clone());
         self.db
             .write(move |tx| -> Result<(), RegistryError> {
-                db::blobs::insert(tx, &d, size)?;
-                db::gc::touch_blob(tx, &d)?;
-                let repo_id = db::repositories::ensure(tx, &name)?;
-                db::blobs::link(tx, repo_id, &d)?;
-                db::uploads::delete(tx, &upload_id)?;
-                db::gc::release_claim(tx, &claim_id)?;
+                tx.insert_blob(&d, size)?;
+                tx.touch_blob(&d)?;
+                let repo_id = tx.ensure_repository(&name)?;
+                tx.link_blob(repo_id, &d)?;
+                tx.delete_upload(&upload_id)?;
+                tx.release_claim(&claim_id)?;
                 Ok(())
             })
             .await?;
@@ -197,8 +199,8 @@ impl Registry {
     /// Moves the verified bytes to the blob's content address unless the
     /// blob is stored already. Needs a claim.
     async fn place_blob_bytes(&self, digest: &Digest, sealed: &mut SealedUpload<'_>) -> Result<(), RegistryError> {
-        let d = digest.to_string();
-        if self.db.read(move |conn| db::blobs::size_of(conn, &d)).await?.is_some() {
+        let d = digest.clone();
+        if self.db.read(move |tx| tx.blob_size(&d)).await?.is_some() {
             return Ok(());
         }
         sealed.place(digest).await?;
@@ -210,8 +212,8 @@ impl Registry {
     async fn claim_blob(&self, digest: &Digest) -> Result<String, RegistryError> {
         let claim_id = uuid::Uuid::new_v4().to_string();
         for _ in 0..CLAIM_ATTEMPTS {
-            let (c, d) = (claim_id.clone(), digest.to_string());
-            if self.db.write(move |tx| db::gc::claim(tx, &c, &d)).await? {
+            let (c, d) = (claim_id.clone(), digest.clone());
+            if self.db.write(move |tx| tx.claim_blob(&c, &d)).await? {
                 return Ok(claim_id);
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -221,30 +223,33 @@ impl Registry {
 
     async fn release_claim(&self, claim_id: &str) {
         let c = claim_id.to_owned();
-        if let Err(e) = self.db.write(move |tx| db::gc::release_claim(tx, &c)).await {
+        if let Err(e) = self.db.write(move |tx| tx.release_claim(&c)).await {
             tracing::warn!(claim = %claim_id, error = %e, "could not release a blob claim; it expires on its own");
         }
     }
 
     /// `DELETE /v2/<name>/blobs/uploads/<id>`.
     pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
-        self.load_upload(repo, id).await?;
-        let upload_id = id.to_owned();
-        let parts = self.db.read(move |conn| db::uploads::parts(conn, &upload_id)).await?;
+        let row = self.load_upload(repo, id).await?;
+        let upload_id = row.id.clone();
+        let parts = self.db.read(move |tx| tx.upload_parts(&upload_id)).await?;
         let parts: Vec<String> = parts.into_iter().map(|p| p.object_key).collect();
-        self.forget_upload(id).await;
-        self.blobs.discard_upload(id, &parts).await;
+        self.forget_upload(&row.id).await;
+        self.blobs.discard_upload(row.id.as_str(), &parts).await;
         Ok(())
     }
 
-    async fn load_upload(&self, repo: &RepoName, id: &str) -> Result<db::uploads::UploadRow, RegistryError> {
-        let (name, upload_id) = (repo.to_string(), id.to_owned());
+    /// The session `id` names in `repo`; an id Wharf never handed out is as
+    /// unknown as a finished session.
+    async fn load_upload(&self, repo: &RepoName, id: &str) -> Result<Upload, RegistryError> {
+        let upload_id = UploadId::parse(id).map_err(|_| RegistryError::UploadUnknown(id.to_owned()))?;
+        let name = repo.clone();
         self.db
-            .read(move |conn| -> Result<_, RegistryError> {
-                let unknown = || RegistryError::UploadUnknown(upload_id.clone());
-                let row = db::uploads::get(conn, &upload_id)?.ok_or_else(unknown)?;
-                let repo_id = db::repositories::id_of(conn, &name)?;
-                if repo_id != Some(row.repository_id) {
+            .read(move |tx| -> Result<_, RegistryError> {
+                let unknown = || RegistryError::UploadUnknown(upload_id.to_string());
+                let row = tx.upload(&upload_id)?.ok_or_else(unknown)?;
+                let repo_id = tx.repository_id(&name)?;
+                if repo_id != Some(row.repository) {
                     return Err(unknown());
                 }
                 Ok(row)
@@ -256,14 +261,9 @@ impl Registry {
     /// unless another request appended first (then 416). With a
     /// `Content-Range`, a body of another length is refused and its bytes
     /// dropped.
-    async fn append_part(
-        &self,
-        row: db::uploads::UploadRow,
-        body: BodyStream,
-        range: Option<(u64, u64)>,
-    ) -> Result<(u64, DigestHasher), RegistryError> {
+    async fn append_part(&self, row: Upload, body: BodyStream, range: Option<(u64, u64)>) -> Result<(u64, DigestHasher), RegistryError> {
         let room = self.config.max_blob_bytes.saturating_sub(row.size);
-        let appender = match self.blobs.open_upload(&row.id).await {
+        let appender = match self.blobs.open_upload(row.id.as_str()).await {
             Err(StorageError::Busy(_)) => {
                 // Read the body all the same: a client still sending when
                 // the answer comes would see a reset instead of the 416.
@@ -276,9 +276,9 @@ impl Registry {
         // locked). `row` may predate another request's append; writing at its
         // size would overwrite those bytes.
         let upload_id = row.id.clone();
-        let current = self.db.read(move |conn| db::uploads::get(conn, &upload_id)).await?;
+        let current = self.db.read(move |tx| tx.upload(&upload_id)).await?;
         let row = match current {
-            Some(now) if now.size == row.size && now.repository_id == row.repository_id => now,
+            Some(now) if now.size == row.size && now.repository == row.repository => now,
             Some(now) => {
                 drain(body, room).await;
                 return Err(RegistryError::RangeInvalid { current: now.size, requested: row.size });
@@ -286,10 +286,10 @@ impl Registry {
             None => {
                 // Cancelled or completed meanwhile.
                 appender.abandon().await;
-                return Err(RegistryError::UploadUnknown(row.id));
+                return Err(RegistryError::UploadUnknown(row.id.to_string()));
             }
         };
-        let mut hasher = DigestHasher::restore(&row.hasher_state).ok_or(db::DbError::Corrupt("uploads.hasher_state"))?;
+        let mut hasher = DigestHasher::restore(&row.hasher_state).ok_or(DbError::Corrupt("uploads.hasher_state"))?;
         let appended = appender.append(row.size, body, &mut hasher, room).await?;
         let recorded = self.record_part(&row, &appended, range, &hasher).await;
         if !matches!(recorded, Ok(true)) {
@@ -304,7 +304,7 @@ impl Registry {
     /// written, so nothing recorded. A lost race with another append is 416.
     async fn record_part(
         &self,
-        row: &db::uploads::UploadRow,
+        row: &Upload,
         appended: &Appended,
         range: Option<(u64, u64)>,
         hasher: &DigestHasher,
@@ -321,10 +321,10 @@ impl Registry {
         if written == 0 {
             return Ok(false);
         }
-        let part = db::uploads::PartRow { object_key: appended.key.clone(), size: written };
+        let part = UploadPart { object_key: appended.key.clone(), size: written };
         let state = hasher.save();
         let (upload_id, expected) = (row.id.clone(), row.size);
-        let won = self.db.write(move |tx| db::uploads::append_part(tx, &upload_id, expected, &part, &state)).await?;
+        let won = self.db.write(move |tx| tx.append_upload_part(&upload_id, expected, &part, &state)).await?;
         if !won {
             return Err(RegistryError::RangeInvalid { current: row.size, requested: row.size });
         }
@@ -333,9 +333,9 @@ impl Registry {
 
     /// Removes the session; a failure is logged, not returned, since
     /// garbage collection removes abandoned sessions later.
-    async fn forget_upload(&self, id: &str) {
-        let upload_id = id.to_owned();
-        if let Err(e) = self.db.write(move |tx| db::uploads::delete(tx, &upload_id)).await {
+    async fn forget_upload(&self, id: &UploadId) {
+        let upload_id = id.clone();
+        if let Err(e) = self.db.write(move |tx| tx.delete_upload(&upload_id)).await {
             tracing::warn!(upload = %id, error = %e, "could not delete upload session");
         }
     }

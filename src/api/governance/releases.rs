@@ -231,7 +231,7 @@ pub async fn tag_history(req: HttpRequest, query: web::Query<PageQuery>, registr
     require(&req, Action::Pull, Some(&repo)).await?;
     let tag = Tag::parse(req.match_info().get("tag").unwrap_or_default())?;
     let n = query.size(registry.config())?;
-    let events = registry.tag_history(&repo, tag.as_str(), before(&query)?, n).await?;
+    let events = registry.tag_history(&repo, &tag, before(&query)?, n).await?;
     let mut response = HttpResponse::Ok();
     if let (true, Some(last)) = (events.len() as u32 == n && n > 0, events.last()) {
         let path = format!("/api/v1/repositories/{repo}/tags/{tag}/history");
@@ -239,7 +239,12 @@ pub async fn tag_history(req: HttpRequest, query: web::Query<PageQuery>, registr
     }
     let history = events
         .iter()
-        .map(|e| TagEvent { id: e.id, digest: e.digest.clone(), actor: e.actor.clone(), created_at: time(e.created_at) })
+        .map(|e| TagEvent {
+            id: e.id,
+            digest: e.digest.as_ref().map(ToString::to_string),
+            actor: e.actor.clone(),
+            created_at: time(e.created_at),
+        })
         .collect();
     Ok(response.json(TagHistory { repository: repo.to_string(), tag: tag.to_string(), history }))
 }

@@ -1,0 +1,98 @@
+//! The threads that own SQLite's connections: one writer, a few readers.
+//!
+//! Why threads of our own rather than tokio's blocking pool: that pool also
+//! streams whole blobs to and from files, and 64 slow downloads can fill it,
+//! so a manifest push would wait behind them for a thread. Here the writer
+//! connection lives on one thread that runs write jobs in arrival order from
+//! a bounded channel (a full channel makes callers wait asynchronously, not
+//! block an actix worker), and reads run on a small fixed set of threads,
+//! each with its own connection. Dropping the last `Db` handle drops the
+//! senders, which ends every thread once the queued jobs are done.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::mpsc;
+
+use crate::db::DbError;
+
+/// A job for the writer thread; it opens and ends its own transaction.
+pub(crate) type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A job for any reader thread.
+pub(crate) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// Write jobs queued beyond the one running before callers wait for room.
+const WRITE_QUEUE: usize = 256;
+/// Read jobs queued before callers wait for room.
+const READ_QUEUE: usize = 1024;
+
+/// The sending ends; the threads hold the receiving ends and the connections.
+pub(crate) struct Engine {
+    pub(crate) writer: mpsc::Sender<WriteJob>,
+    pub(crate) readers: mpsc::Sender<ReadJob>,
+}
+
+impl Engine {
+    /// Starts the writer thread on `writer` and `readers` reader threads,
+    /// each on a new connection to `path`.
+    pub(crate) fn start(path: &Path, writer: Connection, readers: usize) -> Result<Self, DbError> {
+        let read_connections = (0..readers).map(|_| open_connection(path)).collect::<Result<Vec<_>, _>>()?;
+        let (write_tx, mut write_rx) = mpsc::channel::<WriteJob>(WRITE_QUEUE);
+        let mut conn = writer;
+        thread::Builder::new()
+            .name("wharf-db-writer".into())
+            .spawn(move || {
+                while let Some(job) = write_rx.blocking_recv() {
+                    // A job catches its own panic and reports it; this is the
+                    // last line that keeps the one writer alive regardless.
+                    if catch_unwind(AssertUnwindSafe(|| job(&mut conn))).is_err() {
+                        tracing::error!("database write job panicked outside its guard");
+                    }
+                }
+            })
+            .map_err(DbError::Thread)?;
+        let (read_tx, read_rx) = mpsc::channel::<ReadJob>(READ_QUEUE);
+        let read_rx = Arc::new(Mutex::new(read_rx));
+        for (n, conn) in read_connections.into_iter().enumerate() {
+            let rx = read_rx.clone();
+            thread::Builder::new()
+                .name(format!("wharf-db-reader-{n}"))
+                .spawn(move || loop {
+                    // The lock is held only while waiting for the next job, so
+                    // idle readers queue up on it and busy ones do not block it.
+                    let next = rx.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
+                    let Some(job) = next else { break };
+                    if catch_unwind(AssertUnwindSafe(|| job(&conn))).is_err() {
+                        tracing::error!("database read job panicked outside its guard");
+                    }
+                })
+                .map_err(DbError::Thread)?;
+        }
+        Ok(Self { writer: write_tx, readers: read_tx })
+    }
+}
+
+/// Turns a caught panic's payload into a message for [`DbError::Panicked`].
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned())
+}
+
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )?;
+    Ok(conn)
+}

@@ -1,0 +1,31 @@
+//! The SQLite engine: connections, threads, and one file of queries per
+//! aggregate trait. The statements are the ones Wharf has always run; this
+//! module only binds them to the traits.
+
+mod accounts;
+mod audit;
+mod blobs;
+pub(crate) mod engine;
+mod gc;
+mod layer_index;
+mod manifests;
+mod releases;
+mod repositories;
+mod tags;
+mod types;
+mod uploads;
+
+use rusqlite::Connection;
+
+/// The queries of every aggregate over one SQLite connection: inside the
+/// writer's transaction for [`Db::write`](super::Db::write), on a
+/// reader's connection for [`Db::read`](super::Db::read).
+pub(crate) struct SqliteTx<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> SqliteTx<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Self {
+        Self { conn }
+    }
+}
