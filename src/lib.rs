@@ -104,11 +104,11 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     registry.blobs.check().await.map_err(StartError::StorageCheck)?;
     let policy = serde_json::to_value(&config.governance).unwrap_or_default();
     match registry.record_policy(policy).await.map_err(|e| StartError::Policy(e.to_string()))? {
-        governance::audit::PolicyRecord::First => tracing::info!("governance policy recorded in the audit log"),
-        governance::audit::PolicyRecord::Changed => {
+        registry::audit::PolicyRecord::First => tracing::info!("governance policy recorded in the audit log"),
+        registry::audit::PolicyRecord::Changed => {
             tracing::info!("governance policy changed since the last start; recorded in the audit log")
         }
-        governance::audit::PolicyRecord::Unchanged => {}
+        registry::audit::PolicyRecord::Unchanged => {}
     }
     let auth = open_auth(&config, &registry)?;
     if auth.enabled() {

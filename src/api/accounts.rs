@@ -88,7 +88,7 @@ pub async fn create_robot(req: HttpRequest, body: web::Json<NewRobot>, auth: web
     let actor = require_global(&req, Action::Admin).await?;
     let expires_at = match body.expires_in_days {
         None => None,
-        Some(days) if (1..=MAX_ROBOT_DAYS).contains(&days) => Some(crate::db::now_ms() + (days * 86_400_000) as i64),
+        Some(days) if (1..=MAX_ROBOT_DAYS).contains(&days) => Some(crate::domain::now_ms() + (days * 86_400_000) as i64),
         Some(_) => return Err(ApiError::bad_request("INVALID_REQUEST", format!("expires_in_days must be 1 to {MAX_ROBOT_DAYS}"))),
     };
     let (account, token) = auth.create_robot(&actor, &body.name, expires_at).await?;

@@ -4,6 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{now_ms, DbError};
 use crate::domain::{Actor, AuditAction, AuditRecord, GENESIS_HASH};
+pub use crate::domain::{AuditFilter, StoredAudit};
 
 /// What a use-case asks to record; id, time and hash are added here.
 pub struct NewAuditEntry<'a> {
@@ -55,12 +56,6 @@ pub fn append(conn: &Connection, entry: NewAuditEntry<'_>) -> Result<i64, DbErro
     Ok(id)
 }
 
-/// A stored row: the record and the hash stored beside it.
-pub struct StoredAudit {
-    pub record: AuditRecord,
-    pub hash: String,
-}
-
 fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredAudit> {
     let details: String = r.get(8)?;
     Ok(StoredAudit {
@@ -81,19 +76,6 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredAudit> {
 }
 
 const COLUMNS: &str = "id, created_at, actor, source, action, repository, reference, digest, details, hash";
-
-#[derive(Debug, Default, Clone)]
-pub struct AuditFilter {
-    pub repository: Option<String>,
-    pub action: Option<String>,
-    pub actor: Option<String>,
-    /// Unix milliseconds, inclusive.
-    pub since: Option<i64>,
-    /// Unix milliseconds, exclusive.
-    pub until: Option<i64>,
-    /// Only rows with an id below this (newest-first paging).
-    pub before_id: Option<i64>,
-}
 
 /// Matching rows, newest first.
 pub fn list(conn: &Connection, f: &AuditFilter, limit: u32) -> Result<Vec<StoredAudit>, DbError> {

@@ -63,9 +63,7 @@ fn migrations() -> Migrations<'static> {
 }
 
 /// Unix time in milliseconds, the unit of every timestamp column.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use crate::domain::now_ms;
 
 #[derive(Clone)]
 pub struct Db {

@@ -4,19 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{now_ms, DbError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReleaseRow {
-    pub stage: String,
-    pub sequence: i64,
-    pub digest: String,
-    pub version: Option<String>,
-    pub note: Option<String>,
-    pub actor: String,
-    pub created_at: i64,
-    pub reason: String,
-    pub rolled_back_from: Option<i64>,
-    pub restored_sequence: Option<i64>,
-}
+pub use crate::domain::ReleaseRow;
 
 const COLUMNS: &str = "stage, sequence, digest, version, note, actor, created_at, reason, rolled_back_from, restored_sequence";
 

@@ -115,6 +115,27 @@ pub struct AuditRecord {
     pub details: Value,
 }
 
+/// A stored row: the record and the hash stored beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAudit {
+    pub record: AuditRecord,
+    pub hash: String,
+}
+
+/// Which audit rows a query asks for.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub repository: Option<String>,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    /// Unix milliseconds, inclusive.
+    pub since: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub until: Option<i64>,
+    /// Only rows with an id below this (newest-first paging).
+    pub before_id: Option<i64>,
+}
+
 /// The `previous hash` of the first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 

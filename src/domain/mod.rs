@@ -7,11 +7,18 @@ mod audit;
 mod diff_ref;
 mod digest;
 mod names;
+mod release;
 
-pub use audit::{Actor, AuditAction, AuditRecord, GENESIS_HASH};
+pub use audit::{Actor, AuditAction, AuditFilter, AuditRecord, StoredAudit, GENESIS_HASH};
 pub use diff_ref::{ImageRef, InvalidDiffInput, Platform};
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use names::{Reference, RepoName, Tag};
+pub use release::ReleaseRow;
+
+/// The current time in Unix milliseconds, the unit every stored timestamp uses.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
 
 /// A client-supplied value that does not match the OCI grammar.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

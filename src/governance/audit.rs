@@ -1,15 +1,8 @@
-//! Audit log queries and chain verification.
+//! Audit-chain verification: a pure walk over rows handed to it.
 
 use serde::Serialize;
 
-use crate::db::{
-    self,
-    audit::{AuditFilter, NewAuditEntry, StoredAudit},
-};
-use crate::domain::{Actor, AuditAction, GENESIS_HASH};
-use crate::registry::{Registry, RegistryError};
-
-const VERIFY_BATCH: u32 = 1000;
+use crate::domain::{StoredAudit, GENESIS_HASH};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct BrokenRow {
@@ -31,7 +24,7 @@ pub struct VerifyReport {
 pub struct ChainVerifier {
     previous_hash: String,
     previous_id: i64,
-    pub rows_checked: u64,
+    rows_checked: u64,
 }
 
 impl Default for ChainVerifier {
@@ -58,141 +51,101 @@ impl ChainVerifier {
         }
         None
     }
-}
 
-/// What [`Registry::record_policy`] did at start-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PolicyRecord {
-    /// The first start on this database: the policy is recorded as the
-    /// baseline later changes are compared with (an audit row with no
-    /// `previous`), but nothing "changed".
-    First,
-    /// The policy differs from the one last recorded; recorded.
-    Changed,
-    Unchanged,
-}
-
-impl Registry {
-    /// Records the governance policy in the audit log when it differs from
-    /// the one last recorded (or none was), so every change of rules made
-    /// through the configuration is on the record.
-    pub async fn record_policy(&self, policy: serde_json::Value) -> Result<PolicyRecord, RegistryError> {
-        self.db
-            .write(move |tx| -> Result<PolicyRecord, RegistryError> {
-                let previous = db::audit::latest_details(tx, AuditAction::PolicyChange)?;
-                if previous.as_ref().map(|p| &p["policy"]) == Some(&policy) {
-                    return Ok(PolicyRecord::Unchanged);
-                }
-                let outcome = if previous.is_some() { PolicyRecord::Changed } else { PolicyRecord::First };
-                let details = serde_json::json!({ "policy": policy, "previous": previous.map(|p| p["policy"].clone()) });
-                db::audit::append(
-                    tx,
-                    NewAuditEntry {
-                        actor: &Actor::system(),
-                        action: AuditAction::PolicyChange,
-                        repository: None,
-                        reference: None,
-                        digest: None,
-                        details,
-                    },
-                )?;
-                Ok(outcome)
-            })
-            .await
+    /// The id of the last row that verified (0 before any): the next batch starts after it.
+    pub fn last_id(&self) -> i64 {
+        self.previous_id
     }
 
-    /// Recomputes the whole chain and names the first broken row.
-    pub async fn verify_audit(&self) -> Result<VerifyReport, RegistryError> {
-        self.db
-            .read(|conn| -> Result<VerifyReport, RegistryError> {
-                let mut verifier = ChainVerifier::default();
-                loop {
-                    let batch = db::audit::batch_after(conn, verifier.previous_id, VERIFY_BATCH)?;
-                    if batch.is_empty() {
-                        break;
-                    }
-                    if let Some(broken) = verifier.check(&batch) {
-                        return Ok(VerifyReport {
-                            rows_checked: verifier.rows_checked,
-                            valid: false,
-                            first_broken: Some(broken),
-                            head_hash: verifier.previous_hash,
-                        });
-                    }
-                }
-                Ok(VerifyReport { rows_checked: verifier.rows_checked, valid: true, first_broken: None, head_hash: verifier.previous_hash })
-            })
-            .await
-    }
-
-    /// Audit rows matching `filter`, newest first.
-    pub async fn audit_log(&self, filter: AuditFilter, n: u32) -> Result<Vec<StoredAudit>, RegistryError> {
-        self.db.read(move |conn| Ok(db::audit::list(conn, &filter, n)?)).await
-    }
-
-    /// Rows after `after_id`, oldest first (for export in batches).
-    pub async fn audit_batch(&self, after_id: i64, n: u32) -> Result<Vec<StoredAudit>, RegistryError> {
-        self.db.read(move |conn| Ok(db::audit::batch_after(conn, after_id, n)?)).await
+    /// The report after the rows checked so far, with the break if one was found.
+    pub fn report(self, first_broken: Option<BrokenRow>) -> VerifyReport {
+        VerifyReport { rows_checked: self.rows_checked, valid: first_broken.is_none(), first_broken, head_hash: self.previous_hash }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::audit::{append, NewAuditEntry};
-    use crate::domain::{Actor, AuditAction};
+    use crate::domain::{AuditAction, AuditRecord};
 
-    fn log(n: usize) -> rusqlite::Connection {
-        let conn = crate::db::test_connection();
-        let actor = Actor::anonymous("127.0.0.1");
-        for i in 0..n {
-            append(
-                &conn,
-                NewAuditEntry {
-                    actor: &actor,
-                    action: AuditAction::TagCreate,
-                    repository: Some("app"),
-                    reference: Some("v1"),
+    /// A correctly chained log of `n` rows, built in memory as the database would store it.
+    fn log(n: i64) -> Vec<StoredAudit> {
+        let mut previous = GENESIS_HASH.to_owned();
+        (1..=n)
+            .map(|id| {
+                let record = AuditRecord {
+                    id,
+                    created_at: 1_700_000_000_000 + id,
+                    actor: "anonymous".into(),
+                    source: "127.0.0.1".into(),
+                    action: AuditAction::TagCreate.as_str().into(),
+                    repository: Some("app".into()),
+                    reference: Some("v1".into()),
                     digest: None,
-                    details: serde_json::json!({ "i": i }),
-                },
-            )
-            .unwrap();
-        }
-        conn
+                    details: serde_json::json!({ "i": id }),
+                };
+                let hash = record.chain_hash(&previous);
+                previous = hash.clone();
+                StoredAudit { record, hash }
+            })
+            .collect()
     }
 
-    fn verify(conn: &rusqlite::Connection) -> Option<BrokenRow> {
-        let rows = db::audit::batch_after(conn, 0, 1000).unwrap();
-        ChainVerifier::default().check(&rows)
+    fn verify(rows: &[StoredAudit]) -> Option<BrokenRow> {
+        ChainVerifier::default().check(rows)
     }
 
     #[test]
     fn untouched_log_verifies() {
-        assert_eq!(verify(&log(5)), None);
+        let rows = log(5);
+        let mut verifier = ChainVerifier::default();
+        assert_eq!(verifier.check(&rows), None);
+        let report = verifier.report(None);
+        assert!(report.valid);
+        assert_eq!(report.rows_checked, 5);
+        assert_eq!(report.head_hash, rows[4].hash);
+    }
+
+    #[test]
+    fn batches_carry_the_chain() {
+        let rows = log(5);
+        let mut verifier = ChainVerifier::default();
+        assert_eq!(verifier.check(&rows[..2]), None);
+        assert_eq!(verifier.last_id(), 2);
+        assert_eq!(verifier.check(&rows[2..]), None);
+        assert_eq!(verifier.last_id(), 5);
     }
 
     #[test]
     fn edited_row_is_named() {
-        let conn = log(5);
-        conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = 3", []).unwrap();
-        assert_eq!(verify(&conn).map(|b| b.id), Some(3));
+        let mut rows = log(5);
+        rows[2].record.actor = "mallory".into();
+        assert_eq!(verify(&rows).map(|b| b.id), Some(3));
     }
 
     #[test]
     fn deleted_row_is_named() {
-        let conn = log(5);
-        conn.execute("DELETE FROM audit_log WHERE id = 2", []).unwrap();
-        let broken = verify(&conn).unwrap();
+        let mut rows = log(5);
+        rows.remove(1);
+        let broken = verify(&rows).unwrap();
         assert_eq!(broken.id, 3);
         assert!(broken.reason.contains("missing"));
     }
 
     #[test]
-    fn rehashed_row_breaks_the_next_one() {
-        let conn = log(5);
-        // An attacker who edits a row and recomputes its hash still breaks row 4.
-        conn.execute("UPDATE audit_log SET hash = 'x' WHERE id = 3", []).unwrap();
-        assert_eq!(verify(&conn).map(|b| b.id), Some(3));
+    fn rehashed_row_is_named() {
+        let mut rows = log(5);
+        // An attacker who edits a row and stores any other hash is caught at that row.
+        rows[2].hash = "x".into();
+        assert_eq!(verify(&rows).map(|b| b.id), Some(3));
+    }
+
+    #[test]
+    fn edited_and_rehashed_row_breaks_the_next_one() {
+        let mut rows = log(5);
+        // Recomputing the edited row's own hash still breaks the link to row 4.
+        rows[2].record.actor = "mallory".into();
+        rows[2].hash = rows[2].record.chain_hash(&rows[1].hash);
+        assert_eq!(verify(&rows).map(|b| b.id), Some(4));
     }
 }

@@ -1,13 +1,13 @@
-//! Version governance use-cases: promotion through stages, rollback, release
-//! and tag history, and the audit log's queries and verification.
+//! Governance policy, pure: stages and gate evaluation, protection, the
+//! retention planner and audit-chain verification. Values in, decisions out.
 //!
-//! Layering: called by `api` (and the CLI); calls `db` and `storage`, never
-//! `api`. Pure rules live in `gates` and `audit` so they can be unit-tested.
+//! Layering: called by the use-cases (`registry`, `auth`) and the edges; calls
+//! only `domain` and `config`. The use-cases that apply these rules (promote,
+//! rollback, retention runs, audit queries) live in `registry`.
 
 pub mod audit;
 pub mod gates;
 pub mod policy;
-pub mod promotion;
 pub mod protection;
 pub mod retention;
 

@@ -6,15 +6,18 @@
 //! `api` renders. A state change is written to the database only after the
 //! bytes it describes are in place, so nothing half-written is ever visible.
 
+pub mod audit;
 pub mod blobs;
 pub mod diff;
 pub mod error;
 pub mod gc;
 pub mod listing;
 pub mod manifests;
+pub mod promotion;
 mod protection;
 pub mod referrers;
 pub mod retention;
+mod rollback;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -29,6 +32,10 @@ use crate::db::{self, audit::NewAuditEntry, Db};
 use crate::domain::{Actor, AuditAction};
 use crate::governance::Policy;
 use crate::storage::BlobStore;
+
+/// The transaction a use-case's queries run in (inside `Db::read` / `Db::write`).
+/// The one place `registry` names the engine's type, until `db::Tx` replaces it.
+pub(crate) type Tx = rusqlite::Connection;
 
 /// The result of a write that governance may refuse. A refusal is an `Ok`
 /// of the transaction, so the audit row recording it is committed.

@@ -11,7 +11,7 @@ use crate::api::access::require_global;
 use crate::api::openapi::{ErrorEnvelope, VerifyReportSchema};
 use crate::api::ApiError;
 use crate::auth::Action;
-use crate::db::audit::AuditFilter;
+use crate::domain::AuditFilter;
 use crate::domain::{AuditAction, RepoName};
 use crate::registry::Registry;
 

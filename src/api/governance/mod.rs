@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::releases::ReleaseRow;
+use crate::domain::ReleaseRow;
 
 /// Routes inside the `/api/v1` scope.
 pub fn routes(cfg: &mut web::ServiceConfig) {

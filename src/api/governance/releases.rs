@@ -12,7 +12,7 @@ use crate::api::request::{next_link, repo, PageQuery};
 use crate::api::ApiError;
 use crate::auth::Action;
 use crate::domain::{Reference, Tag};
-use crate::governance::promotion::PromotionRequest;
+use crate::registry::promotion::PromotionRequest;
 use crate::registry::Registry;
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1,4 +1,4 @@
-//! Promotion, rollback and the histories that explain them.
+//! Promotion and the histories that explain it (rollback is in `rollback`).
 //!
 //! A promotion or rollback appends a release, moves the stage tag and writes
 //! its audit row in one transaction, so the stage tag always equals the
@@ -9,16 +9,11 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::gates::{self, ImageFacts, PromotionFacts};
-use crate::db::{
-    self,
-    audit::NewAuditEntry,
-    releases::{NewRelease, ReleaseRow},
-    tag_history::TagEvent,
-};
-use crate::domain::{Actor, AuditAction, Digest, Reference, RepoName};
+use crate::db::{self, audit::NewAuditEntry, releases::NewRelease, tag_history::TagEvent};
+use crate::domain::{Actor, AuditAction, Digest, Reference, ReleaseRow, RepoName};
+use crate::governance::gates::{self, ImageFacts, PromotionFacts};
 use crate::registry::manifests::{missing_content, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Registry, RegistryError, Tx};
 use crate::storage::layout;
 
 /// Image configs larger than this are not read for gate checks.
@@ -159,83 +154,6 @@ impl Registry {
         Ok(promotion)
     }
 
-    /// `POST /api/v1/repositories/<name>/stages/<stage>/rollback`: makes an
-    /// earlier release of the stage current again, as a new release.
-    pub async fn rollback(
-        &self,
-        actor: &Actor,
-        repo: &RepoName,
-        stage: &str,
-        to_sequence: Option<i64>,
-    ) -> Result<ReleaseRow, RegistryError> {
-        self.check_stage(stage)?;
-        let (name, actor, stage) = (repo.to_string(), actor.clone(), stage.to_owned());
-        let release = self
-            .db
-            .write(move |tx| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
-                let repo_id = db::repositories::id_of(tx, &name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
-                // A refusal commits its audit row, like a refused promotion.
-                let refuse = |why: String, digest: Option<&str>| -> Result<Result<ReleaseRow, RegistryError>, RegistryError> {
-                    db::audit::append(
-                        tx,
-                        NewAuditEntry {
-                            actor: &actor,
-                            action: AuditAction::RollbackDenied,
-                            repository: Some(&name),
-                            reference: Some(&stage),
-                            digest,
-                            details: json!({ "reason": why, "to": to_sequence }),
-                        },
-                    )?;
-                    Ok(Err(RegistryError::RollbackDenied(why)))
-                };
-                let Some(current) = db::releases::current(tx, repo_id, &stage)? else {
-                    return refuse(format!("{stage} has no release"), None);
-                };
-                let target = match to_sequence {
-                    Some(seq) => db::releases::get(tx, repo_id, &stage, seq)?,
-                    None => default_rollback_target(tx, repo_id, &stage, &current)?,
-                };
-                let Some(target) = target else {
-                    return refuse(
-                        match to_sequence {
-                            Some(seq) => format!("{stage} has no release #{seq}"),
-                            None => format!("{stage} has no earlier release to roll back to"),
-                        },
-                        None,
-                    );
-                };
-                if target.sequence == current.sequence {
-                    return refuse(format!("release #{} is already current", target.sequence), Some(&target.digest));
-                }
-                if db::manifests::head(tx, repo_id, &target.digest)?.is_none() {
-                    return refuse(format!("the manifest of release #{} is gone", target.sequence), Some(&target.digest));
-                }
-                if let Some(missing) = missing_content(tx, repo_id, &target.digest)? {
-                    return refuse(format!("release #{} no longer pulls completely: {missing}", target.sequence), Some(&target.digest));
-                }
-                let release = db::releases::append(
-                    tx,
-                    repo_id,
-                    NewRelease {
-                        stage: &stage,
-                        digest: &target.digest,
-                        version: target.version.as_deref(),
-                        note: None,
-                        actor: &actor.name,
-                        reason: "rollback",
-                        rolled_back_from: Some(current.sequence),
-                        restored_sequence: Some(target.sequence),
-                    },
-                )?;
-                move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Rollback)?;
-                Ok(Ok(release))
-            })
-            .await??;
-        tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "rolled back");
-        Ok(release)
-    }
-
     /// The current release of every configured stage (in stage order).
     pub async fn stages(&self, repo: &RepoName) -> Result<Vec<(String, Option<ReleaseRow>)>, RegistryError> {
         let (name, stages) = (repo.to_string(), self.policy.stages().to_vec());
@@ -321,32 +239,9 @@ impl Registry {
     }
 }
 
-/// The release a plain rollback restores: the newest one before the current
-/// position whose digest differs from the current digest. After a rollback
-/// the position is the release it restored, so rolling back twice goes two
-/// steps back instead of undoing the first rollback.
-fn default_rollback_target(
-    tx: &rusqlite::Connection,
-    repo_id: i64,
-    stage: &str,
-    current: &ReleaseRow,
-) -> Result<Option<ReleaseRow>, RegistryError> {
-    let mut before = Some(current.restored_sequence.unwrap_or(current.sequence));
-    loop {
-        let batch = db::releases::list(tx, repo_id, stage, before, 100)?;
-        if batch.is_empty() {
-            return Ok(None);
-        }
-        if let Some(found) = batch.iter().find(|r| r.digest != current.digest) {
-            return Ok(Some(found.clone()));
-        }
-        before = batch.last().map(|r| r.sequence);
-    }
-}
-
 /// Points the stage tag at the release's digest, with tag history and audit.
-fn move_stage_tag(
-    tx: &rusqlite::Connection,
+pub(super) fn move_stage_tag(
+    tx: &Tx,
     repo_id: i64,
     actor: &Actor,
     repo: &str,
