@@ -199,12 +199,7 @@ impl Registry {
                 // unlisted part objects, never a session missing its parts.
                 if deleted {
                     count += 1;
-                    for key in parts {
-                        self.blobs.delete(&object_store::path::Path::from(key)).await?;
-                    }
-                    // An in-place upload's file exists before its first
-                    // append is recorded (and after a failed one).
-                    self.blobs.delete(&layout::upload_data(&id)).await?;
+                    self.blobs.delete_upload(&id, &parts).await?;
                 }
             }
         }
@@ -221,8 +216,8 @@ impl Registry {
         let upload_cutoff = now - cfg.upload_max_age.as_millis() as i64;
         let claims_since = now - CLAIM_TTL_MS;
         let mut found: Vec<(StoredObject, KeyKind)> = Vec::new();
-        'listing: for prefix in ["blobs", "uploads"] {
-            let mut objects = self.blobs.list(&object_store::path::Path::from(prefix));
+        'listing: for prefix in layout::roots() {
+            let mut objects = self.blobs.list(&prefix);
             while let Some(object) = objects.try_next().await? {
                 let kind = layout::classify(&object.key);
                 let old_enough = match kind {

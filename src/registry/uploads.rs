@@ -5,12 +5,10 @@
 //! digest, move the bytes to their content address, then record metadata,
 //! then clean up. Until the metadata row exists the blob is invisible.
 
-use object_store::path::Path;
-
 use super::{Registry, RegistryError};
 use crate::db;
 use crate::domain::{Algorithm, Digest, DigestHasher, RepoName};
-use crate::storage::{layout, BodyStream, StorageError};
+use crate::storage::{Appended, BodyStream, SealedUpload, StorageError};
 
 /// Claim attempts 50 ms apart before an upload gives up on a digest that
 /// garbage collection is deleting.
@@ -141,55 +139,43 @@ impl Registry {
         // Only the parts the hash covers: a concurrent append recorded since
         // the hash was loaded must not slip into the blob.
         let mut covered = 0u64;
-        let mut parts: Vec<Path> = Vec::new();
+        let mut parts: Vec<String> = Vec::new();
         for part in rows {
             if covered >= size {
                 break;
             }
             covered += part.size;
-            parts.push(Path::from(part.object_key));
+            parts.push(part.object_key);
         }
         if covered != size {
             return Err(RegistryError::UploadInvalid(format!("the upload's parts hold {covered} bytes, not {size}")));
         }
-        // An upload grown in place lists its one file once per append.
-        parts.dedup();
-        // Hold the file's lock to the end, so no append can land while the
-        // blob is checked and placed; first cut bytes of writes cut short.
-        let _appending = match parts.as_slice() {
-            [only] if self.blobs.appends_in_place() && only == &layout::upload_data(id) => {
-                let file = match self.blobs.open_append(only).await {
-                    Err(StorageError::Busy(_)) => return Err(RegistryError::RangeInvalid { current: size, requested: size }),
-                    other => other?,
-                };
-                file.truncate(size).await?;
-                Some(file)
-            }
-            _ => None,
+        // Sealed to the end, so no append can land while the blob is
+        // checked and placed.
+        let mut sealed = match self.blobs.seal_upload(id, parts, size).await {
+            Err(StorageError::Busy(_)) => return Err(RegistryError::RangeInvalid { current: size, requested: size }),
+            other => other?,
         };
 
         // The running hash is of the session's algorithm; another one needs a re-read.
         let computed = if hasher.algorithm() == digest.algorithm() {
             hasher.finish()
         } else {
-            self.blobs.hash_objects(&parts, DigestHasher::new(digest.algorithm())).await?.finish()
+            sealed.hash(DigestHasher::new(digest.algorithm())).await?.finish()
         };
         if &computed != digest {
-            self.discard_upload(id, &parts).await;
+            self.forget_upload(id).await;
+            sealed.discard().await;
             return Err(RegistryError::DigestMismatch { given: digest.to_string(), computed: computed.to_string() });
         }
 
         // The claim keeps garbage collection off this digest until the row
         // below is written, so the bytes checked or placed here stay.
         let claim_id = self.claim_blob(digest).await?;
-        let placed = self.place_blob_bytes(digest, &parts).await;
-        let already_stored = match placed {
-            Ok(already_stored) => already_stored,
-            Err(e) => {
-                self.release_claim(&claim_id).await;
-                return Err(e);
-            }
-        };
+        if let Err(e) = self.place_blob_bytes(digest, &mut sealed).await {
+            self.release_claim(&claim_id).await;
+            return Err(e);
+        }
 
         let (name, d, upload_id) = (repo.to_string(), digest.to_string(), id.to_owned());
         self.db
@@ -203,30 +189,20 @@ impl Registry {
                 Ok(())
             })
             .await?;
-        if already_stored || parts.len() > 1 {
-            self.delete_objects(&parts).await;
-        }
+        sealed.finish().await;
         tracing::info!(repository = %repo, digest = %digest, size, "blob stored");
         Ok(())
     }
 
-    /// Moves the verified parts to the blob's content address unless the
-    /// blob is stored already; returns whether it was. Needs a claim.
-    async fn place_blob_bytes(&self, digest: &Digest, parts: &[Path]) -> Result<bool, RegistryError> {
+    /// Moves the verified bytes to the blob's content address unless the
+    /// blob is stored already. Needs a claim.
+    async fn place_blob_bytes(&self, digest: &Digest, sealed: &mut SealedUpload<'_>) -> Result<(), RegistryError> {
         let d = digest.to_string();
         if self.db.read(move |conn| db::blobs::size_of(conn, &d)).await?.is_some() {
-            return Ok(true);
+            return Ok(());
         }
-        let target = layout::blob(digest);
-        match parts {
-            [] => {
-                let empty: BodyStream = Box::pin(futures::stream::empty());
-                self.blobs.write_stream(&target, empty, &mut DigestHasher::new(digest.algorithm()), 0).await?;
-            }
-            [only] => self.blobs.rename(only, &target).await?,
-            many => self.blobs.concat(many, &target).await?,
-        }
-        Ok(false)
+        sealed.place(digest).await?;
+        Ok(())
     }
 
     /// Takes a claim on `digest`, waiting while garbage collection is
@@ -255,8 +231,9 @@ impl Registry {
         self.load_upload(repo, id).await?;
         let upload_id = id.to_owned();
         let parts = self.db.read(move |conn| db::uploads::parts(conn, &upload_id)).await?;
-        let parts: Vec<Path> = parts.into_iter().map(|p| Path::from(p.object_key)).collect();
-        self.discard_upload(id, &parts).await;
+        let parts: Vec<String> = parts.into_iter().map(|p| p.object_key).collect();
+        self.forget_upload(id).await;
+        self.blobs.discard_upload(id, &parts).await;
         Ok(())
     }
 
@@ -275,41 +252,64 @@ impl Registry {
             .await
     }
 
-    /// Streams `body` into the upload and records it, unless another request
-    /// appended first (then 416). With a `Content-Range`, a body of another
-    /// length is refused and its bytes dropped.
+    /// Streams `body` into the upload at its recorded size and records it,
+    /// unless another request appended first (then 416). With a
+    /// `Content-Range`, a body of another length is refused and its bytes
+    /// dropped.
     async fn append_part(
         &self,
         row: db::uploads::UploadRow,
         body: BodyStream,
         range: Option<(u64, u64)>,
     ) -> Result<(u64, DigestHasher), RegistryError> {
-        if self.blobs.appends_in_place() {
-            return self.append_in_place(row, body, range).await;
-        }
-        let mut hasher = DigestHasher::restore(&row.hasher_state).ok_or(db::DbError::Corrupt("uploads.hasher_state"))?;
-        let key = layout::upload_part(&row.id, &uuid::Uuid::new_v4().to_string());
         let room = self.config.max_blob_bytes.saturating_sub(row.size);
-        let written = self.blobs.write_stream(&key, body, &mut hasher, room).await?;
-        let recorded = self.record_part(&row, &key, written, range, &hasher).await;
+        let appender = match self.blobs.open_upload(&row.id).await {
+            Err(StorageError::Busy(_)) => {
+                // Read the body all the same: a client still sending when
+                // the answer comes would see a reset instead of the 416.
+                drain(body, room).await;
+                return Err(RegistryError::RangeInvalid { current: row.size, requested: row.size });
+            }
+            other => other?,
+        };
+        // Once opened, the recorded size is final in place (the upload is
+        // locked). `row` may predate another request's append; writing at its
+        // size would overwrite those bytes.
+        let upload_id = row.id.clone();
+        let current = self.db.read(move |conn| db::uploads::get(conn, &upload_id)).await?;
+        let row = match current {
+            Some(now) if now.size == row.size && now.repository_id == row.repository_id => now,
+            Some(now) => {
+                drain(body, room).await;
+                return Err(RegistryError::RangeInvalid { current: now.size, requested: row.size });
+            }
+            None => {
+                // Cancelled or completed meanwhile.
+                appender.abandon().await;
+                return Err(RegistryError::UploadUnknown(row.id));
+            }
+        };
+        let mut hasher = DigestHasher::restore(&row.hasher_state).ok_or(db::DbError::Corrupt("uploads.hasher_state"))?;
+        let appended = appender.append(row.size, body, &mut hasher, room).await?;
+        let recorded = self.record_part(&row, &appended, range, &hasher).await;
         if !matches!(recorded, Ok(true)) {
-            self.blobs.delete(&key).await?;
+            appender.unrecorded().await?;
         }
         recorded?;
-        Ok((row.size + written, hasher))
+        Ok((row.size + appended.size, hasher))
     }
 
-    /// Checks `written` bytes at `key` against the request's `Content-Range`
+    /// Checks the bytes an append wrote against the request's `Content-Range`
     /// and records them as the upload's next part. `Ok(false)`: nothing was
     /// written, so nothing recorded. A lost race with another append is 416.
     async fn record_part(
         &self,
         row: &db::uploads::UploadRow,
-        key: &Path,
-        written: u64,
+        appended: &Appended,
         range: Option<(u64, u64)>,
         hasher: &DigestHasher,
     ) -> Result<bool, RegistryError> {
+        let written = appended.size;
         if let Some((start, end)) = range {
             let declared = end - start + 1;
             if written != declared {
@@ -321,7 +321,7 @@ impl Registry {
         if written == 0 {
             return Ok(false);
         }
-        let part = db::uploads::PartRow { object_key: key.to_string(), size: written };
+        let part = db::uploads::PartRow { object_key: appended.key.clone(), size: written };
         let state = hasher.save();
         let (upload_id, expected) = (row.id.clone(), row.size);
         let won = self.db.write(move |tx| db::uploads::append_part(tx, &upload_id, expected, &part, &state)).await?;
@@ -331,65 +331,12 @@ impl Registry {
         Ok(true)
     }
 
-    /// The filesystem form of [`Self::append_part`]: the body goes into the
-    /// upload's one file at the recorded size, under the file's lock.
-    async fn append_in_place(
-        &self,
-        row: db::uploads::UploadRow,
-        body: BodyStream,
-        range: Option<(u64, u64)>,
-    ) -> Result<(u64, DigestHasher), RegistryError> {
-        let key = layout::upload_data(&row.id);
-        let room = self.config.max_blob_bytes.saturating_sub(row.size);
-        let file = match self.blobs.open_append(&key).await {
-            Err(StorageError::Busy(_)) => {
-                // Read the body all the same: a client still sending when
-                // the answer comes would see a reset instead of the 416.
-                drain(body, room).await;
-                return Err(RegistryError::RangeInvalid { current: row.size, requested: row.size });
-            }
-            other => other?,
-        };
-        // Under the lock the recorded size is final. `row` may predate another
-        // request's append; writing at its size would overwrite those bytes.
-        let upload_id = row.id.clone();
-        let current = self.db.read(move |conn| db::uploads::get(conn, &upload_id)).await?;
-        let row = match current {
-            Some(now) if now.size == row.size && now.repository_id == row.repository_id => now,
-            Some(now) => {
-                drain(body, room).await;
-                return Err(RegistryError::RangeInvalid { current: now.size, requested: row.size });
-            }
-            None => {
-                // Cancelled or completed meanwhile: the file opened above is new.
-                self.delete_objects(&[key]).await;
-                return Err(RegistryError::UploadUnknown(row.id));
-            }
-        };
-        let mut hasher = DigestHasher::restore(&row.hasher_state).ok_or(db::DbError::Corrupt("uploads.hasher_state"))?;
-        // Bytes of a failed or refused write lie past the recorded size; the
-        // next write or the completion cuts them off.
-        let written = file.write_at(row.size, body, &mut hasher, room).await?;
-        self.record_part(&row, &key, written, range, &hasher).await?;
-        Ok((row.size + written, hasher))
-    }
-
-    /// Removes the session and its bytes; failures are logged, not returned,
-    /// since garbage collection removes abandoned parts later.
-    async fn discard_upload(&self, id: &str, parts: &[Path]) {
+    /// Removes the session; a failure is logged, not returned, since
+    /// garbage collection removes abandoned sessions later.
+    async fn forget_upload(&self, id: &str) {
         let upload_id = id.to_owned();
         if let Err(e) = self.db.write(move |tx| db::uploads::delete(tx, &upload_id)).await {
             tracing::warn!(upload = %id, error = %e, "could not delete upload session");
-        }
-        self.delete_objects(parts).await;
-        self.delete_objects(&[layout::upload_data(id)]).await;
-    }
-
-    async fn delete_objects(&self, keys: &[Path]) {
-        for key in keys {
-            if let Err(e) = self.blobs.delete(key).await {
-                tracing::warn!(key = %key, error = %e, "could not delete upload part");
-            }
         }
     }
 }

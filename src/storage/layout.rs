@@ -3,6 +3,8 @@
 //! ```text
 //! <prefix>/
 //!   blobs/<algorithm>/<first 2 hex>/<hex>   content-addressed, written once, immutable
+//!   blobs/<algorithm>/<first 2 hex>/.concat-<uuid>
+//!                                           a join in progress (filesystem), renamed to its blob
 //!   uploads/<upload id>/<part id>           parts of an in-progress upload (S3)
 //!   uploads/<upload id>/data                an in-progress upload (filesystem)
 //! ```
@@ -21,13 +23,32 @@ use object_store::path::Path;
 
 use crate::domain::Digest;
 
+const BLOBS: &str = "blobs";
+const UPLOADS: &str = "uploads";
+/// The name of a join's temporary file starts with this.
+const CONCAT_PREFIX: &str = ".concat-";
+
 pub fn blob(digest: &Digest) -> Path {
     let hex = digest.hex();
-    Path::from_iter(["blobs", digest.algorithm().as_str(), &hex[..2], hex])
+    Path::from_iter([BLOBS, digest.algorithm().as_str(), &hex[..2], hex])
 }
 
 pub fn upload_part(upload_id: &str, part_id: &str) -> Path {
-    Path::from_iter(["uploads", upload_id, part_id])
+    Path::from_iter([UPLOADS, upload_id, part_id])
+}
+
+/// A fresh temporary key beside `target`, for a join that is renamed to
+/// `target` once whole.
+pub fn concat_temporary(target: &Path) -> Path {
+    let name = format!("{CONCAT_PREFIX}{}", uuid::Uuid::new_v4());
+    let mut parts: Vec<_> = target.parts().collect();
+    parts.pop();
+    Path::from_iter(parts.into_iter().chain([name.as_str().into()]))
+}
+
+/// The prefixes under which every object Wharf writes lies, for sweeping strays.
+pub fn roots() -> [Path; 2] {
+    [Path::from(BLOBS), Path::from(UPLOADS)]
 }
 
 /// What a key under `blobs/` or `uploads/` is, for sweeping strays.
@@ -45,19 +66,19 @@ pub enum KeyKind {
 pub fn classify(key: &Path) -> KeyKind {
     let parts: Vec<&str> = key.as_ref().split('/').collect();
     match parts.as_slice() {
-        ["blobs", _, _, name] if name.starts_with(".concat-") => KeyKind::Temporary,
-        ["blobs", algorithm, _, hex] => match Digest::parse(&format!("{algorithm}:{hex}")) {
+        [BLOBS, _, _, name] if name.starts_with(CONCAT_PREFIX) => KeyKind::Temporary,
+        [BLOBS, algorithm, _, hex] => match Digest::parse(&format!("{algorithm}:{hex}")) {
             Ok(d) if blob(&d) == *key => KeyKind::Blob(d),
             _ => KeyKind::Other,
         },
-        ["uploads", id, _] => KeyKind::Upload((*id).to_owned()),
+        [UPLOADS, id, _] => KeyKind::Upload((*id).to_owned()),
         _ => KeyKind::Other,
     }
 }
 
 /// The single file an upload grows on the filesystem.
 pub fn upload_data(upload_id: &str) -> Path {
-    Path::from_iter(["uploads", upload_id, "data"])
+    Path::from_iter([UPLOADS, upload_id, "data"])
 }
 
 #[cfg(test)]
@@ -67,10 +88,17 @@ mod tests {
     #[test]
     fn classifies_keys_for_the_stray_sweep() {
         let d = Digest::parse(&format!("sha256:ab{}", "0".repeat(62))).unwrap();
-        assert_eq!(classify(&blob(&d)), KeyKind::Blob(d));
+        assert_eq!(classify(&blob(&d)), KeyKind::Blob(d.clone()));
         assert_eq!(classify(&upload_data("u1")), KeyKind::Upload("u1".into()));
         assert_eq!(classify(&upload_part("u1", "p")), KeyKind::Upload("u1".into()));
         assert_eq!(classify(&Path::from("blobs/sha256/ab/.concat-x")), KeyKind::Temporary);
+        let temporary = concat_temporary(&blob(&d));
+        assert!(temporary.as_ref().starts_with("blobs/sha256/ab/.concat-"), "{temporary}");
+        assert_eq!(classify(&temporary), KeyKind::Temporary);
+        // The sweep's roots hold every kind of key.
+        let [blobs, uploads] = roots();
+        assert!(blob(&d).prefix_matches(&blobs) && temporary.prefix_matches(&blobs));
+        assert!(upload_data("u1").prefix_matches(&uploads) && upload_part("u1", "p").prefix_matches(&uploads));
         // A blob file under the wrong fan-out directory is not taken for the blob.
         assert_eq!(classify(&Path::from(format!("blobs/sha256/cd/ab{}", "0".repeat(62)))), KeyKind::Other);
         assert_eq!(classify(&Path::from("blobs/sha256/ab/short")), KeyKind::Other);
