@@ -192,3 +192,59 @@ fn a_client_that_stops_reading_is_cut_off() {
     assert!(app.is_running(), "server exited");
     assert_blob(&app, &repo, &digest, &data);
 }
+
+#[test]
+fn past_the_sendfile_cap_downloads_stream_through_actix() {
+    const CAP: usize = 2;
+    let app = TestApp::builder().env("WHARF_SERVER__MAX_TRANSFERS", CAP.to_string()).env("WHARF_SERVER__SEND_TIMEOUT", "1h").start();
+    let repo = repo("zerocopy/cap");
+    let data = unique_bytes(64 * 1024 * 1024);
+    let digest = push_blob(&app, &repo, &data);
+    // Stalled clients fill every slot (one at a time: the cap counts
+    // transfers that have started).
+    let stalled: Vec<TcpStream> = (1..=CAP)
+        .map(|n| {
+            let s = start_download(&app, &repo, &digest);
+            assert_eq!(transfer_threads(&app), n, "download {n} did not go out through sendfile");
+            s
+        })
+        .collect();
+    // One more download is served whole, and not by a sendfile thread.
+    let mut s = connect(&app);
+    write!(s, "GET /v2/{repo}/blobs/{digest} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(s);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).expect("status line");
+    assert!(status_line.starts_with("HTTP/1.1 200 "), "{status_line:?}");
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header line");
+        if line.trim_end().is_empty() {
+            break;
+        }
+    }
+    let mut body = vec![0; data.len()];
+    let (first, rest) = body.split_at_mut(256 * 1024);
+    reader.read_exact(first).expect("first bytes");
+    assert_eq!(transfer_threads(&app), CAP, "a transfer started past server.max_transfers");
+    reader.read_exact(rest).expect("rest of the blob");
+    assert!(body == data, "the streamed blob differs");
+    drop(reader);
+    assert_eq!(transfer_threads(&app), CAP, "the stalled transfers ended");
+    // Once the stalled clients leave, sendfile serves again.
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while transfer_threads(&app) > 0 {
+        assert!(Instant::now() < deadline, "{} transfer threads still running", transfer_threads(&app));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _s = start_download(&app, &repo, &digest);
+    assert_eq!(transfer_threads(&app), 1, "sendfile did not serve again below the cap");
+}
+
+#[test]
+fn a_sendfile_cap_of_zero_is_refused_at_start() {
+    let (status, log) = TestApp::builder().env("WHARF_SERVER__MAX_TRANSFERS", "0").run_to_exit(Duration::from_secs(30));
+    assert!(!status.success(), "started with server.max_transfers = 0");
+    assert!(log.contains("server.max_transfers"), "the error does not name the setting:\n{log}");
+}
