@@ -284,9 +284,10 @@ pub struct ServerConfig {
     /// sendfile transfers running at once, each on a thread of its own;
     /// downloads past this stream through the HTTP library.
     pub max_transfers: usize,
-    /// Blocking threads per HTTP worker (database calls and streamed file
-    /// reads run there); 0 keeps actix's default of 512 shared out over the
-    /// cores. A streamed download whose client stalls holds one.
+    /// Blocking threads per HTTP worker (streamed file reads and writes run
+    /// there; the database has threads of its own); 0 keeps actix's default
+    /// of 512 shared out over the cores. A streamed download whose client
+    /// stalls holds one.
     pub blocking_threads: usize,
     pub tls: TlsConfig,
 }
