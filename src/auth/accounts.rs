@@ -68,17 +68,20 @@ fn valid_account_name(name: &str) -> Result<(), AuthError> {
     }
 }
 
+/// Hashes a password off the async workers: argon2 is slow on purpose.
+async fn hash_password(password: &str) -> Result<String, AuthError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || secrets::hash_password(&password))
+        .await
+        .map_err(|e| AuthError::Setup(e.to_string()))?
+        .map_err(AuthError::Invalid)
+}
+
 impl Auth {
     /// Creates a user; `actor` is recorded in the audit log.
     pub async fn create_user(&self, actor: &Actor, name: &str, password: &str, admin: bool) -> Result<AccountInfo, AuthError> {
         valid_account_name(name)?;
-        let hash = {
-            let password = password.to_owned();
-            tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-                .await
-                .map_err(|e| AuthError::Setup(e.to_string()))?
-                .map_err(AuthError::Invalid)?
-        };
+        let hash = hash_password(password).await?;
         self.insert_account(actor, name, AccountKind::User, hash, admin, None).await
     }
 
@@ -189,13 +192,7 @@ impl Auth {
     /// Sets a user's password (its own, or anyone's by an admin: the caller
     /// decides); bearer tokens issued before stop working.
     pub async fn set_password(&self, actor: &Actor, name: &str, password: &str) -> Result<(), AuthError> {
-        let hash = {
-            let password = password.to_owned();
-            tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-                .await
-                .map_err(|e| AuthError::Setup(e.to_string()))?
-                .map_err(AuthError::Invalid)?
-        };
+        let hash = hash_password(password).await?;
         let kind = AccountKind::User;
         self.update_account(actor, name, kind, "password", move |tx, name| tx.set_account_secret(name, kind.as_str(), &hash)).await
     }
