@@ -46,6 +46,7 @@ pub mod repositories;
 pub mod tags;
 pub mod uploads;
 
+mod postgres;
 mod sqlite;
 
 pub use accounts::Accounts;
@@ -81,6 +82,14 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    #[error("database: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("database.url is not a valid PostgreSQL URL: {0}")]
+    PgUrl(::postgres::Error),
+    #[error("cannot connect to the PostgreSQL database at {0}: {1}")]
+    PgConnect(String, ::postgres::Error),
+    #[error("database migration {0}: {1}")]
+    PgMigration(&'static str, ::postgres::Error),
     #[error("database job panicked: {0}")]
     Panicked(String),
     #[error("database threads have stopped")]
@@ -117,7 +126,12 @@ pub use crate::domain::now_ms;
 /// [`sqlite::engine`](self::sqlite)).
 #[derive(Clone)]
 pub struct Db {
-    engine: Arc<Engine>,
+    engine: Arc<Engines>,
+}
+
+enum Engines {
+    Sqlite(Engine),
+    Postgres(self::postgres::engine::PgEngine),
 }
 
 impl Db {
@@ -126,7 +140,12 @@ impl Db {
         create_private(path)?;
         let mut writer = open_connection(path)?;
         migrations().to_latest(&mut writer)?;
-        Ok(Self { engine: Arc::new(Engine::start(path, writer, read_connections.max(1))?) })
+        Ok(Self { engine: Arc::new(Engines::Sqlite(Engine::start(path, writer, read_connections.max(1))?)) })
+    }
+
+    /// Connects to PostgreSQL at `url` and applies pending migrations.
+    pub fn open_postgres(url: &str, read_connections: usize) -> Result<Self, DbError> {
+        Ok(Self { engine: Arc::new(Engines::Postgres(self::postgres::engine::PgEngine::start(url, read_connections)?)) })
     }
 
     /// Opens a database that must already exist: a maintenance command on a
@@ -145,7 +164,10 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        self.run_read(move |conn| f(&SqliteTx::new(conn))).await
+        match &*self.engine {
+            Engines::Sqlite(_) => self.run_read(move |conn| f(&SqliteTx::new(conn))).await,
+            Engines::Postgres(pg) => pg.read(move |tx| f(tx)).await,
+        }
     }
 
     /// Runs `f` in one write transaction on the writer thread: committed if
@@ -157,7 +179,10 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        self.run_write(move |tx| f(&SqliteTx::new(tx))).await
+        match &*self.engine {
+            Engines::Sqlite(_) => self.run_write(move |tx| f(&SqliteTx::new(tx))).await,
+            Engines::Postgres(pg) => pg.write(move |tx| f(tx)).await,
+        }
     }
 
     async fn run_read<T, E, F>(&self, f: F) -> Result<T, E>
@@ -172,7 +197,8 @@ impl Db {
             // The caller may have gone (request cancelled); nothing to tell.
             let _ = done.send(outcome);
         });
-        self.engine.readers.send(job).await.map_err(|_| DbError::Closed)?;
+        let Engines::Sqlite(engine) = &*self.engine else { return Err(DbError::Closed.into()) };
+        engine.readers.send(job).await.map_err(|_| DbError::Closed)?;
         result.await.map_err(|_| DbError::Closed)?
     }
 
@@ -194,7 +220,8 @@ impl Db {
             })();
             let _ = done.send(outcome);
         });
-        self.engine.writer.send(job).await.map_err(|_| DbError::Closed)?;
+        let Engines::Sqlite(engine) = &*self.engine else { return Err(DbError::Closed.into()) };
+        engine.writer.send(job).await.map_err(|_| DbError::Closed)?;
         result.await.map_err(|_| DbError::Closed)?
     }
 }
