@@ -14,9 +14,8 @@ use common::*;
 #[test]
 fn an_unreachable_database_stops_start_up_naming_it() {
     // Port 9 (discard) on loopback: nothing listens there.
-    let (status, log) = TestApp::builder()
-        .env("WHARF_DATABASE__URL", "postgres://wharf:hunter2@127.0.0.1:9/registry")
-        .run_to_exit(Duration::from_secs(40));
+    let (status, log) =
+        TestApp::builder().env("WHARF_DATABASE__URL", "postgres://wharf:hunter2@127.0.0.1:9/registry").run_to_exit(Duration::from_secs(40));
     assert!(!status.success(), "{log}");
     assert!(log.contains("cannot connect to the PostgreSQL database at 127.0.0.1:9/registry"), "{log}");
     assert!(!log.contains("hunter2"), "the password must not be logged:\n{log}");

@@ -3,12 +3,13 @@ use postgres::Row;
 use super::PgTx;
 use crate::db::accounts::{AccountRow, GrantRow};
 use crate::db::{now_ms, Accounts, DbError};
+use crate::domain::{AccountKind, Role, Stage};
 
 fn account(r: &Row) -> Result<AccountRow, DbError> {
     Ok(AccountRow {
         id: r.try_get(0)?,
         name: r.try_get(1)?,
-        kind: r.try_get(2)?,
+        kind: r.try_get::<_, &str>(2)?.parse().map_err(|_| DbError::Corrupt("accounts.kind"))?,
         secret_hash: r.try_get(3)?,
         admin: r.try_get(4)?,
         expires_at: r.try_get(5)?,
@@ -25,10 +26,20 @@ fn grant(r: &Row) -> Result<GrantRow, DbError> {
         id: r.try_get(0)?,
         account: r.try_get(1)?,
         repository_glob: r.try_get(2)?,
-        role: r.try_get(3)?,
-        stages: r.try_get(4)?,
+        role: Role::parse(r.try_get(3)?).ok_or(DbError::Corrupt("grants.role"))?,
+        stages: stages_from_json(r.try_get(4)?)?,
         created_at: r.try_get(5)?,
     })
+}
+
+/// A grant's stages are stored as a JSON array of names, as on SQLite.
+fn stages_from_json(text: &str) -> Result<Vec<Stage>, DbError> {
+    let names: Vec<String> = serde_json::from_str(text).map_err(|_| DbError::Corrupt("grants.stages"))?;
+    names.iter().map(|n| Stage::parse(n).map_err(|_| DbError::Corrupt("grants.stages"))).collect()
+}
+
+fn stages_to_json(stages: &[Stage]) -> String {
+    serde_json::Value::from(stages.iter().map(Stage::as_str).collect::<Vec<_>>()).to_string()
 }
 
 const GRANT_SELECT: &str =
@@ -43,15 +54,16 @@ impl Accounts for PgTx<'_> {
         self.query_opt(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = $1"), &[&name])?.as_ref().map(account).transpose()
     }
 
-    fn list_accounts(&self, kind: &str) -> Result<Vec<AccountRow>, DbError> {
-        let rows = self.query(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE kind = $1 ORDER BY name COLLATE \"C\""), &[&kind])?;
+    fn list_accounts(&self, kind: AccountKind) -> Result<Vec<AccountRow>, DbError> {
+        let rows =
+            self.query(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE kind = $1 ORDER BY name COLLATE \"C\""), &[&kind.as_str()])?;
         rows.iter().map(account).collect()
     }
 
     fn insert_account(
         &self,
         name: &str,
-        kind: &str,
+        kind: AccountKind,
         secret_hash: &str,
         admin: bool,
         expires_at: Option<i64>,
@@ -59,27 +71,27 @@ impl Accounts for PgTx<'_> {
         let row = self.query_opt(
             "INSERT INTO accounts (name, kind, secret_hash, admin, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (name) DO NOTHING RETURNING id",
-            &[&name, &kind, &secret_hash, &admin, &expires_at, &now_ms()],
+            &[&name, &kind.as_str(), &secret_hash, &admin, &expires_at, &now_ms()],
         )?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    fn delete_account(&self, name: &str, kind: &str) -> Result<bool, DbError> {
-        Ok(self.execute("DELETE FROM accounts WHERE name = $1 AND kind = $2", &[&name, &kind])? > 0)
+    fn delete_account(&self, name: &str, kind: AccountKind) -> Result<bool, DbError> {
+        Ok(self.execute("DELETE FROM accounts WHERE name = $1 AND kind = $2", &[&name, &kind.as_str()])? > 0)
     }
 
-    fn set_account_secret(&self, name: &str, kind: &str, secret_hash: &str) -> Result<bool, DbError> {
+    fn set_account_secret(&self, name: &str, kind: AccountKind, secret_hash: &str) -> Result<bool, DbError> {
         let n = self.execute(
             "UPDATE accounts SET secret_hash = $3, secret_changed_at = $4 WHERE name = $1 AND kind = $2",
-            &[&name, &kind, &secret_hash, &now_ms()],
+            &[&name, &kind.as_str(), &secret_hash, &now_ms()],
         )?;
         Ok(n > 0)
     }
 
-    fn set_account_disabled(&self, name: &str, kind: &str, disabled: bool) -> Result<bool, DbError> {
+    fn set_account_disabled(&self, name: &str, kind: AccountKind, disabled: bool) -> Result<bool, DbError> {
         let n = self.execute(
             "UPDATE accounts SET disabled_at = CASE WHEN $3 THEN coalesce(disabled_at, $4) ELSE NULL END WHERE name = $1 AND kind = $2",
-            &[&name, &kind, &disabled, &now_ms()],
+            &[&name, &kind.as_str(), &disabled, &now_ms()],
         )?;
         Ok(n > 0)
     }
@@ -92,10 +104,10 @@ impl Accounts for PgTx<'_> {
         self.query(&format!("{GRANT_SELECT} ORDER BY g.id"), &[])?.iter().map(grant).collect()
     }
 
-    fn insert_grant(&self, account_id: i64, glob: &str, role: &str, stages: &str) -> Result<i64, DbError> {
+    fn insert_grant(&self, account_id: i64, glob: &str, role: Role, stages: &[Stage]) -> Result<i64, DbError> {
         let row = self.query_one(
             "INSERT INTO grants (account_id, repository_glob, role, stages, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            &[&account_id, &glob, &role, &stages, &now_ms()],
+            &[&account_id, &glob, &role.as_str(), &stages_to_json(stages), &now_ms()],
         )?;
         Ok(row.try_get(0)?)
     }

@@ -73,10 +73,21 @@ impl Audit for PgTx<'_> {
                AND ($6::BIGINT IS NULL OR id < $6)
              ORDER BY id DESC LIMIT $7"
         );
-        self.query(&sql, &[&f.repository, &f.action, &f.actor, &f.since, &f.until, &f.before_id, &i64::from(limit)])?
-            .iter()
-            .map(from_row)
-            .collect()
+        self.query(
+            &sql,
+            &[
+                &f.repository.as_ref().map(|r| r.as_str()),
+                &f.action.map(AuditAction::as_str),
+                &f.actor,
+                &f.since,
+                &f.until,
+                &f.before_id,
+                &i64::from(limit),
+            ],
+        )?
+        .iter()
+        .map(from_row)
+        .collect()
     }
 
     fn audit_batch_after(&self, after: i64, limit: u32) -> Result<Vec<StoredAudit>, DbError> {
