@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{RepoGlob, TagPattern};
 
+mod database;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {}", describe_load_error(.0))]
@@ -263,6 +265,8 @@ pub struct DatabaseConfig {
     pub path: Option<PathBuf>,
     /// Read connections kept open beside the single writer.
     pub read_connections: usize,
+    /// `postgres://...`: metadata in PostgreSQL instead (config/database.rs).
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -344,7 +348,7 @@ impl Default for StorageConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { path: None, read_connections: 4 }
+        Self { path: None, read_connections: 4, url: None }
     }
 }
 
@@ -471,6 +475,7 @@ impl Config {
         if self.database.read_connections == 0 {
             return Err(ConfigError::Invalid("database.read_connections must be at least 1".into()));
         }
+        database::validate(&self.database)?;
         let g = &self.governance;
         if g.stages.is_empty() || g.stages.len() > 16 {
             return Err(ConfigError::Invalid("governance.stages must list 1 to 16 stages".into()));

@@ -54,7 +54,10 @@ pub enum StartError {
 /// Opens the database and blob store the configuration names.
 pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
     datadir::create(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
-    let db = Db::open(&config.database_path(), config.database.read_connections)?;
+    let db = match config.postgres_url() {
+        Some(url) => Db::open_postgres(url, config.database.read_connections)?,
+        None => Db::open(&config.database_path(), config.database.read_connections)?,
+    };
     let blobs = BlobStore::from_config(config)?;
     let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
     Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance))
@@ -63,7 +66,10 @@ pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
 /// Like [`open_registry`] for local maintenance commands: the database must
 /// already exist, and neither it nor the data directory is created.
 pub fn open_existing_registry(config: &Config) -> Result<Registry, StartError> {
-    let db = Db::open_existing(&config.database_path(), config.database.read_connections)?;
+    let db = match config.postgres_url() {
+        Some(url) => Db::open_postgres(url, config.database.read_connections)?,
+        None => Db::open_existing(&config.database_path(), config.database.read_connections)?,
+    };
     let blobs = BlobStore::from_config(config)?;
     let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
     Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance))

@@ -146,7 +146,7 @@ impl Engine {
 }
 
 /// Turns a caught panic's payload into a message for [`DbError::Panicked`].
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
