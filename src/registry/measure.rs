@@ -62,7 +62,7 @@ impl Registry {
     pub async fn promote(&self, actor: &Actor, repo: &RepoName, req: PromotionRequest) -> Result<Promotion, RegistryError> {
         let result = self.promote_gated(actor, repo, req).await;
         match &result {
-            Ok(p) if !p.unchanged => metrics::counter!("wharf_promotions_total", "stage" => p.release.stage.clone()).increment(1),
+            Ok(p) if !p.unchanged => metrics::counter!("wharf_promotions_total", "stage" => p.release.stage.to_string()).increment(1),
             Err(RegistryError::PromotionDenied { stage, failed, .. }) => {
                 metrics::counter!("wharf_promotions_refused_total", "stage" => stage.clone()).increment(1);
                 for gate in failed {
@@ -84,7 +84,7 @@ impl Registry {
     ) -> Result<ReleaseRow, RegistryError> {
         let result = self.roll_back(actor, repo, stage, to_sequence).await;
         match &result {
-            Ok(release) => metrics::counter!("wharf_rollbacks_total", "stage" => release.stage.clone()).increment(1),
+            Ok(release) => metrics::counter!("wharf_rollbacks_total", "stage" => release.stage.to_string()).increment(1),
             // Only a configured stage gets this far, so the label stays bounded.
             Err(RegistryError::RollbackDenied(_)) => {
                 metrics::counter!("wharf_rollbacks_refused_total", "stage" => stage.to_owned()).increment(1)
