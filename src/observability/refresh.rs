@@ -11,6 +11,9 @@ use crate::db::DbError;
 use crate::domain::{now_ms, AuditFilter, Stage};
 use crate::registry::Registry;
 
+/// Per repository, when each stage's current release was made (if any).
+type ReleaseTimes = Vec<(String, Vec<Option<i64>>)>;
+
 /// Repositories read per database job while ages are computed.
 const REPOSITORY_PAGE: u32 = 200;
 /// Upload sessions counted at most per refresh (the gauge then reads this).
@@ -79,7 +82,7 @@ async fn refresh(registry: &Registry, repository_labels: Option<usize>) -> Resul
         let (cursor, st) = (last.clone(), stages.clone());
         // One job per page: (repository, per stage the current release's time).
         let page = db
-            .read(move |tx| -> Result<Vec<(String, Vec<Option<i64>>)>, DbError> {
+            .read(move |tx| -> Result<ReleaseTimes, DbError> {
                 let names = tx.list_repositories(cursor.as_deref(), REPOSITORY_PAGE)?;
                 let mut out = Vec::with_capacity(names.len());
                 for name in names {
