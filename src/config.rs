@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{RepoGlob, TagPattern};
 
 mod database;
+pub mod metrics;
+pub use self::metrics::{HealthConfig, MetricsConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -37,6 +39,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub retention: RetentionConfig,
     pub gc: GcConfig,
+    pub metrics: MetricsConfig,
+    pub health: HealthConfig,
 }
 
 /// Retention: which manifests and tags cleanup may delete. Whatever the
@@ -319,6 +323,8 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             gc: GcConfig::default(),
             auth: AuthConfig::default(),
+            metrics: MetricsConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -385,8 +391,21 @@ pub struct CliOverrides {
 /// would stop every database call on that worker.
 const MIN_BLOCKING_THREADS: usize = 4;
 
-const TOP_LEVEL_KEYS: &[&str] =
-    &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance", "auth", "retention", "gc"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "registry",
+    "storage",
+    "database",
+    "server",
+    "log",
+    "governance",
+    "auth",
+    "retention",
+    "gc",
+    "metrics",
+    "health",
+];
 
 /// Each of figment's errors as one line that names the key as written in the
 /// TOML file (`auth.enable`), where it came from (the file, or the
@@ -512,6 +531,8 @@ impl Config {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid("log.format must be `text` or `json`".into()));
         }
+        self.metrics.validate()?;
+        self.health.validate()?;
         Ok(())
     }
 

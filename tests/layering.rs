@@ -30,12 +30,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("registry", &["domain", "config", "governance", "diff", "db", "storage"]),
     ("auth", &["domain", "config", "governance", "db"]),
     ("jobs", &["domain", "config", "registry", "auth"]),
+    // Metrics and probes: beside `jobs`; it reads `db` and `storage` only to
+    // probe them (readiness) and count (gauges), never for client data.
+    ("observability", &["domain", "config", "db", "storage", "registry"]),
     // The edges: HTTP, transport, command line. `api` never touches SQL or
     // object keys: it reaches `db` and `storage` only through use-cases.
     // The transport: `registry` only for the `LocalFile` sendfile sends.
     // `api` uses `server`, never the other way round.
     ("server", &["config", "registry"]),
-    ("api", &["domain", "config", "governance", "diff", "registry", "auth", "telemetry", "server"]),
+    ("api", &["domain", "config", "governance", "diff", "registry", "auth", "telemetry", "server", "observability"]),
     (
         "cli",
         &["domain", "config", "datadir", "telemetry", "governance", "diff", "registry", "auth", "jobs", "server", "api", "db", "storage"],

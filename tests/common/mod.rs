@@ -21,10 +21,13 @@ mod backends;
 mod content;
 mod http;
 pub mod pg;
+mod scrape;
 
 pub use backends::*;
 pub use content::*;
 pub use http::*;
+#[allow(unused_imports)] // only the metrics tests scrape
+pub use scrape::*;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
