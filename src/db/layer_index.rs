@@ -39,7 +39,7 @@ pub struct ReleaseDiffRow {
     pub sequence: i64,
     pub state: ReleaseDiffState,
     /// The digest of the release it replaced.
-    pub from_digest: Option<String>,
+    pub from_digest: Option<Digest>,
     /// JSON, when ready.
     pub summary: Option<String>,
     /// Why it is unavailable.

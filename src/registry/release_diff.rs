@@ -22,8 +22,8 @@ pub const DISABLED: &str = "release summaries are off (diff.release_summaries)";
 
 /// Inside the promotion's transaction, after the release is appended.
 pub(super) fn record_pending(tx: &dyn Tx, repo: RepoId, release: &ReleaseRow, enabled: bool) -> Result<(), RegistryError> {
-    let stage = Stage::parse(&release.stage)?;
-    let previous = if release.sequence > 1 { tx.release(repo, &stage, release.sequence - 1)? } else { None };
+    let stage = &release.stage;
+    let previous = if release.sequence > 1 { tx.release(repo, stage, release.sequence - 1)? } else { None };
     let (state, reason) = match (&previous, enabled) {
         (None, _) => (ReleaseDiffState::Unavailable, Some(FIRST_RELEASE.to_owned())),
         (Some(_), false) => (ReleaseDiffState::Unavailable, Some(DISABLED.to_owned())),
@@ -37,7 +37,7 @@ pub(super) fn record_pending(tx: &dyn Tx, repo: RepoId, release: &ReleaseRow, en
         reason,
         updated_at: now_ms(),
     };
-    tx.set_release_diff(repo, &stage, &row)?;
+    tx.set_release_diff(repo, stage, &row)?;
     Ok(())
 }
 

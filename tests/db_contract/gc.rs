@@ -170,7 +170,7 @@ pub async fn release_diffs_upsert_and_list(db: Db) {
     let row = |sequence, state, summary: Option<&str>| ReleaseDiffRow {
         sequence,
         state,
-        from_digest: Some("sha256:".to_owned() + &"a".repeat(64)),
+        from_digest: Some(wharf::domain::Digest::parse(&("sha256:".to_owned() + &"a".repeat(64))).unwrap()),
         summary: summary.map(str::to_owned),
         reason: None,
         updated_at: sequence,

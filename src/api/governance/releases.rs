@@ -100,7 +100,7 @@ impl ReleaseDiff {
         match row {
             Some(r) => Self {
                 state: r.state.as_str().to_owned(),
-                from_digest: r.from_digest.clone(),
+                from_digest: r.from_digest.as_ref().map(|d| d.to_string()),
                 summary: r.summary.as_deref().and_then(|s| serde_json::from_str(s).ok()),
                 reason: r.reason.clone(),
             },
