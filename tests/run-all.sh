@@ -21,7 +21,7 @@
 #   deb              tests/packaging/deb.sh: cargo deb from the release build, dpkg -i,
 #                    start as the systemd unit would, GET /v2/, stop, dpkg --purge
 #   bench-smoke      tests/bench/run.sh --smoke: every benchmark scenario, tiny sizes,
-#                    Wharf and docker-registry (so the benchmark cannot rot)
+#                    Wharf and CNCF distribution v3.1.2 (so the benchmark cannot rot)
 # Steps may also be chosen with WHARF_TEST_STEPS="step step ...".
 #
 # Every step runs even when an earlier one failed (a step whose prerequisite
@@ -124,7 +124,8 @@ step_install() {
     local comps=(base rust go s3) c rc=0
     if selected docker; then comps+=(docker); fi
     if selected cargo-test-versitygw; then comps+=(versitygw); fi
-    if [[ $WHARF_TEST_SERVER == reference ]] || selected bench-smoke; then comps+=(reference); fi
+    if [[ $WHARF_TEST_SERVER == reference ]]; then comps+=(reference); fi
+    if selected bench-smoke; then comps+=(distribution); fi
     if selected openapi; then comps+=(openapi); fi
     if selected deb; then comps+=(deb); fi
     for c in "${comps[@]}"; do
@@ -328,7 +329,7 @@ step_deb() {
     bash "$WHARF_ROOT/tests/packaging/deb.sh"
 }
 step_bench_smoke() {
-    need_installed bench-smoke reference || return 1
+    need_installed bench-smoke distribution || return 1
     need bench-smoke build || return 1
     bash "$WHARF_ROOT/tests/bench/run.sh" --smoke
 }
