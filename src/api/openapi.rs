@@ -16,7 +16,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use super::{accounts, diff, governance};
+use super::{accounts, admin, diff, governance};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -56,6 +56,11 @@ use super::{accounts, diff, governance};
         accounts::rotate_robot,
         accounts::disable_robot,
         accounts::enable_robot,
+        admin::get,
+        admin::drain,
+        admin::undrain,
+        crate::observability::health::livez,
+        crate::observability::health::readyz,
     ),
     modifiers(&Security),
     security((), ("basic" = []), ("bearer" = [])),
@@ -65,6 +70,7 @@ use super::{accounts, diff, governance};
         (name = "audit", description = "The hash-chained audit log"),
         (name = "maintenance", description = "Retention and garbage collection"),
         (name = "accounts", description = "Users, robot accounts and grants"),
+        (name = "operations", description = "Operating a node: the probes /livez and /readyz (no credentials) and the drain switch"),
     )
 )]
 pub struct ApiDoc;

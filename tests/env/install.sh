@@ -15,7 +15,8 @@
 #              benchmark's reference
 #   deb        cargo-deb (pinned) into .tools/, and systemd-analyze (Debian package step)
 #   openapi    openapi-spec-validator (tests/openapi/requirements.txt) in .venv-test/
-#   all        base rust go s3 versitygw docker openapi deb   (default)
+#   postgres   Debian's postgresql (15): initdb, pg_ctl, postgres for tests/services/postgres.sh
+#   all        base rust go s3 versitygw docker openapi deb postgres   (default)
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -189,13 +190,22 @@ install_openapi() {
     echo "$want" >"$stamp"
 }
 
+# The PostgreSQL server binaries; no cluster is created or started here
+# (tests/services/postgres.sh makes a throw-away one per run).
+install_postgres() {
+    apt_install postgresql
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [[ -n $bin && -x $bin/initdb && -x $bin/pg_ctl ]] || die "postgresql installed but no initdb/pg_ctl under /usr/lib/postgresql/*/bin"
+}
+
 components=("$@")
 ((${#components[@]})) || components=(all)
 for c in "${components[@]}"; do
     case $c in
-        all) install_base; install_rust; install_go; install_s3; install_versitygw; install_docker; install_openapi; install_deb ;;
-        base|rust|go|s3|versitygw|docker|reference|distribution|deb|openapi) "install_$c" ;;
-        *) die "unknown component '$c' (base rust go s3 versitygw docker reference distribution deb openapi all)" ;;
+        all) install_base; install_rust; install_go; install_s3; install_versitygw; install_docker; install_openapi; install_deb; install_postgres ;;
+        base|rust|go|s3|versitygw|docker|reference|distribution|deb|openapi|postgres) "install_$c" ;;
+        *) die "unknown component '$c' (base rust go s3 versitygw docker reference distribution deb openapi postgres all)" ;;
     esac
 done
 log "install: done (${components[*]})"
