@@ -32,6 +32,8 @@ fn make_layer(seed: u64, bytes: u64) -> Res<Bytes> {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_mtime(1_700_000_000);
         tar.append_data(&mut h, path, data).map_err(|e| format!("tar: {e}"))
     };
