@@ -14,6 +14,8 @@ use crate::domain::{RepoGlob, TagPattern};
 mod database;
 pub mod metrics;
 pub use self::metrics::{HealthConfig, MetricsConfig};
+/// `[diff]`, the bounds of image diff, in its own file.
+pub mod diff;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -41,6 +43,7 @@ pub struct Config {
     pub gc: GcConfig,
     pub metrics: MetricsConfig,
     pub health: HealthConfig,
+    pub diff: diff::DiffConfig,
 }
 
 /// Retention: which manifests and tags cleanup may delete. Whatever the
@@ -322,6 +325,7 @@ impl Default for Config {
             governance: GovernanceConfig::default(),
             retention: RetentionConfig::default(),
             gc: GcConfig::default(),
+            diff: diff::DiffConfig::default(),
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
             health: HealthConfig::default(),
@@ -405,6 +409,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "gc",
     "metrics",
     "health",
+    "diff",
 ];
 
 /// Each of figment's errors as one line that names the key as written in the
@@ -533,6 +538,7 @@ impl Config {
         }
         self.metrics.validate()?;
         self.health.validate()?;
+        self.diff.validate()?;
         Ok(())
     }
 

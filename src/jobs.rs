@@ -19,6 +19,8 @@ pub struct Jobs {
 
 pub fn start(registry: &Registry) -> Jobs {
     let mut jobs = Jobs { stop: CancellationToken::new(), tasks: Vec::new() };
+    // Release diff summaries a stopped server left pending (image diff).
+    registry.resume_release_diffs();
     let m = registry.maintenance();
     if let Some(every) = m.retention.schedule {
         let registry = registry.clone();

@@ -61,7 +61,8 @@ pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
     };
     let blobs = BlobStore::from_config(config)?;
     let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
-    Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance))
+    Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance)
+        .with_diff(config.diff.clone()))
 }
 
 /// Like [`open_registry`] for local maintenance commands: the database must
@@ -73,7 +74,8 @@ pub fn open_existing_registry(config: &Config) -> Result<Registry, StartError> {
     };
     let blobs = BlobStore::from_config(config)?;
     let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
-    Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance))
+    Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance)
+        .with_diff(config.diff.clone()))
 }
 
 /// Sets up access control over the registry's database.

@@ -60,6 +60,7 @@ macro_rules! db_contract_suite {
                 gc::claims_candidates_take_and_finish,
                 gc::stale_uploads_and_strays,
                 gc::layer_index_stores_once,
+                gc::release_diffs_upsert_and_list,
                 gc::take_against_manifest_put_has_one_winner,
                 writer::a_failed_or_panicking_write_rolls_back_and_the_writer_goes_on,
             );

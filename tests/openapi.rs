@@ -6,6 +6,7 @@
 //! tests/run-all.sh (step `openapi`).
 
 mod common;
+mod diff_support;
 
 use std::collections::BTreeSet;
 
@@ -147,6 +148,38 @@ fn the_openapi_document_describes_every_real_answer() {
     let history = "/api/v1/repositories/{name}/tags/{tag}/history";
     c.call(Method::GET, history, &format!("/api/v1/repositories/{repo}/tags/test/history"), None).expect(200);
     c.call(Method::GET, history, &format!("/api/v1/repositories/{repo}/tags/-bad/history"), None).expect(400);
+
+    // Image diff: images with real tar layers (200, a page and its Link), the
+    // random-bytes layers of v1 and v2 (422), bad and unknown references.
+    let diff = "/api/v1/repositories/{name}/diff";
+    let tar_layer = |name: &str| diff_support::gzip(&diff_support::tar_of(&[diff_support::file(name, b"x")]));
+    let cfg = || diff_support::config(&["A=1"], "root", json!({"l": "1"}), &["80/tcp"], &["ADD"]);
+    diff_support::push_image_with(&app, &repo, "d1", cfg(), &[(OCI_LAYER, tar_layer("a"))]);
+    let status = diff_support::tar_of(&[
+        diff_support::file("etc/new", b"n"),
+        diff_support::file("var/lib/dpkg/status", b"Package: p\nStatus: install ok installed\nVersion: 1\n"),
+    ]);
+    diff_support::push_image_with(&app, &repo, "d2", cfg(), &[(OCI_LAYER, tar_layer("a")), (OCI_LAYER, diff_support::gzip(&status))]);
+    let d = c.call(Method::GET, diff, &format!("/api/v1/repositories/{repo}/diff?from=d1&to=d2&n=1"), None);
+    d.expect(200);
+    assert!(d.json()["packages"].is_object() && d.json()["next_cursor"].is_string(), "{}", d.describe());
+    c.call(Method::GET, diff, &format!("/api/v1/repositories/{repo}/diff?from=d2&to=d1"), None).expect(200);
+    c.call(Method::GET, diff, &format!("/api/v1/repositories/{repo}/diff?from=v1&to=v2"), None).expect(422);
+    c.call(Method::GET, diff, &format!("/api/v1/repositories/{repo}/diff?from=v1"), None).expect(400);
+    c.call(Method::GET, diff, "/api/v1/repositories/no/such/diff?from=a&to=b", None).expect(404);
+    // A ready release summary in the history, checked against the document.
+    c.call(Method::POST, promotions, &at, body("d1", "test")).expect(201);
+    c.call(Method::POST, promotions, &at, body("d2", "test")).expect(201);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let h = c.call(Method::GET, releases, &format!("/api/v1/repositories/{repo}/stages/test/releases?n=1"), None);
+        if h.json()["releases"][0]["diff"]["state"] == "ready" {
+            assert_eq!(h.json()["releases"][0]["diff"]["summary"]["packages_added"], 1, "{}", h.describe());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no ready summary: {}", h.describe());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 
     // Audit.
     c.call(Method::GET, "/api/v1/audit", "/api/v1/audit?n=5", None).expect(200);

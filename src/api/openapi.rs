@@ -16,7 +16,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use super::{accounts, admin, governance};
+use super::{accounts, admin, diff, governance};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,7 @@ use super::{accounts, admin, governance};
         governance::releases::stages,
         governance::releases::list,
         governance::releases::tag_history,
+        diff::get,
         governance::audit::list,
         governance::audit::verify,
         governance::maintenance::policies,
@@ -65,6 +66,7 @@ use super::{accounts, admin, governance};
     security((), ("basic" = []), ("bearer" = [])),
     tags(
         (name = "releases", description = "Promotion, rollback, stage and tag history"),
+        (name = "diff", description = "What changed between two images: configuration, layers, files, packages"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "maintenance", description = "Retention and garbage collection"),
         (name = "accounts", description = "Users, robot accounts and grants"),

@@ -113,12 +113,25 @@ pub fn history(remote: &Remote, repo: &str, stage: Option<&str>) -> Result<(), C
         }
         Some(stage) => {
             let v = remote.request(reqwest::Method::GET, &format!("/api/v1/repositories/{repo}/stages/{stage}/releases?n=1000"), None)?;
-            let rows = v["releases"].as_array().into_iter().flatten().map(release_row).collect();
+            // One stage's history also shows what each release changed.
+            let rows = v["releases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let mut row = release_row(r);
+                    row.push(super::diff::history_cell(&r["diff"]));
+                    row
+                })
+                .collect();
             (v, rows)
         }
     };
     if remote.json {
         println!("{value}");
+    } else if stage.is_some() {
+        let headers: Vec<&str> = RELEASE_HEADERS.iter().copied().chain(["CHANGES"]).collect();
+        table(&headers, rows);
     } else {
         table(&RELEASE_HEADERS, rows);
     }

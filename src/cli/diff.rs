@@ -8,12 +8,11 @@ use super::client::text;
 use super::error::CliError;
 use super::remote::Remote;
 
-/// Files asked for per request while following the pages.
-const PAGE: u32 = 1000;
-
+/// Files per request while following the pages: the server's default page
+/// size (`diff.default_page_size`), which is always within its cap.
 fn query(from: &str, to: &str, platform: Option<&str>, cursor: Option<&str>) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("from", from).append_pair("to", to).append_pair("n", &PAGE.to_string());
+    q.append_pair("from", from).append_pair("to", to);
     if let Some(p) = platform {
         q.append_pair("platform", p);
     }
@@ -108,6 +107,29 @@ pub fn diff(remote: &Remote, repo: &str, from: &str, to: &str, platform: Option<
         bytes(&s["bytes_removed"]),
         text(&s["files_modified"])
     );
+    let p = &report["packages"];
+    if !p.is_null() {
+        let dbs: Vec<String> = p["databases"].as_array().into_iter().flatten().map(text).collect();
+        println!(
+            "packages {} added, {} removed, {} changed ({})",
+            text(&s["packages_added"]),
+            text(&s["packages_removed"]),
+            text(&s["packages_changed"]),
+            dbs.join(", ")
+        );
+        for x in p["removed"].as_array().into_iter().flatten() {
+            println!("  - {} {}", text(&x["name"]), text(&x["version"]));
+        }
+        for x in p["added"].as_array().into_iter().flatten() {
+            println!("  + {} {}", text(&x["name"]), text(&x["version"]));
+        }
+        for x in p["changed"].as_array().into_iter().flatten() {
+            println!("  ~ {} {} -> {}", text(&x["name"]), text(&x["from"]), text(&x["to"]));
+        }
+        for x in p["skipped"].as_array().into_iter().flatten() {
+            println!("  (not read: {})", text(x));
+        }
+    }
     if files {
         for f in report["files"].as_array().into_iter().flatten() {
             match f["change"].as_str() {
@@ -118,4 +140,30 @@ pub fn diff(remote: &Remote, repo: &str, from: &str, to: &str, platform: Option<
         }
     }
     Ok(())
+}
+
+/// A release's diff summary in one history cell: `+3 -1 ~2 files, ...`,
+/// or its state and reason.
+pub fn history_cell(d: &Value) -> String {
+    let s = &d["summary"];
+    match d["state"].as_str() {
+        Some("ready") => {
+            let mut cell = format!(
+                "+{} -{} ~{} files, {} config, +{} layers ({})",
+                text(&s["files_added"]),
+                text(&s["files_removed"]),
+                text(&s["files_modified"]),
+                text(&s["config_changes"]),
+                text(&s["layers_added"]),
+                bytes(&s["layers_added_bytes"])
+            );
+            let pkgs = ["packages_added", "packages_removed", "packages_changed"].map(|k| s[k].as_u64().unwrap_or(0));
+            if pkgs.iter().any(|n| *n > 0) {
+                cell.push_str(&format!(", packages +{} -{} ~{}", pkgs[0], pkgs[1], pkgs[2]));
+            }
+            cell
+        }
+        Some("pending") => "pending".into(),
+        _ => format!("unavailable: {}", text(&d["reason"])),
+    }
 }

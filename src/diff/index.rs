@@ -9,7 +9,7 @@
 //! dimension a hostile layer could inflate is bounded by [`Limits`].
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tar::EntryType;
+
+use super::packages::{self, PackageDb};
 
 /// How far one layer may go before it is refused.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct Limits {
     pub max_metadata: u64,
     /// Wall time for reading the whole layer.
     pub max_time: Duration,
+    /// A package database larger than this is hashed but not parsed.
+    pub max_package_db: u64,
 }
 
 impl Default for Limits {
@@ -42,6 +46,7 @@ impl Default for Limits {
             max_path_len: 4096,
             max_metadata: 1 << 20,
             max_time: Duration::from_secs(300),
+            max_package_db: 16 << 20,
         }
     }
 }
@@ -126,10 +131,15 @@ pub struct FileEntry {
     pub link: Option<String>,
 }
 
-/// The index of one layer, in tar order.
+/// The index of one layer, in tar order, with the package databases it
+/// writes parsed (so a warm diff of packages reads no layer either).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerIndex {
+    #[serde(rename = "e")]
     pub entries: Vec<FileEntry>,
+    /// Path → the packages of the database written there by this layer.
+    #[serde(rename = "k", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub packages: BTreeMap<String, PackageDb>,
 }
 
 /// Counts what the tar parser reads between the entries the index sees, so
@@ -198,6 +208,7 @@ pub fn index_layer<R: Read>(mut reader: R, limits: &Limits) -> Result<LayerIndex
     let budgeted = Budgeted { inner: decoded, consumed: consumed.clone(), allowed: allowed.clone(), deadline: start + limits.max_time };
     let mut archive = tar::Archive::new(budgeted);
     let mut entries = Vec::new();
+    let mut package_dbs = BTreeMap::new();
     let mut declared: u64 = 0;
     let mut buf = vec![0u8; 64 * 1024];
     for entry in archive.entries().map_err(io_err)? {
@@ -236,6 +247,9 @@ pub fn index_layer<R: Read>(mut reader: R, limits: &Limits) -> Result<LayerIndex
             EntryKind::Hardlink => Some(normalise(entry.link_name_bytes().as_deref().unwrap_or_default(), limits)?),
             _ => None,
         };
+        // A package database small enough is kept while it is hashed.
+        let package_format = packages::format_of(&path).filter(|_| kind == EntryKind::File && size <= limits.max_package_db);
+        let mut package_text = Vec::new();
         let sha256 = if kind == EntryKind::File {
             let mut hasher = Sha256::new();
             let mut read: u64 = 0;
@@ -249,6 +263,9 @@ pub fn index_layer<R: Read>(mut reader: R, limits: &Limits) -> Result<LayerIndex
                     break;
                 }
                 hasher.update(&buf[..n]);
+                if package_format.is_some() && package_text.len() as u64 + n as u64 <= limits.max_package_db {
+                    package_text.extend_from_slice(&buf[..n]);
+                }
                 read += n as u64;
             }
             // A decoder that stops early must not yield a hash of half a file.
@@ -265,10 +282,14 @@ pub fn index_layer<R: Read>(mut reader: R, limits: &Limits) -> Result<LayerIndex
             Some((sha, read)) => (Some(sha), read),
             None => (None, 0),
         };
+        if let (Some(format), Some(sha)) = (package_format, &sha256) {
+            let parsed = packages::parse(format, &String::from_utf8_lossy(&package_text));
+            package_dbs.insert(path.clone(), PackageDb { sha256: sha.clone(), packages: parsed });
+        }
         entries.push(FileEntry { path, kind, mode, uid, gid, size, sha256, link });
     }
     link_hard_links(&mut entries);
-    Ok(LayerIndex { entries })
+    Ok(LayerIndex { entries, packages: package_dbs })
 }
 
 /// A hard link shares its target's content: give it the target's hash and

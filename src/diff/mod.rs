@@ -10,6 +10,7 @@
 pub mod config;
 pub mod files;
 pub mod index;
+pub mod packages;
 
 pub use files::{diff_files, merge_layers, FileChange, Merged};
 pub use index::{index_layer, EntryKind, FileEntry, LayerError, LayerIndex, Limits};

@@ -5,7 +5,7 @@
 //! computed once from the blob and stored), then merges and compares on a
 //! blocking thread with the pure functions of `crate::diff`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
@@ -14,11 +14,15 @@ use serde_json::Value;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::{Registry, RegistryError};
+use crate::config::diff::DiffConfig;
+/// A release's diff summary as stored, for the history endpoint.
+pub use crate::db::layer_index::{ReleaseDiffRow, ReleaseDiffState};
 use crate::db::DbError;
 use crate::diff::config::{diff_configs, layer_history, ConfigChange};
 use crate::diff::files::Change;
 use crate::diff::index::SourceError;
-use crate::diff::{diff_files, index_layer, merge_layers, FileEntry, LayerError, LayerIndex, Limits};
+use crate::diff::packages::{diff_packages, PackageChanges, PACKAGE_DBS};
+use crate::diff::{diff_files, index_layer, merge_layers, FileEntry, LayerError, LayerIndex, Limits, Merged};
 use crate::domain::{Digest, ImageRef, MediaType, Platform, Reference, RepoName, Stage};
 use crate::storage::layout;
 
@@ -26,6 +30,31 @@ use crate::storage::layout;
 const MAX_CONFIG_BYTES: u64 = 4 << 20;
 /// Level 3: a 100k-entry index compresses ~8× in a few milliseconds.
 const INDEX_ZSTD_LEVEL: i32 = 3;
+
+/// The diff bounds, and the one slot background release summaries share
+/// (so a burst of promotions indexes one image at a time).
+pub struct DiffSettings {
+    pub config: DiffConfig,
+    pub(crate) background: tokio::sync::Semaphore,
+}
+
+impl DiffSettings {
+    pub fn new(config: DiffConfig) -> Self {
+        Self { config, background: tokio::sync::Semaphore::new(1) }
+    }
+
+    fn limits(&self) -> Limits {
+        let c = &self.config;
+        Limits {
+            max_entries: c.max_entries,
+            max_total_size: c.max_layer_bytes,
+            max_path_len: c.max_path_len,
+            max_time: c.max_layer_time,
+            max_package_db: c.max_package_db_bytes,
+            ..Limits::default()
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
@@ -116,6 +145,20 @@ pub struct DiffSummary {
     pub layers_indexed: u64,
     /// Layers whose stored index was used.
     pub layers_cached: u64,
+    pub packages_added: u64,
+    pub packages_removed: u64,
+    pub packages_changed: u64,
+}
+
+/// The operating-system packages of both sides, where either carries a
+/// package database.
+#[derive(Debug, Clone, Default)]
+pub struct PackageReport {
+    /// The databases found (`dpkg`, `apk`), on either side.
+    pub databases: Vec<&'static str>,
+    pub changes: PackageChanges,
+    /// Databases present but not read (larger than `diff.max_package_db_bytes`).
+    pub skipped: Vec<String>,
 }
 
 pub struct DiffReport {
@@ -128,6 +171,7 @@ pub struct DiffReport {
     pub files: Vec<FileDiff>,
     /// The cursor of the next page of `files`, if there is one.
     pub next: Option<String>,
+    pub packages: Option<PackageReport>,
     pub summary: DiffSummary,
 }
 
@@ -153,6 +197,11 @@ fn invalid_manifest(e: impl std::fmt::Display) -> DiffError {
 }
 
 impl Registry {
+    /// The bounds of image diff (`[diff]`).
+    pub fn diff_config(&self) -> &DiffConfig {
+        &self.diff.config
+    }
+
     /// Compares two images of `repo`.
     pub async fn diff(&self, repo: &RepoName, request: DiffRequest) -> Result<DiffReport, DiffError> {
         let from = self.resolve_image(repo, &request.from, request.platform.as_ref()).await?;
@@ -186,11 +235,17 @@ impl Registry {
         let to_layers: Vec<Arc<LayerIndex>> = to.layers.iter().filter_map(|l| indexes.get(&l.digest).cloned()).collect();
         let (after, limit) = (request.after, request.limit);
         // Merging and comparing 100k-entry trees is CPU work: not on an actix worker.
-        let (files, next, summary) = tokio::task::spawn_blocking(move || {
+        let (files, next, packages, summary) = tokio::task::spawn_blocking(move || {
             let a: Vec<&[FileEntry]> = from_layers.iter().map(|l| l.entries.as_slice()).collect();
             let b: Vec<&[FileEntry]> = to_layers.iter().map(|l| l.entries.as_slice()).collect();
             let (fm, tm) = (merge_layers(&a), merge_layers(&b));
             let mut summary = summary;
+            let packages = package_report(&fm, &from_layers, &tm, &to_layers);
+            if let Some(p) = &packages {
+                summary.packages_added = p.changes.added.len() as u64;
+                summary.packages_removed = p.changes.removed.len() as u64;
+                summary.packages_changed = p.changes.changed.len() as u64;
+            }
             let mut page = Vec::new();
             let mut next = None;
             for c in diff_files(&fm, &tm) {
@@ -218,12 +273,12 @@ impl Registry {
                     next = page.last().map(|p: &FileDiff| p.path.clone());
                 }
             }
-            (page, next, summary)
+            (page, next, packages, summary)
         })
         .await
         .map_err(|e| DiffError::Task(e.to_string()))?;
 
-        Ok(DiffReport { from, to, config, shared, removed, added, files, next, summary })
+        Ok(DiffReport { from, to, config, shared, removed, added, files, next, packages, summary })
     }
 
     /// The image manifest a reference names, its config and layers.
@@ -334,9 +389,13 @@ impl Registry {
             None => {}
         }
         let digest = Digest::parse(&layer.digest).map_err(RegistryError::from)?;
-        let layer_error = |source| DiffError::Layer { digest: layer.digest.clone(), source };
+        let layer_error = |source: LayerError| {
+            let outcome = if matches!(source, LayerError::Source(_)) { "error" } else { "refused" };
+            metrics::counter!("wharf_diff_layers_indexed_total", "outcome" => outcome).increment(1);
+            DiffError::Layer { digest: layer.digest.clone(), source }
+        };
         let size = layer.size;
-        let limits = Limits::default();
+        let limits = self.diff.limits();
         let started = std::time::Instant::now();
         let (index, encoded) = if size == 0 {
             let index = index_layer(io::empty(), &limits).map_err(layer_error)?;
@@ -359,20 +418,64 @@ impl Registry {
         };
         let (key, count, total) = (digest.clone(), index.entries.len() as u64, index.entries.iter().map(|e| e.size).sum::<u64>());
         self.db.write(move |tx| tx.insert_layer_index(&key, count, total, &encoded)).await?;
+        metrics::counter!("wharf_diff_layers_indexed_total", "outcome" => "indexed").increment(1);
+        metrics::histogram!("wharf_diff_layer_index_seconds").record(started.elapsed().as_secs_f64());
         tracing::info!(layer = %layer.digest, entries = count, elapsed_ms = started.elapsed().as_millis() as u64, "layer indexed");
         Ok((Arc::new(index), true))
     }
 }
 
 fn encode(index: &LayerIndex) -> io::Result<Vec<u8>> {
-    let json = serde_json::to_vec(&index.entries)?;
+    let json = serde_json::to_vec(index)?;
     zstd::encode_all(json.as_slice(), INDEX_ZSTD_LEVEL)
 }
 
 fn decode(bytes: &[u8]) -> Result<LayerIndex, String> {
     let json = zstd::decode_all(bytes).map_err(|e| e.to_string())?;
-    let entries = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
-    Ok(LayerIndex { entries })
+    serde_json::from_slice(&json).map_err(|e| e.to_string())
+}
+
+/// The packages of one merged filesystem: for each database path, the
+/// parsed database of the layer whose file the merge shows (matched by
+/// content hash). `Err` names a database present but not parsed.
+/// A database found on one side: its format and name → version, or why it was not read.
+type SidePackages = Result<(&'static str, BTreeMap<String, String>), String>;
+
+fn side_packages(merged: &Merged<'_>, layers: &[Arc<LayerIndex>]) -> Vec<SidePackages> {
+    let mut out = Vec::new();
+    for (path, format) in PACKAGE_DBS {
+        let Some(entry) = merged.get(path) else { continue };
+        let parsed = layers.iter().rev().filter_map(|l| l.packages.get(*path)).find(|db| Some(&db.sha256) == entry.sha256.as_ref());
+        out.push(match parsed {
+            Some(db) => Ok((format.as_str(), db.packages.clone())),
+            None => Err(format!("{path} ({} bytes)", entry.size)),
+        });
+    }
+    out
+}
+
+fn package_report(fm: &Merged<'_>, fl: &[Arc<LayerIndex>], tm: &Merged<'_>, tl: &[Arc<LayerIndex>]) -> Option<PackageReport> {
+    let (a, b) = (side_packages(fm, fl), side_packages(tm, tl));
+    if a.is_empty() && b.is_empty() {
+        return None;
+    }
+    let mut report = PackageReport::default();
+    let (mut from, mut to) = (BTreeMap::new(), BTreeMap::new());
+    for (side, into) in [(a, &mut from), (b, &mut to)] {
+        for db in side {
+            match db {
+                Ok((format, packages)) => {
+                    if !report.databases.contains(&format) {
+                        report.databases.push(format);
+                    }
+                    into.extend(packages);
+                }
+                Err(skipped) => report.skipped.push(skipped),
+            }
+        }
+    }
+    report.changes = diff_packages(&from, &to);
+    Some(report)
 }
 
 /// Layers shared, removed (only in `from`) and added (only in `to`), each

@@ -17,6 +17,7 @@ mod measure;
 pub mod promotion;
 mod protection;
 pub mod referrers;
+mod release_diff;
 pub mod retention;
 mod rollback;
 pub mod uploads;
@@ -46,6 +47,7 @@ pub struct Registry {
     pub(crate) config: Arc<RegistryConfig>,
     pub(crate) policy: Arc<Policy>,
     pub(crate) maintenance: Arc<Maintenance>,
+    pub(crate) diff: Arc<diff::DiffSettings>,
 }
 
 /// What cleanup may delete and when: retention policies and GC settings.
@@ -57,7 +59,20 @@ pub struct Maintenance {
 
 impl Registry {
     pub fn new(db: Db, blobs: BlobStore, config: RegistryConfig, policy: Policy, maintenance: Maintenance) -> Self {
-        Self { db, blobs, config: Arc::new(config), policy: Arc::new(policy), maintenance: Arc::new(maintenance) }
+        Self {
+            db,
+            blobs,
+            config: Arc::new(config),
+            policy: Arc::new(policy),
+            maintenance: Arc::new(maintenance),
+            diff: Arc::new(diff::DiffSettings::new(Default::default())),
+        }
+    }
+
+    /// The bounds of image diff (`[diff]`), default ones until set.
+    pub fn with_diff(mut self, config: crate::config::diff::DiffConfig) -> Self {
+        self.diff = Arc::new(diff::DiffSettings::new(config));
+        self
     }
 
     pub fn maintenance(&self) -> &Maintenance {

@@ -79,6 +79,7 @@ impl Registry {
             Reference::Digest(_) => (digest.clone(), format!("{repo}@{digest}")),
         };
         let (repo_name, digest_id) = (repo.clone(), manifest.digest.clone());
+        let summaries = self.diff.config.release_summaries;
         let promotion = audited_write(&self.db, move |tx| {
             let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
             let stage_id = Stage::parse(&stage)?;
@@ -131,6 +132,7 @@ impl Registry {
                 },
             )?;
             move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Promotion)?;
+            super::release_diff::record_pending(tx, repo_id, &release, summaries)?;
             Ok(Outcome::Done(Promotion { release, unchanged: false }))
         })
         .await?;
@@ -139,6 +141,8 @@ impl Registry {
             tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "already current; promotion unchanged");
         } else {
             tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "promoted");
+            // The diff summary against the replaced release, once committed.
+            self.spawn_release_diff(repo.clone(), release.stage.to_string(), release.sequence);
         }
         Ok(promotion)
     }

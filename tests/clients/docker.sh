@@ -373,6 +373,11 @@ if ((built)); then
     fi
 fi
 
+# ------------------------------------------------------------- image diff ---
+# Two versions of an image built and pushed by docker; the diff API must report
+# each known difference and nothing else (tests/clients/docker_diff.sh).
+. "$(dirname "$0")/docker_diff.sh"
+
 # ------------------------------------------------------- quiet server log ---
 # Every login, push and pull above went through docker's TLS probe of the
 # plain port; none of that, nor any refusal, is an ERROR on the server.

@@ -161,6 +161,39 @@ pub async fn layer_index_stores_once(db: Db) {
     assert_eq!(got, (Some(b"first".to_vec()), None, 1));
 }
 
+/// Release diff summaries: recorded, replaced in place (pending → ready),
+/// listed for the sequences asked, and the pending ones found again.
+pub async fn release_diffs_upsert_and_list(db: Db) {
+    use wharf::db::layer_index::{ReleaseDiffRow, ReleaseDiffState};
+    use wharf::domain::Stage;
+    let r = repo(&db, "diffs").await;
+    let row = |sequence, state, summary: Option<&str>| ReleaseDiffRow {
+        sequence,
+        state,
+        from_digest: Some(wharf::domain::Digest::parse(&("sha256:".to_owned() + &"a".repeat(64))).unwrap()),
+        summary: summary.map(str::to_owned),
+        reason: None,
+        updated_at: sequence,
+    };
+    let got = db
+        .write(move |tx| -> R<_> {
+            let (test, prod) = (Stage::parse("test").unwrap(), Stage::parse("prod").unwrap());
+            tx.set_release_diff(r, &test, &row(2, ReleaseDiffState::Pending, None))?;
+            tx.set_release_diff(r, &test, &row(3, ReleaseDiffState::Pending, None))?;
+            tx.set_release_diff(r, &prod, &row(2, ReleaseDiffState::Unavailable, None))?;
+            let pending =
+                tx.pending_release_diffs()?.into_iter().map(|p| (p.repo.to_string(), p.stage.to_string(), p.sequence)).collect::<Vec<_>>();
+            tx.set_release_diff(r, &test, &row(2, ReleaseDiffState::Ready, Some("{}")))?;
+            let listed = tx.release_diffs(r, &test, &[1, 2, 3])?;
+            Ok((pending, listed, tx.pending_release_diffs()?.len()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.0, [("diffs".to_owned(), "test".to_owned(), 2), ("diffs".to_owned(), "test".to_owned(), 3)]);
+    assert_eq!(got.1, [row(2, ReleaseDiffState::Ready, Some("{}")), row(3, ReleaseDiffState::Pending, None)]);
+    assert_eq!(got.2, 1);
+}
+
 /// GC taking a blob and a manifest PUT that references it, at the same
 /// time: either the PUT sees the blob and GC leaves it, or GC takes it and
 /// the PUT finds it gone. Never both, never a manifest on missing bytes.

@@ -12,6 +12,7 @@ use crate::api::request::{next_link, repo, PageQuery};
 use crate::api::{ApiError, OciCode};
 use crate::auth::Action;
 use crate::domain::{Reference, Tag};
+use crate::registry::diff::ReleaseDiffRow;
 use crate::registry::promotion::PromotionRequest;
 use crate::registry::Registry;
 
@@ -65,7 +66,52 @@ pub(crate) struct ReleasesPage {
     repository: String,
     stage: String,
     /// Newest first.
-    releases: Vec<Release>,
+    releases: Vec<HistoryRelease>,
+}
+
+/// A release in a stage's history, with the summary of its diff against
+/// the release it replaced.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HistoryRelease {
+    #[serde(flatten)]
+    release: Release,
+    diff: ReleaseDiff,
+}
+
+/// The diff of a release against the one it replaced, computed in the
+/// background after the promotion.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseDiff {
+    /// `ready`, `pending` (being computed) or `unavailable` (`reason` says why).
+    state: String,
+    /// The digest of the release it replaced.
+    from_digest: Option<String>,
+    /// When ready: counts and byte totals, as the diff endpoint's `summary`
+    /// (without its per-request `layers_indexed` / `layers_cached`) plus the
+    /// platform compared when the releases are indexes.
+    #[schema(value_type = Option<Object>)]
+    summary: Option<serde_json::Value>,
+    reason: Option<String>,
+}
+
+impl ReleaseDiff {
+    fn new(row: Option<&ReleaseDiffRow>) -> Self {
+        match row {
+            Some(r) => Self {
+                state: r.state.as_str().to_owned(),
+                from_digest: r.from_digest.as_ref().map(|d| d.to_string()),
+                summary: r.summary.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+                reason: r.reason.clone(),
+            },
+            None => Self {
+                state: "unavailable".into(),
+                from_digest: None,
+                summary: None,
+                reason: Some("no summary recorded: a rollback, or a release made before summaries were kept".into()),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -209,7 +255,14 @@ pub async fn list(req: HttpRequest, query: web::Query<PageQuery>, registry: web:
         let path = format!("/api/v1/repositories/{repo}/stages/{stage}/releases");
         response.insert_header((header::LINK, next_link(&path, n, &last.sequence.to_string())));
     }
-    let releases = releases.iter().map(|r| Release::new(repo.as_str(), r)).collect();
+    let diffs = registry.release_diffs(&repo, &stage, releases.iter().map(|r| r.sequence).collect()).await?;
+    let releases = releases
+        .iter()
+        .map(|r| HistoryRelease {
+            release: Release::new(repo.as_str(), r),
+            diff: ReleaseDiff::new(diffs.iter().find(|d| d.sequence == r.sequence)),
+        })
+        .collect();
     Ok(response.json(ReleasesPage { repository: repo.to_string(), stage, releases }))
 }
 

@@ -8,6 +8,7 @@
 
 mod blobs;
 mod client;
+mod diff;
 mod gen;
 mod images;
 mod metrics;
@@ -32,7 +33,8 @@ enum ProfileName {
     Smoke,
 }
 
-const SCENARIOS: [&str; 7] = ["push-monolithic", "push-chunked", "pull", "manifest-get", "push-images", "list-tags", "list-catalog"];
+const SCENARIOS: [&str; 8] =
+    ["push-monolithic", "push-chunked", "pull", "manifest-get", "push-images", "list-tags", "list-catalog", "diff"];
 
 #[derive(Parser, Debug)]
 #[command(name = "wharf-bench", about = "Benchmark Wharf side by side with a reference OCI registry")]
@@ -55,7 +57,7 @@ struct Args {
     #[arg(long, value_enum, default_value = "full")]
     profile: ProfileName,
     /// Comma-separated subset of: push-monolithic, push-chunked, pull,
-    /// manifest-get, push-images, list-tags, list-catalog.
+    /// manifest-get, push-images, list-tags, list-catalog, diff.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Size of the large blobs, MiB (overrides the profile).
@@ -183,6 +185,8 @@ pub struct Ctx<'a> {
     pub pid: Option<u32>,
     pub prof: &'a Profile,
     pub big: &'a BigBlobs,
+    /// Wharf (column 0), which has the image diff API the reference lacks.
+    pub wharf: bool,
 }
 
 async fn run_scenario(name: &str, cx: &Ctx<'_>) -> client::Res<Vec<report::PhaseResult>> {
@@ -194,6 +198,7 @@ async fn run_scenario(name: &str, cx: &Ctx<'_>) -> client::Res<Vec<report::Phase
         "push-images" => images::push_images(cx).await,
         "list-tags" => images::list_tags(cx).await,
         "list-catalog" => images::list_catalog(cx).await,
+        "diff" => diff::diff_images(cx).await,
         other => Err(format!("unknown scenario {other}")),
     }
 }
@@ -239,7 +244,7 @@ async fn run(args: Args) -> Result<bool, String> {
     let mut report = Report::new(["wharf".into(), args.reference_name.clone()]);
     for scenario in &scenarios {
         for (column, (name, reg, pid)) in targets.iter().enumerate() {
-            let cx = Ctx { reg, pid: *pid, prof: &prof, big: &big };
+            let cx = Ctx { reg, pid: *pid, prof: &prof, big: &big, wharf: column == 0 };
             let t = Instant::now();
             match run_scenario(scenario, &cx).await {
                 Ok(phases) => {

@@ -11,6 +11,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0004_gc.sql")),
         M::up(include_str!("../../../migrations/0005_account_lifecycle.sql")),
         M::up(include_str!("../../../migrations/0006_layer_index.sql")),
+        M::up(include_str!("../../../migrations/0007_release_diff.sql")),
     ])
 }
 
