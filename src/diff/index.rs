@@ -319,7 +319,27 @@ fn classify(e: io::Error, limits: &Limits) -> LayerError {
             return LayerError::Source(source.0.clone());
         }
     }
-    LayerError::Corrupt(e.to_string())
+    LayerError::Corrupt(printable(&e.to_string()))
+}
+
+/// The tar reader's messages quote raw header bytes of the hostile layer;
+/// they end up in API answers, logs and the one-line release history, so
+/// anything but printable ASCII is escaped and the text is capped.
+fn printable(message: &str) -> String {
+    const MAX: usize = 200;
+    let mut out = String::new();
+    for c in message.chars() {
+        if out.len() >= MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
 }
 
 /// A tar path as `/a/b`: `./` and empty components dropped; absolute paths
@@ -450,5 +470,12 @@ mod tests {
         assert_eq!((link.kind, link.link.as_deref(), link.size), (EntryKind::Hardlink, Some("/bin/a"), 3));
         assert_eq!(link.sha256, index.entries[0].sha256);
         assert_eq!(index.entries[2].link.as_deref(), Some("../x/a"));
+    }
+
+    #[test]
+    fn corrupt_layer_messages_are_one_printable_capped_line() {
+        let text = super::printable(&format!("cksum for \u{1}\nß{}", "x".repeat(500)));
+        assert!(text.starts_with("cksum for \\u{1}\\n\\u{df}"), "{text}");
+        assert!(text.chars().all(|c| c.is_ascii_graphic() || c == ' ' || c == '…') && text.len() < 220, "{text}");
     }
 }
