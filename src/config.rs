@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{RepoGlob, TagPattern};
 
+pub mod backup;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {}", describe_load_error(.0))]
@@ -35,6 +37,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub retention: RetentionConfig,
     pub gc: GcConfig,
+    pub backup: backup::BackupConfig,
 }
 
 /// Retention: which manifests and tags cleanup may delete. Whatever the
@@ -314,6 +317,7 @@ impl Default for Config {
             governance: GovernanceConfig::default(),
             retention: RetentionConfig::default(),
             gc: GcConfig::default(),
+            backup: backup::BackupConfig::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -382,7 +386,7 @@ pub struct CliOverrides {
 const MIN_BLOCKING_THREADS: usize = 4;
 
 const TOP_LEVEL_KEYS: &[&str] =
-    &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance", "auth", "retention", "gc"];
+    &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance", "auth", "retention", "gc", "backup"];
 
 /// Each of figment's errors as one line that names the key as written in the
 /// TOML file (`auth.enable`), where it came from (the file, or the
@@ -507,7 +511,7 @@ impl Config {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid("log.format must be `text` or `json`".into()));
         }
-        Ok(())
+        self.backup.validate()
     }
 
     pub fn database_path(&self) -> PathBuf {

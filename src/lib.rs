@@ -56,7 +56,7 @@ pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
     datadir::create(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let db = Db::open(&config.database_path(), config.database.read_connections)?;
     let blobs = BlobStore::from_config(config)?;
-    let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
+    let maintenance = maintenance(config);
     Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance))
 }
 
@@ -65,8 +65,18 @@ pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
 pub fn open_existing_registry(config: &Config) -> Result<Registry, StartError> {
     let db = Db::open_existing(&config.database_path(), config.database.read_connections)?;
     let blobs = BlobStore::from_config(config)?;
-    let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
+    let maintenance = maintenance(config);
     Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance))
+}
+
+/// Cleanup and backup settings the use-cases and schedules read.
+fn maintenance(config: &Config) -> registry::Maintenance {
+    registry::Maintenance {
+        retention: config.retention.clone(),
+        gc: config.gc.clone(),
+        backup: config.backup.clone(),
+        backup_s3: config.storage.s3.clone(),
+    }
 }
 
 /// Sets up access control over the registry's database.

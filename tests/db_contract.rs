@@ -14,6 +14,8 @@
 mod accounts;
 #[path = "db_contract/audit.rs"]
 mod audit;
+#[path = "db_contract/backup.rs"]
+mod backup;
 #[path = "db_contract/blobs.rs"]
 mod blobs;
 #[path = "db_contract/engines.rs"]
@@ -60,6 +62,8 @@ macro_rules! db_contract_suite {
                 gc::layer_index_stores_once,
                 gc::take_against_manifest_put_has_one_winner,
                 writer::a_failed_or_panicking_write_rolls_back_and_the_writer_goes_on,
+                backup::a_backup_fence_stops_every_take,
+                backup::snapshot_matches_its_view,
             );
         }
     };

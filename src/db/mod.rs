@@ -37,6 +37,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
 pub mod blobs;
 pub mod gc;
 pub mod layer_index;
@@ -50,6 +51,7 @@ mod sqlite;
 
 pub use accounts::Accounts;
 pub use audit::Audit;
+pub use backup::Backups;
 pub use blobs::Blobs;
 pub use gc::Gc;
 pub use layer_index::LayerIndex;
@@ -60,9 +62,9 @@ pub use tags::Tags;
 pub use uploads::Uploads;
 
 /// Every query a use-case may run in one transaction (see the module doc).
-pub trait Tx: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex {}
+pub trait Tx: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups {}
 
-impl<T> Tx for T where T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex {}
+impl<T> Tx for T where T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups {}
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -87,6 +89,8 @@ pub enum DbError {
     Closed,
     #[error("database thread: {0}")]
     Thread(std::io::Error),
+    #[error("database snapshot: {0}")]
+    Snapshot(String),
     #[error("database: corrupt value in {0}")]
     Corrupt(&'static str),
     #[error("database file {0}: {1}")]
@@ -106,6 +110,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0004_gc.sql")),
         M::up(include_str!("../../migrations/0005_account_lifecycle.sql")),
         M::up(include_str!("../../migrations/0006_layer_index.sql")),
+        M::up(include_str!("../../migrations/0009_backup.sql")),
     ])
 }
 
@@ -158,6 +163,35 @@ impl Db {
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
         self.run_write(move |tx| f(&SqliteTx::new(tx))).await
+    }
+
+    /// Writes a consistent copy of the whole database to the new file
+    /// `dest` while writers carry on, and runs `view` on the same
+    /// snapshot: what `view` reads is exactly what the copy holds. SQLite:
+    /// the online backup API inside one read transaction of a reader
+    /// connection (WAL lets the writer continue). Another engine keeps the
+    /// same contract with its own tool (PostgreSQL: `pg_dump --snapshot` of
+    /// an exported REPEATABLE READ snapshot that `view` also reads).
+    pub async fn snapshot_into<T, E, F>(&self, dest: PathBuf, view: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        self.run_read(move |conn| {
+            let tx = conn.unchecked_transaction().map_err(DbError::from)?;
+            let value = view(&SqliteTx::new(&tx))?;
+            create_private(&dest)?;
+            sqlite::backup::copy_to(&tx, &dest)?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// The engine's own consistency check: empty when the database is sound,
+    /// else what is wrong (SQLite: `PRAGMA integrity_check`).
+    pub async fn integrity_problems(&self) -> Result<Vec<String>, DbError> {
+        self.run_read(sqlite::backup::integrity_problems).await
     }
 
     async fn run_read<T, E, F>(&self, f: F) -> Result<T, E>
