@@ -284,3 +284,38 @@ fn backup_to_an_s3_prefix_and_restore_from_it() {
     pull(&app, &image);
     audit_verifies(&app);
 }
+
+#[test]
+fn the_server_backs_up_on_its_schedule_and_prunes_to_keep() {
+    let dest = tempfile::tempdir().unwrap();
+    let dest_str = dest.path().to_str().unwrap().to_owned();
+    let mut app = TestApp::builder()
+        .env("WHARF_BACKUP__DESTINATION", &dest_str)
+        .env("WHARF_BACKUP__SCHEDULE", "1s")
+        .env("WHARF_BACKUP__KEEP", "2")
+        .start();
+    let repo = repo("scheduled");
+    let image = ship(&app, &repo, "v1");
+    let snapshots = || -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(dest.path().join("snapshots"))
+            .map(|d| {
+                d.flatten().filter(|e| e.path().join("manifest.json").exists()).map(|e| e.file_name().to_string_lossy().into()).collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // Wait for a backup that holds the image, then for more runs than `keep`.
+    let mut holds_image = false;
+    while std::time::Instant::now() < deadline && !(holds_image && app.log().matches("backup finished").count() >= 4) {
+        thread::sleep(std::time::Duration::from_millis(200));
+        holds_image = blob_file(dest.path(), &image.layer_digests[0]).exists() && snapshots().len() == 2;
+    }
+    assert!(holds_image, "no scheduled backup holds the image; log:\n{}", app.log());
+    assert!(app.log().matches("backup finished").count() >= 4, "the schedule kept running; log:\n{}", app.log());
+    app.stop();
+    assert_eq!(snapshots().len(), 2, "backup.keep = 2 leaves the newest two snapshots");
+    let verify = wharf(&["backup", "verify", &dest_str], &[]);
+    assert!(verify.status.success(), "{}", text(&verify));
+}

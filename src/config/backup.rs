@@ -40,8 +40,8 @@ impl BackupConfig {
         if self.schedule.is_some() && self.destination.is_none() {
             return Err(ConfigError::Invalid("backup.schedule needs backup.destination".into()));
         }
-        if self.schedule.is_some_and(|s| s < Duration::from_secs(60)) {
-            return Err(ConfigError::Invalid("backup.schedule must be at least 1m".into()));
+        if self.schedule.is_some_and(|s| s.is_zero()) {
+            return Err(ConfigError::Invalid("backup.schedule must be positive".into()));
         }
         if self.fence_ttl < Duration::from_secs(60) {
             return Err(ConfigError::Invalid("backup.fence_ttl must be at least 1m".into()));
