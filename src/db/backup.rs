@@ -4,7 +4,7 @@
 //! [`Db::snapshot_into`](super::Db::snapshot_into).
 
 use super::DbError;
-use crate::domain::Digest;
+use crate::domain::{Digest, RepoName, Stage};
 
 /// A finished backup, as recorded in `backup_runs`.
 #[derive(Debug, Clone)]
@@ -21,14 +21,14 @@ pub struct BackupRun {
 /// A stage's current release and what points at it, for the restore check.
 #[derive(Debug, Clone)]
 pub struct StagePointer {
-    pub repository: String,
-    pub stage: String,
+    pub repository: RepoName,
+    pub stage: Stage,
     pub sequence: i64,
-    pub digest: String,
+    pub digest: Digest,
     /// Whether the repository holds the release's manifest.
     pub manifest_present: bool,
     /// Where the stage's tag points (none if the tag is absent).
-    pub tag_target: Option<String>,
+    pub tag_target: Option<Digest>,
 }
 
 /// The backup's queries. An engine with several writers must make

@@ -97,11 +97,34 @@ impl Backups for SqliteTx<'_> {
     }
 }
 
+impl super::engine::Engine {
+    /// See [`Db::snapshot_into`](crate::db::Db::snapshot_into).
+    pub(crate) async fn snapshot_into<T, E, F>(&self, dest: std::path::PathBuf, view: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&dyn crate::db::Tx) -> Result<T, E> + Send + 'static,
+    {
+        self.run_read(move |conn| {
+            let tx = conn.unchecked_transaction().map_err(DbError::from)?;
+            let value = view(&SqliteTx::new(&tx))?;
+            crate::db::create_private(&dest)?;
+            copy_to(&tx, &dest)?;
+            Ok(value)
+        })
+        .await
+    }
+
+    pub(crate) async fn integrity_problems(&self) -> Result<Vec<String>, DbError> {
+        self.run_read(integrity_problems).await
+    }
+}
+
 /// Copies the database `conn` reads to the new file `dest` in one step of
 /// the online backup API. If `conn` is inside a read transaction, the copy
 /// is that transaction's snapshot (SQLite reuses an open read transaction of
 /// the source), so it is consistent with what was read in it.
-pub(crate) fn copy_to(conn: &rusqlite::Connection, dest: &std::path::Path) -> Result<(), DbError> {
+fn copy_to(conn: &rusqlite::Connection, dest: &std::path::Path) -> Result<(), DbError> {
     let mut target = rusqlite::Connection::open(dest)?;
     {
         let backup = rusqlite::backup::Backup::new(conn, &mut target)?;
@@ -116,7 +139,7 @@ pub(crate) fn copy_to(conn: &rusqlite::Connection, dest: &std::path::Path) -> Re
     Ok(())
 }
 
-pub(crate) fn integrity_problems(conn: &rusqlite::Connection) -> Result<Vec<String>, DbError> {
+fn integrity_problems(conn: &rusqlite::Connection) -> Result<Vec<String>, DbError> {
     let mut stmt = conn.prepare("PRAGMA integrity_check")?;
     let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(rows.into_iter().filter(|r| r != "ok").collect())

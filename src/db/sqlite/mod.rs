@@ -4,12 +4,13 @@
 
 mod accounts;
 mod audit;
-pub(crate) mod backup;
+mod backup;
 mod blobs;
 pub(crate) mod engine;
 mod gc;
 mod layer_index;
 mod manifests;
+mod migrations;
 mod releases;
 mod repositories;
 mod tags;

@@ -97,14 +97,10 @@ pub async fn restore(config: &Config, dest: &Destination, snapshot: Option<&str>
                 "{}: stage {} release {} is {}, which the repository does not hold",
                 p.repository, p.stage, p.sequence, p.digest
             ));
-        } else if p.tag_target.as_deref().is_some_and(|t| t != p.digest) {
+        } else if let Some(target) = p.tag_target.as_ref().filter(|t| **t != p.digest) {
             problems.push(format!(
-                "{}: tag {} points at {}, but the stage's current release {} is {}",
-                p.repository,
-                p.stage,
-                p.tag_target.as_deref().unwrap_or_default(),
-                p.sequence,
-                p.digest
+                "{}: tag {} points at {target}, but the stage's current release {} is {}",
+                p.repository, p.stage, p.sequence, p.digest
             ));
         }
     }
