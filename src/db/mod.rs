@@ -8,7 +8,8 @@
 //! The seam: [`Tx`] is everything a use-case may ask of the database inside
 //! one transaction. It is the sum of small per-aggregate traits
 //! ([`Repositories`], [`Blobs`], [`Manifests`], [`Tags`], [`Uploads`],
-//! [`Releases`], [`Audit`], [`Accounts`], [`Gc`], [`LayerIndex`]), each in
+//! [`Releases`], [`Audit`], [`Accounts`], [`Gc`], [`LayerIndex`],
+//! [`Backups`]), each in
 //! its file here with the rows it returns, which carry domain types
 //! (`Digest`, `RepoName`, `Tag`, `Stage`, `UploadId`) rather than strings.
 //! Why traits and `&dyn Tx` rather than one struct: a second engine
