@@ -48,6 +48,7 @@ pub mod repositories;
 pub mod tags;
 pub mod uploads;
 
+mod postgres;
 mod sqlite;
 
 pub use accounts::Accounts;
@@ -76,6 +77,14 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    #[error("database: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("database.url is not a valid PostgreSQL URL: {0}")]
+    PgUrl(::postgres::Error),
+    #[error("cannot connect to the PostgreSQL database at {0}: {1}")]
+    PgConnect(String, ::postgres::Error),
+    #[error("database migration {0}: {1}")]
+    PgMigration(&'static str, ::postgres::Error),
     #[error("database job panicked: {0}")]
     Panicked(String),
     #[error("database threads have stopped")]
@@ -94,6 +103,10 @@ pub enum DbError {
     Missing(String),
 }
 
+/// Why `wharf backup` refuses a PostgreSQL database for now.
+pub(crate) const POSTGRES_BACKUP: &str =
+    "`wharf backup` snapshots SQLite only for now; back a PostgreSQL database up with pg_dump and the blob store with its own tools";
+
 /// Unix time in milliseconds, the unit of every timestamp column.
 pub use crate::domain::now_ms;
 
@@ -111,6 +124,7 @@ pub struct Db {
 #[derive(Clone)]
 enum Engine {
     Sqlite(Arc<sqlite::engine::Engine>),
+    Postgres(Arc<postgres::engine::PgEngine>),
 }
 
 impl Db {
@@ -119,6 +133,12 @@ impl Db {
     pub fn open(path: &Path, read_connections: usize) -> Result<Self, DbError> {
         create_private(path)?;
         Ok(Self { engine: Engine::Sqlite(Arc::new(sqlite::engine::Engine::open(path, read_connections.max(1))?)) })
+    }
+
+    /// Connects to PostgreSQL at `url` (`postgres://...`) and applies
+    /// pending migrations (`migrations/postgres/`) under an advisory lock.
+    pub fn open_postgres(url: &str, read_connections: usize) -> Result<Self, DbError> {
+        Ok(Self { engine: Engine::Postgres(Arc::new(postgres::engine::PgEngine::start(url, read_connections)?)) })
     }
 
     /// Opens a database that must already exist: a maintenance command on a
@@ -140,6 +160,7 @@ impl Db {
     {
         match &self.engine {
             Engine::Sqlite(engine) => engine.read(f).await,
+            Engine::Postgres(engine) => engine.read(move |tx| f(tx)).await,
         }
     }
 
@@ -154,6 +175,7 @@ impl Db {
     {
         match &self.engine {
             Engine::Sqlite(engine) => engine.write(f).await,
+            Engine::Postgres(engine) => engine.write(move |tx| f(tx)).await,
         }
     }
 
@@ -172,6 +194,7 @@ impl Db {
     {
         match &self.engine {
             Engine::Sqlite(engine) => engine.snapshot_into(dest, view).await,
+            Engine::Postgres(_) => Err(DbError::Snapshot(POSTGRES_BACKUP.into()).into()),
         }
     }
 
@@ -180,6 +203,7 @@ impl Db {
     pub async fn integrity_problems(&self) -> Result<Vec<String>, DbError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.integrity_problems().await,
+            Engine::Postgres(_) => Err(DbError::Snapshot(POSTGRES_BACKUP.into())),
         }
     }
 }

@@ -30,12 +30,19 @@ impl BlobStore {
                     return Err(StorageError::NotFound(format!("backup directory {}", dir.display())));
                 }
                 let fs = Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true).with_fsync(true));
-                Ok(Self { store: fs.clone(), local: Some(fs), probe: None, part_size: super::local::LOCAL_PART_SIZE, fsync: true })
+                Ok(Self {
+                    store: fs.clone(),
+                    local: Some(fs),
+                    probe: None,
+                    part_size: super::local::LOCAL_PART_SIZE,
+                    fsync: true,
+                    backend: "filesystem",
+                })
             }
             Destination::S3 { bucket, prefix } => {
                 let s3 = S3Config { bucket: bucket.clone(), prefix: prefix.clone(), ..s3.clone() };
                 let (store, probe) = super::s3::build(&s3)?;
-                Ok(Self { store, local: None, probe: Some(probe), part_size: super::s3::S3_PART_SIZE, fsync: false })
+                Ok(Self { store, local: None, probe: Some(probe), part_size: super::s3::S3_PART_SIZE, fsync: false, backend: "s3" })
             }
         }
     }
