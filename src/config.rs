@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{RepoGlob, TagPattern};
 
+pub mod backup;
 mod database;
 pub mod metrics;
 pub use self::metrics::{HealthConfig, MetricsConfig};
@@ -41,6 +42,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub retention: RetentionConfig,
     pub gc: GcConfig,
+    pub backup: backup::BackupConfig,
     pub metrics: MetricsConfig,
     pub health: HealthConfig,
     pub diff: diff::DiffConfig,
@@ -326,6 +328,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             gc: GcConfig::default(),
             diff: diff::DiffConfig::default(),
+            backup: backup::BackupConfig::default(),
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
             health: HealthConfig::default(),
@@ -410,6 +413,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "metrics",
     "health",
     "diff",
+    "backup",
 ];
 
 /// Each of figment's errors as one line that names the key as written in the
@@ -539,7 +543,7 @@ impl Config {
         self.metrics.validate()?;
         self.health.validate()?;
         self.diff.validate()?;
-        Ok(())
+        self.backup.validate()
     }
 
     pub fn database_path(&self) -> PathBuf {

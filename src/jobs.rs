@@ -1,5 +1,5 @@
-//! Scheduled maintenance: retention and garbage collection at the intervals
-//! the configuration sets. At shutdown the schedules stop, a run under way
+//! Scheduled maintenance: retention, garbage collection and backups at the
+//! intervals the configuration sets. At shutdown the schedules stop, a run under way
 //! gets what is left of the shutdown deadline, and one still going after it
 //! is dropped: a run cut short is finished by the next one (GC records its
 //! deletions under way in `gc_pending`; retention works in transactions).
@@ -29,6 +29,31 @@ pub fn start(registry: &Registry) -> Jobs {
             async move { registry.run_retention(&Actor::system(), false).await.map(drop) }
         });
     }
+    if let (Some(every), Some(dest)) = (m.backup.schedule, &m.backup.destination) {
+        // Validated with the configuration; a bad one never reaches here.
+        if let Ok(dest) = crate::config::backup::Destination::parse(dest) {
+            let registry = registry.clone();
+            jobs.every_interval(every, "backup", move || {
+                let (registry, dest) = (registry.clone(), dest.clone());
+                async move { registry.create_backup(&dest).await.map(drop) }
+            });
+        }
+    }
+    // The gauge of the last successful backup, also after one that
+    // `wharf backup create` ran in another process: read from the database
+    // in the background, never at scrape time.
+    {
+        let registry = registry.clone();
+        jobs.every_interval_from(Duration::ZERO, Duration::from_secs(60), "backup-gauge", move || {
+            let registry = registry.clone();
+            async move {
+                if let Some(ms) = registry.last_backup_at().await? {
+                    metrics::gauge!("wharf_backup_last_success_timestamp_seconds").set(ms as f64 / 1000.0);
+                }
+                Ok::<(), crate::registry::RegistryError>(())
+            }
+        });
+    }
     if let Some(every) = m.gc.schedule {
         let registry = registry.clone();
         jobs.every_interval(every, "gc", move || {
@@ -40,19 +65,32 @@ pub fn start(registry: &Registry) -> Jobs {
 }
 
 impl Jobs {
-    fn every_interval<F, Fut>(&mut self, every: Duration, name: &'static str, job: F)
+    fn every_interval<F, Fut, E>(&mut self, every: Duration, name: &'static str, job: F)
     where
         F: Fn() -> Fut + 'static,
-        Fut: std::future::Future<Output = Result<(), crate::registry::RegistryError>> + 'static,
+        Fut: std::future::Future<Output = Result<(), E>> + 'static,
+        E: std::fmt::Display,
     {
         tracing::info!(job = name, every = %humantime::format_duration(every), "scheduled");
+        self.every_interval_from(every, every, name, job);
+    }
+
+    /// Runs `job` first after `first`, then every `every`.
+    fn every_interval_from<F, Fut, E>(&mut self, first: Duration, every: Duration, name: &'static str, job: F)
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<(), E>> + 'static,
+        E: std::fmt::Display,
+    {
         let stop = self.stop.clone();
         let task = actix_web::rt::spawn(async move {
+            let mut wait = first;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(every) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
+                wait = every;
                 if let Err(e) = job().await {
                     tracing::error!(job = name, error = %e, "scheduled run failed; the next run retries");
                 }

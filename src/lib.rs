@@ -60,7 +60,7 @@ pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
         None => Db::open(&config.database_path(), config.database.read_connections)?,
     };
     let blobs = BlobStore::from_config(config)?;
-    let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
+    let maintenance = maintenance(config);
     Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance)
         .with_diff(config.diff.clone()))
 }
@@ -73,9 +73,19 @@ pub fn open_existing_registry(config: &Config) -> Result<Registry, StartError> {
         None => Db::open_existing(&config.database_path(), config.database.read_connections)?,
     };
     let blobs = BlobStore::from_config(config)?;
-    let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
+    let maintenance = maintenance(config);
     Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance)
         .with_diff(config.diff.clone()))
+}
+
+/// Cleanup and backup settings the use-cases and schedules read.
+fn maintenance(config: &Config) -> registry::Maintenance {
+    registry::Maintenance {
+        retention: config.retention.clone(),
+        gc: config.gc.clone(),
+        backup: config.backup.clone(),
+        backup_s3: config.storage.s3.clone(),
+    }
 }
 
 /// Sets up access control over the registry's database.

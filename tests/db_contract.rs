@@ -14,6 +14,8 @@
 mod accounts;
 #[path = "db_contract/audit.rs"]
 mod audit;
+#[path = "db_contract/backup.rs"]
+mod backup;
 #[path = "db_contract/blobs.rs"]
 mod blobs;
 #[path = "db_contract/engines.rs"]
@@ -79,3 +81,18 @@ macro_rules! db_contract_suite {
 
 db_contract_suite!(sqlite, crate::engines::sqlite);
 db_contract_suite!(postgres, crate::engines::postgres);
+
+/// Backups are SQLite-only for now (`Db::snapshot_into` refuses PostgreSQL).
+mod sqlite_backup {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_backup_fence_stops_every_take() {
+        let engine = crate::engines::sqlite().expect("sqlite");
+        crate::backup::a_backup_fence_stops_every_take(engine.db.clone()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn snapshot_matches_its_view() {
+        let engine = crate::engines::sqlite().expect("sqlite");
+        crate::backup::snapshot_matches_its_view(engine.db.clone()).await;
+    }
+}

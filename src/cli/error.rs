@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::auth::AuthError;
 use crate::config::ConfigError;
+use crate::registry::backup::BackupError;
 use crate::registry::RegistryError;
 use crate::StartError;
 
@@ -19,6 +20,8 @@ pub enum CliError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
     /// Writing output or reading local files; `what` names the file or stream.
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },

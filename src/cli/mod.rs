@@ -4,6 +4,7 @@
 
 mod accounts;
 mod audit;
+mod backup;
 mod client;
 mod credentials;
 mod diff;
@@ -197,6 +198,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Back up while the server serves (create), or check a backup (verify).
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
+    },
+    /// Restore a backup into a stopped data directory: blobs, then metadata,
+    /// then a check of digests, stage pointers and the audit chain.
+    Restore {
+        /// A backup directory or s3://bucket/prefix.
+        source: String,
+        /// The snapshot to restore (default: the newest finished one).
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// Replace an existing database in the data directory.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Grants of roles on repository globs: on a running server, or the local database with --data-dir.
     Grant {
         #[command(subcommand)]
@@ -250,6 +272,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Grant { command } => accounts::grant(command),
         Command::Retention { command } => maintenance::retention(command),
         Command::Gc { config, dry_run, json } => maintenance::gc(&config, dry_run, json),
+        Command::Backup { command } => backup::run(command),
+        Command::Restore { source, snapshot, force, json, config } => backup::restore(&config, &source, snapshot.as_deref(), force, json),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wharf", &mut std::io::stdout());
             Ok(())

@@ -10,6 +10,10 @@ use crate::domain::{Digest, UploadId};
 /// keep `claim_blob` and `gc_take` exclusive of each other for one digest
 /// (PostgreSQL: lock the `blobs` row), so that a manifest PUT referencing a
 /// blob either sees it intact or finds it gone, never half-deleted.
+///
+/// While a backup's fence is live ([`Backups`](super::Backups)), no blob is
+/// taken (`gc_candidates` is empty, `gc_take` and `take_stray` refuse): the
+/// blobs of the backup's snapshot stay until they are copied.
 pub trait Gc {
     /// Claims `digest` for an upload about to place its bytes. False while
     /// GC is deleting that digest's bytes: the caller waits and tries again.

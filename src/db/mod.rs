@@ -8,7 +8,8 @@
 //! The seam: [`Tx`] is everything a use-case may ask of the database inside
 //! one transaction. It is the sum of small per-aggregate traits
 //! ([`Repositories`], [`Blobs`], [`Manifests`], [`Tags`], [`Uploads`],
-//! [`Releases`], [`Audit`], [`Accounts`], [`Gc`], [`LayerIndex`]), each in
+//! [`Releases`], [`Audit`], [`Accounts`], [`Gc`], [`LayerIndex`],
+//! [`Backups`]), each in
 //! its file here with the rows it returns, which carry domain types
 //! (`Digest`, `RepoName`, `Tag`, `Stage`, `UploadId`) rather than strings.
 //! Why traits and `&dyn Tx` rather than one struct: a second engine
@@ -37,6 +38,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
 pub mod blobs;
 pub mod gc;
 pub mod layer_index;
@@ -51,6 +53,7 @@ mod sqlite;
 
 pub use accounts::Accounts;
 pub use audit::Audit;
+pub use backup::Backups;
 pub use blobs::Blobs;
 pub use gc::Gc;
 pub use layer_index::LayerIndex;
@@ -61,9 +64,9 @@ pub use tags::Tags;
 pub use uploads::Uploads;
 
 /// Every query a use-case may run in one transaction (see the module doc).
-pub trait Tx: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex {}
+pub trait Tx: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups {}
 
-impl<T> Tx for T where T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex {}
+impl<T> Tx for T where T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups {}
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,6 +91,8 @@ pub enum DbError {
     Closed,
     #[error("database thread: {0}")]
     Thread(std::io::Error),
+    #[error("database snapshot: {0}")]
+    Snapshot(String),
     #[error("database: corrupt value in {0}")]
     Corrupt(&'static str),
     #[error("database file {0}: {1}")]
@@ -97,6 +102,10 @@ pub enum DbError {
     )]
     Missing(String),
 }
+
+/// Why `wharf backup` refuses a PostgreSQL database for now.
+pub(crate) const POSTGRES_BACKUP: &str =
+    "`wharf backup` snapshots SQLite only for now; back a PostgreSQL database up with pg_dump and the blob store with its own tools";
 
 /// Unix time in milliseconds, the unit of every timestamp column.
 pub use crate::domain::now_ms;
@@ -167,6 +176,34 @@ impl Db {
         match &self.engine {
             Engine::Sqlite(engine) => engine.write(f).await,
             Engine::Postgres(engine) => engine.write(move |tx| f(tx)).await,
+        }
+    }
+
+    /// Writes a consistent copy of the whole database to the new file
+    /// `dest` while writers carry on, and runs `view` on the same
+    /// snapshot: what `view` reads is exactly what the copy holds. SQLite:
+    /// the online backup API inside one read transaction of a reader
+    /// connection (WAL lets the writer continue). Another engine keeps the
+    /// same contract with its own tool (PostgreSQL: `pg_dump --snapshot` of
+    /// an exported REPEATABLE READ snapshot that `view` also reads).
+    pub async fn snapshot_into<T, E, F>(&self, dest: PathBuf, view: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.snapshot_into(dest, view).await,
+            Engine::Postgres(_) => Err(DbError::Snapshot(POSTGRES_BACKUP.into()).into()),
+        }
+    }
+
+    /// The engine's own consistency check: empty when the database is sound,
+    /// else what is wrong (SQLite: `PRAGMA integrity_check`).
+    pub async fn integrity_problems(&self) -> Result<Vec<String>, DbError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.integrity_problems().await,
+            Engine::Postgres(_) => Err(DbError::Snapshot(POSTGRES_BACKUP.into())),
         }
     }
 }

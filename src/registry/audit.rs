@@ -3,7 +3,7 @@
 
 use crate::domain::{Actor, AuditAction, AuditEntry, AuditFilter, StoredAudit};
 use crate::governance::audit::{ChainVerifier, VerifyReport};
-use crate::registry::{record, Registry, RegistryError};
+use crate::registry::{record, Registry, RegistryError, Tx};
 
 const VERIFY_BATCH: u32 = 1000;
 
@@ -40,20 +40,7 @@ impl Registry {
 
     /// Recomputes the whole chain and names the first broken row.
     pub async fn verify_audit(&self) -> Result<VerifyReport, RegistryError> {
-        self.db
-            .read(|conn| -> Result<VerifyReport, RegistryError> {
-                let mut verifier = ChainVerifier::default();
-                loop {
-                    let batch = conn.audit_batch_after(verifier.last_id(), VERIFY_BATCH)?;
-                    if batch.is_empty() {
-                        return Ok(verifier.report(None));
-                    }
-                    if let Some(broken) = verifier.check(&batch) {
-                        return Ok(verifier.report(Some(broken)));
-                    }
-                }
-            })
-            .await
+        self.db.read(|conn| Ok(verify_chain(conn)?)).await
     }
 
     /// Audit rows matching `filter`, newest first.
@@ -64,5 +51,20 @@ impl Registry {
     /// Rows after `after_id`, oldest first (for export in batches).
     pub async fn audit_batch(&self, after_id: i64, n: u32) -> Result<Vec<StoredAudit>, RegistryError> {
         self.db.read(move |conn| Ok(conn.audit_batch_after(after_id, n)?)).await
+    }
+}
+
+/// Walks the whole chain in batches inside one read (also used on a
+/// backup's metadata snapshot).
+pub(crate) fn verify_chain(conn: &dyn Tx) -> Result<VerifyReport, crate::db::DbError> {
+    let mut verifier = ChainVerifier::default();
+    loop {
+        let batch = conn.audit_batch_after(verifier.last_id(), VERIFY_BATCH)?;
+        if batch.is_empty() {
+            return Ok(verifier.report(None));
+        }
+        if let Some(broken) = verifier.check(&batch) {
+            return Ok(verifier.report(Some(broken)));
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! bytes it describes are in place, so nothing half-written is ever visible.
 
 pub mod audit;
+pub mod backup;
 pub mod blobs;
 pub mod diff;
 pub mod error;
@@ -29,7 +30,8 @@ use std::sync::Arc;
 pub use crate::storage::{BlobBody, BodyStream, LocalFile};
 pub use error::RegistryError;
 
-use crate::config::{GcConfig, RegistryConfig, RetentionConfig};
+use crate::config::backup::BackupConfig;
+use crate::config::{GcConfig, RegistryConfig, RetentionConfig, S3Config};
 use serde_json::json;
 
 use crate::db::Db;
@@ -50,11 +52,14 @@ pub struct Registry {
     pub(crate) diff: Arc<diff::DiffSettings>,
 }
 
-/// What cleanup may delete and when: retention policies and GC settings.
+/// What cleanup may delete and when (retention policies and GC settings),
+/// and scheduled backups with the S3 settings an `s3://` destination uses.
 #[derive(Debug, Clone, Default)]
 pub struct Maintenance {
     pub retention: RetentionConfig,
     pub gc: GcConfig,
+    pub backup: BackupConfig,
+    pub backup_s3: S3Config,
 }
 
 impl Registry {

@@ -33,6 +33,41 @@ pub fn blob(digest: &Digest) -> Path {
     Path::from_iter([BLOBS, digest.algorithm().as_str(), &hex[..2], hex])
 }
 
+/// A backup destination (`wharf backup create`) holds the blobs at the keys
+/// above, shared by all its snapshots, and per snapshot:
+/// `snapshots/<id>/wharf.db` (the metadata), `snapshots/<id>/blobs.txt` (the
+/// blobs it references, `<digest> <size>` per line) and, written last,
+/// `snapshots/<id>/manifest.json`: a snapshot without one is unfinished.
+const SNAPSHOTS: &str = "snapshots";
+
+pub fn backup_snapshots() -> Path {
+    Path::from(SNAPSHOTS)
+}
+
+pub fn backup_metadata(snapshot: &str) -> Path {
+    Path::from_iter([SNAPSHOTS, snapshot, "wharf.db"])
+}
+
+pub fn backup_blob_list(snapshot: &str) -> Path {
+    Path::from_iter([SNAPSHOTS, snapshot, "blobs.txt"])
+}
+
+pub fn backup_manifest(snapshot: &str) -> Path {
+    Path::from_iter([SNAPSHOTS, snapshot, "manifest.json"])
+}
+
+/// The snapshot a key under `snapshots/` belongs to.
+pub fn backup_snapshot_of(key: &Path) -> Option<String> {
+    let mut parts = key.parts();
+    (parts.next()?.as_ref() == SNAPSHOTS).then_some(())?;
+    Some(parts.next()?.as_ref().to_owned())
+}
+
+/// The prefix of every blob key, for listing what a backup destination holds.
+pub fn blobs_root() -> Path {
+    Path::from(BLOBS)
+}
+
 pub fn upload_part(upload_id: &str, part_id: &str) -> Path {
     Path::from_iter([UPLOADS, upload_id, part_id])
 }

@@ -6,6 +6,7 @@
 //! Every body is streamed; memory per transfer is bounded by a few part
 //! buffers, never the blob.
 
+mod backup;
 pub mod layout;
 mod local;
 mod s3;

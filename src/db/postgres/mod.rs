@@ -21,6 +21,7 @@ pub(crate) mod engine;
 
 mod accounts;
 mod audit;
+mod backup;
 mod blobs;
 mod gc;
 mod layer_index;

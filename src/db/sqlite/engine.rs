@@ -120,7 +120,7 @@ impl Engine {
         self.run_write(move |tx| f(&SqliteTx::new(tx))).await
     }
 
-    async fn run_read<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(super) async fn run_read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,

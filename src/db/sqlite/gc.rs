@@ -1,7 +1,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::SqliteTx;
-use crate::db::{now_ms, DbError, Gc};
+use crate::db::{now_ms, Backups, DbError, Gc};
 use crate::domain::{Digest, UploadId};
 
 /// The one rule for a collectable blob `b`, shared by the candidate scan and
@@ -42,6 +42,9 @@ impl Gc for SqliteTx<'_> {
     }
 
     fn gc_candidates(&self, after: &str, cutoff: i64, claims_since: i64, limit: u32) -> Result<Vec<(Digest, u64)>, DbError> {
+        if self.backup_fence_active(now_ms())? {
+            return Ok(Vec::new());
+        }
         let mut stmt = self.conn.prepare_cached(concat!(
             "SELECT b.digest, b.size FROM blobs b WHERE b.digest > ?1 AND ",
             collectable!(),
@@ -52,6 +55,11 @@ impl Gc for SqliteTx<'_> {
     }
 
     fn gc_take(&self, digest: &Digest, cutoff: i64, claims_since: i64) -> Result<Option<u64>, DbError> {
+        // Re-checked here, in the writer's transaction: a fence taken after
+        // the candidate scan still stops the take.
+        if self.backup_fence_active(now_ms())? {
+            return Ok(None);
+        }
         let size: Option<u64> = self
             .conn
             .query_row(
@@ -112,7 +120,7 @@ impl Gc for SqliteTx<'_> {
     }
 
     fn take_stray(&self, digest: &Digest, size: u64, claims_since: i64) -> Result<bool, DbError> {
-        if self.stray_is_known(digest, claims_since)? {
+        if self.stray_is_known(digest, claims_since)? || self.backup_fence_active(now_ms())? {
             return Ok(false);
         }
         self.conn.execute("INSERT INTO gc_pending (digest, size, created_at) VALUES (?1, ?2, ?3)", params![digest, size, now_ms()])?;

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod audit;
+mod backup;
 mod blobs;
 pub(crate) mod engine;
 mod gc;
