@@ -20,6 +20,13 @@ pub struct Jobs {
 pub fn start(registry: &Registry) -> Jobs {
     let mut jobs = Jobs { stop: CancellationToken::new(), tasks: Vec::new() };
     let m = registry.maintenance();
+    // The revoked-key gauge reflects this configuration's revocations from the start.
+    let gauge = registry.clone();
+    actix_web::rt::spawn(async move {
+        if let Err(e) = gauge.refresh_revoked_gauge().await {
+            tracing::warn!(error = %e, "could not count releases signed by revoked keys");
+        }
+    });
     if let Some(every) = m.retention.schedule {
         let registry = registry.clone();
         jobs.every_interval(every, "retention", move || {

@@ -22,6 +22,8 @@
 #                    start as the systemd unit would, GET /v2/, stop, dpkg --purge
 #   bench-smoke      tests/bench/run.sh --smoke: every benchmark scenario, tiny sizes,
 #                    Wharf and docker-registry (so the benchmark cannot rot)
+#   cosign           tests/clients/cosign.sh: signed promotions with the real cosign
+#                    (its own Wharf with a signature-gated prod stage)
 # Steps may also be chosen with WHARF_TEST_STEPS="step step ...".
 #
 # Every step runs even when an earlier one failed (a step whose prerequisite
@@ -39,7 +41,7 @@ cd "$WHARF_ROOT" || exit 1
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke)
+all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cosign)
 if (($#)); then
     steps=("$@")
 elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
@@ -127,6 +129,7 @@ step_install() {
     if [[ $WHARF_TEST_SERVER == reference ]] || selected bench-smoke; then comps+=(reference); fi
     if selected openapi; then comps+=(openapi); fi
     if selected deb; then comps+=(deb); fi
+    if selected cosign; then comps+=(cosign); fi
     for c in "${comps[@]}"; do
         if ! bash "$WHARF_ROOT/tests/env/install.sh" "$c"; then
             install_failed[$c]=1
@@ -326,6 +329,13 @@ step_deb() {
     need deb build || return 1
     [[ $WHARF_TEST_SERVER == wharf ]] || { note[deb]="Wharf only"; return 0; }
     bash "$WHARF_ROOT/tests/packaging/deb.sh"
+}
+step_cosign() {
+    need_installed cosign cosign go || return 1
+    need cosign build || return 1
+    [[ $WHARF_TEST_SERVER == wharf ]] || { note[cosign]="Wharf only"; return 0; }
+    need_server_binary cosign || return 1
+    bash "$WHARF_ROOT/tests/clients/cosign.sh"
 }
 step_bench_smoke() {
     need_installed bench-smoke reference || return 1

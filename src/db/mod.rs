@@ -43,6 +43,7 @@ pub mod layer_index;
 pub mod manifests;
 pub mod releases;
 pub mod repositories;
+pub mod signatures;
 pub mod tags;
 pub mod uploads;
 
@@ -56,13 +57,14 @@ pub use layer_index::LayerIndex;
 pub use manifests::Manifests;
 pub use releases::Releases;
 pub use repositories::{RepoId, Repositories};
+pub use signatures::Signatures;
 pub use tags::Tags;
 pub use uploads::Uploads;
 
 /// Every query a use-case may run in one transaction (see the module doc).
-pub trait Tx: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex {}
+pub trait Tx: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Signatures {}
 
-impl<T> Tx for T where T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex {}
+impl<T> Tx for T where T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Signatures {}
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -106,6 +108,8 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0004_gc.sql")),
         M::up(include_str!("../../migrations/0005_account_lifecycle.sql")),
         M::up(include_str!("../../migrations/0006_layer_index.sql")),
+        // 0007 is reserved for image diff.
+        M::up(include_str!("../../migrations/0008_release_verdicts.sql")),
     ])
 }
 

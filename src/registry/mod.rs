@@ -18,6 +18,7 @@ mod protection;
 pub mod referrers;
 pub mod retention;
 mod rollback;
+pub mod signatures;
 pub mod uploads;
 
 use std::sync::Arc;

@@ -11,6 +11,7 @@ mod layer_index;
 mod manifests;
 mod releases;
 mod repositories;
+mod signatures;
 mod tags;
 mod types;
 mod uploads;
