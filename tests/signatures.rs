@@ -236,10 +236,11 @@ fn revoked_key_flags_release_without_changing_prod() {
     let p = payload(&repo, &a);
     push_signature(&app, &repo, &a, &p, &sign(&k, &p), Mode::Tag);
     to_prod(&app, &repo, &a).expect(201);
+    let next = key();
     let revoked = format!(
         r#"[{{name="ci", pem_file="{}", revoked=true}}, {{name="next", pem_file="{}"}}]"#,
         k.pem_file.display(),
-        key().pem_file.display()
+        next.pem_file.display()
     );
     app.set_env("WHARF_GOVERNANCE__GATES__PROD__REQUIRE_SIGNATURE__KEYS", &revoked);
     app.restart();

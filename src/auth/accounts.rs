@@ -9,7 +9,7 @@ use crate::db::{
     accounts::{AccountRow, GrantRow},
     DbError,
 };
-use crate::domain::{AccountKind, Actor, AuditAction, AuditEntry, RepoGlob};
+use crate::domain::{AccountKind, Actor, AuditAction, AuditEntry, RepoGlob, Stage};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountInfo {
@@ -28,7 +28,7 @@ impl TryFrom<AccountRow> for AccountInfo {
     fn try_from(a: AccountRow) -> Result<Self, DbError> {
         Ok(Self {
             name: a.name,
-            kind: a.kind.parse().map_err(|_| DbError::Corrupt("accounts.kind"))?,
+            kind: a.kind,
             admin: a.admin,
             expires_at: a.expires_at,
             created_at: a.created_at,
@@ -49,8 +49,15 @@ pub struct GrantInfo {
 
 impl From<GrantRow> for GrantInfo {
     fn from(g: GrantRow) -> Self {
-        let stages = serde_json::from_str(&g.stages).unwrap_or_default();
-        Self { id: g.id, account: g.account, repository: g.repository_glob, role: g.role, stages, created_at: g.created_at }
+        let stages = g.stages.iter().map(ToString::to_string).collect();
+        Self {
+            id: g.id,
+            account: g.account,
+            repository: g.repository_glob,
+            role: g.role.as_str().to_owned(),
+            stages,
+            created_at: g.created_at,
+        }
     }
 }
 
@@ -106,8 +113,7 @@ impl Auth {
         self.inner
             .db
             .write(move |tx| -> Result<AccountInfo, AuthError> {
-                tx.insert_account(&name, kind.as_str(), &hash, admin, expires_at)?
-                    .ok_or_else(|| AuthError::Conflict(format!("account {name}")))?;
+                tx.insert_account(&name, kind, &hash, admin, expires_at)?.ok_or_else(|| AuthError::Conflict(format!("account {name}")))?;
                 let entry = AuditEntry::new(&actor, AuditAction::AccountCreate)
                     .reference(&name)
                     .details(json!({"kind": kind, "admin": admin, "expires_at": expires_at}));
@@ -120,7 +126,7 @@ impl Auth {
 
     pub async fn delete_account(&self, actor: &Actor, name: &str, kind: AccountKind) -> Result<(), AuthError> {
         self.account_change(actor, name, kind, AuditAction::AccountDelete, json!({"kind": kind}), move |tx, name| {
-            tx.delete_account(name, kind.as_str())
+            tx.delete_account(name, kind)
         })
         .await
     }
@@ -129,7 +135,7 @@ impl Auth {
         self.inner
             .db
             .read(move |conn| -> Result<_, AuthError> {
-                let rows = conn.list_accounts(kind.as_str())?;
+                let rows = conn.list_accounts(kind)?;
                 Ok(rows.into_iter().map(AccountInfo::try_from).collect::<Result<_, _>>()?)
             })
             .await
@@ -152,16 +158,17 @@ impl Auth {
         if parsed != Role::Releaser && !stages.is_empty() {
             return Err(AuthError::Invalid("only releaser grants list stages".into()));
         }
-        let (actor, account, glob, role) = (actor.clone(), account.to_owned(), glob.to_owned(), role.to_owned());
-        let stages_json = serde_json::to_string(&stages).unwrap_or_else(|_| "[]".into());
+        let typed_stages =
+            stages.iter().map(|s| Stage::parse(s)).collect::<Result<Vec<_>, _>>().map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let (actor, account, glob) = (actor.clone(), account.to_owned(), glob.to_owned());
         self.inner
             .db
             .write(move |tx| -> Result<GrantInfo, AuthError> {
                 let acct = tx.account_by_name(&account)?.ok_or_else(|| AuthError::NotFound(format!("account {account}")))?;
-                let id = tx.insert_grant(acct.id, &glob, &role, &stages_json)?;
+                let id = tx.insert_grant(acct.id, &glob, parsed, &typed_stages)?;
                 let entry = AuditEntry::new(&actor, AuditAction::GrantCreate)
                     .reference(&account)
-                    .details(json!({"id": id, "repository": glob, "role": role, "stages": stages}));
+                    .details(json!({"id": id, "repository": glob, "role": parsed, "stages": stages}));
                 tx.append_audit(&entry)?;
                 let row = tx.grant_by_id(id)?.ok_or_else(|| AuthError::NotFound(format!("grant {id}")))?;
                 Ok(row.into())
@@ -194,7 +201,7 @@ impl Auth {
     pub async fn set_password(&self, actor: &Actor, name: &str, password: &str) -> Result<(), AuthError> {
         let hash = hash_password(password).await?;
         let kind = AccountKind::User;
-        self.update_account(actor, name, kind, "password", move |tx, name| tx.set_account_secret(name, kind.as_str(), &hash)).await
+        self.update_account(actor, name, kind, "password", move |tx, name| tx.set_account_secret(name, kind, &hash)).await
     }
 
     /// Gives a robot a new token; the old one (and bearer tokens issued
@@ -202,20 +209,20 @@ impl Auth {
     pub async fn rotate_robot_token(&self, actor: &Actor, name: &str) -> Result<String, AuthError> {
         let (token, hash) = secrets::new_robot_token();
         let kind = AccountKind::Robot;
-        self.update_account(actor, name, kind, "token", move |tx, name| tx.set_account_secret(name, kind.as_str(), &hash)).await?;
+        self.update_account(actor, name, kind, "token", move |tx, name| tx.set_account_secret(name, kind, &hash)).await?;
         Ok(token)
     }
 
     /// Disables (no login, tokens refused) or enables an account.
     pub async fn set_disabled(&self, actor: &Actor, name: &str, kind: AccountKind, disabled: bool) -> Result<(), AuthError> {
         let change = if disabled { "disable" } else { "enable" };
-        self.update_account(actor, name, kind, change, move |tx, name| tx.set_account_disabled(name, kind.as_str(), disabled)).await
+        self.update_account(actor, name, kind, change, move |tx, name| tx.set_account_disabled(name, kind, disabled)).await
     }
 
     /// Clears a user's failed-login lock-out on this instance.
     pub async fn unlock(&self, actor: &Actor, name: &str) -> Result<(), AuthError> {
         self.update_account(actor, name, AccountKind::User, "unlock", |tx, name| {
-            Ok(tx.account_by_name(name)?.is_some_and(|a| a.kind.parse() == Ok(AccountKind::User)))
+            Ok(tx.account_by_name(name)?.is_some_and(|a| a.kind == AccountKind::User))
         })
         .await?;
         self.inner.limiter.unlock(name);

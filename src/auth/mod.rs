@@ -97,9 +97,8 @@ pub struct Auth {
 use crate::db::Tx;
 
 fn grant_from_row(g: &GrantRow) -> Option<Grant> {
-    let role = Role::parse(&g.role)?;
-    let stages: Vec<String> = serde_json::from_str(&g.stages).unwrap_or_default();
-    RepoGlob::parse(&g.repository_glob).ok().map(|glob| Grant::new(glob, role, stages))
+    let stages = g.stages.iter().map(ToString::to_string).collect();
+    RepoGlob::parse(&g.repository_glob).ok().map(|glob| Grant::new(glob, g.role, stages))
 }
 
 impl Auth {
@@ -212,7 +211,7 @@ impl Auth {
                 if account.expires_at.is_some_and(|e| e <= now) {
                     return Ok((false, false));
                 }
-                let valid = match account.kind.parse::<AccountKind>().map_err(|_| DbError::Corrupt("accounts.kind"))? {
+                let valid = match account.kind {
                     AccountKind::Robot => secrets::verify_token(&secret_owned, &account.secret_hash),
                     AccountKind::User => secrets::verify_password(&secret_owned, &account.secret_hash),
                 };

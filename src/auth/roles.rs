@@ -4,36 +4,7 @@
 
 use crate::domain::RepoGlob;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Reader,
-    Developer,
-    Releaser,
-    Auditor,
-    Admin,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "reader" => Self::Reader,
-            "developer" => Self::Developer,
-            "releaser" => Self::Releaser,
-            "auditor" => Self::Auditor,
-            "admin" => Self::Admin,
-            _ => return None,
-        })
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Reader => "reader",
-            Self::Developer => "developer",
-            Self::Releaser => "releaser",
-            Self::Auditor => "auditor",
-            Self::Admin => "admin",
-        }
-    }
-}
+pub use crate::domain::Role;
 
 /// Something a request wants to do.
 #[derive(Debug, Clone, PartialEq, Eq)]

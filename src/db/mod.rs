@@ -66,16 +66,8 @@ pub trait Tx: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Aud
 
 impl<T> Tx for T where T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Signatures {}
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use rusqlite::{Connection, Transaction, TransactionBehavior};
-use rusqlite_migration::{Migrations, M};
-use tokio::sync::oneshot;
-
-use self::sqlite::engine::{open_connection, panic_message, Engine, ReadJob, WriteJob};
-use self::sqlite::SqliteTx;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -99,38 +91,31 @@ pub enum DbError {
     Missing(String),
 }
 
-/// Every migration, in order. Files are never edited once landed.
-fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../../migrations/0001_core.sql")),
-        M::up(include_str!("../../migrations/0002_governance.sql")),
-        M::up(include_str!("../../migrations/0003_access_control.sql")),
-        M::up(include_str!("../../migrations/0004_gc.sql")),
-        M::up(include_str!("../../migrations/0005_account_lifecycle.sql")),
-        M::up(include_str!("../../migrations/0006_layer_index.sql")),
-        // 0007 is reserved for image diff.
-        M::up(include_str!("../../migrations/0008_release_verdicts.sql")),
-    ])
-}
-
 /// Unix time in milliseconds, the unit of every timestamp column.
 pub use crate::domain::now_ms;
 
 /// A handle on the database: cheap to clone, shared by every request.
-/// Dropping the last clone ends the database threads (see
-/// [`sqlite::engine`](self::sqlite)).
+/// Dropping the last clone ends the engine's threads.
+///
+/// Use-cases see only [`Db::read`] / [`Db::write`] and `&dyn Tx`; which
+/// engine runs them is chosen once, when the handle is opened. A second
+/// engine is one more [`Engine`] variant with the same two entry points.
 #[derive(Clone)]
 pub struct Db {
-    engine: Arc<Engine>,
+    engine: Engine,
+}
+
+#[derive(Clone)]
+enum Engine {
+    Sqlite(Arc<sqlite::engine::Engine>),
 }
 
 impl Db {
-    /// Opens (creating if needed) the database and applies pending migrations.
+    /// Opens (creating if needed) the embedded SQLite database and applies
+    /// pending migrations.
     pub fn open(path: &Path, read_connections: usize) -> Result<Self, DbError> {
         create_private(path)?;
-        let mut writer = open_connection(path)?;
-        migrations().to_latest(&mut writer)?;
-        Ok(Self { engine: Arc::new(Engine::start(path, writer, read_connections.max(1))?) })
+        Ok(Self { engine: Engine::Sqlite(Arc::new(sqlite::engine::Engine::open(path, read_connections.max(1))?)) })
     }
 
     /// Opens a database that must already exist: a maintenance command on a
@@ -142,64 +127,31 @@ impl Db {
         Self::open(path, read_connections)
     }
 
-    /// Runs `f` on a reader thread with the queries of every aggregate.
+    /// Runs `f` with the queries of every aggregate, outside any write
+    /// transaction (SQLite: on a reader thread).
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        self.run_read(move |conn| f(&SqliteTx::new(conn))).await
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.read(f).await,
+        }
     }
 
-    /// Runs `f` in one write transaction on the writer thread: committed if
-    /// `f` returns `Ok`, rolled back otherwise (also when it panics, which
-    /// comes back as [`DbError::Panicked`] and leaves the writer running).
+    /// Runs `f` in one write transaction: committed if `f` returns `Ok`,
+    /// rolled back otherwise (also when it panics, which comes back as
+    /// [`DbError::Panicked`] and leaves the engine running).
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        self.run_write(move |tx| f(&SqliteTx::new(tx))).await
-    }
-
-    async fn run_read<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<DbError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
-    {
-        let (done, result) = oneshot::channel();
-        let job: ReadJob = Box::new(move |conn| {
-            let outcome = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()));
-            // The caller may have gone (request cancelled); nothing to tell.
-            let _ = done.send(outcome);
-        });
-        self.engine.readers.send(job).await.map_err(|_| DbError::Closed)?;
-        result.await.map_err(|_| DbError::Closed)?
-    }
-
-    async fn run_write<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<DbError> + Send + 'static,
-        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
-    {
-        let (done, result) = oneshot::channel();
-        let job: WriteJob = Box::new(move |conn| {
-            let outcome = (|| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(DbError::from)?;
-                // On a panic `tx` is dropped unfinished, which rolls it back.
-                let value =
-                    catch_unwind(AssertUnwindSafe(|| f(&tx))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()))?;
-                tx.commit().map_err(DbError::from)?;
-                Ok(value)
-            })();
-            let _ = done.send(outcome);
-        });
-        self.engine.writer.send(job).await.map_err(|_| DbError::Closed)?;
-        result.await.map_err(|_| DbError::Closed)?
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.write(f).await,
+        }
     }
 }
 
@@ -231,11 +183,6 @@ fn create_private(path: &Path) -> Result<(), DbError> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn migrations_are_valid() {
-        super::migrations().validate().expect("valid migrations");
-    }
-
     #[test]
     fn files_name_the_wal_and_shm_beside_the_database() {
         let [db, wal, shm] = super::files(std::path::Path::new("/d/wharf.db"));

@@ -2,16 +2,16 @@
 
 use super::{DbError, RepoId};
 pub use crate::domain::ReleaseRow;
-use crate::domain::{Digest, Stage};
+use crate::domain::{Digest, ReleaseReason, Stage};
 
 /// A release to append; the database adds its sequence number and time.
 pub struct NewRelease<'a> {
-    pub stage: &'a str,
-    pub digest: &'a str,
+    pub stage: &'a Stage,
+    pub digest: &'a Digest,
     pub version: Option<&'a str>,
     pub note: Option<&'a str>,
     pub actor: &'a str,
-    pub reason: &'a str,
+    pub reason: ReleaseReason,
     pub rolled_back_from: Option<i64>,
     pub restored_sequence: Option<i64>,
 }

@@ -54,6 +54,40 @@ impl FromStr for AccountKind {
     }
 }
 
+/// What a grant lets an account do on the repositories its glob covers;
+/// what each role allows is decided in `auth::roles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Reader,
+    Developer,
+    Releaser,
+    Auditor,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "reader" => Self::Reader,
+            "developer" => Self::Developer,
+            "releaser" => Self::Releaser,
+            "auditor" => Self::Auditor,
+            "admin" => Self::Admin,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reader => "reader",
+            Self::Developer => "developer",
+            Self::Releaser => "releaser",
+            Self::Auditor => "auditor",
+            Self::Admin => "admin",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

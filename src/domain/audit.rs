@@ -5,6 +5,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+use super::RepoName;
+
 /// The identity behind a request and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
@@ -196,6 +198,11 @@ impl<T: AuditField> AuditField for Option<T> {
 }
 
 /// One row of the audit log, as hashed.
+///
+/// Fields stay the stored text rather than domain types on purpose: the hash
+/// covers exactly these bytes, and the chain verifier must be able to read,
+/// hash and report any row, including one whose action a newer Wharf wrote
+/// or an attacker edited.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AuditRecord {
     pub id: i64,
@@ -220,8 +227,8 @@ pub struct StoredAudit {
 /// Which audit rows a query asks for.
 #[derive(Debug, Default, Clone)]
 pub struct AuditFilter {
-    pub repository: Option<String>,
-    pub action: Option<String>,
+    pub repository: Option<RepoName>,
+    pub action: Option<AuditAction>,
     pub actor: Option<String>,
     /// Unix milliseconds, inclusive.
     pub since: Option<i64>,

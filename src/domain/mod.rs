@@ -13,7 +13,7 @@ mod names;
 mod patterns;
 mod release;
 
-pub use account::{AccountKind, UnknownAccountKind};
+pub use account::{AccountKind, Role, UnknownAccountKind};
 pub use audit::{Actor, AuditAction, AuditEntry, AuditField, AuditFilter, AuditRecord, StoredAudit, GENESIS_HASH};
 pub use diff_ref::{ImageRef, InvalidDiffInput, Platform};
 pub use digest::{Algorithm, Digest, DigestHasher};
@@ -21,7 +21,7 @@ pub use ids::{InvalidUploadId, Stage, UploadId};
 pub use media_type::{is_foreign_layer, MediaType, UnsupportedMediaType};
 pub use names::{Reference, RepoName, Tag};
 pub use patterns::{InvalidPattern, RepoGlob, TagPattern};
-pub use release::ReleaseRow;
+pub use release::{ReleaseReason, ReleaseRow};
 
 /// The current time in Unix milliseconds, the unit every stored timestamp uses.
 pub fn now_ms() -> i64 {

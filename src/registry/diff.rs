@@ -238,7 +238,7 @@ impl Registry {
                     ImageRef::Reference(Reference::Digest(d)) => Ok(d.to_string()),
                     ImageRef::Reference(Reference::Tag(t)) => Ok(tx.tag_target(repo_id, t)?.ok_or_else(unknown)?.to_string()),
                     ImageRef::Release { stage, sequence } => {
-                        Ok(tx.release(repo_id, &Stage::parse(stage.as_str())?, *sequence)?.ok_or_else(unknown)?.digest)
+                        Ok(tx.release(repo_id, &Stage::parse(stage.as_str())?, *sequence)?.ok_or_else(unknown)?.digest.to_string())
                     }
                 }
             })

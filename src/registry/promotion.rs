@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::db::{releases::NewRelease, tags::TagChange, RepoId};
-use crate::domain::{Actor, AuditAction, AuditEntry, Digest, MediaType, Reference, ReleaseRow, RepoName, Stage, Tag};
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest, MediaType, Reference, ReleaseReason, ReleaseRow, RepoName, Stage, Tag};
 use crate::governance::gates::{self, GateFailure, ImageFacts, PromotionFacts};
 use crate::governance::signatures::Verdict;
 use crate::registry::manifests::{missing_content, parse};
@@ -92,7 +92,7 @@ impl Registry {
             let stage_id = Stage::parse(&stage)?;
             // Checked inside the write transaction, so two racing retries
             // cannot both append a release.
-            if let Some(current) = tx.current_release(repo_id, &stage_id)?.filter(|c| c.digest == digest) {
+            if let Some(current) = tx.current_release(repo_id, &stage_id)?.filter(|c| c.digest == digest_id) {
                 return Ok(Outcome::Done(Promotion { release: current, unchanged: true }));
             }
             let mut failed = Vec::new();
@@ -131,12 +131,12 @@ impl Registry {
             let release = tx.append_release(
                 repo_id,
                 NewRelease {
-                    stage: &stage,
-                    digest: &digest,
+                    stage: &stage_id,
+                    digest: &digest_id,
                     version: version.as_deref(),
                     note: note.as_deref(),
                     actor: &actor.name,
-                    reason: "promote",
+                    reason: ReleaseReason::Promote,
                     rolled_back_from: None,
                     restored_sequence: None,
                 },
@@ -247,9 +247,9 @@ pub(super) fn move_stage_tag(
     action: AuditAction,
     verdict: Option<&Verdict>,
 ) -> Result<(), RegistryError> {
-    let (tag, digest) = (Tag::parse(&release.stage)?, Digest::parse(&release.digest)?);
-    let moved_from = tx.set_tag(repo_id, &tag, &digest)?;
-    tx.record_tag_change(repo_id, &tag, Some(&digest), &actor.name)?;
+    let (tag, digest) = (release.stage.tag(), &release.digest);
+    let moved_from = tx.set_tag(repo_id, &tag, digest)?;
+    tx.record_tag_change(repo_id, &tag, Some(digest), &actor.name)?;
     let mut details = json!({
             "sequence": release.sequence,
             "version": release.version,

@@ -25,7 +25,7 @@ pub(crate) fn protected_set(tx: &dyn Tx, policy: &Policy, repo_id: RepoId) -> Re
         releases.extend(tx.list_releases(repo_id, &Stage::parse(stage)?, None, window)?);
     }
     let releases: Vec<Release<'_>> =
-        releases.iter().map(|r| Release { stage: &r.stage, sequence: r.sequence, digest: &r.digest }).collect();
+        releases.iter().map(|r| Release { stage: r.stage.as_str(), sequence: r.sequence, digest: r.digest.as_str() }).collect();
     let tags = tx.all_tags(repo_id)?;
     let roots = protection::roots(&releases, tags.iter().map(|t| (t.name.as_str(), t.digest.as_str())), policy);
     protection::closure(roots, |digest| -> Result<References, RegistryError> {

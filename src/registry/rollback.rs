@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::promotion::move_stage_tag;
 use crate::db::{releases::NewRelease, RepoId};
-use crate::domain::{Actor, AuditAction, AuditEntry, Digest, ReleaseRow, RepoName, Stage};
+use crate::domain::{Actor, AuditAction, AuditEntry, Digest, ReleaseReason, ReleaseRow, RepoName, Stage};
 use crate::registry::manifests::missing_content;
 use crate::registry::signatures::{read_verdict, record_verdict};
 use crate::registry::{audited_write, refuse, Outcome, Registry, RegistryError, Tx};
@@ -26,7 +26,7 @@ impl Registry {
         let release = audited_write(&self.db, move |tx| {
             let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
             // A refusal commits its audit row, like a refused promotion.
-            let refuse = |why: String, digest: Option<&str>| {
+            let refuse = |why: String, digest: Option<&Digest>| {
                 let entry = AuditEntry::new(&actor, AuditAction::RollbackDenied)
                     .repository(&name)
                     .reference(&stage)
@@ -53,11 +53,11 @@ impl Registry {
             if target.sequence == current.sequence {
                 return refuse(format!("release #{} is already current", target.sequence), Some(&target.digest));
             }
-            let target_digest = Digest::parse(&target.digest)?;
-            if tx.manifest_head(repo_id, &target_digest)?.is_none() {
+            let target_digest = &target.digest;
+            if tx.manifest_head(repo_id, target_digest)?.is_none() {
                 return refuse(format!("the manifest of release #{} is gone", target.sequence), Some(&target.digest));
             }
-            if let Some(missing) = missing_content(tx, repo_id, &target_digest)? {
+            if let Some(missing) = missing_content(tx, repo_id, target_digest)? {
                 return refuse(format!("release #{} no longer pulls completely: {missing}", target.sequence), Some(&target.digest));
             }
             // The verdict recorded when the target was promoted is re-used:
@@ -76,12 +76,12 @@ impl Registry {
             let release = tx.append_release(
                 repo_id,
                 NewRelease {
-                    stage: &stage,
+                    stage: &stage_id,
                     digest: &target.digest,
                     version: target.version.as_deref(),
                     note: None,
                     actor: &actor.name,
-                    reason: "rollback",
+                    reason: ReleaseReason::Rollback,
                     rolled_back_from: Some(current.sequence),
                     restored_sequence: Some(target.sequence),
                 },

@@ -165,7 +165,7 @@ impl Registry {
     pub async fn release_verdicts(
         &self,
         repo: &RepoName,
-        releases: Vec<(String, i64)>,
+        releases: Vec<(Stage, i64)>,
     ) -> Result<Vec<Option<RecordedVerdict>>, RegistryError> {
         let name = repo.clone();
         let policy = self.policy.clone();
@@ -175,7 +175,7 @@ impl Registry {
                 releases
                     .iter()
                     .map(|(stage, seq)| {
-                        Ok(read_verdict(tx, repo_id, &Stage::parse(stage)?, *seq)?.map(|verdict| {
+                        Ok(read_verdict(tx, repo_id, stage, *seq)?.map(|verdict| {
                             let revoked = verdict
                                 .signers
                                 .iter()

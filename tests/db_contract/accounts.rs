@@ -1,4 +1,5 @@
 use wharf::db::Db;
+use wharf::domain::{AccountKind::Robot, AccountKind::User, Role, Stage};
 
 use crate::engines::R;
 
@@ -6,10 +7,10 @@ pub async fn accounts_and_grants(db: Db) {
     let (alice, ci, taken) = db
         .write(|tx| -> R<_> {
             assert_eq!(tx.account_count()?, 0);
-            let alice = tx.insert_account("alice", "user", "hash-a", true, None)?.expect("new");
-            let ci = tx.insert_account("ci", "robot", "hash-ci", false, Some(4_000_000_000_000))?.expect("new");
+            let alice = tx.insert_account("alice", User, "hash-a", true, None)?.expect("new");
+            let ci = tx.insert_account("ci", Robot, "hash-ci", false, Some(4_000_000_000_000))?.expect("new");
             // Names are unique across kinds.
-            let taken = tx.insert_account("alice", "robot", "other", false, None)?;
+            let taken = tx.insert_account("alice", Robot, "other", false, None)?;
             Ok((alice, ci, taken))
         })
         .await
@@ -22,8 +23,8 @@ pub async fn accounts_and_grants(db: Db) {
                 tx.account_count()?,
                 tx.account_by_name("alice")?,
                 tx.account_by_name("zed")?,
-                tx.list_accounts("user")?,
-                tx.list_accounts("robot")?,
+                tx.list_accounts(User)?,
+                tx.list_accounts(Robot)?,
             ))
         })
         .await
@@ -42,13 +43,13 @@ pub async fn accounts_and_grants(db: Db) {
     // Secrets and disabling match on name and kind.
     let (changed, wrong_kind, disabled, first_at, again_at, enabled) = db
         .write(|tx| -> R<_> {
-            let changed = tx.set_account_secret("alice", "user", "hash-a2")?;
-            let wrong_kind = tx.set_account_secret("alice", "robot", "x")? || tx.set_account_disabled("nobody", "user", true)?;
-            let disabled = tx.set_account_disabled("ci", "robot", true)?;
+            let changed = tx.set_account_secret("alice", User, "hash-a2")?;
+            let wrong_kind = tx.set_account_secret("alice", Robot, "x")? || tx.set_account_disabled("nobody", User, true)?;
+            let disabled = tx.set_account_disabled("ci", Robot, true)?;
             let first_at = tx.account_by_name("ci")?.and_then(|a| a.disabled_at);
-            tx.set_account_disabled("ci", "robot", true)?;
+            tx.set_account_disabled("ci", Robot, true)?;
             let again_at = tx.account_by_name("ci")?.and_then(|a| a.disabled_at);
-            tx.set_account_disabled("ci", "robot", false)?;
+            tx.set_account_disabled("ci", Robot, false)?;
             Ok((changed, wrong_kind, disabled, first_at, again_at, tx.account_by_name("ci")?.and_then(|a| a.disabled_at)))
         })
         .await
@@ -64,8 +65,8 @@ pub async fn accounts_and_grants(db: Db) {
     // Grants.
     let (g1, g2, of_alice, all, by_id, none) = db
         .write(move |tx| -> R<_> {
-            let g1 = tx.insert_grant(alice, "team/*", "developer", "[]")?;
-            let g2 = tx.insert_grant(ci, "**", "releaser", r#"["prod"]"#)?;
+            let g1 = tx.insert_grant(alice, "team/*", Role::Developer, &[])?;
+            let g2 = tx.insert_grant(ci, "**", Role::Releaser, &[Stage::parse("prod").expect("stage")])?;
             Ok((g1, g2, tx.grants_of(alice)?, tx.all_grants()?, tx.grant_by_id(g2)?, tx.grant_by_id(g2 + 100)?))
         })
         .await
@@ -76,14 +77,14 @@ pub async fn accounts_and_grants(db: Db) {
     );
     assert_eq!(all.iter().map(|g| g.id).collect::<Vec<_>>(), [g1, g2]);
     let g = by_id.expect("grant");
-    assert_eq!((g.account.as_str(), g.stages.as_str()), ("ci", r#"["prod"]"#));
+    assert_eq!((g.account.as_str(), g.stages.iter().map(Stage::as_str).collect::<Vec<_>>()), ("ci", vec!["prod"]));
     assert!(g.created_at > 0 && none.is_none());
     let (gone, again, acct_gone, wrong_kind, grants_left, count) = db
         .write(move |tx| -> R<_> {
             let gone = tx.delete_grant(g1)?;
             let again = tx.delete_grant(g1)?;
-            let wrong_kind = tx.delete_account("ci", "user")?;
-            let acct_gone = tx.delete_account("ci", "robot")?;
+            let wrong_kind = tx.delete_account("ci", User)?;
+            let acct_gone = tx.delete_account("ci", Robot)?;
             Ok((gone, again, acct_gone, wrong_kind, tx.all_grants()?, tx.account_count()?))
         })
         .await

@@ -58,8 +58,11 @@ pub async fn append_chains_and_filters(db: Db) {
     };
     assert_eq!(list(AuditFilter::default(), 10).await, [4, 3, 2, 1], "newest first");
     assert_eq!(list(AuditFilter::default(), 2).await, [4, 3]);
-    assert_eq!(list(AuditFilter { repository: Some("a".into()), ..Default::default() }, 10).await, [2, 1]);
-    assert_eq!(list(AuditFilter { action: Some("promotion".into()), ..Default::default() }, 10).await, [3, 2]);
+    assert_eq!(
+        list(AuditFilter { repository: Some(wharf::domain::RepoName::parse("a").expect("name")), ..Default::default() }, 10).await,
+        [2, 1]
+    );
+    assert_eq!(list(AuditFilter { action: Some(wharf::domain::AuditAction::Promotion), ..Default::default() }, 10).await, [3, 2]);
     assert_eq!(list(AuditFilter { actor: Some("alice".into()), ..Default::default() }, 10).await, [3, 1]);
     assert_eq!(list(AuditFilter { before_id: Some(3), ..Default::default() }, 10).await, [2, 1]);
     let t = rows[1].record.created_at;

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use wharf::db::releases::{NewRelease, ReleaseKey};
 use wharf::db::Db;
-use wharf::domain::{Digest, Stage};
+use wharf::domain::{Digest, ReleaseReason, Stage};
 
 use crate::engines::{digest, R};
 use crate::manifests::repo;
@@ -11,14 +11,14 @@ fn stage(s: &str) -> Stage {
     Stage::parse(s).expect("stage")
 }
 
-fn promote<'a>(stage: &'a str, digest: &'a str, actor: &'a str) -> NewRelease<'a> {
+fn promote<'a>(stage: &'a Stage, digest: &'a Digest, actor: &'a str) -> NewRelease<'a> {
     NewRelease {
         stage,
         digest,
         version: Some("1.0"),
         note: None,
         actor,
-        reason: "promote",
+        reason: ReleaseReason::Promote,
         rolled_back_from: None,
         restored_sequence: None,
     }
@@ -28,25 +28,26 @@ pub async fn append_current_get_and_list(db: Db) {
     let r = repo(&db, "a").await;
     let other = repo(&db, "b").await;
     let (a, b): (Digest, Digest) = (digest(), digest());
-    let (a2, b2) = (a.to_string(), b.to_string());
+    let (a2, b2) = (a.clone(), b.clone());
     let (r1, r2, r3, p1) = db
         .write(move |tx| -> R<_> {
-            let r1 = tx.append_release(r, promote("test", &a2, "alice"))?;
-            let r2 = tx.append_release(r, promote("test", &b2, "bob"))?;
+            let (test, prod) = (stage("test"), stage("prod"));
+            let r1 = tx.append_release(r, promote(&test, &a2, "alice"))?;
+            let r2 = tx.append_release(r, promote(&test, &b2, "bob"))?;
             let r3 = tx.append_release(
                 r,
                 NewRelease {
-                    stage: "test",
+                    stage: &test,
                     digest: &a2,
                     version: None,
                     note: Some("bad build"),
                     actor: "carol",
-                    reason: "rollback",
+                    reason: ReleaseReason::Rollback,
                     rolled_back_from: Some(2),
                     restored_sequence: Some(1),
                 },
             )?;
-            let p1 = tx.append_release(r, promote("prod", &a2, "dave"))?;
+            let p1 = tx.append_release(r, promote(&prod, &a2, "dave"))?;
             Ok((r1, r2, r3, p1))
         })
         .await
@@ -92,8 +93,8 @@ pub async fn concurrent_promotions_get_distinct_gap_free_sequences(db: Db) {
     let n = 24;
     let tasks: Vec<_> = (0..n)
         .map(|_| {
-            let (db, d) = (db.clone(), digest().to_string());
-            tokio::spawn(async move { db.write(move |tx| tx.append_release(r, promote("prod", &d, "ci"))).await })
+            let (db, d) = (db.clone(), digest());
+            tokio::spawn(async move { db.write(move |tx| tx.append_release(r, promote(&stage("prod"), &d, "ci"))).await })
         })
         .collect();
     let mut seqs = BTreeSet::new();

@@ -1,18 +1,18 @@
 use wharf::db::releases::NewRelease;
 use wharf::db::Db;
-use wharf::domain::Stage;
+use wharf::domain::{Digest, ReleaseReason, Stage};
 
 use crate::engines::{digest, R};
 use crate::manifests::repo;
 
-fn release<'a>(stage: &'a str, digest: &'a str) -> NewRelease<'a> {
+fn release<'a>(stage: &'a Stage, digest: &'a Digest) -> NewRelease<'a> {
     NewRelease {
         stage,
         digest,
         version: None,
         note: None,
         actor: "alice",
-        reason: "promote",
+        reason: ReleaseReason::Promote,
         rolled_back_from: None,
         restored_sequence: None,
     }
@@ -23,19 +23,19 @@ fn release<'a>(stage: &'a str, digest: &'a str) -> NewRelease<'a> {
 pub async fn verdicts_are_recorded_and_current(db: Db) {
     let r = repo(&db, "signed").await;
     let other = repo(&db, "signed-too").await;
-    let (a, b) = (digest().to_string(), digest().to_string());
+    let (a, b) = (digest(), digest());
     let prod = Stage::parse("prod").expect("stage");
     let (first, again, missing, current) = db
         .write(move |tx| -> R<_> {
-            let r1 = tx.append_release(r, release("prod", &a))?;
+            let r1 = tx.append_release(r, release(&prod, &a))?;
             tx.record_verdict(r, &prod, r1.sequence, r#"{"v":1}"#)?;
             let again = tx.record_verdict(r, &prod, r1.sequence, r#"{"v":9}"#).is_err();
-            let r2 = tx.append_release(r, release("prod", &b))?;
+            let r2 = tx.append_release(r, release(&prod, &b))?;
             tx.record_verdict(r, &prod, r2.sequence, r#"{"v":2}"#)?;
             // A newer release without a verdict hides nothing of other repositories.
-            let o1 = tx.append_release(other, release("prod", &a))?;
+            let o1 = tx.append_release(other, release(&prod, &a))?;
             tx.record_verdict(other, &prod, o1.sequence, r#"{"v":3}"#)?;
-            tx.append_release(other, release("prod", &b))?;
+            tx.append_release(other, release(&prod, &b))?;
             let first = tx.verdict(r, &prod, r1.sequence)?;
             let missing = tx.verdict(r, &prod, 99)?;
             let mut current = tx.current_verdicts()?;

@@ -90,18 +90,17 @@ fn parse_time(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiErro
 )]
 pub async fn list(req: HttpRequest, query: web::Query<AuditQuery>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     require_global(&req, Action::ReadAudit).await?;
-    if let Some(repo) = &query.repository {
-        RepoName::parse(repo)?;
-    }
-    if let Some(action) = &query.action {
-        if AuditAction::parse(action).is_none() {
+    let repository = query.repository.as_deref().map(RepoName::parse).transpose()?;
+    let action = match &query.action {
+        None => None,
+        Some(action) => Some(AuditAction::parse(action).ok_or_else(|| {
             let known: Vec<_> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
-            return Err(ApiError::bad_request(OciCode::InvalidRequest, format!("unknown action {action:?}; one of {}", known.join(", "))));
-        }
-    }
+            ApiError::bad_request(OciCode::InvalidRequest, format!("unknown action {action:?}; one of {}", known.join(", ")))
+        })?),
+    };
     let filter = AuditFilter {
-        repository: query.repository.clone(),
-        action: query.action.clone(),
+        repository,
+        action,
         actor: query.actor.clone(),
         since: parse_time("since", &query.since)?,
         until: parse_time("until", &query.until)?,

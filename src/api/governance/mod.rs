@@ -125,14 +125,14 @@ impl Release {
     pub(crate) fn new(repository: &str, r: &ReleaseRow) -> Self {
         Self {
             repository: repository.to_owned(),
-            stage: r.stage.clone(),
+            stage: r.stage.to_string(),
             sequence: r.sequence,
-            digest: r.digest.clone(),
+            digest: r.digest.to_string(),
             version: r.version.clone(),
             note: r.note.clone(),
             actor: r.actor.clone(),
             created_at: time(r.created_at),
-            reason: r.reason.clone(),
+            reason: r.reason.to_string(),
             rolled_back_from: r.rolled_back_from,
             restored_sequence: r.restored_sequence,
             signature: None,

@@ -175,14 +175,14 @@ pub async fn stages(req: HttpRequest, registry: web::Data<Registry>) -> Result<H
     let repo = repo(&req)?;
     require(&req, Action::Pull, Some(&repo)).await?;
     let stages = registry.stages(&repo).await?;
-    let keys = stages.iter().map(|(stage, current)| (stage.clone(), current.as_ref().map_or(0, |r| r.sequence))).collect();
-    let verdicts = registry.release_verdicts(&repo, keys).await?;
+    let keys = stages.iter().filter_map(|(_, current)| current.as_ref().map(|r| (r.stage.clone(), r.sequence))).collect();
+    // One verdict (or none) per stage that has a current release, in order.
+    let mut verdicts = registry.release_verdicts(&repo, keys).await?.into_iter();
     let stages = stages
         .iter()
-        .zip(&verdicts)
-        .map(|((stage, current), verdict)| StageCurrent {
+        .map(|(stage, current)| StageCurrent {
             stage: stage.clone(),
-            current: current.as_ref().map(|r| Release::new(repo.as_str(), r).with_verdict(verdict.as_ref())),
+            current: current.as_ref().map(|r| Release::new(repo.as_str(), r).with_verdict(verdicts.next().flatten().as_ref())),
         })
         .collect();
     Ok(HttpResponse::Ok().json(StagesResponse { repository: repo.to_string(), stages }))

@@ -3,6 +3,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use super::SqliteTx;
 use crate::db::accounts::{AccountRow, GrantRow};
 use crate::db::{now_ms, Accounts, DbError};
+use crate::domain::{AccountKind, Role, Stage};
 
 fn account(r: &Row<'_>) -> rusqlite::Result<AccountRow> {
     Ok(AccountRow {
@@ -26,9 +27,21 @@ fn grant(r: &Row<'_>) -> rusqlite::Result<GrantRow> {
         account: r.get(1)?,
         repository_glob: r.get(2)?,
         role: r.get(3)?,
-        stages: r.get(4)?,
+        stages: stages_from_json(r.get_ref(4)?.as_str()?)?,
         created_at: r.get(5)?,
     })
+}
+
+/// A grant's stages are stored as a JSON array of names.
+fn stages_from_json(text: &str) -> rusqlite::Result<Vec<Stage>> {
+    let corrupt =
+        |e: Box<dyn std::error::Error + Send + Sync>| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e);
+    let names: Vec<String> = serde_json::from_str(text).map_err(|e| corrupt(Box::new(e)))?;
+    names.iter().map(|n| Stage::parse(n).map_err(|e| corrupt(Box::new(e)))).collect()
+}
+
+fn stages_to_json(stages: &[Stage]) -> String {
+    serde_json::Value::from(stages.iter().map(Stage::as_str).collect::<Vec<_>>()).to_string()
 }
 
 const GRANT_SELECT: &str =
@@ -43,7 +56,7 @@ impl Accounts for SqliteTx<'_> {
         Ok(self.conn.query_row(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = ?1"), [name], account).optional()?)
     }
 
-    fn list_accounts(&self, kind: &str) -> Result<Vec<AccountRow>, DbError> {
+    fn list_accounts(&self, kind: AccountKind) -> Result<Vec<AccountRow>, DbError> {
         let mut stmt = self.conn.prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE kind = ?1 ORDER BY name"))?;
         let rows = stmt.query_map([kind], account)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -52,7 +65,7 @@ impl Accounts for SqliteTx<'_> {
     fn insert_account(
         &self,
         name: &str,
-        kind: &str,
+        kind: AccountKind,
         secret_hash: &str,
         admin: bool,
         expires_at: Option<i64>,
@@ -65,11 +78,11 @@ impl Accounts for SqliteTx<'_> {
         Ok((n > 0).then(|| self.conn.last_insert_rowid()))
     }
 
-    fn delete_account(&self, name: &str, kind: &str) -> Result<bool, DbError> {
+    fn delete_account(&self, name: &str, kind: AccountKind) -> Result<bool, DbError> {
         Ok(self.conn.execute("DELETE FROM accounts WHERE name = ?1 AND kind = ?2", params![name, kind])? > 0)
     }
 
-    fn set_account_secret(&self, name: &str, kind: &str, secret_hash: &str) -> Result<bool, DbError> {
+    fn set_account_secret(&self, name: &str, kind: AccountKind, secret_hash: &str) -> Result<bool, DbError> {
         let n = self.conn.execute(
             "UPDATE accounts SET secret_hash = ?3, secret_changed_at = ?4 WHERE name = ?1 AND kind = ?2",
             params![name, kind, secret_hash, now_ms()],
@@ -77,7 +90,7 @@ impl Accounts for SqliteTx<'_> {
         Ok(n > 0)
     }
 
-    fn set_account_disabled(&self, name: &str, kind: &str, disabled: bool) -> Result<bool, DbError> {
+    fn set_account_disabled(&self, name: &str, kind: AccountKind, disabled: bool) -> Result<bool, DbError> {
         let n = self.conn.execute(
             "UPDATE accounts SET disabled_at = CASE WHEN ?3 THEN coalesce(disabled_at, ?4) ELSE NULL END WHERE name = ?1 AND kind = ?2",
             params![name, kind, disabled, now_ms()],
@@ -97,10 +110,10 @@ impl Accounts for SqliteTx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn insert_grant(&self, account_id: i64, glob: &str, role: &str, stages: &str) -> Result<i64, DbError> {
+    fn insert_grant(&self, account_id: i64, glob: &str, role: Role, stages: &[Stage]) -> Result<i64, DbError> {
         self.conn.execute(
             "INSERT INTO grants (account_id, repository_glob, role, stages, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![account_id, glob, role, stages, now_ms()],
+            params![account_id, glob, role, stages_to_json(stages), now_ms()],
         )?;
         Ok(self.conn.last_insert_rowid())
     }

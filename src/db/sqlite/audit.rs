@@ -76,7 +76,8 @@ impl Audit for SqliteTx<'_> {
              ORDER BY id DESC LIMIT ?7"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![f.repository, f.action, f.actor, f.since, f.until, f.before_id, limit], from_row)?;
+        let rows = stmt
+            .query_map(params![f.repository, f.action.map(AuditAction::as_str), f.actor, f.since, f.until, f.before_id, limit], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -15,15 +15,17 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
-use tokio::sync::mpsc;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::db::DbError;
+use super::migrations::migrations;
+use super::SqliteTx;
+use crate::db::{DbError, Tx};
 
 /// A job for the writer thread; it opens and ends its own transaction.
-pub(crate) type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
+type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
 /// A job for any reader thread.
-pub(crate) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 /// Write jobs queued beyond the one running before callers wait for room.
 const WRITE_QUEUE: usize = 256;
@@ -32,14 +34,81 @@ const READ_QUEUE: usize = 1024;
 
 /// The sending ends; the threads hold the receiving ends and the connections.
 pub(crate) struct Engine {
-    pub(crate) writer: mpsc::Sender<WriteJob>,
-    pub(crate) readers: mpsc::Sender<ReadJob>,
+    writer: mpsc::Sender<WriteJob>,
+    readers: mpsc::Sender<ReadJob>,
 }
 
 impl Engine {
+    /// Opens the database at `path`, applies pending migrations on the
+    /// writer connection, and starts the threads.
+    pub(crate) fn open(path: &Path, readers: usize) -> Result<Self, DbError> {
+        let mut writer = open_connection(path)?;
+        migrations().to_latest(&mut writer)?;
+        Self::start(path, writer, readers)
+    }
+
+    /// Runs `f` on a reader thread; see [`Db::read`](crate::db::Db::read).
+    pub(crate) async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        self.run_read(move |conn| f(&SqliteTx::new(conn))).await
+    }
+
+    /// Runs `f` in an immediate transaction on the writer thread; see
+    /// [`Db::write`](crate::db::Db::write).
+    pub(crate) async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        self.run_write(move |tx| f(&SqliteTx::new(tx))).await
+    }
+
+    async fn run_read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let (done, result) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let outcome = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()));
+            // The caller may have gone (request cancelled); nothing to tell.
+            let _ = done.send(outcome);
+        });
+        self.readers.send(job).await.map_err(|_| DbError::Closed)?;
+        result.await.map_err(|_| DbError::Closed)?
+    }
+
+    async fn run_write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
+    {
+        let (done, result) = oneshot::channel();
+        let job: WriteJob = Box::new(move |conn| {
+            let outcome = (|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(DbError::from)?;
+                // On a panic `tx` is dropped unfinished, which rolls it back.
+                let value =
+                    catch_unwind(AssertUnwindSafe(|| f(&tx))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()))?;
+                tx.commit().map_err(DbError::from)?;
+                Ok(value)
+            })();
+            let _ = done.send(outcome);
+        });
+        self.writer.send(job).await.map_err(|_| DbError::Closed)?;
+        result.await.map_err(|_| DbError::Closed)?
+    }
+
     /// Starts the writer thread on `writer` and `readers` reader threads,
     /// each on a new connection to `path`.
-    pub(crate) fn start(path: &Path, writer: Connection, readers: usize) -> Result<Self, DbError> {
+    fn start(path: &Path, writer: Connection, readers: usize) -> Result<Self, DbError> {
         let read_connections = (0..readers).map(|_| open_connection(path)).collect::<Result<Vec<_>, _>>()?;
         let (write_tx, mut write_rx) = mpsc::channel::<WriteJob>(WRITE_QUEUE);
         let mut conn = writer;
@@ -77,7 +146,7 @@ impl Engine {
 }
 
 /// Turns a caught panic's payload into a message for [`DbError::Panicked`].
-pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -85,7 +154,7 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".to_owned())
 }
 
-pub(crate) fn open_connection(path: &Path) -> Result<Connection, DbError> {
+fn open_connection(path: &Path) -> Result<Connection, DbError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(10))?;

@@ -9,6 +9,7 @@ pub(crate) mod engine;
 mod gc;
 mod layer_index;
 mod manifests;
+mod migrations;
 mod releases;
 mod repositories;
 mod signatures;

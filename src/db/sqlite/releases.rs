@@ -37,14 +37,14 @@ impl Releases for SqliteTx<'_> {
             params![repo, r.stage, sequence, r.digest, r.version, r.note, r.actor, created_at, r.reason, r.rolled_back_from, r.restored_sequence],
         )?;
         Ok(ReleaseRow {
-            stage: r.stage.to_owned(),
+            stage: r.stage.clone(),
             sequence,
-            digest: r.digest.to_owned(),
+            digest: r.digest.clone(),
             version: r.version.map(str::to_owned),
             note: r.note.map(str::to_owned),
             actor: r.actor.to_owned(),
             created_at,
-            reason: r.reason.to_owned(),
+            reason: r.reason,
             rolled_back_from: r.rolled_back_from,
             restored_sequence: r.restored_sequence,
         })

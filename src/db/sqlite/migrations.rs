@@ -1,0 +1,25 @@
+//! The SQLite schema: every migration in order, applied at start-up.
+//! Files are never edited once landed; a change is a new file.
+
+use rusqlite_migration::{Migrations, M};
+
+pub(crate) fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![
+        M::up(include_str!("../../../migrations/0001_core.sql")),
+        M::up(include_str!("../../../migrations/0002_governance.sql")),
+        M::up(include_str!("../../../migrations/0003_access_control.sql")),
+        M::up(include_str!("../../../migrations/0004_gc.sql")),
+        M::up(include_str!("../../../migrations/0005_account_lifecycle.sql")),
+        M::up(include_str!("../../../migrations/0006_layer_index.sql")),
+        // 0007 is reserved for image diff.
+        M::up(include_str!("../../../migrations/0008_release_verdicts.sql")),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        super::migrations().validate().expect("valid migrations");
+    }
+}
