@@ -46,6 +46,8 @@ server_start "$server" fs "$server" \
 reg=${SERVER_ADDR[$server]}
 api="http://$reg/api/v1"
 name="wharf-it/cosign-$(date +%s)-$RANDOM"
+# For functions run through t_check, whose own `local name` shadows $name.
+repo_path=$name
 repo="$reg/$name"
 
 # push_image TAG: a one-layer image made locally; prints its digest.
@@ -106,7 +108,7 @@ tamper() {
     crane blob "$repo@$payload_digest" | sed 's/"docker-reference"/"docker-reference" /' >"$work/tampered.json" || return 1
     cmp -s <(crane blob "$repo@$payload_digest") "$work/tampered.json" && return 1
     new_digest="sha256:$(sha256sum "$work/tampered.json" | cut -d' ' -f1)"
-    loc=$(curl -sS -D - -o /dev/null -X POST "http://$reg/v2/$name/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:" {print $2}')
+    loc=$(curl -sS -D - -o /dev/null -X POST "http://$reg/v2/$repo_path/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:" {print $2}')
     [[ -n $loc ]] || return 1
     [[ $loc == /* ]] && loc="http://$reg$loc"
     [[ $loc == *\?* ]] && loc="$loc&digest=$new_digest" || loc="$loc?digest=$new_digest"
@@ -118,7 +120,7 @@ m["layers"][0]["digest"], m["layers"][0]["size"] = sys.argv[2], int(sys.argv[3])
 print(json.dumps(m), end="")
 PY
     media_type=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mediaType"])' "$work/sig.json") || return 1
-    curl -fsS -X PUT -H "Content-Type: $media_type" --data-binary @"$work/sig-tampered.json" "http://$reg/v2/$name/manifests/$tag" >/dev/null
+    curl -fsS -X PUT -H "Content-Type: $media_type" --data-binary @"$work/sig-tampered.json" "http://$reg/v2/$repo_path/manifests/$tag" >/dev/null
 }
 t_check "cosign sign e (trusted key)" cosign sign --key "$work/trusted.key" "${sign_flags[@]}" "$repo@$e"
 t_check "tamper with e's signature payload" tamper "$e"
