@@ -33,4 +33,6 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rustc-env=WHARF_VERSION={} (commit {commit})", env!("CARGO_PKG_VERSION"));
+    // The commit alone, for the `wharf_build_info` metric.
+    println!("cargo:rustc-env=WHARF_COMMIT={commit}");
 }

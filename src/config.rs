@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{RepoGlob, TagPattern};
 
+mod database;
+pub mod metrics;
+pub use self::metrics::{HealthConfig, MetricsConfig};
 /// Signed promotions: trusted keys and the signature gate (its own file).
 pub mod signatures;
 
@@ -38,6 +41,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub retention: RetentionConfig,
     pub gc: GcConfig,
+    pub metrics: MetricsConfig,
+    pub health: HealthConfig,
 }
 
 /// Retention: which manifests and tags cleanup may delete. Whatever the
@@ -270,6 +275,8 @@ pub struct DatabaseConfig {
     pub path: Option<PathBuf>,
     /// Read connections kept open beside the single writer.
     pub read_connections: usize,
+    /// `postgres://...`: metadata in PostgreSQL instead (config/database.rs).
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -322,6 +329,8 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             gc: GcConfig::default(),
             auth: AuthConfig::default(),
+            metrics: MetricsConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -351,7 +360,7 @@ impl Default for StorageConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { path: None, read_connections: 4 }
+        Self { path: None, read_connections: 4, url: None }
     }
 }
 
@@ -388,8 +397,21 @@ pub struct CliOverrides {
 /// would stop every database call on that worker.
 const MIN_BLOCKING_THREADS: usize = 4;
 
-const TOP_LEVEL_KEYS: &[&str] =
-    &["listen", "data_dir", "registry", "storage", "database", "server", "log", "governance", "auth", "retention", "gc"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "registry",
+    "storage",
+    "database",
+    "server",
+    "log",
+    "governance",
+    "auth",
+    "retention",
+    "gc",
+    "metrics",
+    "health",
+];
 
 /// Each of figment's errors as one line that names the key as written in the
 /// TOML file (`auth.enable`), where it came from (the file, or the
@@ -478,6 +500,7 @@ impl Config {
         if self.database.read_connections == 0 {
             return Err(ConfigError::Invalid("database.read_connections must be at least 1".into()));
         }
+        database::validate(&self.database)?;
         let g = &self.governance;
         if g.stages.is_empty() || g.stages.len() > 16 {
             return Err(ConfigError::Invalid("governance.stages must list 1 to 16 stages".into()));
@@ -517,6 +540,8 @@ impl Config {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid("log.format must be `text` or `json`".into()));
         }
+        self.metrics.validate()?;
+        self.health.validate()?;
         Ok(())
     }
 

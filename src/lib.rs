@@ -16,6 +16,7 @@ pub mod diff;
 pub mod domain;
 pub mod governance;
 pub mod jobs;
+pub mod observability;
 pub mod registry;
 pub mod server;
 pub mod storage;
@@ -54,7 +55,10 @@ pub enum StartError {
 /// Opens the database and blob store the configuration names.
 pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
     datadir::create(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
-    let db = Db::open(&config.database_path(), config.database.read_connections)?;
+    let db = match config.postgres_url() {
+        Some(url) => Db::open_postgres(url, config.database.read_connections)?,
+        None => Db::open(&config.database_path(), config.database.read_connections)?,
+    };
     let blobs = BlobStore::from_config(config)?;
     let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
     Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance))
@@ -63,7 +67,10 @@ pub fn open_registry(config: &Config) -> Result<Registry, StartError> {
 /// Like [`open_registry`] for local maintenance commands: the database must
 /// already exist, and neither it nor the data directory is created.
 pub fn open_existing_registry(config: &Config) -> Result<Registry, StartError> {
-    let db = Db::open_existing(&config.database_path(), config.database.read_connections)?;
+    let db = match config.postgres_url() {
+        Some(url) => Db::open_postgres(url, config.database.read_connections)?,
+        None => Db::open_existing(&config.database_path(), config.database.read_connections)?,
+    };
     let blobs = BlobStore::from_config(config)?;
     let maintenance = registry::Maintenance { retention: config.retention.clone(), gc: config.gc.clone() };
     Ok(Registry::new(db, blobs, config.registry.clone(), governance::Policy::new(&config.governance), maintenance))
@@ -101,6 +108,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     datadir::create(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let _lock = datadir::lock(&config.data_dir)?;
     let listening = server::Listening::open(&config)?;
+    let metrics_listener = match config.metrics.listen.filter(|_| config.metrics.enabled) {
+        Some(addr) => Some(server::lifecycle::bind(addr).map_err(|e| server::ServerError::Bind(addr, e))?),
+        None => None,
+    };
+    let metrics = observability::Metrics::install(&config);
+    if config.metrics.repository_labels {
+        server::measure::label_repositories(config.metrics.max_repositories);
+    }
     server::set_malformed_request_body(api::oci_error::malformed_request_body());
     tighten_install(&config);
 
@@ -138,8 +153,27 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         "wharf starting"
     );
     let jobs = jobs::start(&registry);
-    let routes = configure_app(registry.clone(), auth.clone());
+    observability::start(&config, &registry, &metrics, jobs.stopper());
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            let server = observability::metrics_server(listener, metrics.clone()).map_err(server::ServerError::Run)?;
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            Some(handle)
+        }
+        None => None,
+    };
+    let health = observability::Health::new(registry.clone(), config.health.clone());
+    let probes = observability::routes(metrics, health, config.metrics.listen.is_none());
+    let app = configure_app(registry.clone(), auth.clone());
+    let routes = move |cfg: &mut web::ServiceConfig| {
+        probes.clone()(cfg);
+        app.clone()(cfg);
+    };
     let result = server::run(listening, &config.server, routes, jobs.stopper()).await;
+    if let Some(handle) = metrics_server {
+        handle.stop(true).await;
+    }
     // The schedules get what the requests left of the deadline.
     jobs.shut_down(server::lifecycle::deadline_left(server::lifecycle::deadline(config.server.shutdown_timeout))).await;
     result?;

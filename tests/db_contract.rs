@@ -22,6 +22,8 @@ mod engines;
 mod gc;
 #[path = "db_contract/manifests.rs"]
 mod manifests;
+#[path = "common/pg.rs"]
+mod pg;
 #[path = "db_contract/releases.rs"]
 mod releases;
 #[path = "db_contract/repositories.rs"]
@@ -70,7 +72,7 @@ macro_rules! db_contract_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $test() {
-                let engine = $factory();
+                let Some(engine) = $factory() else { return };
                 crate::$module::$test(engine.db.clone()).await;
             }
         )*
@@ -78,4 +80,4 @@ macro_rules! db_contract_suite {
 }
 
 db_contract_suite!(sqlite, crate::engines::sqlite);
-// db_contract_suite!(postgres, crate::engines::postgres);
+db_contract_suite!(postgres, crate::engines::postgres);

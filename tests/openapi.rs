@@ -105,7 +105,8 @@ fn the_openapi_document_describes_every_real_answer() {
     assert!(documented.len() >= 20, "{documented:?}");
     let mut operation_ids = BTreeSet::new();
     for (m, path) in &documented {
-        assert!(path.starts_with("/api/v1/"), "{path}");
+        // The probes are documented too: a load balancer's config is written from them.
+        assert!(path.starts_with("/api/v1/") || ["/livez", "/readyz"].contains(&path.as_str()), "{path}");
         let op = &doc["paths"][path][m];
         assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{m} {path} has no responses");
         let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{m} {path} has no operationId"));
@@ -223,6 +224,15 @@ fn the_openapi_document_describes_every_real_answer() {
     c.call(Method::DELETE, "/api/v1/robots/{name}", "/api/v1/robots/ci", None).expect(404);
     c.call(Method::DELETE, "/api/v1/users/{name}", "/api/v1/users/ops", None).expect(204);
     c.call(Method::DELETE, "/api/v1/users/{name}", "/api/v1/users/ops", None).expect(404);
+
+    // Operations: the probes (without credentials) and the drain switch.
+    app.set_default_auth(None);
+    c.call(Method::GET, "/livez", "/livez", None).expect(200);
+    c.call(Method::GET, "/readyz", "/readyz", None).expect(200);
+    app.set_default_auth(Some(basic("admin", ADMIN_PASSWORD)));
+    c.call(Method::GET, "/api/v1/admin/drain", "/api/v1/admin/drain", None).expect(200);
+    c.call(Method::POST, "/api/v1/admin/drain", "/api/v1/admin/drain", None).expect(200);
+    c.call(Method::DELETE, "/api/v1/admin/drain", "/api/v1/admin/drain", None).expect(200);
 
     let missed: Vec<_> = documented.difference(&c.called).collect();
     assert!(missed.is_empty(), "documented operations this test never called: {missed:?}");

@@ -21,7 +21,9 @@
 #   deb              tests/packaging/deb.sh: cargo deb from the release build, dpkg -i,
 #                    start as the systemd unit would, GET /v2/, stop, dpkg --purge
 #   bench-smoke      tests/bench/run.sh --smoke: every benchmark scenario, tiny sizes,
-#                    Wharf and docker-registry (so the benchmark cannot rot)
+#                    Wharf and CNCF distribution v3.1.2 (so the benchmark cannot rot)
+#   cargo-test-postgres  every cargo test binary again with each Wharf on PostgreSQL
+#                    (tests/services/postgres.sh), and the contract suite's postgres half
 #   cosign           tests/clients/cosign.sh: signed promotions with the real cosign
 #                    (its own Wharf with a signature-gated prod stage)
 # Steps may also be chosen with WHARF_TEST_STEPS="step step ...".
@@ -41,7 +43,7 @@ cd "$WHARF_ROOT" || exit 1
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cosign)
+all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cargo-test-postgres cosign)
 if (($#)); then
     steps=("$@")
 elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
@@ -58,6 +60,7 @@ mkdir -p "$WHARF_RESULTS_DIR/logs"
 
 s3_started=0
 versitygw_started=0
+postgres_started=0
 cleanup() {
     server_stop_all
     if ((s3_started)); then
@@ -65,6 +68,9 @@ cleanup() {
     fi
     if ((versitygw_started)); then
         bash "$WHARF_ROOT/tests/services/versitygw.sh" stop >/dev/null 2>&1 || true
+    fi
+    if ((postgres_started)); then
+        bash "$WHARF_ROOT/tests/services/postgres.sh" stop >/dev/null 2>&1 || true
     fi
 }
 trap cleanup EXIT
@@ -126,9 +132,11 @@ step_install() {
     local comps=(base rust go s3) c rc=0
     if selected docker; then comps+=(docker); fi
     if selected cargo-test-versitygw; then comps+=(versitygw); fi
-    if [[ $WHARF_TEST_SERVER == reference ]] || selected bench-smoke; then comps+=(reference); fi
+    if [[ $WHARF_TEST_SERVER == reference ]]; then comps+=(reference); fi
+    if selected bench-smoke; then comps+=(distribution); fi
     if selected openapi; then comps+=(openapi); fi
     if selected deb; then comps+=(deb); fi
+    if selected cargo-test-postgres; then comps+=(postgres); fi
     if selected cosign; then comps+=(cosign); fi
     for c in "${comps[@]}"; do
         if ! bash "$WHARF_ROOT/tests/env/install.sh" "$c"; then
@@ -201,7 +209,9 @@ step_cargo_test() {
         echo "note: WHARF_TEST_S3_* not set (step s3 not run or failed); S3 tests may skip or fail"
     fi
     # --no-fail-fast: one failing test binary must not hide the others' results.
-    cargo test --release --locked --no-fail-fast
+    # The contract suite's PostgreSQL half (tests named postgres::) runs in
+    # step cargo-test-postgres, which starts the server it needs.
+    cargo test --release --locked --no-fail-fast -- --skip postgres::
 }
 
 # The S3 half runs again against a real S3 implementation: versitygw's
@@ -338,9 +348,46 @@ step_cosign() {
     bash "$WHARF_ROOT/tests/clients/cosign.sh"
 }
 step_bench_smoke() {
-    need_installed bench-smoke reference || return 1
+    need_installed bench-smoke distribution || return 1
     need bench-smoke build || return 1
     bash "$WHARF_ROOT/tests/bench/run.sh" --smoke
+}
+
+# The whole Rust suite on PostgreSQL: WHARF_TEST_DATABASE=postgres makes the
+# harness (tests/common) give every Wharf it starts a fresh database on the
+# throw-away server tests/services/postgres.sh starts; the contract suite's
+# postgres:: half runs here too. Reuses the release build. SQLite-only, as
+# they open or check the SQLite file itself, not the engine behind the seam:
+sqlite_only=(
+    # Edits an audit row in wharf.db with rusqlite to prove `wharf audit verify` catches it.
+    editing_an_audit_row_is_detected_by_wharf_audit_verify
+)
+step_cargo_test_postgres() {
+    need_installed cargo-test-postgres postgres || return 1
+    need cargo-test-postgres build || return 1
+    local out rc=0 t skips=()
+    # Stop afterwards only a server this step started.
+    if ! bash "$WHARF_ROOT/tests/services/postgres.sh" status >/dev/null 2>&1; then
+        postgres_started=1
+    fi
+    if ! out=$(bash "$WHARF_ROOT/tests/services/postgres.sh" start); then
+        note[cargo-test-postgres]="PostgreSQL did not start (log: $WHARF_RESULTS_DIR/logs/postgres.log)"
+        return 1
+    fi
+    for t in "${sqlite_only[@]}"; do skips+=(--skip "$t"); done
+    (
+        eval "$out"
+        export WHARF_TEST_DATABASE=postgres
+        cargo test --release --locked --no-fail-fast -- "${skips[@]}"
+    ) || rc=$?
+    if ((rc != 0)); then
+        note[cargo-test-postgres]="see the output above and $WHARF_RESULTS_DIR/logs/postgres.log"
+    fi
+    if ((postgres_started)); then
+        bash "$WHARF_ROOT/tests/services/postgres.sh" stop >/dev/null 2>&1 || true
+        postgres_started=0
+    fi
+    return "$rc"
 }
 
 # ------------------------------------------------------------------- main ---

@@ -7,6 +7,8 @@
 
 pub(crate) mod access;
 mod accounts;
+// Visible to `api::openapi`, which lists its handlers.
+pub(crate) mod admin;
 mod base;
 mod blobs;
 mod catalog;
@@ -37,6 +39,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .error_handler(|e, _| ApiError::bad_request(OciCode::InvalidRequest, format!("body: {e}")).into()),
             )
             .route("/openapi.json", web::get().to(openapi::document))
+            .route("/admin/drain", web::get().to(admin::get))
+            .route("/admin/drain", web::post().to(admin::drain))
+            .route("/admin/drain", web::delete().to(admin::undrain))
             .configure(governance::routes)
             .route("/repositories/{name:.+}/diff", web::get().to(diff::get))
             .route("/users", web::post().to(accounts::create_user))

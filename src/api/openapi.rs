@@ -16,7 +16,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use super::{accounts, governance};
+use super::{accounts, admin, governance};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -55,6 +55,11 @@ use super::{accounts, governance};
         accounts::rotate_robot,
         accounts::disable_robot,
         accounts::enable_robot,
+        admin::get,
+        admin::drain,
+        admin::undrain,
+        crate::observability::health::livez,
+        crate::observability::health::readyz,
     ),
     modifiers(&Security),
     security((), ("basic" = []), ("bearer" = [])),
@@ -63,6 +68,7 @@ use super::{accounts, governance};
         (name = "audit", description = "The hash-chained audit log"),
         (name = "maintenance", description = "Retention and garbage collection"),
         (name = "accounts", description = "Users, robot accounts and grants"),
+        (name = "operations", description = "Operating a node: the probes /livez and /readyz (no credentials) and the drain switch"),
     )
 )]
 pub struct ApiDoc;

@@ -61,8 +61,13 @@ impl ConfigArgs {
     fn open_existing(&self) -> Result<(Config, Registry), CliError> {
         let config = self.load(None)?;
         let registry = crate::open_existing_registry(&config)?;
-        let path = config.database_path();
-        eprintln!("wharf: using the database at {}", std::fs::canonicalize(&path).unwrap_or(path).display());
+        match config.postgres_url() {
+            Some(_) => eprintln!("wharf: using the {}", config.database_description()),
+            None => {
+                let path = config.database_path();
+                eprintln!("wharf: using the database at {}", std::fs::canonicalize(&path).unwrap_or(path).display());
+            }
+        }
         Ok((config, registry))
     }
 }
@@ -213,7 +218,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate { config } => {
             let config = config.load(None)?;
             crate::open_registry(&config)?;
-            println!("database at {} is up to date", config.database_path().display());
+            println!("database at {} is up to date", config.database_description());
             Ok(())
         }
         Command::CheckConfig { config } => {
@@ -221,6 +226,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             if config.storage.s3.secret_access_key.is_some() {
                 config.storage.s3.secret_access_key = Some("********".into());
             }
+            config.redact_database_password();
             println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(())
         }

@@ -47,6 +47,7 @@ pub mod signatures;
 pub mod tags;
 pub mod uploads;
 
+mod postgres;
 mod sqlite;
 
 pub use accounts::Accounts;
@@ -75,6 +76,14 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    #[error("database: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("database.url is not a valid PostgreSQL URL: {0}")]
+    PgUrl(::postgres::Error),
+    #[error("cannot connect to the PostgreSQL database at {0}: {1}")]
+    PgConnect(String, ::postgres::Error),
+    #[error("database migration {0}: {1}")]
+    PgMigration(&'static str, ::postgres::Error),
     #[error("database job panicked: {0}")]
     Panicked(String),
     #[error("database threads have stopped")]
@@ -108,6 +117,7 @@ pub struct Db {
 #[derive(Clone)]
 enum Engine {
     Sqlite(Arc<sqlite::engine::Engine>),
+    Postgres(Arc<postgres::engine::PgEngine>),
 }
 
 impl Db {
@@ -116,6 +126,12 @@ impl Db {
     pub fn open(path: &Path, read_connections: usize) -> Result<Self, DbError> {
         create_private(path)?;
         Ok(Self { engine: Engine::Sqlite(Arc::new(sqlite::engine::Engine::open(path, read_connections.max(1))?)) })
+    }
+
+    /// Connects to PostgreSQL at `url` (`postgres://...`) and applies
+    /// pending migrations (`migrations/postgres/`) under an advisory lock.
+    pub fn open_postgres(url: &str, read_connections: usize) -> Result<Self, DbError> {
+        Ok(Self { engine: Engine::Postgres(Arc::new(postgres::engine::PgEngine::start(url, read_connections)?)) })
     }
 
     /// Opens a database that must already exist: a maintenance command on a
@@ -137,6 +153,7 @@ impl Db {
     {
         match &self.engine {
             Engine::Sqlite(engine) => engine.read(f).await,
+            Engine::Postgres(engine) => engine.read(move |tx| f(tx)).await,
         }
     }
 
@@ -151,6 +168,7 @@ impl Db {
     {
         match &self.engine {
             Engine::Sqlite(engine) => engine.write(f).await,
+            Engine::Postgres(engine) => engine.write(move |tx| f(tx)).await,
         }
     }
 }

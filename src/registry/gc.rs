@@ -47,7 +47,7 @@ pub struct GcReport {
 
 impl Registry {
     /// `POST /api/v1/gc/runs`, `wharf gc`, and the schedule.
-    pub async fn run_gc(&self, actor: &Actor, dry_run: bool) -> Result<GcReport, RegistryError> {
+    pub(super) async fn collect_garbage(&self, actor: &Actor, dry_run: bool) -> Result<GcReport, RegistryError> {
         let cfg = self.maintenance.gc.clone();
         let mut report = GcReport { dry_run, ..Default::default() };
         if !dry_run {

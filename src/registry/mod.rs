@@ -13,6 +13,7 @@ pub mod error;
 pub mod gc;
 pub mod listing;
 pub mod manifests;
+mod measure;
 pub mod promotion;
 mod protection;
 pub mod referrers;

@@ -54,7 +54,7 @@ impl Registry {
     }
 
     /// `POST /api/v1/repositories/<name>/promotions`.
-    pub async fn promote(&self, actor: &Actor, repo: &RepoName, req: PromotionRequest) -> Result<Promotion, RegistryError> {
+    pub(super) async fn promote_gated(&self, actor: &Actor, repo: &RepoName, req: PromotionRequest) -> Result<Promotion, RegistryError> {
         self.check_stage(&req.stage)?;
         if req.version.as_ref().is_some_and(|v| v.len() > MAX_VERSION_LEN) {
             return Err(RegistryError::BadRequest(format!("version is longer than {MAX_VERSION_LEN} bytes")));

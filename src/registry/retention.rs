@@ -102,7 +102,7 @@ fn apply(tx: &dyn Tx, actor: &Actor, repo_id: RepoId, p: &RepoPlan) -> Result<(u
 
 impl Registry {
     /// `GET /api/v1/retention/plan` (dry run) and `POST /api/v1/retention/runs`.
-    pub async fn run_retention(&self, actor: &Actor, dry_run: bool) -> Result<RetentionReport, RegistryError> {
+    pub(super) async fn apply_retention(&self, actor: &Actor, dry_run: bool) -> Result<RetentionReport, RegistryError> {
         let rules = std::sync::Arc::new(RetentionRules::new(&self.maintenance.retention.policies));
         let mut report = RetentionReport { dry_run, ..Default::default() };
         let mut last: Option<String> = None;

@@ -12,7 +12,7 @@ use crate::registry::{audited_write, refuse, Outcome, Registry, RegistryError, T
 impl Registry {
     /// `POST /api/v1/repositories/<name>/stages/<stage>/rollback`: makes an
     /// earlier release of the stage current again, as a new release.
-    pub async fn rollback(
+    pub(super) async fn roll_back(
         &self,
         actor: &Actor,
         repo: &RepoName,

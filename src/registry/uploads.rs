@@ -193,6 +193,8 @@ impl Registry {
             .await?;
         sealed.finish().await;
         tracing::info!(repository = %repo, digest = %digest, size, "blob stored");
+        metrics::counter!("wharf_registry_blobs_stored_total").increment(1);
+        metrics::counter!("wharf_registry_blob_bytes_stored_total").increment(size);
         Ok(())
     }
 

@@ -37,6 +37,7 @@ pub struct InFlight(());
 impl InFlight {
     pub fn begin() -> Self {
         IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("wharf_http_requests_in_flight").increment(1.0);
         Self(())
     }
 }
@@ -44,6 +45,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("wharf_http_requests_in_flight").decrement(1.0);
     }
 }
 

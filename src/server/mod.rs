@@ -12,6 +12,7 @@
 
 pub mod lifecycle;
 mod malformed;
+pub mod measure;
 pub mod sendfile;
 mod tls;
 
@@ -96,10 +97,11 @@ where
     result.map_err(ServerError::Run)
 }
 
-/// One log line per request: method, path, status, duration. The request
-/// counts as in flight until its response body is sent (for shutdown).
+/// One log line per request: method, path, status, duration, and the HTTP
+/// series ([`measure`]). The request counts as in flight until its response
+/// body is sent (for shutdown).
 async fn log_request(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let in_flight = lifecycle::InFlight::begin();
@@ -107,14 +109,33 @@ async fn log_request(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let route = measure::route(&req);
+    measure::count_request_body(&mut req, &route);
     let response = next.call(req).await;
+    let elapsed = started.elapsed();
     // Whole microseconds, so the field reads 0.84 rather than 0.8403660000000001.
-    let elapsed_ms = started.elapsed().as_micros() as f64 / 1000.0;
-    match &response {
-        Ok(r) => tracing::info!(%method, %path, %peer, status = r.status().as_u16(), elapsed_ms, "request"),
-        Err(e) => tracing::warn!(%method, %path, %peer, error = %e, elapsed_ms, "request failed"),
-    }
-    response.map(|r| r.map_body(|_, body| lifecycle::Tracked::new(body, in_flight)))
+    let elapsed_ms = elapsed.as_micros() as f64 / 1000.0;
+    let status = match &response {
+        Ok(r) => {
+            tracing::info!(%method, %path, %peer, status = r.status().as_u16(), elapsed_ms, "request");
+            if path.starts_with("/v2/") {
+                if let Some(name) = r.request().match_info().get("name") {
+                    measure::count_repository(name);
+                }
+            }
+            r.status()
+        }
+        Err(e) => {
+            tracing::warn!(%method, %path, %peer, error = %e, elapsed_ms, "request failed");
+            e.as_response_error().status_code()
+        }
+    };
+    let method = measure::method(&method);
+    metrics::counter!("wharf_http_requests_total", "route" => route.clone(), "method" => method, "status" => measure::status_class(status))
+        .increment(1);
+    metrics::histogram!("wharf_http_request_duration_seconds", "route" => route.clone(), "method" => method).record(elapsed.as_secs_f64());
+    let bytes = measure::response_bytes(&route, "stream");
+    response.map(|r| r.map_body(|_, body| lifecycle::Tracked::new(measure::Counted::new(body.boxed(), bytes), in_flight)))
 }
 
 /// The plain-HTTP server: actix-web's own listener, except that each

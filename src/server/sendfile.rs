@@ -31,6 +31,7 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::Extensions;
 use actix_web::HttpRequest;
 use bytes::Bytes;
+use metrics::Counter;
 use rustix::io::Errno;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -59,8 +60,9 @@ struct Shared {
 enum Job {
     #[default]
     Idle,
-    /// Queued by the body; starts at the connection's next flush.
-    Queued(LocalFile),
+    /// Queued by the body; starts at the connection's next flush. The
+    /// counter takes the bytes as the kernel sends them.
+    Queued(LocalFile, Counter),
     /// Sending on its thread; the flag asks it to stop.
     Running(Arc<AtomicBool>),
     /// Ended; the body reports the result and resets to idle.
@@ -187,7 +189,7 @@ impl AsyncWrite for SendfileConn {
             }
             match std::mem::take(&mut shared.job) {
                 // actix flushes only after writing all it had: the head is out.
-                Job::Queued(file) => match start_transfer(&this.tcp, file, this.shared.clone(), this.idle_timeout) {
+                Job::Queued(file, bytes) => match start_transfer(&this.tcp, file, bytes, this.shared.clone(), this.idle_timeout) {
                     Ok(cancel) => {
                         shared.job = Job::Running(cancel);
                         shared.waker = Some(cx.waker().clone());
@@ -223,6 +225,7 @@ pub struct SendfileBody {
     shared: SharedRef,
     file: Option<LocalFile>,
     finished: bool,
+    bytes: Counter,
 }
 
 /// The zero-copy body for `file` when this request's connection can send it,
@@ -231,7 +234,9 @@ pub struct SendfileBody {
 pub fn body(req: &HttpRequest, file: LocalFile) -> Result<SendfileBody, LocalFile> {
     match req.conn_data::<SendfileHandle>() {
         Some(handle) if ACTIVE_TRANSFERS.load(Ordering::Relaxed) < handle.max_transfers => {
-            Ok(SendfileBody { shared: handle.shared.clone(), file: Some(file), finished: false })
+            let route = req.match_pattern().unwrap_or_else(|| super::measure::UNMATCHED.to_owned());
+            let bytes = super::measure::response_bytes(&route, "sendfile");
+            Ok(SendfileBody { shared: handle.shared.clone(), file: Some(file), finished: false, bytes })
         }
         _ => Err(file),
     }
@@ -261,7 +266,7 @@ impl MessageBody for SendfileBody {
                 this.finished = true;
                 return Poll::Ready(Some(Err(io::Error::other("connection already has a file transfer"))));
             }
-            shared.job = Job::Queued(file);
+            shared.job = Job::Queued(file, this.bytes.clone());
             shared.waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
@@ -293,19 +298,25 @@ impl Drop for SendfileBody {
                 shared.job = Job::Running(cancel);
                 shared.broken = true;
             }
-            Job::Queued(_) | Job::Done(Err(_)) => shared.broken = true,
+            Job::Queued(..) | Job::Done(Err(_)) => shared.broken = true,
             Job::Idle | Job::Done(Ok(())) => {}
         }
     }
 }
 
-fn start_transfer(tcp: &TcpStream, file: LocalFile, shared: SharedRef, idle_timeout: Duration) -> io::Result<Arc<AtomicBool>> {
+fn start_transfer(
+    tcp: &TcpStream,
+    file: LocalFile,
+    bytes: Counter,
+    shared: SharedRef,
+    idle_timeout: Duration,
+) -> io::Result<Arc<AtomicBool>> {
     let socket = tcp.as_fd().try_clone_to_owned()?;
     let cancel = Arc::new(AtomicBool::new(false));
     let stop = cancel.clone();
     ACTIVE_TRANSFERS.fetch_add(1, Ordering::Relaxed);
     let spawned = std::thread::Builder::new().name("wharf-sendfile".into()).spawn(move || {
-        let result = send_file(&socket, &file, &stop, idle_timeout);
+        let result = send_file(&socket, &file, &bytes, &stop, idle_timeout);
         drop(socket);
         ACTIVE_TRANSFERS.fetch_sub(1, Ordering::Relaxed);
         if let Err(e) = &result {
@@ -331,7 +342,7 @@ fn start_transfer(tcp: &TcpStream, file: LocalFile, shared: SharedRef, idle_time
 
 /// Sends the file's range on the (non-blocking) socket, waiting for room
 /// with poll(2) in slices so a cancellation is seen within one.
-fn send_file(socket: &OwnedFd, file: &LocalFile, cancel: &AtomicBool, idle_timeout: Duration) -> io::Result<()> {
+fn send_file(socket: &OwnedFd, file: &LocalFile, bytes: &Counter, cancel: &AtomicBool, idle_timeout: Duration) -> io::Result<()> {
     let mut offset = file.offset;
     let end = file.offset + file.len;
     let mut last_progress = Instant::now();
@@ -342,7 +353,10 @@ fn send_file(socket: &OwnedFd, file: &LocalFile, cancel: &AtomicBool, idle_timeo
         let count = (end - offset).min(MAX_CALL) as usize;
         match rustix::fs::sendfile(socket, &file.file, Some(&mut offset), count) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob file is shorter than recorded")),
-            Ok(_) => last_progress = Instant::now(),
+            Ok(sent) => {
+                bytes.increment(sent as u64);
+                last_progress = Instant::now();
+            }
             Err(Errno::AGAIN) => {
                 if last_progress.elapsed() >= idle_timeout {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "client took no data"));

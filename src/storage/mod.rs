@@ -9,6 +9,7 @@
 pub mod layout;
 mod local;
 mod s3;
+mod timing;
 mod upload;
 
 use std::ops::Range;
@@ -85,6 +86,8 @@ pub struct BlobStore {
     /// On the filesystem: fsync a blob's file and directory before it is
     /// reported placed (object stores are durable once a write returns).
     fsync: bool,
+    /// `filesystem` or `s3`, the backend label of the storage metrics.
+    backend: &'static str,
 }
 
 impl BlobStore {
@@ -110,12 +113,25 @@ impl BlobStore {
             }
         };
         let fsync = local.is_some() && config.storage.fsync;
-        Ok(Self { store, local, probe, part_size, fsync })
+        let backend = if local.is_some() { "filesystem" } else { "s3" };
+        Ok(Self { store, local, probe, part_size, fsync, backend })
+    }
+
+    /// Whether the store answers a listing of its top level (readiness):
+    /// on S3 through the client with few retries, so an outage shows soon.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        let store = self.probe.as_ref().map_or(&self.store, |(probe, _)| probe).clone();
+        timing::timed(self.backend, "ping", async move { store.list_with_delimiter(None).await.map(drop).map_err(StorageError::from) })
+            .await
     }
 
     /// Streams `body` to `key`, feeding every byte to `hasher`. Returns the
     /// number of bytes written. On any error nothing is left at `key`.
-    pub async fn write_stream(
+    pub async fn write_stream(&self, key: &Path, body: BodyStream, hasher: &mut DigestHasher, max_bytes: u64) -> Result<u64, WriteError> {
+        timing::timed(self.backend, "put", self.write_stream_untimed(key, body, hasher, max_bytes)).await
+    }
+
+    async fn write_stream_untimed(
         &self,
         key: &Path,
         mut body: BodyStream,
@@ -179,6 +195,10 @@ impl BlobStore {
     /// Opens the object (or a byte range of it) for serving: a local file is
     /// handed over as a file, so the HTTP layer can send it without copying.
     pub async fn open(&self, key: &Path, range: Option<Range<u64>>) -> Result<BlobBody, StorageError> {
+        timing::timed(self.backend, "open", self.open_untimed(key, range)).await
+    }
+
+    async fn open_untimed(&self, key: &Path, range: Option<Range<u64>>) -> Result<BlobBody, StorageError> {
         if let Some(local) = &self.local {
             return Ok(BlobBody::File(local::open_local_file(local.path_to_filesystem(key)?, key, range).await?));
         }
@@ -192,6 +212,10 @@ impl BlobStore {
     /// store fsyncs the directory entry after it (`with_fsync`), so a blob
     /// that is recorded afterwards survives a crash of the machine.
     async fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
+        timing::timed(self.backend, "rename", self.rename_untimed(from, to)).await
+    }
+
+    async fn rename_untimed(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
         if let (Some(local), true) = (&self.local, self.fsync) {
             let path = local.path_to_filesystem(from)?;
             let name = from.to_string();
@@ -206,6 +230,10 @@ impl BlobStore {
 
     /// Writes the concatenation of `parts` to `to`, streaming.
     async fn concat(&self, parts: &[Path], to: &Path) -> Result<(), StorageError> {
+        timing::timed(self.backend, "concat", self.concat_untimed(parts, to)).await
+    }
+
+    async fn concat_untimed(&self, parts: &[Path], to: &Path) -> Result<(), StorageError> {
         if let Some(local) = &self.local {
             let sources = parts.iter().map(|p| local.path_to_filesystem(p)).collect::<Result<Vec<_>, _>>()?;
             let target = local.path_to_filesystem(to)?;
@@ -256,10 +284,13 @@ impl BlobStore {
 
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, key: &Path) -> Result<(), StorageError> {
-        match self.store.delete(key).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        timing::timed(self.backend, "delete", async {
+            match self.store.delete(key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 
     /// Every object under `prefix`: key, size and last modification, in
@@ -274,11 +305,14 @@ impl BlobStore {
 
     /// Object size, or `None` if absent.
     pub async fn size(&self, key: &Path) -> Result<Option<u64>, StorageError> {
-        match self.store.head(key).await {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        timing::timed(self.backend, "head", async {
+            match self.store.head(key).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 }
 

@@ -228,7 +228,7 @@ mod tests {
     /// A store over [`Conflicting`], and a handle to set its refusals.
     fn conflicting() -> (BlobStore, Arc<Conflicting>) {
         let store = Arc::new(Conflicting { inner: object_store::memory::InMemory::new(), conflicts: 0.into() });
-        (BlobStore { store: store.clone(), local: None, probe: None, part_size: S3_PART_SIZE, fsync: false }, store)
+        (BlobStore { store: store.clone(), local: None, probe: None, part_size: S3_PART_SIZE, fsync: false, backend: "s3" }, store)
     }
 
     async fn write(blobs: &BlobStore, key: &Path, data: &'static [u8]) -> Result<u64, WriteError> {

@@ -115,7 +115,7 @@ impl Appender<'_> {
     /// next append or the completion.
     pub async fn append(&self, offset: u64, body: BodyStream, hasher: &mut DigestHasher, max_bytes: u64) -> Result<Appended, WriteError> {
         let size = match &self.file {
-            Some(file) => file.write_at(offset, body, hasher, max_bytes).await?,
+            Some(file) => super::timing::timed(self.blobs.backend, "append", file.write_at(offset, body, hasher, max_bytes)).await?,
             None => self.blobs.write_stream(&self.key, body, hasher, max_bytes).await?,
         };
         Ok(Appended { key: self.key.to_string(), size })
@@ -198,12 +198,19 @@ mod tests {
 
     fn in_place(dir: &std::path::Path) -> BlobStore {
         let fs = Arc::new(LocalFileSystem::new_with_prefix(dir).unwrap().with_automatic_cleanup(true));
-        BlobStore { store: fs.clone(), local: Some(fs), probe: None, part_size: super::super::local::LOCAL_PART_SIZE, fsync: true }
+        BlobStore {
+            store: fs.clone(),
+            local: Some(fs),
+            probe: None,
+            part_size: super::super::local::LOCAL_PART_SIZE,
+            fsync: true,
+            backend: "filesystem",
+        }
     }
 
     fn in_parts() -> BlobStore {
         let store = Arc::new(object_store::memory::InMemory::new());
-        BlobStore { store, local: None, probe: None, part_size: super::super::s3::S3_PART_SIZE, fsync: false }
+        BlobStore { store, local: None, probe: None, part_size: super::super::s3::S3_PART_SIZE, fsync: false, backend: "s3" }
     }
 
     fn body(data: &[u8]) -> BodyStream {

@@ -20,10 +20,14 @@ use reqwest::Method;
 mod backends;
 mod content;
 mod http;
+pub mod pg;
+mod scrape;
 
 pub use backends::*;
 pub use content::*;
 pub use http::*;
+#[allow(unused_imports)] // only the metrics tests scrape
+pub use scrape::*;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -149,6 +153,11 @@ impl TestAppBuilder {
             env.push(("WHARF_STORAGE__S3__ALLOW_HTTP".into(), "true".into()));
             env.push(("WHARF_STORAGE__S3__PREFIX".into(), prefix));
         }
+        // WHARF_TEST_DATABASE=postgres: every Wharf gets a fresh PostgreSQL database.
+        let database = database_engine_is_postgres().then(|| pg::TestDatabase::create(&pg::required_postgres_url()));
+        if let Some(d) = &database {
+            env.push(("WHARF_DATABASE__URL".into(), d.url.clone()));
+        }
         if let Some(level) = env_nonempty("WHARF_LOG__LEVEL") {
             env.push(("WHARF_LOG__LEVEL".into(), level));
         }
@@ -165,6 +174,7 @@ impl TestAppBuilder {
             tls_ca: self.tls_ca,
             umask: self.umask,
             default_auth: std::sync::Mutex::new(None),
+            _database: database,
             _dir: dir,
         }
     }
@@ -182,7 +192,19 @@ pub struct TestApp {
     umask: Option<u32>,
     /// `Authorization` sent by [`TestApp::req`] (and so by every helper).
     default_auth: std::sync::Mutex<Option<String>>,
+    /// Dropped after the server is killed (see `Drop`).
+    _database: Option<pg::TestDatabase>,
     _dir: tempfile::TempDir,
+}
+
+/// Which metadata engine the servers of this run use: `WHARF_TEST_DATABASE`
+/// = `sqlite` (default) or `postgres` (tests/run-all.sh cargo-test-postgres).
+pub fn database_engine_is_postgres() -> bool {
+    match env_nonempty("WHARF_TEST_DATABASE").as_deref() {
+        None | Some("sqlite") => false,
+        Some("postgres") => true,
+        Some(other) => panic!("WHARF_TEST_DATABASE={other}: expected sqlite or postgres"),
+    }
 }
 
 /// The admin password [`TestAppBuilder::with_auth`] bootstraps.

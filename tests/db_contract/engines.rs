@@ -5,16 +5,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wharf::db::Db;
 use wharf::domain::{Actor, Algorithm, Digest, RepoName, Tag};
 
-/// A database and whatever must live as long as it (its directory).
+/// A database and whatever must live as long as it (its directory, or its
+/// PostgreSQL database, dropped after the handle).
 pub struct Engine {
     pub db: Db,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    _database: Option<crate::pg::TestDatabase>,
 }
 
-pub fn sqlite() -> Engine {
+pub fn sqlite() -> Option<Engine> {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Db::open(&dir.path().join("wharf.db"), 2).expect("open sqlite");
-    Engine { db, _dir: dir }
+    Some(Engine { db, _dir: Some(dir), _database: None })
+}
+
+/// A fresh database on the test PostgreSQL server; `None` (after a loud
+/// note) when none is configured outside CI, a failure in CI.
+pub fn postgres() -> Option<Engine> {
+    let server = crate::pg::postgres_url()?;
+    let database = crate::pg::TestDatabase::create(&server);
+    let db = Db::open_postgres(&database.url, 2).expect("open postgres");
+    Some(Engine { db, _dir: None, _database: Some(database) })
 }
 
 /// A distinct valid digest per call.

@@ -29,7 +29,6 @@ pub async fn verdicts_are_recorded_and_current(db: Db) {
         .write(move |tx| -> R<_> {
             let r1 = tx.append_release(r, release(&prod, &a))?;
             tx.record_verdict(r, &prod, r1.sequence, r#"{"v":1}"#)?;
-            let again = tx.record_verdict(r, &prod, r1.sequence, r#"{"v":9}"#).is_err();
             let r2 = tx.append_release(r, release(&prod, &b))?;
             tx.record_verdict(r, &prod, r2.sequence, r#"{"v":2}"#)?;
             // A newer release without a verdict hides nothing of other repositories.
@@ -40,10 +39,13 @@ pub async fn verdicts_are_recorded_and_current(db: Db) {
             let missing = tx.verdict(r, &prod, 99)?;
             let mut current = tx.current_verdicts()?;
             current.sort();
-            Ok((first, again, missing, current))
+            Ok((first, r1.sequence, missing, current))
         })
         .await
         .unwrap();
+    // In its own transaction: a failed statement aborts a PostgreSQL transaction.
+    let prod = Stage::parse("prod").expect("stage");
+    let again = db.write(move |tx| tx.record_verdict(r, &prod, again, r#"{"v":9}"#)).await.is_err();
     assert_eq!(first.as_deref(), Some(r#"{"v":1}"#));
     assert!(again, "a release's verdict is written once");
     assert_eq!(missing, None);

@@ -10,11 +10,14 @@
 #   s3         .venv-test/ with the pinned moto S3 server (tests/services/s3-requirements.txt)
 #   versitygw  .tools/bin/versitygw, the versitygw S3 gateway at $VERSITYGW_VERSION (go install)
 #   docker     Debian's docker.io (dockerd + CLI), without starting any service
-#   reference  Debian's docker-registry (reference registry, harness validation only)
+#   reference  Debian's docker-registry 2.8 (harness validation; the benchmark's optional old reference)
+#   distribution  .tools/bin/registry, CNCF distribution $DISTRIBUTION_VERSION (go install): the
+#              benchmark's reference
 #   deb        cargo-deb (pinned) into .tools/, and systemd-analyze (Debian package step)
 #   openapi    openapi-spec-validator (tests/openapi/requirements.txt) in .venv-test/
+#   postgres   Debian's postgresql (15): initdb, pg_ctl, postgres for tests/services/postgres.sh
 #   cosign     .tools/bin/cosign at $COSIGN_VERSION (go install; signed-promotion step)
-#   all        base rust go s3 versitygw docker openapi deb cosign   (default)
+#   all        base rust go s3 versitygw docker openapi deb postgres cosign   (default)
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -115,6 +118,23 @@ install_versitygw() {
     echo "$VERSITYGW_VERSION" >"$stamp"
 }
 
+# CNCF distribution v3, the registry teams would pick today: the benchmark's
+# reference, built from the Go module proxy into the project-local GOBIN.
+DISTRIBUTION_VERSION=v3.1.2
+install_distribution() {
+    local gobin="$WHARF_ROOT/.tools/bin" stamp
+    stamp="$gobin/.distribution-version"
+    if [[ -x $gobin/registry && -f $stamp && $(cat "$stamp") == "$DISTRIBUTION_VERSION" ]]; then
+        log "install: distribution $DISTRIBUTION_VERSION is up to date"
+        return 0
+    fi
+    command -v go >/dev/null || die "go is not installed: building distribution needs Go"
+    mkdir -p "$gobin"
+    log "install: go install github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
+    GOBIN=$gobin go install "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
+    echo "$DISTRIBUTION_VERSION" >"$stamp"
+}
+
 # cosign, to sign images for the signed-promotion step (tests/clients/cosign.sh),
 # built from the Go module proxy into the project-local GOBIN (slow: minutes).
 COSIGN_VERSION=v2.6.5
@@ -188,13 +208,22 @@ install_openapi() {
     echo "$want" >"$stamp"
 }
 
+# The PostgreSQL server binaries; no cluster is created or started here
+# (tests/services/postgres.sh makes a throw-away one per run).
+install_postgres() {
+    apt_install postgresql
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [[ -n $bin && -x $bin/initdb && -x $bin/pg_ctl ]] || die "postgresql installed but no initdb/pg_ctl under /usr/lib/postgresql/*/bin"
+}
+
 components=("$@")
 ((${#components[@]})) || components=(all)
 for c in "${components[@]}"; do
     case $c in
-        all) install_base; install_rust; install_go; install_s3; install_versitygw; install_docker; install_openapi; install_deb; install_cosign ;;
-        base|rust|go|s3|versitygw|docker|reference|deb|openapi|cosign) "install_$c" ;;
-        *) die "unknown component '$c' (base rust go s3 versitygw docker reference deb openapi cosign all)" ;;
+        all) install_base; install_rust; install_go; install_s3; install_versitygw; install_docker; install_openapi; install_deb; install_postgres; install_cosign ;;
+        base|rust|go|s3|versitygw|docker|reference|distribution|deb|openapi|postgres|cosign) "install_$c" ;;
+        *) die "unknown component '$c' (base rust go s3 versitygw docker reference distribution deb openapi postgres cosign all)" ;;
     esac
 done
 log "install: done (${components[*]})"

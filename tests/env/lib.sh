@@ -136,8 +136,9 @@ t_summary() {
 }
 
 # -------------------------------------------------------------- servers ---
-# Which registry implementation to start: "wharf" (default) or "reference"
-# (Debian's docker-registry, used to validate this harness itself).
+# Which registry implementation to start: "wharf" (default), "reference"
+# (Debian's docker-registry 2.8, used to validate this harness itself) or
+# "distribution" (CNCF distribution v3 from .tools/bin, the benchmark's reference).
 : "${WHARF_TEST_SERVER:=wharf}"
 : "${WHARF_BIN:=$WHARF_ROOT/target/release/wharf}"
 declare -gA SERVER_PID=() SERVER_ADDR=() SERVER_LOG=() SERVER_DIR=()
@@ -194,8 +195,17 @@ server_start() {
             "${noaws[@]}" /usr/bin/docker-registry serve "$dir/config.yml" >>"$logf" 2>&1 </dev/null &
             pid=$!
             ;;
+        distribution)
+            local reg="$WHARF_ROOT/.tools/bin/registry"
+            [[ -x $reg ]] || { log "server $name: $reg is missing (tests/env/install.sh distribution)"; return 1; }
+            _reference_config "$dir" "$port" "$backend" "$prefix" >"$dir/config.yml"
+            # Without this v3 exports traces to a collector that is not there,
+            # spending CPU on every request.
+            "${noaws[@]}" OTEL_TRACES_EXPORTER=none "$reg" serve "$dir/config.yml" >>"$logf" 2>&1 </dev/null &
+            pid=$!
+            ;;
         *)
-            log "unknown WHARF_TEST_SERVER=$WHARF_TEST_SERVER (wharf|reference)"
+            log "unknown WHARF_TEST_SERVER=$WHARF_TEST_SERVER (wharf|reference|distribution)"
             return 1
             ;;
     esac

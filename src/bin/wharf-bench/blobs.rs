@@ -18,7 +18,16 @@ async fn check_stored(cx: &Ctx<'_>, digest: &str, size: u64) -> Res<()> {
 }
 
 fn throughput(phase: &'static str, bytes: u64, res: crate::metrics::Resources, note: Option<String>) -> PhaseResult {
-    PhaseResult { phase, metrics: vec![Metric::new("throughput", "MiB/s", Better::Higher, mib_per_s(bytes, res.wall_s))], res, note }
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    PhaseResult {
+        phase,
+        metrics: vec![
+            Metric::new("throughput", "MiB/s", Better::Higher, mib_per_s(bytes, res.wall_s)),
+            Metric::new("server CPU", "ms/MiB", Better::Lower, res.per_unit(mib, 1e3)),
+        ],
+        res,
+        note,
+    }
 }
 
 /// The round with the median wall time, and a note on the spread.

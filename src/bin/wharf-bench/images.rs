@@ -103,6 +103,7 @@ pub async fn manifest_get(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
             Metric::new("rate", "req/s", Better::Higher, lat.len() as f64 / res.wall_s),
             Metric::new("p50", "ms", Better::Lower, quantile(&lat, 0.5)),
             Metric::new("p99", "ms", Better::Lower, quantile(&lat, 0.99)),
+            Metric::new("server CPU", "µs/req", Better::Lower, res.per_unit(lat.len() as f64, 1e6)),
         ],
         res,
         note: Some(format!("{conc} connections, {:.0} s, {} requests", cx.prof.manifest_secs, lat.len())),
@@ -131,6 +132,7 @@ pub async fn push_images(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
             Metric::new("rate", "images/s", Better::Higher, lat.len() as f64 / res.wall_s),
             Metric::new("p50 per image", "ms", Better::Lower, quantile(&lat, 0.5)),
             Metric::new("p99 per image", "ms", Better::Lower, quantile(&lat, 0.99)),
+            Metric::new("server CPU", "ms/image", Better::Lower, res.per_unit(lat.len() as f64, 1e3)),
         ],
         res,
         note: Some(format!(
@@ -187,6 +189,7 @@ async fn measure_walks(cx: &Ctx<'_>, phase: &'static str, first: &str, key: &str
             Metric::new("first page", "ms", Better::Lower, median(&firsts)),
             Metric::new("last 5 pages, mean", "ms", Better::Lower, median(&lasts)),
             Metric::new("whole walk", "ms", Better::Lower, median(&totals)),
+            Metric::new("server CPU", "ms/page", Better::Lower, res.per_unit((pages * runs.len()) as f64, 1e3)),
         ],
         res,
         note: Some(format!("{names} names in {pages} pages, {first}; median of {} walks", cx.prof.walks)),

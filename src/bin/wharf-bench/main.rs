@@ -50,7 +50,7 @@ struct Args {
     #[arg(long)]
     reference_pid: Option<u32>,
     /// Column title for the reference.
-    #[arg(long, default_value = "docker-registry")]
+    #[arg(long, default_value = "distribution")]
     reference_name: String,
     #[arg(long, value_enum, default_value = "full")]
     profile: ProfileName,

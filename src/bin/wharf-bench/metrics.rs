@@ -50,6 +50,19 @@ pub struct Resources {
     pub server_peak_mib: Option<f64>,
 }
 
+impl Resources {
+    /// Server CPU per unit of work (a request, a MiB, an image), scaled
+    /// (1e6: µs), so results mean something on a busy machine; NaN (shown
+    /// as "—") when the server's CPU was not measured or is below five clock
+    /// ticks, too little for /proc's 10 ms resolution to say anything.
+    pub fn per_unit(&self, units: f64, scale: f64) -> f64 {
+        match self.server_cpu_s {
+            Some(cpu) if units > 0.0 && cpu >= 0.05 => cpu * scale / units,
+            _ => f64::NAN,
+        }
+    }
+}
+
 /// One measured phase, started by [`Phase::begin`] and closed by [`Phase::end`].
 pub struct Phase {
     pid: Option<u32>,

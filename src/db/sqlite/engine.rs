@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
@@ -34,8 +34,60 @@ const READ_QUEUE: usize = 1024;
 
 /// The sending ends; the threads hold the receiving ends and the connections.
 pub(crate) struct Engine {
-    writer: mpsc::Sender<WriteJob>,
-    readers: mpsc::Sender<ReadJob>,
+    writer: Queue<WriteJob>,
+    readers: Queue<ReadJob>,
+}
+
+/// A job queue that records how long each job waited for its thread and how
+/// long it ran (the `wharf_db_*` series).
+struct Queue<J> {
+    tx: mpsc::Sender<J>,
+    name: &'static str,
+    size: usize,
+}
+
+/// The threads have stopped.
+#[derive(Debug)]
+struct Closed;
+
+impl<J> Queue<J> {
+    fn new(tx: mpsc::Sender<J>, name: &'static str, size: usize) -> Self {
+        Self { tx, name, size }
+    }
+
+    async fn enqueue(&self, job: J) -> Result<(), Closed> {
+        let sent = self.tx.send(job).await.map_err(|_| Closed);
+        self.record_depth();
+        sent
+    }
+
+    fn record_depth(&self) {
+        let waiting = self.size.saturating_sub(self.tx.capacity());
+        metrics::gauge!("wharf_db_queue_depth", "engine" => "sqlite", "queue" => self.name).set(waiting as f64);
+    }
+}
+
+/// Runs `job`, recording its wait since `queued` and its run time.
+fn timed<T>(queue: &'static str, queued: Instant, job: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    metrics::histogram!("wharf_db_queue_wait_seconds", "engine" => "sqlite", "queue" => queue).record((started - queued).as_secs_f64());
+    let out = job();
+    metrics::histogram!("wharf_db_job_duration_seconds", "engine" => "sqlite", "queue" => queue).record(started.elapsed().as_secs_f64());
+    out
+}
+
+impl Queue<WriteJob> {
+    async fn send(&self, job: WriteJob) -> Result<(), Closed> {
+        let (queued, name) = (Instant::now(), self.name);
+        self.enqueue(Box::new(move |conn: &mut Connection| timed(name, queued, || job(conn)))).await
+    }
+}
+
+impl Queue<ReadJob> {
+    async fn send(&self, job: ReadJob) -> Result<(), Closed> {
+        let (queued, name) = (Instant::now(), self.name);
+        self.enqueue(Box::new(move |conn: &Connection| timed(name, queued, || job(conn)))).await
+    }
 }
 
 impl Engine {
@@ -141,12 +193,12 @@ impl Engine {
                 })
                 .map_err(DbError::Thread)?;
         }
-        Ok(Self { writer: write_tx, readers: read_tx })
+        Ok(Self { writer: Queue::new(write_tx, "write", WRITE_QUEUE), readers: Queue::new(read_tx, "read", READ_QUEUE) })
     }
 }
 
 /// Turns a caught panic's payload into a message for [`DbError::Panicked`].
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -1,0 +1,224 @@
+//! The threads that own PostgreSQL connections, and the migrations.
+//!
+//! As for SQLite (`../sqlite/engine.rs`), queries run on threads of our own
+//! fed by bounded channels, never on actix workers or tokio's blocking pool:
+//! a few write connections (writes queue on one advisory lock anyway, see
+//! the module doc) and `read_connections` read connections. A connection the
+//! server dropped is opened again before the next job. Dropping the last
+//! `Db` handle drops the senders, which ends every thread.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use postgres::config::Host;
+use postgres::{Client, Config, IsolationLevel, NoTls};
+use tokio::sync::{mpsc, oneshot};
+
+use super::PgTx;
+use crate::db::sqlite::engine::panic_message;
+use crate::db::DbError;
+
+/// The advisory lock every write transaction takes first (see the module
+/// doc); its value spells "wharfW".
+pub(crate) const WRITER_LOCK: i64 = 0x7768_6172_6657;
+/// Held while migrations run, so nodes starting together apply each once.
+const MIGRATION_LOCK: i64 = 0x7768_6172_664d;
+
+/// Every migration, in order, each applied once; never edited once landed.
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_core", include_str!("../../../migrations/postgres/0001_core.sql")),
+    ("0002_governance", include_str!("../../../migrations/postgres/0002_governance.sql")),
+    ("0003_access_control", include_str!("../../../migrations/postgres/0003_access_control.sql")),
+    ("0004_gc", include_str!("../../../migrations/postgres/0004_gc.sql")),
+    ("0005_account_lifecycle", include_str!("../../../migrations/postgres/0005_account_lifecycle.sql")),
+    ("0006_layer_index", include_str!("../../../migrations/postgres/0006_layer_index.sql")),
+    ("0008_release_verdicts", include_str!("../../../migrations/postgres/0008_release_verdicts.sql")),
+];
+
+/// Write transactions at once; more would only wait on the writer lock.
+const WRITE_CONNECTIONS: usize = 4;
+const WRITE_QUEUE: usize = 256;
+const READ_QUEUE: usize = 1024;
+
+/// A job gets its thread's connection, or why there is none.
+type Job = Box<dyn FnOnce(Result<&mut Client, DbError>) + Send>;
+
+pub(crate) struct PgEngine {
+    writer: mpsc::Sender<Job>,
+    readers: mpsc::Sender<Job>,
+}
+
+/// Parses a `postgres://` URL (or key=value string) without connecting.
+pub(crate) fn parse_url(url: &str) -> Result<Config, DbError> {
+    let mut config = Config::from_str(url).map_err(DbError::PgUrl)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config.application_name("wharf");
+    Ok(config)
+}
+
+/// Where the URL points, without its password, for error messages.
+pub(crate) fn describe(config: &Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let port = config.get_ports().get(i).or(config.get_ports().first()).copied().unwrap_or(5432);
+            match h {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                Host::Unix(path) => format!("{}:{port}", path.display()),
+            }
+        })
+        .collect();
+    format!("{}/{}", hosts.join(","), config.get_dbname().unwrap_or(config.get_user().unwrap_or("")))
+}
+
+fn connect(config: &Config) -> Result<Client, DbError> {
+    config.connect(NoTls).map_err(|e| DbError::PgConnect(describe(config), e))
+}
+
+/// Applies pending migrations in one transaction under an advisory lock.
+fn migrate(client: &mut Client) -> Result<(), DbError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS wharf_migrations (
+             version    BIGINT PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at BIGINT NOT NULL
+         )",
+    )?;
+    let applied: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM wharf_migrations", &[])?.try_get(0)?;
+    for (version, (name, sql)) in (1i64..).zip(MIGRATIONS) {
+        if version <= applied {
+            continue;
+        }
+        tx.batch_execute(sql).map_err(|e| DbError::PgMigration(name, e))?;
+        tx.execute(
+            "INSERT INTO wharf_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            &[&version, name, &crate::db::now_ms()],
+        )?;
+        tracing::info!(migration = name, "applied PostgreSQL migration");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn spawn_pool(name: &str, config: &Arc<Config>, clients: Vec<Client>, queue: usize) -> Result<mpsc::Sender<Job>, DbError> {
+    let (tx, rx) = mpsc::channel::<Job>(queue);
+    let rx = Arc::new(Mutex::new(rx));
+    for (n, client) in clients.into_iter().enumerate() {
+        let (rx, config) = (rx.clone(), config.clone());
+        let mut client = Some(client);
+        thread::Builder::new()
+            .name(format!("wharf-pg-{name}-{n}"))
+            .spawn(move || loop {
+                // The lock is held only while waiting for the next job.
+                let next = rx.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
+                let Some(job) = next else { break };
+                if client.as_ref().is_none_or(Client::is_closed) {
+                    client = connect(&config).inspect_err(|e| tracing::warn!("{e}")).ok();
+                }
+                let conn = client.as_mut().ok_or(DbError::Closed);
+                if catch_unwind(AssertUnwindSafe(|| job(conn))).is_err() {
+                    tracing::error!("database job panicked outside its guard");
+                }
+            })
+            .map_err(DbError::Thread)?;
+    }
+    Ok(tx)
+}
+
+impl PgEngine {
+    /// Connects, applies pending migrations and starts the threads.
+    pub(crate) fn start(url: &str, read_connections: usize) -> Result<Self, DbError> {
+        let config = Arc::new(parse_url(url)?);
+        // The synchronous client runs a runtime of its own, which may not
+        // start on a thread already inside one (a caller on tokio): connect
+        // on a plain thread and hand the connections to the pools.
+        let c = config.clone();
+        let connections = thread::Builder::new()
+            .name("wharf-pg-connect".into())
+            .spawn(move || -> Result<(Vec<Client>, Vec<Client>), DbError> {
+                let mut first = connect(&c)?;
+                migrate(&mut first)?;
+                let mut writers = vec![first];
+                for _ in 1..WRITE_CONNECTIONS {
+                    writers.push(connect(&c)?);
+                }
+                let readers = (0..read_connections.max(1)).map(|_| connect(&c)).collect::<Result<Vec<_>, _>>()?;
+                Ok((writers, readers))
+            })
+            .map_err(DbError::Thread)?
+            .join()
+            .map_err(|p| DbError::Panicked(panic_message(p)))?;
+        let (writers, readers) = connections?;
+        Ok(Self {
+            writer: spawn_pool("writer", &config, writers, WRITE_QUEUE)?,
+            readers: spawn_pool("reader", &config, readers, READ_QUEUE)?,
+        })
+    }
+
+    /// Runs `f` in a REPEATABLE READ, READ ONLY transaction on a reader.
+    pub(crate) async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&PgTx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.run(&self.readers, false, f).await
+    }
+
+    /// Runs `f` in a READ COMMITTED transaction holding the writer lock:
+    /// committed if `f` returns `Ok`, rolled back otherwise or on a panic.
+    pub(crate) async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&PgTx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.run(&self.writer, true, f).await
+    }
+
+    async fn run<T, E, F>(&self, pool: &mpsc::Sender<Job>, write: bool, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&PgTx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |client| {
+            let outcome = (|| {
+                let client = client?;
+                let tx = if write {
+                    let mut tx =
+                        client.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start().map_err(DbError::from)?;
+                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).map_err(DbError::from)?;
+                    tx
+                } else {
+                    client
+                        .build_transaction()
+                        .isolation_level(IsolationLevel::RepeatableRead)
+                        .read_only(true)
+                        .start()
+                        .map_err(DbError::from)?
+                };
+                let tx = PgTx::new(tx);
+                // On an error or a panic `tx` is dropped unfinished, which rolls it back.
+                let value =
+                    catch_unwind(AssertUnwindSafe(|| f(&tx))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()))?;
+                tx.into_inner().commit().map_err(DbError::from)?;
+                Ok(value)
+            })();
+            // The caller may have gone (request cancelled); nothing to tell.
+            let _ = done.send(outcome);
+        });
+        pool.send(job).await.map_err(|_| DbError::Closed)?;
+        result.await.map_err(|_| DbError::Closed)?
+    }
+}
