@@ -17,6 +17,8 @@ pub mod metrics;
 pub use self::metrics::{HealthConfig, MetricsConfig};
 /// `[diff]`, the bounds of image diff, in its own file.
 pub mod diff;
+/// Signed promotions: trusted keys and the signature gate (its own file).
+pub mod signatures;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -195,6 +197,10 @@ pub struct GateConfig {
     pub non_root: bool,
     /// The promoter must not be the account that pushed the manifest.
     pub separation_of_duties: bool,
+    /// The digest must carry cosign signatures by trusted keys.
+    pub require_signature: Option<signatures::SignatureGate>,
+    /// An SPDX or CycloneDX SBOM must be attached to the digest as a referrer.
+    pub require_sbom: bool,
 }
 
 impl Default for GovernanceConfig {
@@ -515,6 +521,9 @@ impl Config {
         }
         if let Some(unknown) = g.gates.keys().find(|k| !g.stages.contains(k)) {
             return Err(ConfigError::Invalid(format!("governance.gates.{unknown}: no such stage")));
+        }
+        for (stage, gate) in &g.gates {
+            gate.require_signature.as_ref().map_or(Ok(()), |s| s.validate(stage)).map_err(ConfigError::Invalid)?;
         }
         // Globs and tag patterns (governance.immutable_tags, retention
         // policies, auth.anonymous_pull) were compiled as they were read.

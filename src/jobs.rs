@@ -22,6 +22,13 @@ pub fn start(registry: &Registry) -> Jobs {
     // Release diff summaries a stopped server left pending (image diff).
     registry.resume_release_diffs();
     let m = registry.maintenance();
+    // The revoked-key gauge reflects this configuration's revocations from the start.
+    let gauge = registry.clone();
+    actix_web::rt::spawn(async move {
+        if let Err(e) = gauge.refresh_revoked_gauge().await {
+            tracing::warn!(error = %e, "could not count releases signed by revoked keys");
+        }
+    });
     if let Some(every) = m.retention.schedule {
         let registry = registry.clone();
         jobs.every_interval(every, "retention", move || {

@@ -30,6 +30,8 @@ mod pg;
 mod releases;
 #[path = "db_contract/repositories.rs"]
 mod repositories;
+#[path = "db_contract/signatures.rs"]
+mod signatures;
 #[path = "db_contract/tags.rs"]
 mod tags;
 #[path = "db_contract/uploads.rs"]
@@ -56,6 +58,7 @@ macro_rules! db_contract_suite {
                 uploads::concurrent_appends_keep_one_gap_free_part_sequence,
                 releases::append_current_get_and_list,
                 releases::concurrent_promotions_get_distinct_gap_free_sequences,
+                signatures::verdicts_are_recorded_and_current,
                 audit::append_chains_and_filters,
                 audit::concurrent_appends_form_one_verifiable_chain,
                 accounts::accounts_and_grants,

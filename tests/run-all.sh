@@ -24,6 +24,8 @@
 #                    Wharf and CNCF distribution v3.1.2 (so the benchmark cannot rot)
 #   cargo-test-postgres  every cargo test binary again with each Wharf on PostgreSQL
 #                    (tests/services/postgres.sh), and the contract suite's postgres half
+#   cosign           tests/clients/cosign.sh: signed promotions with the real cosign
+#                    (its own Wharf with a signature-gated prod stage)
 # Steps may also be chosen with WHARF_TEST_STEPS="step step ...".
 #
 # Every step runs even when an earlier one failed (a step whose prerequisite
@@ -41,7 +43,7 @@ cd "$WHARF_ROOT" || exit 1
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cargo-test-postgres)
+all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cargo-test-postgres cosign)
 if (($#)); then
     steps=("$@")
 elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
@@ -135,6 +137,7 @@ step_install() {
     if selected openapi; then comps+=(openapi); fi
     if selected deb; then comps+=(deb); fi
     if selected cargo-test-postgres; then comps+=(postgres); fi
+    if selected cosign; then comps+=(cosign); fi
     for c in "${comps[@]}"; do
         if ! bash "$WHARF_ROOT/tests/env/install.sh" "$c"; then
             install_failed[$c]=1
@@ -336,6 +339,13 @@ step_deb() {
     need deb build || return 1
     [[ $WHARF_TEST_SERVER == wharf ]] || { note[deb]="Wharf only"; return 0; }
     bash "$WHARF_ROOT/tests/packaging/deb.sh"
+}
+step_cosign() {
+    need_installed cosign cosign go || return 1
+    need cosign build || return 1
+    [[ $WHARF_TEST_SERVER == wharf ]] || { note[cosign]="Wharf only"; return 0; }
+    need_server_binary cosign || return 1
+    bash "$WHARF_ROOT/tests/clients/cosign.sh"
 }
 step_bench_smoke() {
     need_installed bench-smoke distribution || return 1

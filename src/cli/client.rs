@@ -32,7 +32,24 @@ pub(super) fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-const RELEASE_HEADERS: [&str; 8] = ["STAGE", "SEQ", "DIGEST", "VERSION", "REASON", "ACTOR", "CREATED", "NOTE"];
+const RELEASE_HEADERS: [&str; 9] = ["STAGE", "SEQ", "DIGEST", "VERSION", "REASON", "ACTOR", "CREATED", "SIGNED BY", "NOTE"];
+
+/// The signer keys of a gated release; a key revoked since is marked.
+fn signed_by(r: &Value) -> String {
+    let Some(signers) = r["signature"]["signers"].as_array() else { return "-".into() };
+    let names: Vec<String> = signers
+        .iter()
+        .map(|s| match s["revoked"].as_bool() {
+            Some(true) => format!("{} (REVOKED)", text(&s["key"])),
+            _ => text(&s["key"]),
+        })
+        .collect();
+    if names.is_empty() {
+        "(verified, no signer)".into()
+    } else {
+        names.join(",")
+    }
+}
 
 fn release_row(r: &Value) -> Vec<String> {
     let reason = match r["reason"].as_str() {
@@ -47,6 +64,7 @@ fn release_row(r: &Value) -> Vec<String> {
         reason,
         text(&r["actor"]),
         text(&r["created_at"]),
+        signed_by(r),
         text(&r["note"]),
     ]
 }
@@ -100,6 +118,7 @@ pub fn history(remote: &Remote, repo: &str, stage: Option<&str>) -> Result<(), C
                         text(&s["stage"]),
                         "-".into(),
                         "(no release)".into(),
+                        "-".into(),
                         "-".into(),
                         "-".into(),
                         "-".into(),

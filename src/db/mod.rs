@@ -45,6 +45,7 @@ pub mod layer_index;
 pub mod manifests;
 pub mod releases;
 pub mod repositories;
+pub mod signatures;
 pub mod tags;
 pub mod uploads;
 
@@ -60,13 +61,20 @@ pub use layer_index::LayerIndex;
 pub use manifests::Manifests;
 pub use releases::Releases;
 pub use repositories::{RepoId, Repositories};
+pub use signatures::Signatures;
 pub use tags::Tags;
 pub use uploads::Uploads;
 
 /// Every query a use-case may run in one transaction (see the module doc).
-pub trait Tx: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups {}
+pub trait Tx:
+    Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups + Signatures
+{
+}
 
-impl<T> Tx for T where T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups {}
+impl<T> Tx for T where
+    T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups + Signatures
+{
+}
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -65,6 +65,45 @@ pub enum GateFailure {
     SameActor {
         promoter: String,
     },
+    /// No signature of `subject` verified with a trusted key; `rejected`
+    /// quotes why the first few examined ones did not count.
+    NoTrustedSignature {
+        subject: String,
+        examined: usize,
+        rejected: Vec<String>,
+    },
+    /// Fewer distinct trusted keys than `min_signers` signed `subject`.
+    TooFewSigners {
+        subject: String,
+        signers: Vec<String>,
+        needs: u32,
+    },
+    /// A signature by `key` whose payload names another digest (a
+    /// signature copied from another image).
+    SignatureForOtherDigest {
+        key: String,
+        claimed: String,
+    },
+    /// A signature by `key` whose payload names another repository.
+    SignatureForOtherRepository {
+        key: String,
+        claimed: String,
+    },
+    /// A signature by `key` lacks a required annotation (`name=value`).
+    SignatureAnnotation {
+        key: String,
+        annotation: String,
+    },
+    /// A signature verifies with `key` but does not count (revoked, outside
+    /// its validity window, unreadable payload).
+    SignatureNotCounted {
+        key: String,
+        reason: String,
+    },
+    /// No SPDX or CycloneDX SBOM referrer is attached to `subject`.
+    SbomMissing {
+        subject: String,
+    },
 }
 
 impl GateFailure {
@@ -77,6 +116,13 @@ impl GateFailure {
             GateFailure::MissingLabel { .. } => "required_labels",
             GateFailure::RunsAsRoot { .. } => "non_root",
             GateFailure::SameActor { .. } => "separation_of_duties",
+            GateFailure::NoTrustedSignature { .. }
+            | GateFailure::TooFewSigners { .. }
+            | GateFailure::SignatureForOtherDigest { .. }
+            | GateFailure::SignatureForOtherRepository { .. }
+            | GateFailure::SignatureAnnotation { .. }
+            | GateFailure::SignatureNotCounted { .. } => "require_signature",
+            GateFailure::SbomMissing { .. } => "require_sbom",
         }
     }
 }
@@ -99,6 +145,23 @@ impl fmt::Display for GateFailure {
             GateFailure::MissingLabel { platform, label } => write!(f, "{platform} lacks label {label}"),
             GateFailure::RunsAsRoot { platform } => write!(f, "{platform} runs as root"),
             GateFailure::SameActor { promoter } => write!(f, "{promoter} pushed this image and cannot promote it"),
+            GateFailure::NoTrustedSignature { subject, examined, rejected } => {
+                write!(f, "no signature by a trusted key for {subject} ({examined} examined")?;
+                if !rejected.is_empty() {
+                    write!(f, ": {}", rejected.join("; "))?;
+                }
+                f.write_str(")")
+            }
+            GateFailure::TooFewSigners { subject, signers, needs } => {
+                write!(f, "{subject} is signed by {} trusted key(s) ({}), needs {needs}", signers.len(), signers.join(", "))
+            }
+            GateFailure::SignatureForOtherDigest { key, claimed } => write!(f, "signature by key {key} is for another digest ({claimed})"),
+            GateFailure::SignatureForOtherRepository { key, claimed } => {
+                write!(f, "signature by key {key}: payload claims repository {claimed:?}")
+            }
+            GateFailure::SignatureAnnotation { key, annotation } => write!(f, "signature by key {key} lacks annotation {annotation}"),
+            GateFailure::SignatureNotCounted { key, reason } => write!(f, "signature by key {key} does not count: {reason}"),
+            GateFailure::SbomMissing { subject } => write!(f, "no SPDX or CycloneDX SBOM is attached to {subject}"),
         }
     }
 }
@@ -166,6 +229,7 @@ mod tests {
             required_labels: vec!["org.opencontainers.image.revision".into()],
             non_root: true,
             separation_of_duties: true,
+            ..Default::default()
         };
         let f = failures(&gate, &facts());
         assert_eq!(f.len(), 4, "{f:?}");
@@ -187,6 +251,7 @@ mod tests {
             required_labels: vec!["rev".into()],
             non_root: true,
             separation_of_duties: true,
+            ..Default::default()
         };
         let mut f = facts();
         f.images[0].labels.insert("rev".into(), "abc".into());

@@ -10,5 +10,6 @@ pub mod gates;
 pub mod policy;
 pub mod protection;
 pub mod retention;
+pub mod signatures;
 
 pub use policy::Policy;

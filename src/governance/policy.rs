@@ -45,4 +45,14 @@ impl Policy {
     pub fn gates(&self, stage: &str) -> Option<&GateConfig> {
         self.gates.get(stage)
     }
+
+    /// Whether a trusted key with this fingerprint is configured as revoked
+    /// (in any stage's signature gate).
+    pub fn is_revoked(&self, fingerprint: &str) -> bool {
+        self.gates
+            .values()
+            .filter_map(|g| g.require_signature.as_ref())
+            .flat_map(|s| &s.keys)
+            .any(|k| k.revoked && k.fingerprint == fingerprint)
+    }
 }

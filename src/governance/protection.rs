@@ -144,6 +144,15 @@ impl ProtectedSet {
     }
 }
 
+/// The subject of a cosign tag-convention artifact: `sha256-<hex>.sig`
+/// (also `.att`, `.sbom`) names signatures of `sha256:<hex>`. They are
+/// protected like referrers: cosign does not set `subject` in this mode.
+pub fn cosign_tag_subject(tag: &str) -> Option<String> {
+    let rest = tag.strip_prefix("sha256-")?;
+    let hex = [".sig", ".att", ".sbom"].iter().find_map(|suffix| rest.strip_suffix(suffix))?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then(|| format!("sha256:{hex}"))
+}
+
 /// The roots: each stage's current release and the `rollback_depth`
 /// releases before it, and immutable tags' targets. Releases may come in
 /// any order and may be more than the window (they are cut here). Closer to
@@ -255,6 +264,16 @@ mod tests {
     ) -> ProtectedSet {
         let roots = roots(releases, tags.iter().copied(), &policy(depth));
         closure(roots, |d| Ok::<_, ()>(g.get(d).cloned().unwrap_or_default())).expect("infallible lookup")
+    }
+
+    #[test]
+    fn cosign_tags_name_their_subject() {
+        let hex = "ab".repeat(32);
+        assert_eq!(cosign_tag_subject(&format!("sha256-{hex}.sig")), Some(format!("sha256:{hex}")));
+        assert_eq!(cosign_tag_subject(&format!("sha256-{hex}.att")), Some(format!("sha256:{hex}")));
+        for t in ["latest", "sha256-abc.sig", &format!("sha256-{hex}.sig2"), &format!("sha256-{}.sig", "AB".repeat(32))] {
+            assert_eq!(cosign_tag_subject(t), None, "{t}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod referrers;
 mod release_diff;
 pub mod retention;
 mod rollback;
+pub mod signatures;
 pub mod uploads;
 
 use std::sync::Arc;

@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use crate::db::{releases::NewRelease, tags::TagChange, RepoId};
 use crate::domain::{Actor, AuditAction, AuditEntry, Digest, MediaType, Reference, ReleaseReason, ReleaseRow, RepoName, Stage, Tag};
 use crate::governance::gates::{self, GateFailure, ImageFacts, PromotionFacts};
+use crate::governance::signatures::Verdict;
 use crate::registry::manifests::{missing_content, parse};
+use crate::registry::signatures::record_verdict;
 use crate::registry::{audited_write, record, refuse, Outcome, Registry, RegistryError, Tx};
 use crate::storage::layout;
 
@@ -70,6 +72,11 @@ impl Registry {
             }
             _ => vec![],
         };
+        // Signatures and SBOMs are read from storage too, before the transaction.
+        let signed = match &gate {
+            Some(g) => self.signature_gates(repo, g, &manifest.digest, &manifest.media_type, &manifest.content).await?,
+            None => None,
+        };
         let previous_stage = self.policy.previous_stage(&req.stage).map(str::to_owned);
         let (name, actor, stage) = (repo.to_string(), actor.clone(), req.stage.clone());
         let (version, note) = (req.version, req.note);
@@ -80,6 +87,7 @@ impl Registry {
         };
         let (repo_name, digest_id) = (repo.clone(), manifest.digest.clone());
         let summaries = self.diff.config.release_summaries;
+        let signature_gated = gate.as_ref().is_some_and(|g| g.require_signature.is_some());
         let promotion = audited_write(&self.db, move |tx| {
             let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
             let stage_id = Stage::parse(&stage)?;
@@ -110,6 +118,9 @@ impl Registry {
                 // The order rule already covers "never in the previous stage".
                 failed.extend(gates::failures(gate, &facts).into_iter().filter(|f| *f != GateFailure::NeverSoaked));
             }
+            if let Some(Err(refused)) = &signed {
+                failed.extend(refused.iter().cloned());
+            }
             if !failed.is_empty() {
                 let entry = AuditEntry::new(&actor, AuditAction::PromotionDenied)
                     .repository(&name)
@@ -131,12 +142,19 @@ impl Registry {
                     restored_sequence: None,
                 },
             )?;
-            move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Promotion)?;
+            let verdict = signed.and_then(Result::ok);
+            if let Some(v) = &verdict {
+                record_verdict(tx, repo_id, &stage_id, release.sequence, v)?;
+            }
+            move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Promotion, verdict.as_ref())?;
             super::release_diff::record_pending(tx, repo_id, &release, summaries)?;
             Ok(Outcome::Done(Promotion { release, unchanged: false }))
         })
         .await?;
         let release = &promotion.release;
+        if signature_gated && !promotion.unchanged {
+            self.refresh_revoked_gauge().await?;
+        }
         if promotion.unchanged {
             tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "already current; promotion unchanged");
         } else {
@@ -231,18 +249,21 @@ pub(super) fn move_stage_tag(
     repo: &str,
     release: &ReleaseRow,
     action: AuditAction,
+    verdict: Option<&Verdict>,
 ) -> Result<(), RegistryError> {
     let (tag, digest) = (release.stage.tag(), &release.digest);
     let moved_from = tx.set_tag(repo_id, &tag, digest)?;
     tx.record_tag_change(repo_id, &tag, Some(digest), &actor.name)?;
-    record(
-        tx,
-        &AuditEntry::new(actor, action).repository(repo).reference(&release.stage).digest(&release.digest).details(json!({
-                "sequence": release.sequence,
-                "version": release.version,
-                "previous_digest": moved_from.as_ref().map(Digest::as_str),
-                "rolled_back_from": release.rolled_back_from,
-                "restored_sequence": release.restored_sequence,
-        })),
-    )
+    let mut details = json!({
+            "sequence": release.sequence,
+            "version": release.version,
+            "previous_digest": moved_from.as_ref().map(Digest::as_str),
+            "rolled_back_from": release.rolled_back_from,
+            "restored_sequence": release.restored_sequence,
+    });
+    // Only gated releases carry the key: earlier audit rows keep their shape.
+    if let (Some(v), Some(map)) = (verdict, details.as_object_mut()) {
+        map.insert("signature".into(), json!(v));
+    }
+    record(tx, &AuditEntry::new(actor, action).repository(repo).reference(&release.stage).digest(&release.digest).details(details))
 }

@@ -12,7 +12,7 @@ use std::collections::hash_map::{Entry, HashMap};
 use super::manifests::references_in;
 use super::{RegistryError, Tx};
 use crate::db::RepoId;
-use crate::domain::{Digest, Stage};
+use crate::domain::{Digest, Stage, Tag};
 use crate::governance::protection::{self, ProtectedSet, References, Release};
 use crate::governance::Policy;
 
@@ -43,7 +43,15 @@ pub(crate) fn protected_set(tx: &dyn Tx, policy: &Policy, repo_id: RepoId) -> Re
         children.dedup();
         blobs.sort_unstable();
         blobs.dedup();
-        let referrers = tx.referrer_digests(repo_id, &digest)?.iter().map(ToString::to_string).collect();
+        let mut referrers: Vec<String> = tx.referrer_digests(repo_id, &digest)?.iter().map(ToString::to_string).collect();
+        // cosign's tag-convention signatures (`sha256-<hex>.sig`, ...) have no `subject`.
+        if let Some(hex) = digest.as_str().strip_prefix("sha256:") {
+            for suffix in ["sig", "att", "sbom"] {
+                if let Ok(tag) = Tag::parse(&format!("sha256-{hex}.{suffix}")) {
+                    referrers.extend(tx.tag_target(repo_id, &tag)?.map(|d| d.to_string()));
+                }
+            }
+        }
         Ok(References { children, blobs, referrers })
     })
 }

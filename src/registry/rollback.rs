@@ -6,6 +6,7 @@ use super::promotion::move_stage_tag;
 use crate::db::{releases::NewRelease, RepoId};
 use crate::domain::{Actor, AuditAction, AuditEntry, Digest, ReleaseReason, ReleaseRow, RepoName, Stage};
 use crate::registry::manifests::missing_content;
+use crate::registry::signatures::{read_verdict, record_verdict};
 use crate::registry::{audited_write, refuse, Outcome, Registry, RegistryError, Tx};
 
 impl Registry {
@@ -21,6 +22,7 @@ impl Registry {
         self.check_stage(stage)?;
         let (name, actor, stage) = (repo.to_string(), actor.clone(), stage.to_owned());
         let (repo_name, stage_id) = (repo.clone(), Stage::parse(&stage)?);
+        let signature_gated = self.policy.gates(&stage).is_some_and(|g| g.require_signature.is_some());
         let release = audited_write(&self.db, move |tx| {
             let repo_id = tx.repository_id(&repo_name)?.ok_or_else(|| RegistryError::NameUnknown(name.clone()))?;
             // A refusal commits its audit row, like a refused promotion.
@@ -58,6 +60,19 @@ impl Registry {
             if let Some(missing) = missing_content(tx, repo_id, target_digest)? {
                 return refuse(format!("release #{} no longer pulls completely: {missing}", target.sequence), Some(&target.digest));
             }
+            // The verdict recorded when the target was promoted is re-used:
+            // no re-verification, so a key rotated out since does not block
+            // the way back. A gated stage refuses a target never verified.
+            let verdict = read_verdict(tx, repo_id, &stage_id, target.sequence)?.map(|mut v| {
+                v.reused_from_sequence = Some(v.reused_from_sequence.unwrap_or(target.sequence));
+                v
+            });
+            if signature_gated && verdict.is_none() {
+                return refuse(
+                    format!("release #{} has no recorded signature verdict and {stage} requires signatures", target.sequence),
+                    Some(&target.digest),
+                );
+            }
             let release = tx.append_release(
                 repo_id,
                 NewRelease {
@@ -71,11 +86,17 @@ impl Registry {
                     restored_sequence: Some(target.sequence),
                 },
             )?;
-            move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Rollback)?;
+            if let Some(v) = &verdict {
+                record_verdict(tx, repo_id, &stage_id, release.sequence, v)?;
+            }
+            move_stage_tag(tx, repo_id, &actor, &name, &release, AuditAction::Rollback, verdict.as_ref())?;
             Ok(Outcome::Done(release))
         })
         .await?;
         tracing::info!(repository = %repo, stage = %release.stage, sequence = release.sequence, digest = %release.digest, "rolled back");
+        if signature_gated {
+            self.refresh_revoked_gauge().await?;
+        }
         Ok(release)
     }
 }

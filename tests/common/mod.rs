@@ -447,6 +447,12 @@ impl TestApp {
     }
 
     /// SIGTERM, wait, start again.
+    /// Sets (or replaces) a server environment variable for the next (re)start.
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.env.retain(|(key, _)| key != k);
+        self.env.push((k.to_owned(), v.to_owned()));
+    }
+
     pub fn restart(&mut self) {
         let st = self.stop();
         assert!(st.success(), "wharf exited with {st} after SIGTERM; log:\n{}", self.log());

@@ -16,7 +16,8 @@
 #   deb        cargo-deb (pinned) into .tools/, and systemd-analyze (Debian package step)
 #   openapi    openapi-spec-validator (tests/openapi/requirements.txt) in .venv-test/
 #   postgres   Debian's postgresql (15): initdb, pg_ctl, postgres for tests/services/postgres.sh
-#   all        base rust go s3 versitygw docker openapi deb postgres   (default)
+#   cosign     .tools/bin/cosign at $COSIGN_VERSION (go install; signed-promotion step)
+#   all        base rust go s3 versitygw docker openapi deb postgres cosign   (default)
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -134,6 +135,23 @@ install_distribution() {
     echo "$DISTRIBUTION_VERSION" >"$stamp"
 }
 
+# cosign, to sign images for the signed-promotion step (tests/clients/cosign.sh),
+# built from the Go module proxy into the project-local GOBIN (slow: minutes).
+COSIGN_VERSION=v2.6.5
+install_cosign() {
+    local gobin="$WHARF_ROOT/.tools/bin" stamp
+    stamp="$gobin/.cosign-version"
+    if [[ -x $gobin/cosign && -f $stamp && $(cat "$stamp") == "$COSIGN_VERSION" ]]; then
+        log "install: cosign $COSIGN_VERSION is up to date"
+        return 0
+    fi
+    command -v go >/dev/null || die "go is not installed: building cosign needs Go"
+    mkdir -p "$gobin"
+    log "install: go install github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+    GOBIN=$gobin go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+    echo "$COSIGN_VERSION" >"$stamp"
+}
+
 # Installing docker.io must not start a system dockerd: the tests run their
 # own private daemon. policy-rc.d tells invoke-rc.d not to start services.
 install_docker() {
@@ -203,9 +221,9 @@ components=("$@")
 ((${#components[@]})) || components=(all)
 for c in "${components[@]}"; do
     case $c in
-        all) install_base; install_rust; install_go; install_s3; install_versitygw; install_docker; install_openapi; install_deb; install_postgres ;;
-        base|rust|go|s3|versitygw|docker|reference|distribution|deb|openapi|postgres) "install_$c" ;;
-        *) die "unknown component '$c' (base rust go s3 versitygw docker reference distribution deb openapi postgres all)" ;;
+        all) install_base; install_rust; install_go; install_s3; install_versitygw; install_docker; install_openapi; install_deb; install_postgres; install_cosign ;;
+        base|rust|go|s3|versitygw|docker|reference|distribution|deb|openapi|postgres|cosign) "install_$c" ;;
+        *) die "unknown component '$c' (base rust go s3 versitygw docker reference distribution deb openapi postgres cosign all)" ;;
     esac
 done
 log "install: done (${components[*]})"

@@ -13,6 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::ReleaseRow;
+use crate::registry::signatures::RecordedVerdict;
 
 /// Routes inside the `/api/v1` scope.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -56,6 +57,68 @@ pub(crate) struct Release {
     rolled_back_from: Option<i64>,
     /// For a rollback: the sequence whose digest it made current again.
     restored_sequence: Option<i64>,
+    /// The signature gate's verdict, for a release of a stage that requires
+    /// signatures (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<ReleaseSignature>,
+}
+
+/// Who signed a released digest, verified when it entered the stage.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseSignature {
+    /// RFC 3339, UTC: when the signatures were verified.
+    #[schema(format = DateTime)]
+    verified_at: String,
+    signers: Vec<ReleaseSigner>,
+    /// SBOM referrers found by the `require_sbom` gate.
+    sboms: Vec<String>,
+    /// For a rollback: the release whose verdict was re-used (not re-verified).
+    reused_from_sequence: Option<i64>,
+    /// A signer's key has been revoked since: what runs did not change, but
+    /// the release deserves a look.
+    signed_by_revoked_key: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseSigner {
+    /// The trusted key's configured name.
+    key: String,
+    /// `sha256:` of the key's DER SubjectPublicKeyInfo.
+    fingerprint: String,
+    /// `ecdsa-p256`, `ed25519` or `rsa`.
+    algorithm: String,
+    /// The signed digest (the release's, or one platform manifest's).
+    subject: String,
+    /// The signature manifest that carried the signature.
+    signature_manifest: String,
+    /// The key is configured as revoked now.
+    revoked: bool,
+}
+
+impl ReleaseSignature {
+    fn new(r: &RecordedVerdict) -> Self {
+        let v = &r.verdict;
+        Self {
+            verified_at: time(v.verified_at),
+            signers: v
+                .signers
+                .iter()
+                .map(|s| ReleaseSigner {
+                    key: s.key.clone(),
+                    fingerprint: s.fingerprint.clone(),
+                    algorithm: s.algorithm.clone(),
+                    subject: s.subject.clone(),
+                    signature_manifest: s.signature_manifest.clone(),
+                    revoked: r.revoked.contains(&s.fingerprint),
+                })
+                .collect(),
+            sboms: v.sboms.clone(),
+            reused_from_sequence: v.reused_from_sequence,
+            signed_by_revoked_key: !r.revoked.is_empty(),
+        }
+    }
 }
 
 impl Release {
@@ -72,6 +135,13 @@ impl Release {
             reason: r.reason.to_string(),
             rolled_back_from: r.rolled_back_from,
             restored_sequence: r.restored_sequence,
+            signature: None,
         }
+    }
+
+    /// The release with its recorded signature verdict, if any.
+    pub(crate) fn with_verdict(mut self, verdict: Option<&RecordedVerdict>) -> Self {
+        self.signature = verdict.map(ReleaseSignature::new);
+        self
     }
 }

@@ -170,7 +170,9 @@ pub async fn promote(req: HttpRequest, body: web::Json<PromotionBody>, registry:
     let request =
         PromotionRequest { reference: Reference::parse(&body.reference)?, stage: body.stage, version: body.version, note: body.note };
     let promotion = registry.promote(&actor, &repo, request).await?;
-    let body = PromotionResult { release: Release::new(repo.as_str(), &promotion.release), unchanged: promotion.unchanged };
+    let verdicts = registry.release_verdicts(&repo, vec![(promotion.release.stage.clone(), promotion.release.sequence)]).await?;
+    let release = Release::new(repo.as_str(), &promotion.release).with_verdict(verdicts.first().and_then(Option::as_ref));
+    let body = PromotionResult { release, unchanged: promotion.unchanged };
     let mut response = if promotion.unchanged { HttpResponse::Ok() } else { HttpResponse::Created() };
     Ok(response.json(body))
 }
@@ -200,7 +202,8 @@ pub async fn rollback(
     let actor = require(&req, Action::Rollback(stage.to_owned()), Some(&repo)).await?;
     let to = body.map(|b| b.into_inner()).unwrap_or_default().to_sequence;
     let release = registry.rollback(&actor, &repo, stage, to).await?;
-    Ok(HttpResponse::Created().json(Release::new(repo.as_str(), &release)))
+    let verdicts = registry.release_verdicts(&repo, vec![(release.stage.clone(), release.sequence)]).await?;
+    Ok(HttpResponse::Created().json(Release::new(repo.as_str(), &release).with_verdict(verdicts.first().and_then(Option::as_ref))))
 }
 
 /// `GET /api/v1/repositories/<name>/stages` — each stage's current release.
@@ -218,9 +221,15 @@ pub async fn stages(req: HttpRequest, registry: web::Data<Registry>) -> Result<H
     let repo = repo(&req)?;
     require(&req, Action::Pull, Some(&repo)).await?;
     let stages = registry.stages(&repo).await?;
+    let keys = stages.iter().filter_map(|(_, current)| current.as_ref().map(|r| (r.stage.clone(), r.sequence))).collect();
+    // One verdict (or none) per stage that has a current release, in order.
+    let mut verdicts = registry.release_verdicts(&repo, keys).await?.into_iter();
     let stages = stages
         .iter()
-        .map(|(stage, current)| StageCurrent { stage: stage.clone(), current: current.as_ref().map(|r| Release::new(repo.as_str(), r)) })
+        .map(|(stage, current)| StageCurrent {
+            stage: stage.clone(),
+            current: current.as_ref().map(|r| Release::new(repo.as_str(), r).with_verdict(verdicts.next().flatten().as_ref())),
+        })
         .collect();
     Ok(HttpResponse::Ok().json(StagesResponse { repository: repo.to_string(), stages }))
 }
@@ -256,10 +265,12 @@ pub async fn list(req: HttpRequest, query: web::Query<PageQuery>, registry: web:
         response.insert_header((header::LINK, next_link(&path, n, &last.sequence.to_string())));
     }
     let diffs = registry.release_diffs(&repo, &stage, releases.iter().map(|r| r.sequence).collect()).await?;
+    let verdicts = registry.release_verdicts(&repo, releases.iter().map(|r| (r.stage.clone(), r.sequence)).collect()).await?;
     let releases = releases
         .iter()
-        .map(|r| HistoryRelease {
-            release: Release::new(repo.as_str(), r),
+        .zip(&verdicts)
+        .map(|(r, v)| HistoryRelease {
+            release: Release::new(repo.as_str(), r).with_verdict(v.as_ref()),
             diff: ReleaseDiff::new(diffs.iter().find(|d| d.sequence == r.sequence)),
         })
         .collect();

@@ -28,6 +28,7 @@ mod layer_index;
 mod manifests;
 mod releases;
 mod repositories;
+mod signatures;
 mod tags;
 mod uploads;
 

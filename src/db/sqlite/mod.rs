@@ -13,6 +13,7 @@ mod manifests;
 mod migrations;
 mod releases;
 mod repositories;
+mod signatures;
 mod tags;
 mod types;
 mod uploads;

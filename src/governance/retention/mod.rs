@@ -146,10 +146,16 @@ fn protected_digests(facts: &RepoFacts, governance: &Policy) -> HashMap<String, 
         facts.releases.iter().map(|r| Release { stage: &r.stage, sequence: r.sequence, digest: &r.digest }).collect();
     let roots = protection::roots(&releases, facts.tags.iter().map(|t| (t.name.as_str(), t.digest.as_str())), governance);
     let children: HashMap<&str, &[String]> = facts.manifests.iter().map(|m| (m.digest.as_str(), m.children.as_slice())).collect();
-    let mut referrers: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut referrers: HashMap<String, Vec<String>> = HashMap::new();
     for m in &facts.manifests {
         if let Some(subject) = &m.subject {
-            referrers.entry(subject.as_str()).or_default().push(m.digest.clone());
+            referrers.entry(subject.clone()).or_default().push(m.digest.clone());
+        }
+    }
+    // cosign's `sha256-<hex>.sig` tags are signatures of that digest.
+    for t in &facts.tags {
+        if let Some(subject) = protection::cosign_tag_subject(&t.name) {
+            referrers.entry(subject).or_default().push(t.digest.clone());
         }
     }
     let lookup = |digest: &str| -> Result<References, Infallible> {
