@@ -22,8 +22,9 @@
 #                    start as the systemd unit would, GET /v2/, stop, dpkg --purge
 #   bench-smoke      tests/bench/run.sh --smoke: every benchmark scenario, tiny sizes,
 #                    Wharf and CNCF distribution v3.1.2 (so the benchmark cannot rot)
-#   cargo-test-postgres  every cargo test binary again with each Wharf on PostgreSQL
-#                    (tests/services/postgres.sh), and the contract suite's postgres half
+#   cargo-test-postgres  the contract suite's postgres half, and the black-box test binaries
+#                    verified on PostgreSQL so far, each Wharf on a fresh database
+#                    (tests/services/postgres.sh; the list is in postgres_binaries)
 #   cosign           tests/clients/cosign.sh: signed promotions with the real cosign
 #                    (its own Wharf with a signature-gated prod stage)
 # Steps may also be chosen with WHARF_TEST_STEPS="step step ...".
@@ -361,7 +362,16 @@ step_bench_smoke() {
 sqlite_only=(
     # Edits an audit row in wharf.db with rusqlite to prove `wharf audit verify` catches it.
     editing_an_audit_row_is_detected_by_wharf_audit_verify
+    # These start `wharf serve` or a local CLI command on the data directory
+    # themselves, outside the harness, so they open SQLite there; they move
+    # onto PostgreSQL when the harness hands its database URL to such runs.
+    policy_changes_at_start_up_are_audited
+    no_default_password_and_cli_bootstrap
 )
+# The test binaries run on PostgreSQL so far: the contract suite's postgres
+# half, start-up on PostgreSQL, and the black-box binaries verified on it.
+# The rest of the suite follows as each is verified there (issue 13).
+postgres_binaries=(db_contract postgres manifests uploads governance access)
 step_cargo_test_postgres() {
     need_installed cargo-test-postgres postgres || return 1
     need cargo-test-postgres build || return 1
@@ -374,11 +384,13 @@ step_cargo_test_postgres() {
         note[cargo-test-postgres]="PostgreSQL did not start (log: $WHARF_RESULTS_DIR/logs/postgres.log)"
         return 1
     fi
+    local bins=()
     for t in "${sqlite_only[@]}"; do skips+=(--skip "$t"); done
+    for t in "${postgres_binaries[@]}"; do bins+=(--test "$t"); done
     (
         eval "$out"
         export WHARF_TEST_DATABASE=postgres
-        cargo test --release --locked --no-fail-fast -- "${skips[@]}"
+        cargo test --release --locked --no-fail-fast "${bins[@]}" -- "${skips[@]}"
     ) || rc=$?
     if ((rc != 0)); then
         note[cargo-test-postgres]="see the output above and $WHARF_RESULTS_DIR/logs/postgres.log"
