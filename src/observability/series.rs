@@ -112,6 +112,17 @@ fn describe() {
     );
     describe_gauge!("wharf_audit_chain_valid", "1 if the last background verification found the chain intact, 0 if it found a broken row");
     describe_gauge!("wharf_backup_last_success_timestamp_seconds", Unit::Seconds, "Unix time the last successful backup finished");
+    describe_counter!("wharf_backup_runs_total", "Backups run, by outcome (success, failure)");
+    describe_counter!("wharf_backup_blobs_copied_total", "Blobs copied to a backup destination (blobs already there are skipped)");
+    describe_counter!("wharf_backup_bytes_copied_total", Unit::Bytes, "Bytes of blobs copied to a backup destination");
+    describe_counter!("wharf_diff_layers_indexed_total", "Layers read to build their file index, by outcome (indexed, refused, error)");
+    describe_histogram!("wharf_diff_layer_index_seconds", Unit::Seconds, "Time to read one layer and store its file index");
+    describe_counter!("wharf_diff_release_summaries_total", "Diff summaries of promotions computed, by state (ready, unavailable)");
+    describe_counter!("wharf_signature_checks_total", "Signature gate checks at promotion, by outcome (passed, refused)");
+    describe_gauge!(
+        "wharf_releases_signed_by_revoked_key",
+        "Releases whose recorded verdict names a trusted key that has since been revoked"
+    );
     describe_gauge!("wharf_metrics_refresh_timestamp_seconds", Unit::Seconds, "Unix time the database-backed gauges were last refreshed");
 
     describe_gauge!("wharf_ready", "1 if the last readiness check found the database and object store answering and the node not drained");
