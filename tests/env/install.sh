@@ -101,55 +101,39 @@ install_s3() {
     echo "$want" >"$stamp"
 }
 
-# versitygw, a real S3 implementation over a directory (tests/services/versitygw.sh),
-# built from the Go module proxy into a project-local GOBIN.
+# go_tool_install NAME BINARY MODULE VERSION: `go install MODULE@VERSION`
+# into the project-local GOBIN (.tools/bin), unless BINARY is there already at
+# VERSION (a stamp file beside it records the version built).
+go_tool_install() {
+    local name=$1 binary=$2 module=$3 version=$4 gobin="$WHARF_ROOT/.tools/bin" stamp
+    stamp="$gobin/.$name-version"
+    if [[ -x $gobin/$binary && -f $stamp && $(cat "$stamp") == "$version" ]]; then
+        log "install: $name $version is up to date"
+        return 0
+    fi
+    command -v go >/dev/null || die "go is not installed: building $name needs Go"
+    mkdir -p "$gobin"
+    log "install: go install $module@$version"
+    GOBIN=$gobin go install "$module@$version"
+    echo "$version" >"$stamp"
+}
+
+# versitygw, a real S3 implementation over a directory (tests/services/versitygw.sh).
 VERSITYGW_VERSION=v1.8.0
 install_versitygw() {
-    local gobin="$WHARF_ROOT/.tools/bin" stamp
-    stamp="$gobin/.versitygw-version"
-    if [[ -x $gobin/versitygw && -f $stamp && $(cat "$stamp") == "$VERSITYGW_VERSION" ]]; then
-        log "install: versitygw $VERSITYGW_VERSION is up to date"
-        return 0
-    fi
-    command -v go >/dev/null || die "go is not installed: building versitygw needs Go"
-    mkdir -p "$gobin"
-    log "install: go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-    GOBIN=$gobin go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-    echo "$VERSITYGW_VERSION" >"$stamp"
+    go_tool_install versitygw versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
 }
 
-# CNCF distribution v3, the registry teams would pick today: the benchmark's
-# reference, built from the Go module proxy into the project-local GOBIN.
+# CNCF distribution v3, the registry teams would pick today: the benchmark's reference.
 DISTRIBUTION_VERSION=v3.1.2
 install_distribution() {
-    local gobin="$WHARF_ROOT/.tools/bin" stamp
-    stamp="$gobin/.distribution-version"
-    if [[ -x $gobin/registry && -f $stamp && $(cat "$stamp") == "$DISTRIBUTION_VERSION" ]]; then
-        log "install: distribution $DISTRIBUTION_VERSION is up to date"
-        return 0
-    fi
-    command -v go >/dev/null || die "go is not installed: building distribution needs Go"
-    mkdir -p "$gobin"
-    log "install: go install github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
-    GOBIN=$gobin go install "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
-    echo "$DISTRIBUTION_VERSION" >"$stamp"
+    go_tool_install distribution registry github.com/distribution/distribution/v3/cmd/registry "$DISTRIBUTION_VERSION"
 }
 
-# cosign, to sign images for the signed-promotion step (tests/clients/cosign.sh),
-# built from the Go module proxy into the project-local GOBIN (slow: minutes).
+# cosign, to sign images for the signed-promotion step (tests/clients/cosign.sh); slow to build.
 COSIGN_VERSION=v2.6.5
 install_cosign() {
-    local gobin="$WHARF_ROOT/.tools/bin" stamp
-    stamp="$gobin/.cosign-version"
-    if [[ -x $gobin/cosign && -f $stamp && $(cat "$stamp") == "$COSIGN_VERSION" ]]; then
-        log "install: cosign $COSIGN_VERSION is up to date"
-        return 0
-    fi
-    command -v go >/dev/null || die "go is not installed: building cosign needs Go"
-    mkdir -p "$gobin"
-    log "install: go install github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
-    GOBIN=$gobin go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
-    echo "$COSIGN_VERSION" >"$stamp"
+    go_tool_install cosign cosign github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_VERSION"
 }
 
 # Installing docker.io must not start a system dockerd: the tests run their
