@@ -242,6 +242,35 @@ pub struct AuditFilter {
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 impl AuditRecord {
+    /// The record `entry` becomes when appended after `head` (the newest
+    /// row's id and hash; `None` for the first row), with its chain hash.
+    /// Every engine appends through this, so the chain is computed one way.
+    pub fn chained(entry: &AuditEntry, head: Option<(i64, String)>, created_at: i64) -> StoredAudit {
+        let (id, previous) = match head {
+            Some((id, hash)) => (id + 1, hash),
+            None => (1, GENESIS_HASH.to_owned()),
+        };
+        let record = AuditRecord {
+            id,
+            created_at,
+            actor: entry.actor.name.clone(),
+            source: entry.actor.source.clone(),
+            action: entry.action.as_str().to_owned(),
+            repository: entry.repository.clone(),
+            reference: entry.reference.clone(),
+            digest: entry.digest.clone(),
+            details: entry.details.clone(),
+        };
+        let hash = record.chain_hash(&previous);
+        StoredAudit { record, hash }
+    }
+
+    /// Stored details text as hashed: a row whose details are not JSON was
+    /// tampered with, so it is hashed as a string and fails verification.
+    pub fn details_from_stored(text: String) -> Value {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
     /// `sha256(previous hash ‖ canonical JSON of this record)`, hex.
     pub fn chain_hash(&self, previous: &str) -> String {
         let canonical = serde_json::to_vec(self).unwrap_or_default();

@@ -3,7 +3,7 @@ use postgres::Row;
 use super::PgTx;
 use crate::db::audit::{AuditFilter, StoredAudit};
 use crate::db::{now_ms, Audit, DbError};
-use crate::domain::{AuditAction, AuditEntry, AuditRecord, GENESIS_HASH};
+use crate::domain::{AuditAction, AuditEntry, AuditRecord};
 
 const COLUMNS: &str = "id, created_at, actor, source, action, repository, reference, digest, details, hash";
 
@@ -19,8 +19,7 @@ fn from_row(r: &Row) -> Result<StoredAudit, DbError> {
             repository: r.try_get(5)?,
             reference: r.try_get(6)?,
             digest: r.try_get(7)?,
-            // A row whose details are not JSON was tampered with; hash it as a string so it fails.
-            details: serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details)),
+            details: AuditRecord::details_from_stored(details),
         },
         hash: r.try_get(9)?,
     })
@@ -29,23 +28,11 @@ fn from_row(r: &Row) -> Result<StoredAudit, DbError> {
 impl Audit for PgTx<'_> {
     // Read the head then insert: the writer lock keeps the chain linear.
     fn append_audit(&self, entry: &AuditEntry) -> Result<i64, DbError> {
-        let last = self.query_opt("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", &[])?;
-        let (id, previous) = match last {
-            Some(r) => (r.try_get::<_, i64>(0)? + 1, r.try_get::<_, String>(1)?),
-            None => (1, GENESIS_HASH.to_owned()),
+        let last = match self.query_opt("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", &[])? {
+            Some(r) => Some((r.try_get::<_, i64>(0)?, r.try_get::<_, String>(1)?)),
+            None => None,
         };
-        let record = AuditRecord {
-            id,
-            created_at: now_ms(),
-            actor: entry.actor.name.clone(),
-            source: entry.actor.source.clone(),
-            action: entry.action.as_str().to_owned(),
-            repository: entry.repository.clone(),
-            reference: entry.reference.clone(),
-            digest: entry.digest.clone(),
-            details: entry.details.clone(),
-        };
-        let hash = record.chain_hash(&previous);
+        let StoredAudit { record, hash } = AuditRecord::chained(entry, last, now_ms());
         self.execute(
             "INSERT INTO audit_log (id, created_at, actor, source, action, repository, reference, digest, details, hash)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -62,7 +49,7 @@ impl Audit for PgTx<'_> {
                 &hash,
             ],
         )?;
-        Ok(id)
+        Ok(record.id)
     }
 
     fn list_audit(&self, f: &AuditFilter, limit: u32) -> Result<Vec<StoredAudit>, DbError> {

@@ -3,7 +3,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use super::SqliteTx;
 use crate::db::audit::{AuditFilter, StoredAudit};
 use crate::db::{now_ms, Audit, DbError};
-use crate::domain::{AuditAction, AuditEntry, AuditRecord, GENESIS_HASH};
+use crate::domain::{AuditAction, AuditEntry, AuditRecord};
 
 const COLUMNS: &str = "id, created_at, actor, source, action, repository, reference, digest, details, hash";
 
@@ -19,8 +19,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredAudit> {
             repository: r.get(5)?,
             reference: r.get(6)?,
             digest: r.get(7)?,
-            // A row whose details are not JSON was tampered with; hash it as a string so it fails.
-            details: serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details)),
+            details: AuditRecord::details_from_stored(details),
         },
         hash: r.get(9)?,
     })
@@ -33,22 +32,7 @@ impl Audit for SqliteTx<'_> {
             .conn
             .query_row("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let (id, previous) = match last {
-            Some((id, hash)) => (id + 1, hash),
-            None => (1, GENESIS_HASH.to_owned()),
-        };
-        let record = AuditRecord {
-            id,
-            created_at: now_ms(),
-            actor: entry.actor.name.clone(),
-            source: entry.actor.source.clone(),
-            action: entry.action.as_str().to_owned(),
-            repository: entry.repository.clone(),
-            reference: entry.reference.clone(),
-            digest: entry.digest.clone(),
-            details: entry.details.clone(),
-        };
-        let hash = record.chain_hash(&previous);
+        let StoredAudit { record, hash } = AuditRecord::chained(entry, last, now_ms());
         self.conn.execute(
             "INSERT INTO audit_log (id, created_at, actor, source, action, repository, reference, digest, details, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -65,7 +49,7 @@ impl Audit for SqliteTx<'_> {
                 hash
             ],
         )?;
-        Ok(id)
+        Ok(record.id)
     }
 
     fn list_audit(&self, f: &AuditFilter, limit: u32) -> Result<Vec<StoredAudit>, DbError> {
