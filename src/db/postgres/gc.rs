@@ -1,5 +1,5 @@
 use super::{big, text, unsigned, PgTx};
-use crate::db::{now_ms, DbError, Gc};
+use crate::db::{now_ms, Backups, DbError, Gc};
 use crate::domain::{Digest, UploadId};
 
 /// The one rule for a collectable blob `b` (as in `../sqlite/gc.rs`):
@@ -46,6 +46,9 @@ impl Gc for PgTx<'_> {
     }
 
     fn gc_candidates(&self, after: &str, cutoff: i64, claims_since: i64, limit: u32) -> Result<Vec<(Digest, u64)>, DbError> {
+        if self.backup_fence_active(now_ms())? {
+            return Ok(Vec::new());
+        }
         let rows = self.query(
             concat!(
                 "SELECT b.digest, b.size FROM blobs b WHERE b.digest COLLATE \"C\" > $1 AND ",
@@ -58,6 +61,11 @@ impl Gc for PgTx<'_> {
     }
 
     fn gc_take(&self, digest: &Digest, cutoff: i64, claims_since: i64) -> Result<Option<u64>, DbError> {
+        // Re-checked under the writer lock, which taking a fence also holds:
+        // a fence taken after the candidate scan still stops the take.
+        if self.backup_fence_active(now_ms())? {
+            return Ok(None);
+        }
         let row = self.query_opt(
             concat!("SELECT b.size FROM blobs b WHERE b.digest = $1 AND ", collectable!()),
             &[&digest.as_str(), &cutoff, &claims_since],
@@ -120,7 +128,7 @@ impl Gc for PgTx<'_> {
     }
 
     fn take_stray(&self, digest: &Digest, size: u64, claims_since: i64) -> Result<bool, DbError> {
-        if self.stray_is_known(digest, claims_since)? {
+        if self.stray_is_known(digest, claims_since)? || self.backup_fence_active(now_ms())? {
             return Ok(false);
         }
         self.execute("INSERT INTO gc_pending (digest, size, created_at) VALUES ($1, $2, $3)", &[&digest.as_str(), &big(size), &now_ms()])?;
