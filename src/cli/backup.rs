@@ -37,11 +37,21 @@ pub enum BackupCommand {
         /// The snapshot to check (default: the newest finished one).
         #[arg(long)]
         snapshot: Option<String>,
+        /// PostgreSQL: a scratch database to restore the dump into and read
+        /// (its contents are replaced). Without it the dump is checked with
+        /// `pg_restore --list` and blobs by the snapshot's blob list.
+        #[arg(long)]
+        scratch_url: Option<String>,
         #[command(flatten)]
         config: ConfigArgs,
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How a PostgreSQL dump is checked (see [`backup::PgCheck`]).
+fn pg_check(config: &crate::config::Config, scratch_url: Option<String>) -> backup::PgCheck {
+    backup::PgCheck { tools: config.backup.pg_tools(), scratch_url }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -65,11 +75,12 @@ pub fn run(command: BackupCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
-        BackupCommand::Verify { source, snapshot, config, json } => {
+        BackupCommand::Verify { source, snapshot, scratch_url, config, json } => {
             let dest = destination(&source)?;
             let config = config.load(None)?;
             let scratch = backup::Scratch::new(&std::env::temp_dir(), "verify")?;
-            let outcome = runtime()?.block_on(backup::verify(&dest, &config.storage.s3, snapshot.as_deref(), &scratch.0))?;
+            let pg = pg_check(&config, scratch_url);
+            let outcome = runtime()?.block_on(backup::verify(&dest, &config.storage.s3, snapshot.as_deref(), &scratch.0, &pg))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&outcome)?);
             }
@@ -119,19 +130,30 @@ fn verdict(o: &VerifyOutcome, json: bool) -> Result<(), CliError> {
 }
 
 /// `wharf restore`: into a stopped data directory (its lock is taken).
-pub fn restore(config: &ConfigArgs, source: &str, snapshot: Option<&str>, force: bool, json: bool) -> Result<(), CliError> {
+pub fn restore(
+    config: &ConfigArgs,
+    source: &str,
+    snapshot: Option<&str>,
+    force: bool,
+    json: bool,
+    scratch_url: Option<String>,
+) -> Result<(), CliError> {
     let dest = destination(source)?;
     let config = config.load(None)?;
     crate::datadir::create(&config.data_dir).map_err(CliError::io(config.data_dir.display().to_string()))?;
     let _lock = crate::datadir::lock(&config.data_dir).map_err(crate::StartError::from)?;
-    let database = config.database_path();
-    if database.exists() && !force {
-        return Err(CliError::Refused(format!(
-            "{} already holds a database; restore replaces it and its blobs' metadata: pass --force to do so",
-            database.display()
-        )));
+    if !force {
+        let holds = match config.postgres_url() {
+            Some(url) => (!crate::db::pg_database_is_empty(url).map_err(crate::registry::backup::BackupError::from)?)
+                .then(|| "the PostgreSQL database of database.url already holds tables".to_owned()),
+            None => config.database_path().exists().then(|| format!("{} already holds a database", config.database_path().display())),
+        };
+        if let Some(holds) = holds {
+            return Err(CliError::Refused(format!("{holds}; restore replaces it and its blobs' metadata: pass --force to do so")));
+        }
     }
-    let report = runtime()?.block_on(backup::restore(&config, &dest, snapshot))?;
+    let pg = pg_check(&config, scratch_url);
+    let report = runtime()?.block_on(backup::restore(&config, &dest, snapshot, &pg))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -211,11 +211,14 @@ enum Command {
         /// The snapshot to restore (default: the newest finished one).
         #[arg(long)]
         snapshot: Option<String>,
-        /// Replace an existing database in the data directory.
+        /// Replace an existing database (SQLite: in the data directory; PostgreSQL: database.url's tables).
         #[arg(long)]
         force: bool,
         #[arg(long)]
         json: bool,
+        /// PostgreSQL: a scratch database to test-restore the dump into first (see `backup verify`).
+        #[arg(long)]
+        scratch_url: Option<String>,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -273,7 +276,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Retention { command } => maintenance::retention(command),
         Command::Gc { config, dry_run, json } => maintenance::gc(&config, dry_run, json),
         Command::Backup { command } => backup::run(command),
-        Command::Restore { source, snapshot, force, json, config } => backup::restore(&config, &source, snapshot.as_deref(), force, json),
+        Command::Restore { source, snapshot, force, json, scratch_url, config } => {
+            backup::restore(&config, &source, snapshot.as_deref(), force, json, scratch_url)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wharf", &mut std::io::stdout());
             Ok(())

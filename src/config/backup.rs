@@ -24,15 +24,23 @@ pub struct BackupConfig {
     /// dies without releasing it; a running backup renews it.
     #[serde(with = "humantime_serde")]
     pub fence_ttl: Duration,
+    /// `pg_dump` / `pg_restore` for a PostgreSQL database; none: on PATH,
+    /// else the newest /usr/lib/postgresql/<version>/bin.
+    pub pg_dump: Option<PathBuf>,
+    pub pg_restore: Option<PathBuf>,
 }
 
 impl Default for BackupConfig {
     fn default() -> Self {
-        Self { destination: None, schedule: None, keep: 7, fence_ttl: Duration::from_secs(3600) }
+        Self { destination: None, schedule: None, keep: 7, fence_ttl: Duration::from_secs(3600), pg_dump: None, pg_restore: None }
     }
 }
 
 impl BackupConfig {
+    pub fn pg_tools(&self) -> crate::db::PgTools {
+        crate::db::PgTools { pg_dump: self.pg_dump.clone(), pg_restore: self.pg_restore.clone() }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(dest) = &self.destination {
             Destination::parse(dest).map_err(|e| ConfigError::Invalid(format!("backup.destination: {e}")))?;

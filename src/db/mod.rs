@@ -111,9 +111,30 @@ pub enum DbError {
     Missing(String),
 }
 
-/// Why `wharf backup` refuses a PostgreSQL database for now.
-pub(crate) const POSTGRES_BACKUP: &str =
-    "`wharf backup` snapshots SQLite only for now; back a PostgreSQL database up with pg_dump and the blob store with its own tools";
+/// Where `pg_dump` and `pg_restore` are (`backup.pg_dump`, `backup.pg_restore`);
+/// none: on PATH, else Debian's `/usr/lib/postgresql/<version>/bin`.
+#[derive(Debug, Clone, Default)]
+pub struct PgTools {
+    pub pg_dump: Option<PathBuf>,
+    pub pg_restore: Option<PathBuf>,
+}
+
+/// `pg_restore --list` of a PostgreSQL backup's dump: empty when the archive
+/// reads whole, else what the tool said (blocking: a child process).
+pub fn pg_dump_problems(file: &Path, tools: &PgTools) -> Result<Vec<String>, DbError> {
+    postgres::dump::dump_problems(file, tools)
+}
+
+/// Whether the PostgreSQL database at `url` holds no table yet.
+pub fn pg_database_is_empty(url: &str) -> Result<bool, DbError> {
+    postgres::dump::is_empty(url)
+}
+
+/// Restores a PostgreSQL backup's dump into the database at `url`, in one
+/// transaction (blocking: a child process).
+pub fn pg_restore_dump(url: &str, file: &Path, tools: &PgTools) -> Result<(), DbError> {
+    postgres::dump::restore_dump(url, file, tools)
+}
 
 /// Unix time in milliseconds, the unit of every timestamp column.
 pub use crate::domain::now_ms;
@@ -200,9 +221,28 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
+        self.snapshot_into_with(dest, PgTools::default(), view).await
+    }
+
+    /// [`Db::snapshot_into`] with the PostgreSQL tools to use (the file is
+    /// then a `pg_dump --format=custom` archive).
+    pub async fn snapshot_into_with<T, E, F>(&self, dest: PathBuf, tools: PgTools, view: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
+    {
         match &self.engine {
             Engine::Sqlite(engine) => engine.snapshot_into(dest, view).await,
-            Engine::Postgres(_) => Err(DbError::Snapshot(POSTGRES_BACKUP.into()).into()),
+            Engine::Postgres(engine) => engine.snapshot_into(dest, tools, view).await,
+        }
+    }
+
+    /// The engine that holds the metadata: `sqlite` or `postgres`.
+    pub fn engine_name(&self) -> &'static str {
+        match &self.engine {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Postgres(_) => "postgres",
         }
     }
 
@@ -211,7 +251,8 @@ impl Db {
     pub async fn integrity_problems(&self) -> Result<Vec<String>, DbError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.integrity_problems().await,
-            Engine::Postgres(_) => Err(DbError::Snapshot(POSTGRES_BACKUP.into())),
+            // Its dump is checked by `pg_restore --list` and a restore instead.
+            Engine::Postgres(_) => Ok(Vec::new()),
         }
     }
 }
@@ -230,7 +271,7 @@ pub fn files(path: &Path) -> [PathBuf; 3] {
 /// Creates a missing database file as `0600` before SQLite opens it: SQLite
 /// would create it `0644` (less the umask), and it gives its `-wal` and
 /// `-shm` files the database file's mode, so this one mode covers all three.
-fn create_private(path: &Path) -> Result<(), DbError> {
+pub(crate) fn create_private(path: &Path) -> Result<(), DbError> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_layer_index", include_str!("../../../migrations/postgres/0006_layer_index.sql")),
     ("0007_release_diff", include_str!("../../../migrations/postgres/0007_release_diff.sql")),
     ("0008_release_verdicts", include_str!("../../../migrations/postgres/0008_release_verdicts.sql")),
+    ("0009_backup", include_str!("../../../migrations/postgres/0009_backup.sql")),
 ];
 
 /// Write transactions at once; more would only wait on the writer lock.
@@ -50,6 +51,8 @@ type Job = Box<dyn FnOnce(Result<&mut Client, DbError>) + Send>;
 pub(crate) struct PgEngine {
     writer: mpsc::Sender<Job>,
     readers: mpsc::Sender<Job>,
+    /// For a connection of its own (a backup's snapshot).
+    config: Arc<Config>,
 }
 
 /// Parses a `postgres://` URL (or key=value string) without connecting.
@@ -162,7 +165,12 @@ impl PgEngine {
         Ok(Self {
             writer: spawn_pool("writer", &config, writers, WRITE_QUEUE)?,
             readers: spawn_pool("reader", &config, readers, READ_QUEUE)?,
+            config,
         })
+    }
+
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
     /// Runs `f` in a REPEATABLE READ, READ ONLY transaction on a reader.

@@ -23,6 +23,7 @@ mod accounts;
 mod audit;
 mod backup;
 mod blobs;
+pub(crate) mod dump;
 mod gc;
 mod layer_index;
 mod manifests;

@@ -24,7 +24,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 pub use self::restore::{restore, RestoreReport};
-pub use self::verify::{verify, VerifyOutcome};
+pub use self::verify::{verify, PgCheck, VerifyOutcome};
 use super::{Registry, RegistryError};
 use crate::config::backup::Destination;
 use crate::db::backup::{BackupRun, MetadataCounts};
@@ -235,9 +235,10 @@ impl Registry {
     ) -> Result<BackupManifest, BackupError> {
         let scratch = Scratch::new(&std::env::temp_dir(), "backup")?;
         let file = scratch.0.join("wharf.db");
+        let tools = self.maintenance.backup.pg_tools();
         let view = self
             .db
-            .snapshot_into(file.clone(), |tx| -> Result<SnapshotView, DbError> {
+            .snapshot_into_with(file.clone(), tools, |tx| -> Result<SnapshotView, DbError> {
                 let blobs = verify::all_blobs(tx)?;
                 let counts = tx.metadata_counts()?;
                 let chain = super::audit::verify_chain(tx)?;
@@ -280,7 +281,7 @@ impl Registry {
             snapshot: id.to_owned(),
             wharf_version: env!("CARGO_PKG_VERSION").to_owned(),
             created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            engine: "sqlite".into(),
+            engine: self.db.engine_name().into(),
             metadata: FileRecord { size, sha256: sha.to_string() },
             blobs: view.blobs.len() as u64,
             bytes: view.blobs.iter().map(|(_, s)| s).sum(),

@@ -3,7 +3,9 @@
 //!
 //! Order: the whole backup is verified first (a damaged one is refused
 //! before anything is overwritten); then blobs go back, then the metadata
-//! replaces the database in one rename; then the restored data is checked
+//! replaces the database in one rename (PostgreSQL: `pg_restore
+//! --single-transaction --clean --if-exists` into `database.url`, all or
+//! nothing); then the restored data is checked
 //! as a server would need it: every blob re-hashed, every stage's current
 //! release present and its tag pointing at it, the audit chain verifying up
 //! to the head the manifest records.
@@ -11,7 +13,7 @@
 use serde::Serialize;
 
 use super::verify::{all_blobs, check_blobs};
-use super::{io, open_destination, verify, BackupError, Scratch};
+use super::{io, open_destination, verify, BackupError, PgCheck, Scratch};
 use crate::config::backup::Destination;
 use crate::config::Config;
 use crate::db::{Db, DbError};
@@ -33,15 +35,23 @@ pub struct RestoreReport {
     pub audit_head: String,
 }
 
-pub async fn restore(config: &Config, dest: &Destination, snapshot: Option<&str>) -> Result<RestoreReport, BackupError> {
+/// `pg.scratch_url`: where a PostgreSQL dump is test-restored while verifying.
+pub async fn restore(config: &Config, dest: &Destination, snapshot: Option<&str>, pg: &PgCheck) -> Result<RestoreReport, BackupError> {
     let target = BlobStore::from_config(config)?;
     target.check().await?;
     let scratch = Scratch::new(&config.data_dir, "restore")?;
-    let verified = verify(dest, &config.storage.s3, snapshot, &scratch.0).await?;
+    let verified = verify(dest, &config.storage.s3, snapshot, &scratch.0, pg).await?;
     if !verified.problems.is_empty() {
         return Err(BackupError::Damaged { location: verified.location, problems: verified.problems });
     }
     let manifest = &verified.manifest;
+    let engine = if config.postgres_url().is_some() { "postgres" } else { "sqlite" };
+    if manifest.engine != engine {
+        return Err(BackupError::Refused(format!(
+            "backup {} holds a {} database and this configuration uses {engine}; restore it with a matching database setting",
+            manifest.snapshot, manifest.engine
+        )));
+    }
     let source = open_destination(dest, &config.storage.s3, false).await?;
 
     // Blobs first: metadata that names them must never be in place without them.
@@ -64,23 +74,12 @@ pub async fn restore(config: &Config, dest: &Destination, snapshot: Option<&str>
         bytes_copied += size;
     }
 
-    // Then the metadata, in one rename beside the database.
-    let database = config.database_path();
-    let mut staged = database.clone().into_os_string();
-    staged.push(".restoring");
-    let staged = std::path::PathBuf::from(staged);
-    std::fs::copy(scratch.0.join("wharf.db"), &staged).map_err(io(staged.display().to_string()))?;
-    std::fs::File::open(&staged).and_then(|f| f.sync_all()).map_err(io(staged.display().to_string()))?;
-    for file in crate::db::files(&database) {
-        match std::fs::remove_file(&file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(file.display().to_string())(e)),
-            _ => {}
-        }
-    }
-    std::fs::rename(&staged, &database).map_err(io(database.display().to_string()))?;
-    tracing::info!(database = %database.display(), snapshot = %manifest.snapshot, "metadata restored; checking");
+    let (db, database) = match config.postgres_url() {
+        Some(url) => (restore_postgres(url, &scratch.0.join("wharf.db"), pg).await?, "database.url".to_owned()),
+        None => (restore_sqlite(config, &scratch)?, config.database_path().display().to_string()),
+    };
+    tracing::info!(database = %database, snapshot = %manifest.snapshot, "metadata restored; checking");
 
-    let db = Db::open_existing(&database, 1)?;
     // The snapshot holds its own backup's fence: no backup runs here now.
     db.write(|tx| tx.clear_backup_fences()).await?;
     let (blobs, orphans, pointers, chain) = db
@@ -115,7 +114,7 @@ pub async fn restore(config: &Config, dest: &Destination, snapshot: Option<&str>
     Ok(RestoreReport {
         location: verified.location.clone(),
         snapshot: manifest.snapshot.clone(),
-        database: database.display().to_string(),
+        database,
         blobs_copied,
         blobs_present,
         bytes_copied,
@@ -124,4 +123,36 @@ pub async fn restore(config: &Config, dest: &Destination, snapshot: Option<&str>
         audit_rows: chain.rows_checked,
         audit_head: chain.head_hash,
     })
+}
+
+/// The dump into `database.url` in one transaction; then opened (which
+/// applies any migration newer than the backup).
+async fn restore_postgres(url: &str, dump: &std::path::Path, pg: &PgCheck) -> Result<Db, BackupError> {
+    let (u, f, tools) = (url.to_owned(), dump.to_owned(), pg.tools.clone());
+    let restored = tokio::task::spawn_blocking(move || crate::db::pg_restore_dump(&u, &f, &tools))
+        .await
+        .map_err(|e| DbError::Panicked(e.to_string()))?;
+    if let Err(e) = restored {
+        return Err(BackupError::Refused(format!("restoring the metadata into database.url failed; the database is unchanged: {e}")));
+    }
+    let u = url.to_owned();
+    Ok(tokio::task::spawn_blocking(move || Db::open_postgres(&u, 1)).await.map_err(|e| DbError::Panicked(e.to_string()))??)
+}
+
+/// The snapshot file beside the database, renamed over it in one step.
+fn restore_sqlite(config: &Config, scratch: &Scratch) -> Result<Db, BackupError> {
+    let database = config.database_path();
+    let mut staged = database.clone().into_os_string();
+    staged.push(".restoring");
+    let staged = std::path::PathBuf::from(staged);
+    std::fs::copy(scratch.0.join("wharf.db"), &staged).map_err(io(staged.display().to_string()))?;
+    std::fs::File::open(&staged).and_then(|f| f.sync_all()).map_err(io(staged.display().to_string()))?;
+    for file in crate::db::files(&database) {
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(file.display().to_string())(e)),
+            _ => {}
+        }
+    }
+    std::fs::rename(&staged, &database).map_err(io(database.display().to_string()))?;
+    Ok(Db::open_existing(&database, 1)?)
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{open_destination, read_manifest, BackupError, BackupManifest, COPIES_IN_FLIGHT, LIST_BATCH};
 use crate::config::backup::Destination;
 use crate::config::S3Config;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, PgTools};
 use crate::domain::Digest;
 use crate::storage::{layout, BlobStore, StorageError};
 
@@ -29,10 +29,25 @@ pub struct VerifyOutcome {
     pub(crate) blobs: Vec<(Digest, u64)>,
 }
 
+/// How a PostgreSQL backup's dump is checked: with which tools, and where
+/// it may be restored to be read (a scratch database, emptied by the
+/// restore's `--clean`); without one, `pg_restore --list` and the blob list.
+#[derive(Debug, Clone, Default)]
+pub struct PgCheck {
+    pub tools: PgTools,
+    pub scratch_url: Option<String>,
+}
+
 /// Checks the newest finished snapshot of `dest` (or `snapshot`). The
 /// metadata file is left at `work/wharf.db` as downloaded (and checked
 /// through a copy, since opening a database may write to it).
-pub async fn verify(dest: &Destination, s3: &S3Config, snapshot: Option<&str>, work: &Path) -> Result<VerifyOutcome, BackupError> {
+pub async fn verify(
+    dest: &Destination,
+    s3: &S3Config,
+    snapshot: Option<&str>,
+    work: &Path,
+    pg: &PgCheck,
+) -> Result<VerifyOutcome, BackupError> {
     let location = dest.to_string();
     let store = open_destination(dest, s3, false).await?;
     let manifest = read_manifest(&store, &location, snapshot).await?;
@@ -62,7 +77,11 @@ pub async fn verify(dest: &Destination, s3: &S3Config, snapshot: Option<&str>, w
                 manifest.metadata.sha256
             ));
         }
-        blobs = check_metadata(&file, &work.join("check.db"), &manifest, &mut problems).await?;
+        blobs = if manifest.engine == "postgres" {
+            check_dump(&file, &manifest, pg, &mut problems).await?
+        } else {
+            check_metadata(&file, &work.join("check.db"), &manifest, &mut problems).await?
+        };
     }
     // An unreadable database still leaves the blob list to check blobs by.
     let blobs = match blobs {
@@ -99,6 +118,43 @@ async fn check_metadata(
             return Ok(None);
         }
     }
+    check_db(&db, manifest, problems).await
+}
+
+/// A PostgreSQL dump: it must list whole (`pg_restore --list`); with a
+/// scratch database it is restored there and read as a SQLite snapshot is.
+async fn check_dump(
+    file: &Path,
+    manifest: &BackupManifest,
+    pg: &PgCheck,
+    problems: &mut Vec<String>,
+) -> Result<Option<Vec<(Digest, u64)>>, BackupError> {
+    let corrupt = |e: &dyn std::fmt::Display| format!("database truncated/corrupt: {e}");
+    let (f, tools) = (file.to_owned(), pg.tools.clone());
+    let listed = blocking(move || crate::db::pg_dump_problems(&f, &tools)).await?;
+    if !listed.is_empty() {
+        problems.extend(listed.iter().map(|p| corrupt(p)));
+        return Ok(None);
+    }
+    let Some(url) = pg.scratch_url.clone() else { return Ok(None) };
+    let (f, tools, u) = (file.to_owned(), pg.tools.clone(), url.clone());
+    if let Err(e) = blocking(move || crate::db::pg_restore_dump(&u, &f, &tools)).await {
+        problems.push(corrupt(&e));
+        return Ok(None);
+    }
+    let db = blocking(move || Db::open_postgres(&url, 1)).await?;
+    check_db(&db, manifest, problems).await
+}
+
+/// A blocking database call off the async thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, DbError> + Send + 'static) -> Result<T, DbError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| DbError::Panicked(e.to_string()))?
+}
+
+/// The reads of a snapshot opened as a database: its blobs, references
+/// without a blob row, and the audit chain against the manifest.
+async fn check_db(db: &Db, manifest: &BackupManifest, problems: &mut Vec<String>) -> Result<Option<Vec<(Digest, u64)>>, BackupError> {
+    let corrupt = |e: &dyn std::fmt::Display| format!("database truncated/corrupt: {e}");
     let read = db
         .read(|tx| -> Result<_, DbError> {
             let blobs = all_blobs(tx)?;
