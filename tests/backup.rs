@@ -29,14 +29,48 @@ fn wharf(args: &[&str], env: &[(String, String)]) -> Output {
     cmd.output().expect("running wharf")
 }
 
-/// `wharf backup` snapshots SQLite only for now (PostgreSQL: pg_dump), so
-/// this suite runs on the SQLite half of the test command; it says so.
-fn on_postgres() -> bool {
-    let pg = database_engine_is_postgres();
-    if pg {
-        eprintln!("backup tests run on SQLite only: `wharf backup` refuses a PostgreSQL database for now");
+/// The variables a `wharf` command beside `app` needs for its database:
+/// on PostgreSQL (WHARF_TEST_DATABASE=postgres) the server's database.url.
+fn db_env(app: &TestApp) -> Vec<(String, String)> {
+    app.database_url().map(|url| ("WHARF_DATABASE__URL".to_owned(), url.to_owned())).into_iter().collect()
+}
+
+/// Runs `sql` on `app`'s PostgreSQL database and returns the first column
+/// of the first row as text. On a thread: the synchronous client may not
+/// run inside a runtime.
+fn pg_query(app: &TestApp, sql: &str) -> Option<String> {
+    let (url, sql) = (app.database_url().expect("a PostgreSQL test").to_owned(), sql.to_owned());
+    thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect to the test database");
+        client.batch_execute("SET client_min_messages = warning").unwrap();
+        client.simple_query(&sql).unwrap_or_else(|e| panic!("{sql}: {e}")).into_iter().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("").to_owned()),
+            _ => None,
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// Wipes the data directory, and on PostgreSQL every table of the database.
+fn wipe(app: &TestApp) {
+    std::fs::remove_dir_all(app.data_dir()).unwrap();
+    if app.database_url().is_some() {
+        pg_query(app, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
     }
-    pg
+}
+
+/// What a refused restore must leave unchanged: the SQLite file, or on
+/// PostgreSQL the audit chain and the tags.
+fn metadata_fingerprint(app: &TestApp) -> String {
+    match app.database_url() {
+        Some(_) => pg_query(
+            app,
+            "SELECT (SELECT string_agg(hash, ',' ORDER BY id) FROM audit_log) || '/' || (SELECT string_agg(digest, ',' ORDER BY repository_id, name) FROM tags)",
+        )
+        .unwrap_or_default(),
+        None => sha_of_file(&app.data_dir().join("wharf.db")),
+    }
 }
 
 fn text(out: &Output) -> String {
@@ -126,10 +160,8 @@ fn sha_of_file(path: &Path) -> String {
 
 #[test]
 fn backup_while_pushing_then_wipe_restore_pull_and_roll_back() {
-    if on_postgres() {
-        return;
-    }
     let mut app = TestApp::start();
+    let env = db_env(&app);
     let repo = repo("backup");
     let releases: Vec<Image> = (1..=3).map(|n| ship(&app, &repo, &format!("v{n}"))).collect();
     assert_eq!(prod_digest(&app, &repo), releases[2].digest);
@@ -153,7 +185,7 @@ fn backup_while_pushing_then_wipe_restore_pull_and_roll_back() {
             thread::sleep(std::time::Duration::from_millis(20));
         }
         let before = pushed.lock().unwrap().len();
-        let first = backup(&app, &dest_str, &[]);
+        let first = backup(&app, &dest_str, &env);
         let during = pushed.lock().unwrap().len() - before;
         stop.store(true, Ordering::SeqCst);
         pusher.join().unwrap();
@@ -166,9 +198,9 @@ fn backup_while_pushing_then_wipe_restore_pull_and_roll_back() {
     assert_eq!(first["counts"]["releases"], 9, "3 releases in each of 3 stages: {first}");
 
     // Incremental: a second backup copies only what is new since the first.
-    let second = backup(&app, &dest_str, &[]);
+    let second = backup(&app, &dest_str, &env);
     let extra = push_image(&app, &repo, Some("extra"), 2);
-    let third = backup(&app, &dest_str, &[]);
+    let third = backup(&app, &dest_str, &env);
     assert_eq!(third["blobs_copied"], 3, "only the new image's config and 2 layers are copied: {third}");
     assert_eq!(third["blobs"].as_u64().unwrap(), second["blobs"].as_u64().unwrap() + 3, "{second} {third}");
     assert_eq!(third["bytes_copied"].as_u64().unwrap(), (extra.config.len() + extra.layers.iter().map(Vec::len).sum::<usize>()) as u64);
@@ -177,19 +209,19 @@ fn backup_while_pushing_then_wipe_restore_pull_and_roll_back() {
     assert!(String::from_utf8_lossy(&verify.stdout).contains("is sound"), "{}", text(&verify));
 
     // A restore refuses a data directory that a server holds.
-    refused(restore(app.data_dir(), &dest_str, &[], true), "in use by another wharf server");
+    refused(restore(app.data_dir(), &dest_str, &env, true), "in use by another wharf server");
 
     // Wipe, restore the newest snapshot, serve again.
     app.stop();
-    std::fs::remove_dir_all(app.data_dir()).unwrap();
-    let restored = ok_json(restore(app.data_dir(), &dest_str, &[], false));
+    wipe(&app);
+    let restored = ok_json(restore(app.data_dir(), &dest_str, &env, false));
     assert_eq!(restored["snapshot"], third["snapshot"]);
     assert_eq!(restored["blobs_copied"], third["blobs"], "{restored}");
     assert_eq!(restored["blobs_verified"], third["blobs"], "{restored}");
     assert_eq!(restored["stage_pointers_checked"], 3, "{restored}");
     assert_eq!(restored["audit_head"], third["audit"]["head"]);
     // Restoring over an existing database needs --force.
-    refused(restore(app.data_dir(), &dest_str, &[], false), "--force");
+    refused(restore(app.data_dir(), &dest_str, &env, false), "--force");
     app.start_again();
 
     assert_eq!(prod_digest(&app, &repo), releases[2].digest, ":prod is the last release");
@@ -212,16 +244,14 @@ fn backup_while_pushing_then_wipe_restore_pull_and_roll_back() {
 
 #[test]
 fn damaged_backups_are_refused_by_verify_and_restore_naming_the_damage() {
-    if on_postgres() {
-        return;
-    }
     let mut app = TestApp::start();
+    let env = db_env(&app);
     let repo = repo("damage");
     let image = ship(&app, &repo, "v1");
     let tmp = tempfile::tempdir().unwrap();
     let good = tmp.path().join("good");
     let good_str = good.to_str().unwrap().to_owned();
-    let manifest = backup(&app, &good_str, &[]);
+    let manifest = backup(&app, &good_str, &env);
     let snapshot = manifest["snapshot"].as_str().unwrap().to_owned();
 
     let flipped = tmp.path().join("flipped");
@@ -244,16 +274,19 @@ fn damaged_backups_are_refused_by_verify_and_restore_naming_the_damage() {
 
     // Restore refuses both before touching the data directory.
     app.stop();
-    let db_path = app.data_dir().join("wharf.db");
-    let (db_before, blob_before) = (sha_of_file(&db_path), sha_of_file(&blob_file(&app.data_dir().join("blobs"), &image.layer_digests[1])));
-    refused(restore(app.data_dir(), flipped.to_str().unwrap(), &[], true), &blob_damage);
-    let out = refused(restore(app.data_dir(), truncated.to_str().unwrap(), &[], true), "database truncated/corrupt");
+    let (db_before, blob_before) =
+        (metadata_fingerprint(&app), sha_of_file(&blob_file(&app.data_dir().join("blobs"), &image.layer_digests[1])));
+    refused(restore(app.data_dir(), flipped.to_str().unwrap(), &env, true), &blob_damage);
+    let out = refused(restore(app.data_dir(), truncated.to_str().unwrap(), &env, true), "database truncated/corrupt");
     assert!(out.contains("nothing was restored"), "{out}");
-    assert_eq!(sha_of_file(&db_path), db_before, "a refused restore changed the database");
+    assert_eq!(metadata_fingerprint(&app), db_before, "a refused restore changed the database");
     assert_eq!(sha_of_file(&blob_file(&app.data_dir().join("blobs"), &image.layer_digests[1])), blob_before);
-    let fresh = tmp.path().join("fresh-data");
-    refused(restore(&fresh, flipped.to_str().unwrap(), &[], false), &blob_damage);
-    assert!(!fresh.join("wharf.db").exists(), "a refused restore left a database behind");
+    // SQLite: into a data directory with no database yet, nothing is left behind.
+    if app.database_url().is_none() {
+        let fresh = tmp.path().join("fresh-data");
+        refused(restore(&fresh, flipped.to_str().unwrap(), &[], false), &blob_damage);
+        assert!(!fresh.join("wharf.db").exists(), "a refused restore left a database behind");
+    }
 
     // The intact backup still verifies, and the server still serves.
     let verify = wharf(&["backup", "verify", &good_str], &[]);
@@ -264,11 +297,11 @@ fn damaged_backups_are_refused_by_verify_and_restore_naming_the_damage() {
 
 #[test]
 fn backup_to_an_s3_prefix_and_restore_from_it() {
-    if on_postgres() || !s3_available() {
+    if !s3_available() {
         return;
     }
     let get = |k: &str| std::env::var(k).unwrap();
-    let env: Vec<(String, String)> = [
+    let mut env: Vec<(String, String)> = [
         ("WHARF_STORAGE__S3__ENDPOINT", get("WHARF_TEST_S3_ENDPOINT")),
         ("WHARF_STORAGE__S3__REGION", get("WHARF_TEST_S3_REGION")),
         ("WHARF_STORAGE__S3__ACCESS_KEY_ID", get("WHARF_TEST_S3_ACCESS_KEY_ID")),
@@ -282,6 +315,7 @@ fn backup_to_an_s3_prefix_and_restore_from_it() {
     let dest = format!("s3://{}/wharf-backup-tests/{}", get("WHARF_TEST_S3_BUCKET"), unique_token());
 
     let mut app = TestApp::start();
+    env.extend(db_env(&app));
     let repo = repo("s3backup");
     let image = ship(&app, &repo, "v1");
     let first = backup(&app, &dest, &env);
@@ -292,7 +326,7 @@ fn backup_to_an_s3_prefix_and_restore_from_it() {
     assert!(verify.status.success(), "{}", text(&verify));
 
     app.stop();
-    std::fs::remove_dir_all(app.data_dir()).unwrap();
+    wipe(&app);
     let restored = ok_json(restore(app.data_dir(), &dest, &env, false));
     assert_eq!(restored["snapshot"], second["snapshot"]);
     app.start_again();
@@ -303,9 +337,6 @@ fn backup_to_an_s3_prefix_and_restore_from_it() {
 
 #[test]
 fn the_server_backs_up_on_its_schedule_and_prunes_to_keep() {
-    if on_postgres() {
-        return;
-    }
     let dest = tempfile::tempdir().unwrap();
     let dest_str = dest.path().to_str().unwrap().to_owned();
     let mut app = TestApp::builder()

@@ -358,6 +358,11 @@ impl TestApp {
         &self.data_dir
     }
 
+    /// The PostgreSQL database of this Wharf (WHARF_TEST_DATABASE=postgres).
+    pub fn database_url(&self) -> Option<&str> {
+        self._database.as_ref().map(|d| d.url.as_str())
+    }
+
     pub fn log_path(&self) -> &Path {
         &self.log_path
     }
