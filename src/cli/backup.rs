@@ -51,7 +51,7 @@ pub enum BackupCommand {
 
 /// How a PostgreSQL dump is checked (see [`backup::PgCheck`]).
 fn pg_check(config: &crate::config::Config, scratch_url: Option<String>) -> backup::PgCheck {
-    backup::PgCheck { tools: config.backup.pg_tools(), scratch_url }
+    backup::PgCheck { tools: backup::pg_tools(&config.backup), scratch_url }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

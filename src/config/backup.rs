@@ -37,10 +37,6 @@ impl Default for BackupConfig {
 }
 
 impl BackupConfig {
-    pub fn pg_tools(&self) -> crate::db::PgTools {
-        crate::db::PgTools { pg_dump: self.pg_dump.clone(), pg_restore: self.pg_restore.clone() }
-    }
-
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(dest) = &self.destination {
             Destination::parse(dest).map_err(|e| ConfigError::Invalid(format!("backup.destination: {e}")))?;

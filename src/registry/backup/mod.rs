@@ -134,6 +134,11 @@ struct SnapshotView {
     audit: AuditHead,
 }
 
+/// `backup.pg_dump` / `backup.pg_restore` (config stays below db: built here).
+pub fn pg_tools(cfg: &crate::config::backup::BackupConfig) -> crate::db::PgTools {
+    crate::db::PgTools { pg_dump: cfg.pg_dump.clone(), pg_restore: cfg.pg_restore.clone() }
+}
+
 /// The store of a destination, reachable (S3: one listing, as at start-up).
 pub(crate) async fn open_destination(dest: &Destination, s3: &crate::config::S3Config, create: bool) -> Result<BlobStore, BackupError> {
     let store = BlobStore::for_backup(dest, s3, create).map_err(|e| BackupError::Destination(format!("{dest}: {e}")))?;
@@ -235,7 +240,7 @@ impl Registry {
     ) -> Result<BackupManifest, BackupError> {
         let scratch = Scratch::new(&std::env::temp_dir(), "backup")?;
         let file = scratch.0.join("wharf.db");
-        let tools = self.maintenance.backup.pg_tools();
+        let tools = pg_tools(&self.maintenance.backup);
         let view = self
             .db
             .snapshot_into_with(file.clone(), tools, |tx| -> Result<SnapshotView, DbError> {
