@@ -23,6 +23,7 @@ mod accounts;
 mod audit;
 mod backup;
 mod blobs;
+mod events;
 mod gc;
 mod layer_index;
 mod manifests;
