@@ -19,6 +19,8 @@ pub mod metrics;
 pub use self::metrics::{HealthConfig, MetricsConfig};
 /// `[diff]`, the bounds of image diff, in its own file.
 pub mod diff;
+/// `[events]`, webhook endpoints of durable events, in its own file.
+pub mod events;
 /// Signed promotions: trusted keys and the signature gate (its own file).
 pub mod signatures;
 
@@ -50,6 +52,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub health: HealthConfig,
     pub diff: diff::DiffConfig,
+    pub events: events::EventsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -261,6 +264,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             gc: GcConfig::default(),
             diff: diff::DiffConfig::default(),
+            events: events::EventsConfig::default(),
             backup: backup::BackupConfig::default(),
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
@@ -347,6 +351,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "health",
     "diff",
     "backup",
+    "events",
 ];
 
 /// Each of figment's errors as one line that names the key as written in the
@@ -479,6 +484,7 @@ impl Config {
         self.metrics.validate()?;
         self.health.validate()?;
         self.diff.validate()?;
+        self.events.validate()?;
         self.backup.validate()
     }
 

@@ -61,6 +61,18 @@ pub fn start(registry: &Registry) -> Jobs {
             }
         });
     }
+    // Durable events: deliveries resume from the database at every start.
+    match crate::events::Dispatcher::new(registry.db().clone(), &m.events) {
+        Ok(Some(dispatcher)) => {
+            let every = dispatcher.poll_interval();
+            jobs.every_interval_from(Duration::ZERO, every, "events", move || {
+                let dispatcher = dispatcher.clone();
+                async move { dispatcher.run().await }
+            });
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "webhook delivery cannot start"),
+    }
     if let Some(every) = m.gc.schedule {
         let registry = registry.clone();
         jobs.every_interval(every, "gc", move || {

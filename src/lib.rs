@@ -14,6 +14,7 @@ pub mod datadir;
 pub mod db;
 pub mod diff;
 pub mod domain;
+pub mod events;
 pub mod governance;
 pub mod jobs;
 pub mod observability;
@@ -85,6 +86,7 @@ fn maintenance(config: &Config) -> registry::Maintenance {
         gc: config.gc.clone(),
         backup: config.backup.clone(),
         backup_s3: config.storage.s3.clone(),
+        events: config.events.clone(),
     }
 }
 

@@ -20,6 +20,8 @@ mod backup;
 mod blobs;
 #[path = "db_contract/engines.rs"]
 mod engines;
+#[path = "db_contract/events.rs"]
+mod events;
 #[path = "db_contract/gc.rs"]
 mod gc;
 #[path = "db_contract/manifests.rs"]
@@ -61,6 +63,7 @@ macro_rules! db_contract_suite {
                 signatures::verdicts_are_recorded_and_current,
                 audit::append_chains_and_filters,
                 audit::concurrent_appends_form_one_verifiable_chain,
+                events::outbox_cursors_and_deliveries,
                 accounts::accounts_and_grants,
                 gc::claims_candidates_take_and_finish,
                 gc::stale_uploads_and_strays,

@@ -29,7 +29,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Use-cases. `registry` and `auth` are peers and never call each other.
     ("registry", &["domain", "config", "governance", "diff", "db", "storage"]),
     ("auth", &["domain", "config", "governance", "db"]),
-    ("jobs", &["domain", "config", "registry", "auth"]),
+    // Webhook delivery of the outbox: database state in, HTTP out; scheduled by `jobs`.
+    ("events", &["domain", "config", "db"]),
+    ("jobs", &["domain", "config", "registry", "auth", "events"]),
     // Metrics and probes: beside `jobs`; it reads `db` and `storage` only to
     // probe them (readiness) and count (gauges), never for client data.
     ("observability", &["domain", "config", "db", "storage", "registry"]),

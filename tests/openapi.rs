@@ -89,6 +89,9 @@ fn the_openapi_document_describes_every_real_answer() {
     let app = TestApp::builder()
         .with_auth()
         .env("WHARF_RETENTION__POLICIES", r#"[{name = "recent", repositories = "**", keep_last = 1}]"#)
+        // A webhook nobody listens on: its deliveries fail and are dead letters to list and replay.
+        .env("WHARF_EVENTS__ENDPOINTS", r#"[{name = "doc", url = "http://127.0.0.1:9/", max_attempts = 1}]"#)
+        .env("WHARF_EVENTS__POLL_INTERVAL", "100ms")
         .start();
     // Readable without credentials, like /v2/.
     let r = app.get("/api/v1/openapi.json");
@@ -192,6 +195,16 @@ fn the_openapi_document_describes_every_real_answer() {
     assert!(!plan.json()["repositories"].as_array().unwrap().is_empty(), "a plan with decisions was checked");
     c.call(Method::POST, "/api/v1/retention/runs", "/api/v1/retention/runs", None).expect(200);
     c.call(Method::POST, "/api/v1/gc/runs", "/api/v1/gc/runs?dry_run=true", None).expect(200);
+
+    // Webhook deliveries and replay.
+    let deliveries = "/api/v1/events/deliveries";
+    let first = c.call(Method::GET, deliveries, "/api/v1/events/deliveries?endpoint=doc&n=1", None);
+    first.expect(200);
+    let first = first.json()["deliveries"][0]["audit_id"].as_i64().expect("a delivery of the pushes");
+    c.call(Method::GET, deliveries, "/api/v1/events/deliveries?state=lost", None).expect(400);
+    let replay = "/api/v1/events/replay";
+    c.call(Method::POST, replay, replay, Some(json!({"endpoint": "doc", "from": first, "to": first}))).expect(200);
+    c.call(Method::POST, replay, replay, Some(json!({"endpoint": "nobody", "from": 1, "to": 2}))).expect(400);
 
     // Accounts.
     let user = json!({"name": "ops", "password": "a-long-password-1"});

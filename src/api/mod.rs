@@ -13,6 +13,8 @@ mod base;
 mod blobs;
 mod catalog;
 mod diff;
+// Visible to `api::openapi`, which lists its handlers.
+pub(crate) mod events;
 mod governance;
 mod manifests;
 pub mod oci_error;
@@ -43,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/admin/drain", web::post().to(admin::drain))
             .route("/admin/drain", web::delete().to(admin::undrain))
             .configure(governance::routes)
+            .configure(events::routes)
             .route("/repositories/{name:.+}/diff", web::get().to(diff::get))
             .route("/users", web::post().to(accounts::create_user))
             .route("/users", web::get().to(accounts::list_users))

@@ -16,7 +16,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use super::{accounts, admin, diff, governance};
+use super::{accounts, admin, diff, events, governance};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,6 +40,8 @@ use super::{accounts, admin, diff, governance};
         governance::maintenance::plan,
         governance::maintenance::run,
         governance::maintenance::gc,
+        events::list,
+        events::replay,
         accounts::create_user,
         accounts::list_users,
         accounts::delete_user,
@@ -70,6 +72,7 @@ use super::{accounts, admin, diff, governance};
         (name = "audit", description = "The hash-chained audit log"),
         (name = "maintenance", description = "Retention and garbage collection"),
         (name = "accounts", description = "Users, robot accounts and grants"),
+        (name = "events", description = "Webhook deliveries of durable events, dead letters and replay (admin only)"),
         (name = "operations", description = "Operating a node: the probes /livez and /readyz (no credentials) and the drain switch"),
     )
 )]

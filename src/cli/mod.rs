@@ -9,6 +9,7 @@ mod client;
 mod credentials;
 mod diff;
 mod error;
+mod events;
 mod maintenance;
 mod remote;
 mod session;
@@ -166,6 +167,12 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Webhook deliveries on a running server: list them (dead letters
+    /// too) or replay events to an endpoint.
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
     /// Audit log maintenance on the local database.
     Audit {
         #[command(subcommand)]
@@ -269,6 +276,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Diff { repository, from, to, platform, files, client } => {
             diff::diff(&remote::Remote::connect(&client)?, &repository, &from, &to, platform.as_deref(), files)
         }
+        Command::Events { command } => events::run(command),
         Command::Audit { command } => audit::run(command),
         Command::User { command } => accounts::user(command),
         Command::Robot { command } => accounts::robot(command),

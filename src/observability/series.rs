@@ -72,6 +72,10 @@ fn describe() {
     describe_gauge!("wharf_registry_uploads_open", "Upload sessions open (refreshed in the background)");
     describe_counter!("wharf_registry_blobs_stored_total", "Blob uploads completed");
     describe_counter!("wharf_registry_blob_bytes_stored_total", Unit::Bytes, "Bytes of the blob uploads completed");
+    describe_counter!("wharf_events_delivered_total", "Webhook deliveries an endpoint accepted (2xx), by endpoint");
+    describe_counter!("wharf_events_failed_total", "Webhook delivery attempts that failed (error, timeout or non-2xx), by endpoint");
+    describe_counter!("wharf_events_dead_lettered_total", "Events given up after an endpoint's max_attempts, by endpoint");
+    describe_gauge!("wharf_events_backlog", "Webhook deliveries pending over all endpoints (refreshed by the dispatcher)");
     describe_counter!("wharf_gc_runs_total", "Garbage collection runs, by outcome (ok, error) and mode (run, dry_run)");
     describe_counter!("wharf_gc_blobs_deleted_total", "Blobs garbage collection deleted (resumed and stray objects included)");
     describe_counter!("wharf_gc_bytes_freed_total", Unit::Bytes, "Bytes garbage collection freed (stray objects included)");

@@ -11,6 +11,7 @@ pub mod backup;
 pub mod blobs;
 pub mod diff;
 pub mod error;
+pub mod events;
 pub mod gc;
 pub mod listing;
 pub mod manifests;
@@ -54,13 +55,16 @@ pub struct Registry {
 }
 
 /// What cleanup may delete and when (retention policies and GC settings),
-/// and scheduled backups with the S3 settings an `s3://` destination uses.
+/// scheduled backups with the S3 settings an `s3://` destination uses, and
+/// the webhook endpoints of durable events.
 #[derive(Debug, Clone, Default)]
 pub struct Maintenance {
     pub retention: RetentionConfig,
     pub gc: GcConfig,
     pub backup: BackupConfig,
     pub backup_s3: S3Config,
+    /// Webhook endpoints (the dispatcher in `events`; replay checks names here).
+    pub events: crate::config::events::EventsConfig,
 }
 
 impl Registry {
@@ -119,9 +123,14 @@ where
     }
 }
 
-/// Appends an audit row for a change, inside the change's transaction.
+/// Appends an audit row for a change, inside the change's transaction, and
+/// when the change is an event, its outbox row in the same transaction: an
+/// event is announced if and only if its change committed.
 pub(crate) fn record(tx: &dyn Tx, entry: &AuditEntry) -> Result<(), RegistryError> {
-    tx.append_audit(entry)?;
+    let id = tx.append_audit(entry)?;
+    if let Some(event_type) = crate::domain::event_type(entry.action, &entry.details) {
+        tx.enqueue_event(id, event_type, entry.repository.as_deref().unwrap_or_default())?;
+    }
     Ok(())
 }
 

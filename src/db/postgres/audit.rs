@@ -7,7 +7,7 @@ use crate::domain::{AuditAction, AuditEntry, AuditRecord};
 
 const COLUMNS: &str = "id, created_at, actor, source, action, repository, reference, digest, details, hash";
 
-fn from_row(r: &Row) -> Result<StoredAudit, DbError> {
+pub(super) fn from_row(r: &Row) -> Result<StoredAudit, DbError> {
     let details: String = r.try_get(8)?;
     Ok(StoredAudit {
         record: AuditRecord {

@@ -38,6 +38,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_release_diff", include_str!("../../../migrations/postgres/0007_release_diff.sql")),
     ("0008_release_verdicts", include_str!("../../../migrations/postgres/0008_release_verdicts.sql")),
     ("0009_backup", include_str!("../../../migrations/postgres/0009_backup.sql")),
+    ("0010_events", include_str!("../../../migrations/postgres/0010_events.sql")),
 ];
 
 /// Write transactions at once; more would only wait on the writer lock.

@@ -24,6 +24,7 @@ mod audit;
 mod backup;
 mod blobs;
 pub(crate) mod dump;
+mod events;
 mod gc;
 mod layer_index;
 mod manifests;

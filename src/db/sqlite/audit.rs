@@ -7,7 +7,7 @@ use crate::domain::{AuditAction, AuditEntry, AuditRecord};
 
 const COLUMNS: &str = "id, created_at, actor, source, action, repository, reference, digest, details, hash";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredAudit> {
+pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredAudit> {
     let details: String = r.get(8)?;
     Ok(StoredAudit {
         record: AuditRecord {

@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod blobs;
 pub(crate) mod engine;
+mod events;
 mod gc;
 mod layer_index;
 mod manifests;
