@@ -9,6 +9,7 @@ mod client;
 mod credentials;
 mod diff;
 mod error;
+mod keys;
 mod maintenance;
 mod remote;
 mod session;
@@ -224,6 +225,11 @@ enum Command {
         #[command(subcommand)]
         command: accounts::GrantCommand,
     },
+    /// Registry-token signing keys (shared by every node): list, rotate.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Print a shell completion script, e.g. `wharf completions bash > /etc/bash_completion.d/wharf`.
     Completions { shell: clap_complete::Shell },
     /// Print the wharf(1) man page (roff), e.g. `wharf man | man -l -`.
@@ -274,6 +280,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Gc { config, dry_run, json } => maintenance::gc(&config, dry_run, json),
         Command::Backup { command } => backup::run(command),
         Command::Restore { source, snapshot, force, json, config } => backup::restore(&config, &source, snapshot.as_deref(), force, json),
+        Command::Keys { command } => keys::run(command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wharf", &mut std::io::stdout());
             Ok(())

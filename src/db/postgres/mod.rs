@@ -29,6 +29,7 @@ mod manifests;
 mod releases;
 mod repositories;
 mod signatures;
+mod signing_keys;
 mod tags;
 mod uploads;
 
