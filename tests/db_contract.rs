@@ -34,6 +34,8 @@ mod releases;
 mod repositories;
 #[path = "db_contract/signatures.rs"]
 mod signatures;
+#[path = "db_contract/signing_keys.rs"]
+mod signing_keys;
 #[path = "db_contract/tags.rs"]
 mod tags;
 #[path = "db_contract/uploads.rs"]
@@ -61,6 +63,8 @@ macro_rules! db_contract_suite {
                 releases::append_current_get_and_list,
                 releases::concurrent_promotions_get_distinct_gap_free_sequences,
                 signatures::verdicts_are_recorded_and_current,
+                signing_keys::signing_keys_add_list_and_delete,
+                signing_keys::concurrent_first_key_creation_makes_one,
                 audit::append_chains_and_filters,
                 audit::concurrent_appends_form_one_verifiable_chain,
                 events::outbox_cursors_and_deliveries,

@@ -371,7 +371,7 @@ sqlite_only=(
 # The test binaries run on PostgreSQL so far: the contract suite's postgres
 # half, start-up on PostgreSQL, and the black-box binaries verified on it.
 # The rest of the suite follows as each is verified there (issue 13).
-postgres_binaries=(db_contract postgres manifests uploads governance access backup events)
+postgres_binaries=(db_contract postgres manifests uploads governance access backup events nodes)
 step_cargo_test_postgres() {
     need_installed cargo-test-postgres postgres || return 1
     need cargo-test-postgres build || return 1

@@ -30,9 +30,9 @@ fn unauthorized(auth: &Auth, e: AuthError) -> ApiError {
     }
 }
 
-fn issue(auth: &Auth, id: Result<Identity, AuthError>, scopes: Vec<String>) -> Result<HttpResponse, ApiError> {
+async fn issue(auth: &Auth, id: Result<Identity, AuthError>, scopes: Vec<String>) -> Result<HttpResponse, ApiError> {
     let id = id.map_err(|e| unauthorized(auth, e))?;
-    let token = auth.issue_token(&id, &scopes)?;
+    let token = auth.issue_token(&id, &scopes).await?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(token))
 }
 
@@ -41,7 +41,7 @@ fn issue(auth: &Auth, id: Result<Identity, AuthError>, scopes: Vec<String>) -> R
 pub async fn get(req: HttpRequest, auth: web::Data<Auth>) -> Result<HttpResponse, ApiError> {
     let scopes = params(req.query_string().as_bytes())?.into_iter().filter(|(k, _)| k == "scope").map(|(_, v)| v).collect();
     let id = auth.authenticate(header_value(&req, header::AUTHORIZATION), &source(&req)).await;
-    issue(&auth, id, scopes)
+    issue(&auth, id, scopes).await
 }
 
 /// `POST /auth/token` (OAuth2 form: `grant_type=password&username=&password=&scope=`),
@@ -65,5 +65,5 @@ pub async fn post(req: HttpRequest, body: web::Bytes, auth: web::Data<Auth>) -> 
         }
         None => auth.authenticate(header_value(&req, header::AUTHORIZATION), &source(&req)).await,
     };
-    issue(&auth, id, scopes)
+    issue(&auth, id, scopes).await
 }

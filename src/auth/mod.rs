@@ -6,6 +6,7 @@
 //! pure function in `roles`.
 
 mod accounts;
+pub mod keyring;
 mod limiter;
 pub mod roles;
 pub mod secrets;
@@ -23,7 +24,7 @@ use crate::domain::{AccountKind, Actor, AuditAction, AuditEntry, RepoGlob};
 pub use accounts::{AccountInfo, GrantInfo};
 use limiter::{LoginKeys, LoginLimiter};
 pub use roles::{Action, Grant, Permissions, Role};
-use tokens::{Access, TokenKeys};
+use tokens::{Access, TokenError};
 
 /// The name under which unauthenticated requests act.
 pub const ANONYMOUS: &str = "anonymous";
@@ -80,7 +81,7 @@ pub struct TokenResponse {
 struct Inner {
     db: Db,
     enabled: bool,
-    keys: TokenKeys,
+    keys: keyring::Keyring,
     ttl_secs: i64,
     realm: Option<String>,
     anonymous: Vec<Grant>,
@@ -102,25 +103,31 @@ fn grant_from_row(g: &GrantRow) -> Option<Grant> {
 }
 
 impl Auth {
-    /// Loads (or creates) the token-signing key and sets up the policy.
+    /// Sets up the policy. The token-signing keys are read (and the first
+    /// one created) from the database on first use; the secret file of an
+    /// embedded install is that first key, so tokens it issued before keys
+    /// were in the database still verify. On PostgreSQL no file is created
+    /// (it would be node-local), only read if present (an upgraded install).
     pub fn new(db: Db, config: &Config) -> Result<Self, AuthError> {
         let key_path = config.token_key_path();
-        let key = match std::fs::read(&key_path) {
-            Ok(k) if k.len() >= 32 => k,
+        let legacy = match std::fs::read(&key_path) {
+            Ok(k) if k.len() >= 32 => Some(k),
             Ok(_) => return Err(AuthError::Setup(format!("{} holds fewer than 32 bytes", key_path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.postgres_url().is_none() => {
                 let key = secrets::new_signing_key();
                 write_private(&key_path, &key).map_err(|e| AuthError::Setup(format!("{}: {e}", key_path.display())))?;
-                key
+                Some(key)
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(AuthError::Setup(format!("{}: {e}", key_path.display()))),
         };
+        let keys = keyring::Keyring::new(db.clone(), SERVICE, legacy);
         let anonymous = config.auth.anonymous_pull.iter().map(|glob| Grant::new(glob.clone(), Role::Reader, vec![])).collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 enabled: config.auth.enabled,
-                keys: TokenKeys::new(&key, SERVICE),
+                keys,
                 ttl_secs: config.auth.token_ttl.as_secs() as i64,
                 realm: config.auth.realm.clone(),
                 anonymous,
@@ -167,7 +174,7 @@ impl Auth {
             return self.login(user, secret, source).await;
         }
         if let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) {
-            let claims = self.inner.keys.verify(token.trim()).map_err(|e| AuthError::Unauthenticated(e.to_string()))?;
+            let claims = self.verify_token(token.trim()).await?;
             if claims.sub == ANONYMOUS {
                 let mut id = self.anonymous();
                 id.token_access = Some(claims.access);
@@ -182,6 +189,17 @@ impl Auth {
             return Ok(id);
         }
         Err(AuthError::Unauthenticated("unsupported Authorization scheme".into()))
+    }
+
+    /// A registry token's claims; a key this node has not seen is looked
+    /// up again (another node may have just created it).
+    async fn verify_token(&self, token: &str) -> Result<tokens::Claims, AuthError> {
+        let keys = self.inner.keys.current().await?;
+        let verified = match keys.verify(token) {
+            Err(TokenError::UnknownKey) => self.inner.keys.reload(&keys).await?.verify(token),
+            other => other,
+        };
+        verified.map_err(|e| AuthError::Unauthenticated(e.to_string()))
     }
 
     /// Checks a user password or robot token, under the failed-login limits.
@@ -277,7 +295,7 @@ impl Auth {
     }
 
     /// `/auth/token`: a token granting the requested scopes the caller may have.
-    pub fn issue_token(&self, id: &Identity, scopes: &[String]) -> Result<TokenResponse, AuthError> {
+    pub async fn issue_token(&self, id: &Identity, scopes: &[String]) -> Result<TokenResponse, AuthError> {
         if scopes.len() > MAX_SCOPES {
             return Err(AuthError::Invalid(format!("at most {MAX_SCOPES} scopes")));
         }
@@ -313,8 +331,8 @@ impl Auth {
             }
         }
         let now = chrono::Utc::now();
-        let token =
-            self.inner.keys.issue(&id.name, access, now.timestamp(), self.inner.ttl_secs).map_err(|e| AuthError::Setup(e.to_string()))?;
+        let keys = self.inner.keys.current().await?;
+        let token = keys.issue(&id.name, access, now.timestamp(), self.inner.ttl_secs).map_err(|e| AuthError::Setup(e.to_string()))?;
         Ok(TokenResponse {
             access_token: token.clone(),
             token,

@@ -10,6 +10,7 @@ mod credentials;
 mod diff;
 mod error;
 mod events;
+mod keys;
 mod maintenance;
 mod remote;
 mod session;
@@ -234,6 +235,11 @@ enum Command {
         #[command(subcommand)]
         command: accounts::GrantCommand,
     },
+    /// Registry-token signing keys (shared by every node): list, rotate.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Print a shell completion script, e.g. `wharf completions bash > /etc/bash_completion.d/wharf`.
     Completions { shell: clap_complete::Shell },
     /// Print the wharf(1) man page (roff), e.g. `wharf man | man -l -`.
@@ -287,6 +293,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Restore { source, snapshot, force, json, scratch_url, config } => {
             backup::restore(&config, &source, snapshot.as_deref(), force, json, scratch_url)
         }
+        Command::Keys { command } => keys::run(command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wharf", &mut std::io::stdout());
             Ok(())

@@ -9,7 +9,7 @@
 //! one transaction. It is the sum of small per-aggregate traits
 //! ([`Repositories`], [`Blobs`], [`Manifests`], [`Tags`], [`Uploads`],
 //! [`Releases`], [`Audit`], [`Accounts`], [`Gc`], [`LayerIndex`],
-//! [`Backups`]), each in
+//! [`Backups`], [`SigningKeys`]), each in
 //! its file here with the rows it returns, which carry domain types
 //! (`Digest`, `RepoName`, `Tag`, `Stage`, `UploadId`) rather than strings.
 //! Why traits and `&dyn Tx` rather than one struct: a second engine
@@ -47,6 +47,7 @@ pub mod manifests;
 pub mod releases;
 pub mod repositories;
 pub mod signatures;
+pub mod signing_keys;
 pub mod tags;
 pub mod uploads;
 
@@ -64,17 +65,31 @@ pub use manifests::Manifests;
 pub use releases::Releases;
 pub use repositories::{RepoId, Repositories};
 pub use signatures::Signatures;
+pub use signing_keys::SigningKeys;
 pub use tags::Tags;
 pub use uploads::Uploads;
 
 /// Every query a use-case may run in one transaction (see the module doc).
 pub trait Tx:
-    Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups + Signatures + Events
+    Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups + Signatures + Events + SigningKeys
 {
 }
 
 impl<T> Tx for T where
-    T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups + Signatures + Events
+    T: Repositories
+        + Blobs
+        + Manifests
+        + Tags
+        + Uploads
+        + Releases
+        + Audit
+        + Accounts
+        + Gc
+        + LayerIndex
+        + Backups
+        + Signatures
+        + Events
+        + SigningKeys
 {
 }
 

@@ -31,6 +31,7 @@ mod manifests;
 mod releases;
 mod repositories;
 mod signatures;
+mod signing_keys;
 mod tags;
 mod uploads;
 

@@ -15,6 +15,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0008_release_verdicts.sql")),
         M::up(include_str!("../../../migrations/0009_backup.sql")),
         M::up(include_str!("../../../migrations/0010_events.sql")),
+        M::up(include_str!("../../../migrations/0011_nodes.sql")),
     ])
 }
 

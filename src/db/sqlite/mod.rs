@@ -15,6 +15,7 @@ mod migrations;
 mod releases;
 mod repositories;
 mod signatures;
+mod signing_keys;
 mod tags;
 mod types;
 mod uploads;
