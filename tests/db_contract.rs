@@ -18,6 +18,8 @@ mod audit;
 mod backup;
 #[path = "db_contract/blobs.rs"]
 mod blobs;
+#[path = "db_contract/console_sessions.rs"]
+mod console_sessions;
 #[path = "db_contract/engines.rs"]
 mod engines;
 #[path = "db_contract/gc.rs"]
@@ -62,6 +64,7 @@ macro_rules! db_contract_suite {
                 audit::append_chains_and_filters,
                 audit::concurrent_appends_form_one_verifiable_chain,
                 accounts::accounts_and_grants,
+                console_sessions::console_sessions_expire_and_end,
                 gc::claims_candidates_take_and_finish,
                 gc::stale_uploads_and_strays,
                 gc::layer_index_stores_once,

@@ -9,6 +9,7 @@ mod accounts;
 mod limiter;
 pub mod roles;
 pub mod secrets;
+pub mod sessions;
 pub mod tokens;
 
 use std::sync::Arc;

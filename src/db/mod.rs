@@ -40,6 +40,7 @@ pub mod accounts;
 pub mod audit;
 pub mod backup;
 pub mod blobs;
+pub mod console_sessions;
 pub mod gc;
 pub mod layer_index;
 pub mod manifests;
@@ -56,6 +57,7 @@ pub use accounts::Accounts;
 pub use audit::Audit;
 pub use backup::Backups;
 pub use blobs::Blobs;
+pub use console_sessions::ConsoleSessions;
 pub use gc::Gc;
 pub use layer_index::LayerIndex;
 pub use manifests::Manifests;
@@ -67,12 +69,24 @@ pub use uploads::Uploads;
 
 /// Every query a use-case may run in one transaction (see the module doc).
 pub trait Tx:
-    Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups + Signatures
+    Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups + Signatures + ConsoleSessions
 {
 }
 
 impl<T> Tx for T where
-    T: Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups + Signatures
+    T: Repositories
+        + Blobs
+        + Manifests
+        + Tags
+        + Uploads
+        + Releases
+        + Audit
+        + Accounts
+        + Gc
+        + LayerIndex
+        + Backups
+        + Signatures
+        + ConsoleSessions
 {
 }
 

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_layer_index", include_str!("../../../migrations/postgres/0006_layer_index.sql")),
     ("0007_release_diff", include_str!("../../../migrations/postgres/0007_release_diff.sql")),
     ("0008_release_verdicts", include_str!("../../../migrations/postgres/0008_release_verdicts.sql")),
+    ("0012_console_sessions", include_str!("../../../migrations/postgres/0012_console_sessions.sql")),
 ];
 
 /// Write transactions at once; more would only wait on the writer lock.

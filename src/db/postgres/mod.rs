@@ -23,6 +23,7 @@ mod accounts;
 mod audit;
 mod backup;
 mod blobs;
+mod console_sessions;
 mod gc;
 mod layer_index;
 mod manifests;

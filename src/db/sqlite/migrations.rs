@@ -14,6 +14,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0007_release_diff.sql")),
         M::up(include_str!("../../../migrations/0008_release_verdicts.sql")),
         M::up(include_str!("../../../migrations/0009_backup.sql")),
+        M::up(include_str!("../../../migrations/0012_console_sessions.sql")),
     ])
 }
 
