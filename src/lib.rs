@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod datadir;
 pub mod db;
 pub mod diff;
@@ -106,6 +107,7 @@ pub fn configure_app(registry: Registry, auth: auth::Auth) -> impl FnOnce(&mut w
             .app_data(
                 web::PathConfig::default().error_handler(|e, _| ApiError::bad_request(OciCode::NameInvalid, format!("path: {e}")).into()),
             )
+            .configure(console::configure)
             .configure(api::configure);
     }
 }

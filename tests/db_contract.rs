@@ -18,6 +18,8 @@ mod audit;
 mod backup;
 #[path = "db_contract/blobs.rs"]
 mod blobs;
+#[path = "db_contract/console_sessions.rs"]
+mod console_sessions;
 #[path = "db_contract/engines.rs"]
 mod engines;
 #[path = "db_contract/events.rs"]
@@ -69,6 +71,7 @@ macro_rules! db_contract_suite {
                 audit::concurrent_appends_form_one_verifiable_chain,
                 events::outbox_cursors_and_deliveries,
                 accounts::accounts_and_grants,
+                console_sessions::console_sessions_expire_and_end,
                 gc::claims_candidates_take_and_finish,
                 gc::stale_uploads_and_strays,
                 gc::layer_index_stores_once,

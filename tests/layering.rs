@@ -41,6 +41,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // `api` uses `server`, never the other way round.
     ("server", &["config", "registry"]),
     ("api", &["domain", "config", "governance", "diff", "registry", "auth", "telemetry", "server", "observability"]),
+    // The web console: an edge beside `api` (HTML instead of JSON) over the
+    // same use-cases; it never reaches `db` or `storage` directly.
+    ("console", &["domain", "config", "governance", "registry", "auth"]),
     (
         "cli",
         &["domain", "config", "datadir", "telemetry", "governance", "diff", "registry", "auth", "jobs", "server", "api", "db", "storage"],

@@ -27,6 +27,9 @@
 #                    (tests/services/postgres.sh; the list is in postgres_binaries)
 #   cosign           tests/clients/cosign.sh: signed promotions with the real cosign
 #                    (its own Wharf with a signature-gated prod stage)
+#   console          tests/console/browser.sh: the web console clicked through in
+#                    headless Debian chromium (Selenium); screenshots in
+#                    test-results/console/
 # Steps may also be chosen with WHARF_TEST_STEPS="step step ...".
 #
 # Every step runs even when an earlier one failed (a step whose prerequisite
@@ -44,7 +47,7 @@ cd "$WHARF_ROOT" || exit 1
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cargo-test-postgres cosign)
+all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cargo-test-postgres cosign console)
 if (($#)); then
     steps=("$@")
 elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
@@ -139,6 +142,7 @@ step_install() {
     if selected deb; then comps+=(deb); fi
     if selected cargo-test-postgres; then comps+=(postgres); fi
     if selected cosign; then comps+=(cosign); fi
+    if selected console; then comps+=(console); fi
     for c in "${comps[@]}"; do
         if ! bash "$WHARF_ROOT/tests/env/install.sh" "$c"; then
             install_failed[$c]=1
@@ -347,6 +351,13 @@ step_cosign() {
     [[ $WHARF_TEST_SERVER == wharf ]] || { note[cosign]="Wharf only"; return 0; }
     need_server_binary cosign || return 1
     bash "$WHARF_ROOT/tests/clients/cosign.sh"
+}
+step_console() {
+    need_installed console console || return 1
+    need console build || return 1
+    [[ $WHARF_TEST_SERVER == wharf ]] || { note[console]="Wharf only"; return 0; }
+    need_server_binary console || return 1
+    bash "$WHARF_ROOT/tests/console/browser.sh"
 }
 step_bench_smoke() {
     need_installed bench-smoke distribution || return 1

@@ -10,6 +10,7 @@ pub mod keyring;
 mod limiter;
 pub mod roles;
 pub mod secrets;
+pub mod sessions;
 pub mod tokens;
 
 use std::sync::Arc;

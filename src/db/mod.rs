@@ -41,6 +41,7 @@ pub mod audit;
 pub mod backup;
 pub mod blobs;
 pub mod events;
+pub mod console_sessions;
 pub mod gc;
 pub mod layer_index;
 pub mod manifests;
@@ -59,6 +60,7 @@ pub use audit::Audit;
 pub use backup::Backups;
 pub use blobs::Blobs;
 pub use events::Events;
+pub use console_sessions::ConsoleSessions;
 pub use gc::Gc;
 pub use layer_index::LayerIndex;
 pub use manifests::Manifests;
@@ -71,7 +73,21 @@ pub use uploads::Uploads;
 
 /// Every query a use-case may run in one transaction (see the module doc).
 pub trait Tx:
-    Repositories + Blobs + Manifests + Tags + Uploads + Releases + Audit + Accounts + Gc + LayerIndex + Backups + Signatures + Events + SigningKeys
+    Repositories
+    + Blobs
+    + Manifests
+    + Tags
+    + Uploads
+    + Releases
+    + Audit
+    + Accounts
+    + Gc
+    + LayerIndex
+    + Backups
+    + Signatures
+    + Events
+    + SigningKeys
+    + ConsoleSessions
 {
 }
 
@@ -90,6 +106,7 @@ impl<T> Tx for T where
         + Signatures
         + Events
         + SigningKeys
+        + ConsoleSessions
 {
 }
 

@@ -17,7 +17,8 @@
 #   openapi    openapi-spec-validator (tests/openapi/requirements.txt) in .venv-test/
 #   postgres   Debian's postgresql (15): initdb, pg_ctl, postgres for tests/services/postgres.sh
 #   cosign     .tools/bin/cosign at $COSIGN_VERSION (go install; signed-promotion step)
-#   all        base rust go s3 versitygw docker openapi deb postgres cosign   (default)
+#   console    chromium + chromium-driver (Debian) and Selenium in .venv-test (console step)
+#   all        base rust go s3 versitygw docker openapi deb postgres cosign console   (default)
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -192,6 +193,25 @@ install_openapi() {
     echo "$want" >"$stamp"
 }
 
+# The console step (tests/console/browser.sh): Debian's chromium and its
+# chromedriver, and Selenium in .venv-test pointed at them (nothing downloads
+# a browser).
+install_console() {
+    apt_install chromium chromium-driver
+    local req="$WHARF_ROOT/tests/console/requirements.txt" stamp want
+    stamp="$WHARF_TEST_VENV/.wharf-console-requirements.sha256"
+    want=$(sha256sum "$req" | cut -d' ' -f1)
+    if [[ -x $WHARF_TEST_VENV/bin/python && -f $stamp && $(cat "$stamp") == "$want" ]]; then
+        return 0
+    fi
+    install_base
+    [[ -x $WHARF_TEST_VENV/bin/python ]] || python3 -m venv "$WHARF_TEST_VENV"
+    log "install: pip install -r tests/console/requirements.txt"
+    "$WHARF_TEST_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        --no-input --require-virtualenv -r "$req"
+    echo "$want" >"$stamp"
+}
+
 # The PostgreSQL server binaries; no cluster is created or started here
 # (tests/services/postgres.sh makes a throw-away one per run).
 install_postgres() {
@@ -205,9 +225,9 @@ components=("$@")
 ((${#components[@]})) || components=(all)
 for c in "${components[@]}"; do
     case $c in
-        all) install_base; install_rust; install_go; install_s3; install_versitygw; install_docker; install_openapi; install_deb; install_postgres; install_cosign ;;
-        base|rust|go|s3|versitygw|docker|reference|distribution|deb|openapi|postgres|cosign) "install_$c" ;;
-        *) die "unknown component '$c' (base rust go s3 versitygw docker reference distribution deb openapi postgres cosign all)" ;;
+        all) install_base; install_rust; install_go; install_s3; install_versitygw; install_docker; install_openapi; install_deb; install_postgres; install_cosign; install_console ;;
+        base|rust|go|s3|versitygw|docker|reference|distribution|deb|openapi|postgres|cosign|console) "install_$c" ;;
+        *) die "unknown component '$c' (base rust go s3 versitygw docker reference distribution deb openapi postgres cosign console all)" ;;
     esac
 done
 log "install: done (${components[*]})"

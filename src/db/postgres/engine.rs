@@ -40,6 +40,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0009_backup", include_str!("../../../migrations/postgres/0009_backup.sql")),
     ("0010_events", include_str!("../../../migrations/postgres/0010_events.sql")),
     ("0011_nodes", include_str!("../../../migrations/postgres/0011_nodes.sql")),
+    ("0012_console_sessions", include_str!("../../../migrations/postgres/0012_console_sessions.sql")),
 ];
 
 /// Write transactions at once; more would only wait on the writer lock.

@@ -25,6 +25,7 @@ mod backup;
 mod blobs;
 pub(crate) mod dump;
 mod events;
+mod console_sessions;
 mod gc;
 mod layer_index;
 mod manifests;

@@ -6,6 +6,7 @@ mod accounts;
 mod audit;
 mod backup;
 mod blobs;
+mod console_sessions;
 pub(crate) mod engine;
 mod events;
 mod gc;

@@ -1,0 +1,176 @@
+"""The Wharf console clicked through in headless Chromium (see browser.sh).
+
+Set-up goes through the registry API (users, grants, two pushed images);
+everything after that is done by clicking in the browser.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+BASE = os.environ["WHARF_CONSOLE_URL"]
+ADMIN = base64.b64encode(f"admin:{os.environ['WHARF_ADMIN_PASSWORD']}".encode()).decode()
+SHOTS = os.environ["WHARF_CONSOLE_SHOTS"]
+REPO = "team/app"
+PW = "console-password-1"
+
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(("ok - " if ok else "not ok - ") + name + ("" if ok or not detail else f": {detail}"), flush=True)
+
+
+def api(method, path, body=None, content_type="application/json"):
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    req = urllib.request.Request(BASE + path, data=data, method=method, headers={"Authorization": f"Basic {ADMIN}"})
+    if data is not None:
+        req.add_header("Content-Type", content_type)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status, r.headers, r.read()
+
+
+def push_blob(data):
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    api("POST", f"/v2/{REPO}/blobs/uploads/?digest={digest}", data, "application/octet-stream")
+    return digest, len(data)
+
+
+def push_image(tag, marker):
+    layer = f"layer {marker}".encode() * 10
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": [f"MARKER={marker}"]},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
+    cd, cs = push_blob(config)
+    ld, ls = push_blob(layer)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": ls}],
+    }).encode()
+    _, headers, _ = api("PUT", f"/v2/{REPO}/manifests/{tag}", manifest, "application/vnd.oci.image.manifest.v1+json")
+    return headers["Docker-Content-Digest"]
+
+
+def setup():
+    api("POST", "/api/v1/users", {"name": "rel", "password": PW})
+    api("POST", "/api/v1/grants", {"account": "rel", "repository": "team/**", "role": "releaser", "stages": ["test", "preprod", "prod"]})
+    api("POST", "/api/v1/users", {"name": "dev", "password": PW})
+    api("POST", "/api/v1/grants", {"account": "dev", "repository": "team/**", "role": "developer", "stages": []})
+    return push_image("v1", "one"), push_image("v2", "two")
+
+
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]:
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def shot(d, name):
+    d.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
+
+
+def login(d, user):
+    d.get(BASE + "/ui/login")
+    d.find_element(By.ID, "user").send_keys(user)
+    d.find_element(By.ID, "password").send_keys(PW)
+    d.find_element(By.ID, "login-submit").click()
+    return d.find_element(By.ID, "whoami").text == user
+
+
+def column(d, stage):
+    return d.find_element(By.ID, f"stage-{stage}").text
+
+
+def click_confirmed(d, element_id):
+    d.find_element(By.ID, element_id).click()
+    d.find_element(By.ID, "confirm").click()
+
+
+def exists(d, element_id):
+    try:
+        d.find_element(By.ID, element_id)
+        return True
+    except NoSuchElementException:
+        return False
+
+
+def main():
+    one, two = setup()
+    d = browser()
+    d.implicitly_wait(5)
+    try:
+        check("releaser logs in", login(d, "rel"))
+        shot(d, "01-repositories")
+        d.find_element(By.LINK_TEXT, REPO).click()
+        check("repository page shows the stage columns", all(exists(d, f"stage-{s}") for s in ["test", "preprod", "prod"]))
+        shot(d, "02-repository-empty")
+        for tag, digest in [("v1", one), ("v2", two)]:
+            short = digest[:19]
+            click_confirmed(d, f"promote-tag-{tag}")
+            check(f"{tag} promoted into test by clicking", short in column(d, "test"), column(d, "test"))
+            for stage in ["preprod", "prod"]:
+                click_confirmed(d, f"promote-{stage}")
+                check(f"{tag} promoted into {stage}: the column shows it", short in column(d, stage), column(d, stage))
+        shot(d, "03-repository-promoted")
+        d.find_element(By.LINK_TEXT, "prod").click()
+        shot(d, "04-prod-history")
+        click_confirmed(d, "rollback-1")
+        check("rolled back by clicking: history says so", "rollback to #1" in d.find_element(By.TAG_NAME, "main").text)
+        d.get(BASE + f"/ui/r/{REPO}")
+        check("prod column shows the restored release", one[:19] in column(d, "prod"), column(d, "prod"))
+        shot(d, "05-repository-rolled-back")
+        d.get(BASE + f"/ui/r/{REPO}/diff?from={one}&to={two}")
+        check("diff page compares the two releases", "MARKER" in d.find_element(By.TAG_NAME, "main").text,
+              d.find_element(By.TAG_NAME, "main").text[:300])
+        shot(d, "06-diff")
+        d.find_element(By.ID, "logout").click()
+        check("logout shows the login link", exists(d, "login-link"))
+
+        check("developer logs in", login(d, "dev"))
+        d.get(BASE + f"/ui/r/{REPO}")
+        check("developer finds no prod promote button", not exists(d, "promote-prod") and exists(d, "stage-prod"))
+        shot(d, "07-developer-repository")
+        # A forged form post without the session's CSRF token, from the page itself.
+        status = d.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/ui/r/team/app/promote', {method: 'POST', body: new URLSearchParams({stage: 'test', reference: 'v1'})})"
+            ".then(r => done(r.status)).catch(e => done(String(e)));")
+        check("a forged POST without the CSRF token is refused", status == 403, status)
+        d.find_element(By.ID, "logout").click()
+
+        d.get(BASE + "/ui/login")
+        d.find_element(By.ID, "user").send_keys("admin")
+        d.find_element(By.ID, "password").send_keys(os.environ["WHARF_ADMIN_PASSWORD"])
+        d.find_element(By.ID, "login-submit").click()
+        d.find_element(By.LINK_TEXT, "Audit log").click()
+        d.find_element(By.ID, "verify").click()
+        check("audit log verifies the chain", "Chain valid" in d.find_element(By.ID, "chain-status").text)
+        check("audit log lists the rollback", "rollback" in d.find_element(By.TAG_NAME, "table").text)
+        shot(d, "08-audit")
+        d.set_window_size(390, 844)
+        d.get(BASE + f"/ui/r/{REPO}")
+        shot(d, "09-repository-phone")
+    except Exception as e:  # a missing element or a crash is a failed check, with a screenshot
+        shot(d, "failure")
+        check("browser run completed", False, repr(e))
+    finally:
+        d.quit()
+    passed = sum(results)
+    print(f"console: {passed} passed, {len(results) - passed} failed")
+    return 0 if results and all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
