@@ -27,6 +27,8 @@
 #                    (tests/services/postgres.sh; the list is in postgres_binaries)
 #   cosign           tests/clients/cosign.sh: signed promotions with the real cosign
 #                    (its own Wharf with a signature-gated prod stage)
+#   pg-clients       conformance-fs, docker and crane again, each Wharf with its
+#                    metadata in a fresh PostgreSQL database (WHARF_TEST_SERVER_POSTGRES)
 # Steps may also be chosen with WHARF_TEST_STEPS="step step ...".
 #
 # Every step runs even when an earlier one failed (a step whose prerequisite
@@ -44,7 +46,7 @@ cd "$WHARF_ROOT" || exit 1
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cargo-test-postgres cosign)
+all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cargo-test-postgres cosign pg-clients)
 if (($#)); then
     steps=("$@")
 elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
@@ -139,6 +141,7 @@ step_install() {
     if selected deb; then comps+=(deb); fi
     if selected cargo-test-postgres; then comps+=(postgres); fi
     if selected cosign; then comps+=(cosign); fi
+    if selected pg-clients; then comps+=(postgres docker); fi
     for c in "${comps[@]}"; do
         if ! bash "$WHARF_ROOT/tests/env/install.sh" "$c"; then
             install_failed[$c]=1
@@ -248,9 +251,9 @@ step_cargo_test_versitygw() {
     return "$rc"
 }
 
-# conformance_against NAME BACKEND
+# conformance_against NAME BACKEND [RESULTS_SUBDIR (default: BACKEND)]
 conformance_against() {
-    local step=$1 backend=$2 server rc=0
+    local step=$1 backend=$2 results=${3:-$2} server rc=0
     server="$WHARF_TEST_SERVER-$step"
     need_installed "$step" go || return 1
     need "$step" build || return 1
@@ -261,14 +264,14 @@ conformance_against() {
         note[$step]="server did not start"
         return 1
     fi
-    CONFORMANCE_RESULTS_DIR="$WHARF_RESULTS_DIR/conformance/$backend" \
+    CONFORMANCE_RESULTS_DIR="$WHARF_RESULTS_DIR/conformance/$results" \
         bash "$WHARF_ROOT/conformance/run.sh" "http://${SERVER_ADDR[$server]}" || rc=$?
     if ! server_alive "$server"; then
         echo "run-all: server $server is no longer running (crashed?)"
         rc=1
     fi
     if ((rc != 0)); then
-        note[$step]="see $WHARF_RESULTS_DIR/conformance/$backend/ and ${SERVER_LOG[$server]}"
+        note[$step]="see $WHARF_RESULTS_DIR/conformance/$results/ and ${SERVER_LOG[$server]}"
         server_log_tail "$server" 60
     fi
     server_stop "$server"
@@ -394,6 +397,49 @@ step_cargo_test_postgres() {
     ) || rc=$?
     if ((rc != 0)); then
         note[cargo-test-postgres]="see the output above and $WHARF_RESULTS_DIR/logs/postgres.log"
+    fi
+    if ((postgres_started)); then
+        bash "$WHARF_ROOT/tests/services/postgres.sh" stop >/dev/null 2>&1 || true
+        postgres_started=0
+    fi
+    return "$rc"
+}
+
+# The OCI conformance suite, docker and crane against Wharf with its metadata
+# on PostgreSQL: server_start gives each server a fresh database on the
+# tests/services/postgres.sh server. Reuses the release build.
+step_pg_clients() {
+    need_installed pg-clients postgres go docker || return 1
+    need pg-clients build || return 1
+    [[ $WHARF_TEST_SERVER == wharf ]] || { note[pg-clients]="Wharf only"; return 0; }
+    local out rc=0 part
+    if ! bash "$WHARF_ROOT/tests/services/postgres.sh" status >/dev/null 2>&1; then
+        postgres_started=1
+    fi
+    if ! out=$(bash "$WHARF_ROOT/tests/services/postgres.sh" start); then
+        note[pg-clients]="PostgreSQL did not start (log: $WHARF_RESULTS_DIR/logs/postgres.log)"
+        return 1
+    fi
+    local failed=()
+    (
+        eval "$out"
+        export WHARF_TEST_SERVER_POSTGRES=$WHARF_TEST_POSTGRES_URL
+        conformance_against pg-clients fs pg-fs || exit 1
+    ) || failed+=(conformance)
+    for part in docker crane; do
+        (
+            eval "$out"
+            export WHARF_TEST_SERVER_POSTGRES=$WHARF_TEST_POSTGRES_URL
+            if [[ $part == docker ]]; then
+                client_against pg-clients "$WHARF_ROOT/tests/clients/docker.sh" docker
+            else
+                client_against pg-clients "$WHARF_ROOT/tests/clients/crane.sh" go
+            fi
+        ) || failed+=("$part")
+    done
+    if ((${#failed[@]})); then
+        note[pg-clients]="failed on PostgreSQL: ${failed[*]} (logs in $WHARF_RESULTS_DIR/logs/)"
+        rc=1
     fi
     if ((postgres_started)); then
         bash "$WHARF_ROOT/tests/services/postgres.sh" stop >/dev/null 2>&1 || true
