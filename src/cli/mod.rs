@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod client;
 mod credentials;
+mod db;
 mod diff;
 mod error;
 mod maintenance;
@@ -166,6 +167,11 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Metadata engine maintenance: `db migrate --to postgres://...`.
+    Db {
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
     /// Audit log maintenance on the local database.
     Audit {
         #[command(subcommand)]
@@ -266,6 +272,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Diff { repository, from, to, platform, files, client } => {
             diff::diff(&remote::Remote::connect(&client)?, &repository, &from, &to, platform.as_deref(), files)
         }
+        Command::Db { command } => db::run(command),
         Command::Audit { command } => audit::run(command),
         Command::User { command } => accounts::user(command),
         Command::Robot { command } => accounts::robot(command),

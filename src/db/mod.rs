@@ -43,6 +43,7 @@ pub mod blobs;
 pub mod gc;
 pub mod layer_index;
 pub mod manifests;
+pub mod migrate;
 pub mod releases;
 pub mod repositories;
 pub mod signatures;
