@@ -427,17 +427,24 @@ fn no_default_password_and_cli_bootstrap() {
     let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .args(["user", "add", "root", "--admin", "--data-dir"])
         .arg(app.data_dir())
+        .envs(app.database_env())
         .env("WHARF_PASSWORD", PW)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     app.req_as(Some(&basic("root", PW)), Method::GET, "/v2/").send().expect(200);
-    let out = Command::new(env!("CARGO_BIN_EXE_wharf")).args(["robot", "add", "ci", "--data-dir"]).arg(app.data_dir()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["robot", "add", "ci", "--data-dir"])
+        .arg(app.data_dir())
+        .envs(app.database_env())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .args(["grant", "add", "ci", "team/**", "developer", "--data-dir"])
         .arg(app.data_dir())
+        .envs(app.database_env())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -445,6 +452,7 @@ fn no_default_password_and_cli_bootstrap() {
     let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .args(["grant", "add", "ci", "team/**", "emperor", "--data-dir"])
         .arg(app.data_dir())
+        .envs(app.database_env())
         .output()
         .unwrap();
     assert!(!out.status.success(), "an unknown role was accepted");

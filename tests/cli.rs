@@ -16,6 +16,12 @@ const PW: &str = "password-123";
 
 /// A CLI user: its own HOME, config directory and docker config, so no test
 /// sees another's `wharf login` (or the developer's).
+/// A local command's environment for the server's metadata (its database
+/// URL on PostgreSQL), in the shape [`User::run_with`] takes.
+fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 struct User {
     home: tempfile::TempDir,
 }
@@ -390,7 +396,8 @@ fn account_commands_against_a_remote_wharf() {
 
     // Locally, on the server's own (existing) database, the same commands work.
     let data = app.data_dir().to_str().unwrap().to_owned();
-    let local = json_out(&user.ok(&["user", "list", "--json", "--data-dir", &data], &[], None));
+    let db = app.database_env();
+    let local = json_out(&user.ok(&["user", "list", "--json", "--data-dir", &data], &pairs(&db), None));
     assert_eq!(local["users"].as_array().unwrap().len(), 2);
 }
 
@@ -470,7 +477,8 @@ fn lockout_gives_retry_after_is_per_source_and_admin_unlocks() {
     assert_eq!(attacker.get(&v2).basic_auth("dev", Some(PW)).send().unwrap().status(), 200, "unlock clears every source");
     let err = user.fails(&["user", "unlock", "nobody"], &[], None);
     assert!(err.contains("user nobody not found"), "{err}");
-    let err = user.fails(&["user", "unlock", "dev", "--data-dir", app.data_dir().to_str().unwrap()], &[], None);
+    let db = app.database_env();
+    let err = user.fails(&["user", "unlock", "dev", "--data-dir", app.data_dir().to_str().unwrap()], &pairs(&db), None);
     assert!(err.contains("lock-outs live in the running server's memory"), "{err}");
 }
 
@@ -516,7 +524,8 @@ fn disabled_accounts_cannot_log_in_and_their_tokens_are_refused() {
     assert_eq!(v2_as(&app, "dev", PW), 200);
     // Robots too; locally as well.
     let robot = user.ok(&["robot", "add", "ci"], &[], None).trim().to_owned();
-    user.ok(&["robot", "disable", "ci", "--data-dir", app.data_dir().to_str().unwrap()], &[], None);
+    let db = app.database_env();
+    user.ok(&["robot", "disable", "ci", "--data-dir", app.data_dir().to_str().unwrap()], &pairs(&db), None);
     assert_eq!(v2_as(&app, "ci", &robot), 401);
     user.ok(&["robot", "enable", "ci"], &[], None);
     assert_eq!(v2_as(&app, "ci", &robot), 200);
@@ -527,7 +536,8 @@ fn audit_export_uses_rfc3339_times() {
     let app = start();
     add_user(&app, "dev", &[]);
     let user = User::new();
-    let out = user.ok(&["audit", "export", "--data-dir", app.data_dir().to_str().unwrap()], &[], None);
+    let db = app.database_env();
+    let out = user.ok(&["audit", "export", "--data-dir", app.data_dir().to_str().unwrap()], &pairs(&db), None);
     let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(!lines.is_empty());
     for line in &lines {

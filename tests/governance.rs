@@ -373,6 +373,11 @@ fn wharf(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_wharf")).args(args).output().expect("run wharf")
 }
 
+/// `wharf` on `app`'s metadata, whichever engine holds it.
+fn wharf_on(app: &TestApp, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wharf")).args(args).envs(app.database_env()).output().expect("run wharf")
+}
+
 #[test]
 fn editing_an_audit_row_is_detected_by_wharf_audit_verify() {
     let mut app = TestApp::start();
@@ -382,11 +387,11 @@ fn editing_an_audit_row_is_detected_by_wharf_audit_verify() {
     }
     app.stop();
     let data_dir = app.data_dir().to_str().unwrap().to_owned();
-    let ok = wharf(&["audit", "verify", "--data-dir", &data_dir]);
+    let ok = wharf_on(&app, &["audit", "verify", "--data-dir", &data_dir]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("7 rows verified"));
 
-    let export = wharf(&["audit", "export", "--data-dir", &data_dir]);
+    let export = wharf_on(&app, &["audit", "export", "--data-dir", &data_dir]);
     assert!(export.status.success());
     let lines: Vec<Value> = String::from_utf8_lossy(&export.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 7);
@@ -394,10 +399,16 @@ fn editing_an_audit_row_is_detected_by_wharf_audit_verify() {
     assert_eq!(lines[1]["action"], "manifest.push");
     assert!(lines.iter().all(|l| l["hash"].as_str().unwrap().len() == 64));
 
-    let db = rusqlite::Connection::open(app.data_dir().join("wharf.db")).unwrap();
-    db.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = 4", []).unwrap();
-    drop(db);
-    let broken = wharf(&["audit", "verify", "--data-dir", &data_dir]);
+    // The tampering goes straight to whichever engine holds the rows.
+    let tamper = "UPDATE audit_log SET actor = 'mallory' WHERE id = 4";
+    if let Some(url) = app.database_url().map(str::to_owned) {
+        // On a thread: the synchronous client may not run inside a tokio runtime.
+        std::thread::spawn(move || postgres::Client::connect(&url, postgres::NoTls).unwrap().execute(tamper, &[]).unwrap()).join().unwrap();
+    } else {
+        let db = rusqlite::Connection::open(app.data_dir().join("wharf.db")).unwrap();
+        db.execute(tamper, []).unwrap();
+    }
+    let broken = wharf_on(&app, &["audit", "verify", "--data-dir", &data_dir]);
     assert!(!broken.status.success());
     let stderr = String::from_utf8_lossy(&broken.stderr);
     assert!(stderr.contains("BROKEN at row 4"), "{stderr}");
@@ -460,6 +471,7 @@ fn policy_changes_at_start_up_are_audited() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", app.data_dir().to_str().unwrap()])
         .env("WHARF_GOVERNANCE__GATES__PROD__NON_ROOT", "true")
+        .envs(app.database_env())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod client;
 mod credentials;
+mod db;
 mod diff;
 mod error;
 mod events;
@@ -174,6 +175,11 @@ enum Command {
         #[command(subcommand)]
         command: events::EventsCommand,
     },
+    /// Metadata engine maintenance: `db migrate --to postgres://...`.
+    Db {
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
     /// Audit log maintenance on the local database.
     Audit {
         #[command(subcommand)]
@@ -283,6 +289,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             diff::diff(&remote::Remote::connect(&client)?, &repository, &from, &to, platform.as_deref(), files)
         }
         Command::Events { command } => events::run(command),
+        Command::Db { command } => db::run(command),
         Command::Audit { command } => audit::run(command),
         Command::User { command } => accounts::user(command),
         Command::Robot { command } => accounts::robot(command),

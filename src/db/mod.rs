@@ -45,6 +45,7 @@ pub mod console_sessions;
 pub mod gc;
 pub mod layer_index;
 pub mod manifests;
+pub mod migrate;
 pub mod releases;
 pub mod repositories;
 pub mod signatures;

@@ -381,7 +381,10 @@ fi
 # --------------------------------------------------- backup and restore ---
 # wharf backup create / restore on a Wharf of its own, then docker pull :prod,
 # every release of the rollback window, a rollback (tests/clients/docker_restore.sh).
-. "$(dirname "$0")/docker_restore.sh"
+# `wharf backup` snapshots SQLite only, so not in the PostgreSQL run (step pg-clients).
+if [[ -z ${WHARF_TEST_SERVER_POSTGRES:-} ]]; then
+    . "$(dirname "$0")/docker_restore.sh"
+fi
 
 # ------------------------------------------------------- quiet server log ---
 # Every login, push and pull above went through docker's TLS probe of the

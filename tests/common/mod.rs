@@ -358,9 +358,17 @@ impl TestApp {
         &self.data_dir
     }
 
-    /// The PostgreSQL database of this Wharf (WHARF_TEST_DATABASE=postgres).
+    /// The PostgreSQL URL this server's metadata lives at, if any
+    /// (WHARF_TEST_DATABASE=postgres, or a test's own setting).
     pub fn database_url(&self) -> Option<&str> {
-        self._database.as_ref().map(|d| d.url.as_str())
+        self.env.iter().find(|(k, _)| k == "WHARF_DATABASE__URL").map(|(_, v)| v.as_str())
+    }
+
+    /// The environment a `wharf` run outside the harness (a CLI command, a
+    /// hand-started server) needs to reach this server's metadata: the
+    /// database URL on PostgreSQL, nothing on SQLite (the data dir says it).
+    pub fn database_env(&self) -> Vec<(&'static str, String)> {
+        self.database_url().map(|u| ("WHARF_DATABASE__URL", u.to_owned())).into_iter().collect()
     }
 
     pub fn log_path(&self) -> &Path {

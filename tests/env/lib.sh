@@ -141,7 +141,23 @@ t_summary() {
 # "distribution" (CNCF distribution v3 from .tools/bin, the benchmark's reference).
 : "${WHARF_TEST_SERVER:=wharf}"
 : "${WHARF_BIN:=$WHARF_ROOT/target/release/wharf}"
-declare -gA SERVER_PID=() SERVER_ADDR=() SERVER_LOG=() SERVER_DIR=()
+declare -gA SERVER_PID=() SERVER_ADDR=() SERVER_LOG=() SERVER_DIR=() SERVER_DB=()
+# WHARF_TEST_SERVER_POSTGRES=postgres://... (a server tests/services/postgres.sh
+# started): each Wharf server_start starts gets a fresh database there for its
+# metadata instead of the embedded SQLite one; server_stop drops it again.
+: "${WHARF_TEST_SERVER_POSTGRES:=}"
+
+# _server_database NAME: creates a fresh database for server NAME on
+# $WHARF_TEST_SERVER_POSTGRES; its URL goes to _SERVER_DB_URL (not printed:
+# SERVER_DB must be set in this shell, not a command substitution's).
+_server_database() {
+    local db
+    db="wharf_$(printf '%s' "$1" | tr -c 'a-z0-9' '_')_$$_$RANDOM"
+    psql "$WHARF_TEST_SERVER_POSTGRES" -v ON_ERROR_STOP=1 -qtAc "CREATE DATABASE $db" >/dev/null || return 1
+    SERVER_DB[$1]=$db
+    # Same server and credentials, another database: replace the URL's path.
+    _SERVER_DB_URL=${WHARF_TEST_SERVER_POSTGRES%/*}/$db
+}
 
 # server_start NAME BACKEND [S3_PREFIX]
 # BACKEND is "fs" or "s3" (s3 reads WHARF_TEST_S3_* from the environment).
@@ -182,6 +198,10 @@ server_start() {
                     "WHARF_STORAGE__S3__SECRET_ACCESS_KEY=$WHARF_TEST_S3_SECRET_ACCESS_KEY"
                     WHARF_STORAGE__S3__ALLOW_HTTP=true
                     "WHARF_STORAGE__S3__PREFIX=$prefix")
+            fi
+            if [[ -n $WHARF_TEST_SERVER_POSTGRES ]]; then
+                _server_database "$name" || { log "server $name: could not create its PostgreSQL database"; return 1; }
+                envs+=("WHARF_DATABASE__URL=$_SERVER_DB_URL")
             fi
             envs+=("${extra_env[@]}")
             # NO_COLOR: plain log files instead of ANSI escapes.
@@ -276,6 +296,10 @@ server_stop() {
     unset 'SERVER_PID[$name]'
     if [[ -n ${SERVER_DIR[$name]:-} && -d ${SERVER_DIR[$name]} ]]; then
         rm -rf "${SERVER_DIR[$name]}"
+    fi
+    if [[ -n ${SERVER_DB[$name]:-} ]]; then
+        psql "$WHARF_TEST_SERVER_POSTGRES" -qtAc "DROP DATABASE IF EXISTS ${SERVER_DB[$name]} WITH (FORCE)" >/dev/null 2>&1 || true
+        unset 'SERVER_DB[$name]'
     fi
 }
 

@@ -85,12 +85,12 @@ pub(crate) fn describe(config: &Config) -> String {
     format!("{}/{}", hosts.join(","), config.get_dbname().unwrap_or(config.get_user().unwrap_or("")))
 }
 
-fn connect(config: &Config) -> Result<Client, DbError> {
+pub(crate) fn connect(config: &Config) -> Result<Client, DbError> {
     config.connect(NoTls).map_err(|e| DbError::PgConnect(describe(config), e))
 }
 
 /// Applies pending migrations in one transaction under an advisory lock.
-fn migrate(client: &mut Client) -> Result<(), DbError> {
+pub(crate) fn migrate(client: &mut Client) -> Result<(), DbError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute(
