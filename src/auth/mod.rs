@@ -9,6 +9,7 @@ mod accounts;
 mod limiter;
 pub mod roles;
 pub mod secrets;
+mod token_cache;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -86,6 +87,7 @@ struct Inner {
     anonymous: Vec<Grant>,
     limiter: LoginLimiter,
     stages: Vec<String>,
+    verified: token_cache::TokenCache,
 }
 
 #[derive(Clone)]
@@ -126,6 +128,7 @@ impl Auth {
                 anonymous,
                 limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
                 stages: config.governance.stages.clone(),
+                verified: Default::default(),
             }),
         })
     }
@@ -167,10 +170,17 @@ impl Auth {
             return self.login(user, secret, source).await;
         }
         if let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) {
+            // Checked recently, with no write since (see token_cache)?
+            let (key, writes) = (token_cache::key(token.trim()), self.inner.db.writes());
+            if let Some(id) = self.inner.verified.get(&key, writes) {
+                return Ok(id);
+            }
             let claims = self.inner.keys.verify(token.trim()).map_err(|e| AuthError::Unauthenticated(e.to_string()))?;
+            let expires_in = claims.exp - crate::domain::now_ms().div_euclid(1000);
             if claims.sub == ANONYMOUS {
                 let mut id = self.anonymous();
                 id.token_access = Some(claims.access);
+                self.inner.verified.put(key, &id, writes, expires_in);
                 return Ok(id);
             }
             let mut id = self.load_identity(claims.sub.clone(), Some(claims.iat)).await?.ok_or_else(|| {
@@ -179,6 +189,7 @@ impl Auth {
                 )
             })?;
             id.token_access = Some(claims.access);
+            self.inner.verified.put(key, &id, writes, expires_in);
             return Ok(id);
         }
         Err(AuthError::Unauthenticated("unsupported Authorization scheme".into()))
