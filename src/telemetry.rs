@@ -1,17 +1,24 @@
-//! Logging setup: tracing to stderr, text or JSON.
+//! Logging setup: tracing to stderr, text or JSON, written by a background
+//! thread so an HTTP worker never waits on the terminal or a pipe.
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogConfig;
 
-pub fn init(config: &LogConfig) {
+/// Sets up logging; keep the guard until the process is done logging:
+/// dropping it writes out the lines still queued.
+pub fn init(config: &LogConfig) -> WorkerGuard {
     let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    // Not lossy: when the queue is full a worker waits rather than drop the
+    // line (one line per request is kept).
+    let (writer, guard) = NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
     // An operator chasing a protocol problem names actix_http in log.level
     // and gets its connection errors back.
     let quiet = (!config.level.contains("actix_http")).then_some(QuietClientStreamErrors);
@@ -20,6 +27,7 @@ pub fn init(config: &LogConfig) {
     if let Err(e) = result {
         eprintln!("logging already initialised: {e}");
     }
+    guard
 }
 
 /// Drops actix-http's `ERROR stream error: ...` line. It is logged when a

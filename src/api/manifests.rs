@@ -39,17 +39,17 @@ pub async fn get(req: HttpRequest, registry: web::Data<Registry>) -> Result<Http
     let repo = repo(&req)?;
     require(&req, Action::Pull, Some(&repo)).await?;
     let reference = reference(&req)?;
-    let manifest = registry.get_manifest(&repo, &reference).await?;
+    let manifest = registry.serve_manifest(&repo, &reference).await?;
     let mut response = HttpResponse::Ok();
     response
         .insert_header((CONTENT_DIGEST, manifest.digest.to_string()))
         .insert_header((header::ETAG, format!("\"{}\"", manifest.digest)))
-        .content_type(manifest.media_type);
+        .content_type(manifest.media_type.as_str());
     if req.method() == Method::HEAD {
         let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
         return Ok(response.body(SizedStream::new(manifest.content.len() as u64, empty)));
     }
-    Ok(response.body(manifest.content))
+    Ok(response.body(manifest.content.clone()))
 }
 
 /// `PUT /v2/<name>/manifests/<reference>` — 201 with `Location`,

@@ -11,6 +11,7 @@ mod limiter;
 pub mod roles;
 pub mod secrets;
 pub mod sessions;
+mod token_cache;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -88,6 +89,7 @@ struct Inner {
     anonymous: Vec<Grant>,
     limiter: LoginLimiter,
     stages: Vec<String>,
+    verified: token_cache::TokenCache,
 }
 
 #[derive(Clone)]
@@ -134,6 +136,7 @@ impl Auth {
                 anonymous,
                 limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
                 stages: config.governance.stages.clone(),
+                verified: Default::default(),
             }),
         })
     }
@@ -175,10 +178,17 @@ impl Auth {
             return self.login(user, secret, source).await;
         }
         if let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) {
+            // Checked recently, with no write since (see token_cache)?
+            let (key, writes) = (token_cache::key(token.trim()), self.inner.db.writes());
+            if let Some(id) = self.inner.verified.get(&key, writes) {
+                return Ok(id);
+            }
             let claims = self.verify_token(token.trim()).await?;
+            let expires_in = claims.exp - crate::domain::now_ms().div_euclid(1000);
             if claims.sub == ANONYMOUS {
                 let mut id = self.anonymous();
                 id.token_access = Some(claims.access);
+                self.inner.verified.put(key, &id, writes, expires_in);
                 return Ok(id);
             }
             let mut id = self.load_identity(claims.sub.clone(), Some(claims.iat)).await?.ok_or_else(|| {
@@ -187,6 +197,7 @@ impl Auth {
                 )
             })?;
             id.token_access = Some(claims.access);
+            self.inner.verified.put(key, &id, writes, expires_in);
             return Ok(id);
         }
         Err(AuthError::Unauthenticated("unsupported Authorization scheme".into()))

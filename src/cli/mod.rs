@@ -256,7 +256,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve { config, listen } => {
             let config = config.load(listen)?;
-            crate::telemetry::init(&config.log);
+            let _log = crate::telemetry::init(&config.log);
             Ok(actix_web::rt::System::new().block_on(crate::serve(config))?)
         }
         Command::Migrate { config } => {

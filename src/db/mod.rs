@@ -112,6 +112,7 @@ impl<T> Tx for T where
 }
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +184,8 @@ pub use crate::domain::now_ms;
 #[derive(Clone)]
 pub struct Db {
     engine: Engine,
+    /// Write transactions finished through this handle (see [`Db::writes`]).
+    writes: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -192,17 +195,35 @@ enum Engine {
 }
 
 impl Db {
+    fn with(engine: Engine) -> Self {
+        Self { engine, writes: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// How many write transactions have finished (committed or not) through
+    /// this handle and its clones. A cache of what a read returned keeps it
+    /// only while this count is the one taken *before* the read: any write
+    /// of this process since then may have changed the answer.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
+    }
+
+    /// PostgreSQL: other nodes write the same database, so [`Db::writes`]
+    /// does not see every change.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
+    }
+
     /// Opens (creating if needed) the embedded SQLite database and applies
     /// pending migrations.
     pub fn open(path: &Path, read_connections: usize) -> Result<Self, DbError> {
         create_private(path)?;
-        Ok(Self { engine: Engine::Sqlite(Arc::new(sqlite::engine::Engine::open(path, read_connections.max(1))?)) })
+        Ok(Self::with(Engine::Sqlite(Arc::new(sqlite::engine::Engine::open(path, read_connections.max(1))?))))
     }
 
     /// Connects to PostgreSQL at `url` (`postgres://...`) and applies
     /// pending migrations (`migrations/postgres/`) under an advisory lock.
     pub fn open_postgres(url: &str, read_connections: usize) -> Result<Self, DbError> {
-        Ok(Self { engine: Engine::Postgres(Arc::new(postgres::engine::PgEngine::start(url, read_connections)?)) })
+        Ok(Self::with(Engine::Postgres(Arc::new(postgres::engine::PgEngine::start(url, read_connections)?))))
     }
 
     /// Opens a database that must already exist: a maintenance command on a
@@ -237,10 +258,13 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        match &self.engine {
+        let result = match &self.engine {
             Engine::Sqlite(engine) => engine.write(f).await,
             Engine::Postgres(engine) => engine.write(move |tx| f(tx)).await,
-        }
+        };
+        // After the commit, so a reader that counted before it never keeps the old answer.
+        self.writes.fetch_add(1, Ordering::Release);
+        result
     }
 
     /// Writes a consistent copy of the whole database to the new file

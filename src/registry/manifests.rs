@@ -2,12 +2,15 @@
 //! (oci-spec descriptors in one small serde struct) to find what it
 //! references, but stored and served as the exact bytes pushed.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use oci_spec::image::Descriptor;
 use serde::Deserialize;
 use serde_json::{error::Category, json, Value};
 
 use super::protection::protected_set;
+use super::read_cache;
 use super::Tx;
 use super::{audited_write, deny, record, Outcome, Registry, RegistryError};
 use crate::db::manifests::{Manifest, RefKind};
@@ -292,7 +295,22 @@ impl Registry {
         Ok(PutManifest { digest, subject, tags: pushed_tags })
     }
 
-    /// `GET /v2/<name>/manifests/<reference>`.
+    /// `GET /v2/<name>/manifests/<reference>`: from memory while the
+    /// rules of [`read_cache`](super::read_cache) allow, else one read.
+    pub async fn serve_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<Arc<StoredManifest>, RegistryError> {
+        let key = read_cache::key(repo, reference);
+        // Counted before the read: a write finishing during it voids the answer.
+        let writes = self.db.writes();
+        if let Some(hit) = self.reads.get(&key, writes) {
+            return Ok(hit);
+        }
+        let stored = Arc::new(self.get_manifest(repo, reference).await?);
+        self.reads.put(key, stored.clone(), writes);
+        Ok(stored)
+    }
+
+    /// The manifest `reference` names, read from the database (promotion
+    /// and diff decide on it, so they never take a cached answer).
     pub async fn get_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<StoredManifest, RegistryError> {
         let (name, reference) = (repo.clone(), reference.clone());
         let row = self

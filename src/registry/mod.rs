@@ -18,6 +18,7 @@ pub mod manifests;
 mod measure;
 pub mod promotion;
 mod protection;
+mod read_cache;
 pub mod referrers;
 mod release_diff;
 pub mod retention;
@@ -52,6 +53,8 @@ pub struct Registry {
     pub(crate) policy: Arc<Policy>,
     pub(crate) maintenance: Arc<Maintenance>,
     pub(crate) diff: Arc<diff::DiffSettings>,
+    /// The manifest read path's caches (see [`read_cache`]).
+    pub(crate) reads: Arc<read_cache::ReadCache>,
 }
 
 /// What cleanup may delete and when (retention policies and GC settings),
@@ -76,6 +79,7 @@ impl Registry {
             policy: Arc::new(policy),
             maintenance: Arc::new(maintenance),
             diff: Arc::new(diff::DiffSettings::new(Default::default())),
+            reads: Arc::default(),
         }
     }
 
