@@ -378,6 +378,11 @@ fi
 # each known difference and nothing else (tests/clients/docker_diff.sh).
 . "$(dirname "$0")/docker_diff.sh"
 
+# --------------------------------------------------- backup and restore ---
+# wharf backup create / restore on a Wharf of its own, then docker pull :prod,
+# every release of the rollback window, a rollback (tests/clients/docker_restore.sh).
+. "$(dirname "$0")/docker_restore.sh"
+
 # ------------------------------------------------------- quiet server log ---
 # Every login, push and pull above went through docker's TLS probe of the
 # plain port; none of that, nor any refusal, is an ERROR on the server.
