@@ -15,6 +15,8 @@
 # 500, and each scheduled run happened on one node. Then readiness: a node
 # whose object store, then database, is unreachable is taken out by HAProxy
 # and comes back once they are reachable again.
+# Auth is on: every client authenticates, and a token one node issued is
+# used on the others (today through a shared token key file).
 # Prints "ok - NAME" / "not ok - NAME", then "cluster: N passed, N failed".
 # Logs and configuration: $WHARF_RESULTS_DIR/cluster/.
 set -uo pipefail
@@ -108,7 +110,14 @@ timeout = "2s"
 cache = "500ms"
 [log]
 level = "info"
+[auth]
+enabled = true
+# Until the signing keys live in the database, nodes share this secret.
+token_key_file = "$work/token.key"
 EOF
+head -c 32 /dev/urandom >"$work/token.key"
+chmod 600 "$work/token.key"
+admin_pw="cluster-admin-$RANDOM$RANDOM"
 
 node_env() { # NODE: the environment of one node
     local db=$db_url s3=$WHARF_TEST_S3_ENDPOINT
@@ -120,6 +129,9 @@ node_env() { # NODE: the environment of one node
     echo "WHARF_STORAGE__S3__ENDPOINT=$s3"
     echo "WHARF_STORAGE__S3__ACCESS_KEY_ID=$WHARF_TEST_S3_ACCESS_KEY_ID"
     echo "WHARF_STORAGE__S3__SECRET_ACCESS_KEY=$WHARF_TEST_S3_SECRET_ACCESS_KEY"
+    # Every node may be the first on the empty database: each is told the
+    # admin password, and exactly one admin account must result.
+    echo "WHARF_ADMIN_PASSWORD=$admin_pw"
 }
 
 node_start() { # NODE [PORT]
@@ -135,7 +147,8 @@ node_start() { # NODE [PORT]
     NODE_ADDR[$n]=127.0.0.1:$port
 }
 
-# All three start at once: migrations run under their advisory lock.
+# All three start at once: migrations run under their advisory lock, and
+# the admin bootstrap races.
 for n in "${NODES[@]}"; do node_start "$n"; done
 for n in "${NODES[@]}"; do
     if wait_http "http://${NODE_ADDR[$n]}/readyz" 90 "${NODE_PID[$n]}" &&
@@ -187,6 +200,36 @@ else
     fail_early "HAProxy sees the three nodes UP" "$(for n in "${NODES[@]}"; do echo "$n: $(server_state "$n")"; done)"
 fi
 
+# ------------------------------------------------------------------ auth ---
+# A token issued by one node is accepted by the two others.
+auth_hdr=(-u "admin:$admin_pw")
+token=$(curl -sS "${auth_hdr[@]}" "http://${NODE_ADDR[wharf-a]}/auth/token?service=wharf&scope=registry:catalog:*" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' 2>/dev/null)
+codes=""
+for n in wharf-b wharf-c; do
+    codes+="$n:$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://${NODE_ADDR[$n]}/v2/") "
+done
+if [[ -n $token && $codes == "wharf-b:200 wharf-c:200 " ]]; then
+    t_ok "a token issued by wharf-a is accepted by wharf-b and wharf-c"
+else
+    t_not_ok "a token issued by wharf-a is accepted by wharf-b and wharf-c" "token: ${token:0:20}... answers: $codes"
+fi
+n_admin=$(curl -sS "${auth_hdr[@]}" "http://$lb/api/v1/users" | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d.get("users", d) if isinstance(d, dict) else d; print(sum(1 for u in d if u.get("name") == "admin"))' 2>&1)
+if [[ $n_admin == 1 ]]; then
+    t_ok "three nodes started at once on an empty database made exactly one admin account"
+else
+    t_not_ok "three nodes started at once made exactly one admin account" "$n_admin"
+fi
+# crane and docker log in through the load balancer and to each node (the
+# pulls at the end go to each node directly).
+export DOCKER_CONFIG="$work/docker-config"
+mkdir -p "$DOCKER_CONFIG"
+login_ok=1
+for a in "$lb" "${NODE_ADDR[@]}"; do
+    crane auth login "$a" -u admin -p "$admin_pw" >>"$out_dir/logs/crane.log" 2>&1 || login_ok=0
+done
+if ((login_ok)); then t_ok "crane auth login through the load balancer and to each node"; else t_not_ok "crane auth login" "$(tail -n 5 "$out_dir/logs/crane.log")"; fi
+
 # retry N CMD...: a client retrying through the load balancer.
 retry() {
     local n=$1 i rc=1
@@ -206,12 +249,12 @@ retry() {
 head -c 600000 /dev/urandom >"$work/chunked.bin"
 digest="sha256:$(sha256sum <"$work/chunked.bin" | cut -d' ' -f1)"
 split -b 100000 -d "$work/chunked.bin" "$work/chunk."
-loc=$(curl -sS -o /dev/null -D - -X POST "http://$lb/v2/cluster/chunked/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+loc=$(curl -sS "${auth_hdr[@]}" -o /dev/null -D - -X POST "http://$lb/v2/cluster/chunked/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
 ok=1 offset=0 codes=""
 for c in "$work"/chunk.*; do
     size=$(stat -c %s "$c")
     [[ $loc == http* ]] || loc="http://$lb$loc"
-    hdr=$(curl -sS -o /dev/null -D - -X PATCH -H 'Content-Type: application/octet-stream' \
+    hdr=$(curl -sS "${auth_hdr[@]}" -o /dev/null -D - -X PATCH -H 'Content-Type: application/octet-stream' \
         -H "Content-Range: $offset-$((offset + size - 1))" --data-binary "@$c" "$loc" | tr -d '\r')
     code=$(head -n 1 <<<"$hdr" | cut -d' ' -f2)
     codes+="$code "
@@ -222,8 +265,8 @@ done
 [[ $loc == http* ]] || loc="http://$lb$loc"
 sep='?'
 [[ $loc == *\?* ]] && sep='&'
-code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT "$loc${sep}digest=$digest")
-got="sha256:$(curl -sS "http://$lb/v2/cluster/chunked/blobs/$digest" | sha256sum | cut -d' ' -f1)"
+code=$(curl -sS "${auth_hdr[@]}" -o /dev/null -w '%{http_code}' -X PUT "$loc${sep}digest=$digest")
+got="sha256:$(curl -sS "${auth_hdr[@]}" "http://$lb/v2/cluster/chunked/blobs/$digest" | sha256sum | cut -d' ' -f1)"
 if ((ok)) && [[ $code == 201 && $got == "$digest" ]]; then
     t_ok "chunked upload of 600 kB in 6 PATCHes through $lb: 201, and the blob reads back intact"
 else
@@ -270,7 +313,7 @@ push_image() {
 docker_dir=$work/d
 mkdir -p "$docker_dir/root" "$docker_dir/exec" "$docker_dir/config" "$docker_dir/ctx"
 printf '{"deprecated-key-path": "%s"}\n' "$docker_dir/key.json" >"$docker_dir/daemon.json"
-export DOCKER_HOST="unix://$docker_dir/docker.sock" DOCKER_CONFIG="$docker_dir/config" DOCKER_BUILDKIT=0
+export DOCKER_HOST="unix://$docker_dir/docker.sock" DOCKER_BUILDKIT=0
 dockerd --config-file "$docker_dir/daemon.json" --data-root "$docker_dir/root" --exec-root "$docker_dir/exec" \
     --pidfile "$docker_dir/docker.pid" -H "$DOCKER_HOST" --storage-driver=vfs --iptables=false --ip6tables=false \
     --ip-masq=false --ip-forward=false --bridge=none --userland-proxy=false >"$out_dir/logs/dockerd.log" 2>&1 </dev/null &
@@ -346,6 +389,7 @@ if ((docker_up)); then
     seq 1 100000 >"$ctx/data/n.txt"
     printf 'FROM scratch\nCOPY data/a.bin /a.bin\nCOPY data/n.txt /n.txt\nCMD ["/x"]\n' >"$ctx/Dockerfile"
     img="$lb/cluster/docker/app:v1"
+    t_check "docker login $lb as admin" docker login -u admin --password-stdin "$lb" <<<"$admin_pw"
     if docker build -q -t "$img" "$ctx" >"$work/build.out" 2>&1 && out=$(retry 3 docker push "$img" 2>&1); then
         d=$(sed -n 's/.*digest: \(sha256:[0-9a-f]\{64\}\).*/\1/p' <<<"$out" | tail -n 1)
         id=$(docker image inspect -f '{{.Id}}' "$img")
@@ -374,11 +418,11 @@ promoter() {
     shift
     for d in "$@"; do
         for s in test preprod prod; do
-            code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+            code=$(curl -sS "${auth_hdr[@]}" -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
                 -d "{\"reference\":\"$d\",\"stage\":\"$s\"}" "http://${NODE_ADDR[$node]}/api/v1/repositories/$gov/promotions")
             echo "$node promote $s $d $code"
         done
-        code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "http://${NODE_ADDR[$node]}/api/v1/repositories/$gov/stages/prod/rollback")
+        code=$(curl -sS "${auth_hdr[@]}" -o /dev/null -w '%{http_code}' -X POST "http://${NODE_ADDR[$node]}/api/v1/repositories/$gov/stages/prod/rollback")
         echo "$node rollback prod $code"
     done
 }
@@ -407,12 +451,13 @@ sleep 3
 live=(wharf-a wharf-b wharf-c)
 # Each stage's current release is its newest (highest sequence, sequences
 # 1..N without gaps), and the stage tag resolves to it on every node.
-stage_report=$(python3 - "$lb" "$gov" <<EOF 2>&1
-import json, sys, urllib.request
-lb, repo = sys.argv[1], sys.argv[2]
+stage_report=$(python3 - "$lb" "$gov" "$admin_pw" <<EOF 2>&1
+import base64, json, sys, urllib.request
+lb, repo, pw = sys.argv[1], sys.argv[2], sys.argv[3]
+basic = "Basic " + base64.b64encode(f"admin:{pw}".encode()).decode()
 nodes = {$(for n in "${live[@]}"; do printf '"%s": "%s", ' "$n" "${NODE_ADDR[$n]}"; done)}
 def get(addr, path, accept=None):
-    req = urllib.request.Request(f"http://{addr}{path}")
+    req = urllib.request.Request(f"http://{addr}{path}", headers={"Authorization": basic})
     if accept:
         req.add_header("Accept", accept)
     with urllib.request.urlopen(req, timeout=20) as r:
@@ -472,7 +517,7 @@ else
     t_not_ok "retention kept at most the last 2 tags of cluster/churn/app" "kept $nchurn"
 fi
 
-verify=$(curl -sS "http://$lb/api/v1/audit/verify")
+verify=$(curl -sS "${auth_hdr[@]}" "http://$lb/api/v1/audit/verify")
 if python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["valid"] and r["rows_checked"] > 0' "$verify" 2>/dev/null; then
     t_ok "the audit chain verifies ($(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["rows_checked"])' "$verify") rows)"
 else
@@ -503,13 +548,14 @@ log "cluster: $refused manifest PUTs answered 400; crane reported MANIFEST_BLOB_
 
 # Each scheduled run happened on exactly one node: the audit row of every
 # GC and retention run names the one node that held the job's lease.
-runs=$(python3 - "$lb" <<'EOF' 2>&1
-import json, sys, urllib.request
+runs=$(python3 - "$lb" "$admin_pw" <<'EOF' 2>&1
+import base64, json, sys, urllib.request
 lb = sys.argv[1]
+basic = "Basic " + base64.b64encode(f"admin:{sys.argv[2]}".encode()).decode()
 rows, cursor = [], None
 while True:
     url = f"http://{lb}/api/v1/audit?n=1000" + (f"&cursor={cursor}" if cursor else "")
-    page = json.load(urllib.request.urlopen(url, timeout=30))
+    page = json.load(urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": basic}), timeout=30))
     rows += page["entries"]
     cursor = page.get("next_cursor")
     if not cursor:
@@ -549,7 +595,7 @@ readiness_cut() { # RELAY PORT TARGET WHAT
         t_not_ok "$what unreachable from wharf-c: HAProxy takes it out" "state $(server_state wharf-c); /readyz: $(curl -sS "http://${NODE_ADDR[wharf-c]}/readyz")"
     fi
     for i in 1 2 3 4 5 6 7 8 9; do
-        codes+="$(curl -sS -o /dev/null -w '%{http_code}' "http://$lb/v2/cluster/app-1/manifests/v1" -H 'Accept: application/vnd.oci.image.manifest.v1+json') "
+        codes+="$(curl -sS "${auth_hdr[@]}" -o /dev/null -w '%{http_code}' "http://$lb/v2/cluster/app-1/manifests/v1" -H 'Accept: application/vnd.oci.image.manifest.v1+json') "
     done
     if [[ $codes == "200 200 200 200 200 200 200 200 200 " ]]; then
         t_ok "meanwhile 9 manifest GETs through the load balancer all answer 200"
