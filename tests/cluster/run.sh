@@ -230,6 +230,23 @@ for a in "$lb" "${NODE_ADDR[@]}"; do
 done
 if ((login_ok)); then t_ok "crane auth login through the load balancer and to each node"; else t_not_ok "crane auth login" "$(tail -n 5 "$out_dir/logs/crane.log")"; fi
 
+# Failed logins count on every node together: five wrong passwords through
+# the load balancer (spread over the three nodes) lock the account out on
+# all of them (auth.max_failed_logins = 5).
+code=$(curl -sS "${auth_hdr[@]}" -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -X POST \
+    -d '{"name":"guesser","password":"guesser-pw-12345"}' "http://$lb/api/v1/users")
+codes=""
+for i in 1 2 3 4 5; do
+    codes+="$(curl -sS -u guesser:wrong-password -o /dev/null -w '%{http_code}' "http://$lb/v2/") "
+done
+codes+="$(curl -sS -u guesser:guesser-pw-12345 -o /dev/null -w '%{http_code}' "http://$lb/v2/")"
+if [[ $code == 201 && $codes == "401 401 401 401 401 429" ]]; then
+    t_ok "5 failed logins spread over the nodes lock the account on all of them (the right password then answers 429)"
+else
+    t_not_ok "failed logins spread over the nodes count together (5 wrong, then the right password: 429)" \
+        "create user: $code; answers: $codes (a 200 last: each node counts its own failures)"
+fi
+
 # retry N CMD...: a client retrying through the load balancer.
 retry() {
     local n=$1 i rc=1
@@ -244,36 +261,64 @@ retry() {
 }
 
 # ------------------------------------------------ chunked upload, 3 nodes ---
+# up_post ADDR REPO / up_patch ADDR FILE OFFSET / up_put ADDR DIGEST: the
+# steps of a chunked upload, each sent to ADDR (the load balancer or one
+# node); UP_PATH is the session's path from the last Location, and each
+# step appends its HTTP status to UP_CODES.
+UP_PATH="" UP_CODES=""
+up_location() { tr -d '\r' | sed -n 's/^[Ll]ocation: //p' | sed 's#^https\?://[^/]*##'; }
+up_post() {
+    local hdr
+    hdr=$(curl -sS "${auth_hdr[@]}" -o /dev/null -D - -X POST "http://$1/v2/$2/blobs/uploads/")
+    UP_PATH=$(up_location <<<"$hdr")
+    UP_CODES="$(head -n 1 <<<"$hdr" | cut -d' ' -f2)"
+}
+up_patch() {
+    local size hdr
+    size=$(stat -c %s "$2")
+    hdr=$(curl -sS "${auth_hdr[@]}" -o /dev/null -D - -X PATCH -H 'Content-Type: application/octet-stream' \
+        -H "Content-Range: $3-$(($3 + size - 1))" --data-binary "@$2" "http://$1$UP_PATH")
+    UP_PATH=$(up_location <<<"$hdr")
+    UP_CODES+=" $(head -n 1 <<<"$hdr" | cut -d' ' -f2)"
+}
+up_put() {
+    local sep='?'
+    [[ $UP_PATH == *\?* ]] && sep='&'
+    UP_CODES+=" $(curl -sS "${auth_hdr[@]}" -o /dev/null -w '%{http_code}' -X PUT "http://$1$UP_PATH${sep}digest=$2")"
+}
+# blob_sha REPO DIGEST: the digest of the blob as read back through the load
+# balancer, or "collected" when zero-grace GC already took it (unreferenced).
+blob_sha() {
+    local code
+    code=$(curl -sS "${auth_hdr[@]}" -o "$work/blob.out" -w '%{http_code}' "http://$lb/v2/$1/blobs/$2")
+    case $code in
+        200) echo "sha256:$(sha256sum <"$work/blob.out" | cut -d' ' -f1)" ;;
+        404) echo collected ;;
+        *) echo "HTTP $code" ;;
+    esac
+}
+
 # POST, six PATCHes, PUT through the load balancer; HAProxy's log says which
 # node served each request of this upload.
 head -c 600000 /dev/urandom >"$work/chunked.bin"
 digest="sha256:$(sha256sum <"$work/chunked.bin" | cut -d' ' -f1)"
 split -b 100000 -d "$work/chunked.bin" "$work/chunk."
-loc=$(curl -sS "${auth_hdr[@]}" -o /dev/null -D - -X POST "http://$lb/v2/cluster/chunked/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-ok=1 offset=0 codes=""
+up_post "$lb" cluster/chunked
+offset=0
 for c in "$work"/chunk.*; do
-    size=$(stat -c %s "$c")
-    [[ $loc == http* ]] || loc="http://$lb$loc"
-    hdr=$(curl -sS "${auth_hdr[@]}" -o /dev/null -D - -X PATCH -H 'Content-Type: application/octet-stream' \
-        -H "Content-Range: $offset-$((offset + size - 1))" --data-binary "@$c" "$loc" | tr -d '\r')
-    code=$(head -n 1 <<<"$hdr" | cut -d' ' -f2)
-    codes+="$code "
-    [[ $code == 202 ]] || ok=0
-    loc=$(sed -n 's/^[Ll]ocation: //p' <<<"$hdr")
-    offset=$((offset + size))
+    up_patch "$lb" "$c" "$offset"
+    offset=$((offset + $(stat -c %s "$c")))
 done
-[[ $loc == http* ]] || loc="http://$lb$loc"
-sep='?'
-[[ $loc == *\?* ]] && sep='&'
-code=$(curl -sS "${auth_hdr[@]}" -o /dev/null -w '%{http_code}' -X PUT "$loc${sep}digest=$digest")
-got="sha256:$(curl -sS "${auth_hdr[@]}" "http://$lb/v2/cluster/chunked/blobs/$digest" | sha256sum | cut -d' ' -f1)"
-if ((ok)) && [[ $code == 201 && $got == "$digest" ]]; then
-    t_ok "chunked upload of 600 kB in 6 PATCHes through $lb: 201, and the blob reads back intact"
-else
-    t_not_ok "chunked upload through the load balancer" "PATCH codes: $codes PUT: $code" "read back $got, want $digest"
-fi
-upload_id=${loc%%\?*}
+upload_id=${UP_PATH%%\?*}
 upload_id=${upload_id##*/}
+up_put "$lb" "$digest"
+codes=$UP_CODES
+got=$(blob_sha cluster/chunked "$digest")
+if [[ $codes == "202 202 202 202 202 202 202 201" && ($got == "$digest" || $got == collected) ]]; then
+    t_ok "chunked upload of 600 kB in 6 PATCHes through $lb: 201, and the blob reads back intact (or was already collected: $got)"
+else
+    t_not_ok "chunked upload through the load balancer" "POST, PATCH x6, PUT: $codes" "read back $got, want $digest"
+fi
 sleep 0.5 # HAProxy logs a request when it ends
 patch_nodes=$(grep -F "PATCH /v2/cluster/chunked/blobs/uploads/$upload_id" "$lb_log" | grep -o 'wharf/wharf-[abc]' | sort | uniq -c | tr -s ' \n' ' ')
 if (($(grep -F "PATCH /v2/cluster/chunked/blobs/uploads/$upload_id" "$lb_log" | grep -o 'wharf/wharf-[abc]' | sort -u | wc -l) >= 2)); then
@@ -330,6 +375,11 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 (for v in $(seq 1 8); do push_image "$lb/cluster/churn/app:t$v"; done) &
 pushers+=($!)
+# An upload begun on wharf-b (two chunks) is continued on wharf-a and
+# completed on wharf-c after wharf-b is killed.
+up_post "${NODE_ADDR[wharf-b]}" cluster/orphan
+up_patch "${NODE_ADDR[wharf-b]}" "$work/chunk.00" 0
+up_patch "${NODE_ADDR[wharf-b]}" "$work/chunk.01" 100000
 sleep 3
 kill -KILL "${NODE_PID[wharf-b]}"
 wait "${NODE_PID[wharf-b]}" 2>/dev/null
@@ -340,6 +390,19 @@ if wait_state wharf-b DOWN 10; then
     t_ok "HAProxy took the killed node wharf-b out within $(($(date +%s) - killed_at)) s"
 else
     t_not_ok "HAProxy took the killed node wharf-b out" "state: $(server_state wharf-b)"
+fi
+offset=200000
+for c in "$work"/chunk.0[2-5]; do
+    up_patch "${NODE_ADDR[wharf-a]}" "$c" "$offset"
+    offset=$((offset + 100000))
+done
+up_put "${NODE_ADDR[wharf-c]}" "$digest"
+codes=$UP_CODES
+got=$(blob_sha cluster/orphan "$digest")
+if [[ $codes == "202 202 202 202 202 202 202 201" && ($got == "$digest" || $got == collected) ]]; then
+    t_ok "an upload begun on wharf-b before its SIGKILL was continued on wharf-a and completed on wharf-c (read back: $got)"
+else
+    t_not_ok "an upload begun on the killed node continues on the others" "POST+2 PATCH on b, 4 PATCH on a, PUT on c: $codes" "read back $got, want $digest"
 fi
 for p in "${pushers[@]}"; do wait "$p"; done
 if [[ -s $work/push-failures.txt ]]; then

@@ -62,6 +62,9 @@ defaults
     timeout server 10m
     timeout http-request 1m
     timeout tunnel 10m
+    # Longer than Wharf's health.timeout (2s): Wharf answers 503 itself,
+    # naming the part, instead of the probe being cut off.
+    timeout check 3s
 EOF
     if [[ $mode == tcp ]]; then
         cat <<EOF
