@@ -32,6 +32,9 @@
 #                    test-results/console/
 #   pg-clients       conformance-fs, docker and crane again, each Wharf with its
 #                    metadata in a fresh PostgreSQL database (WHARF_TEST_SERVER_POSTGRES)
+#   cluster          tests/cluster/run.sh: three Wharf nodes on one PostgreSQL and one
+#                    versitygw bucket behind HAProxy (its own servers; docker, crane,
+#                    a node SIGKILLed, readiness), results in test-results/cluster/
 # Steps may also be chosen with WHARF_TEST_STEPS="step step ...".
 #
 # Every step runs even when an earlier one failed (a step whose prerequisite
@@ -49,7 +52,7 @@ cd "$WHARF_ROOT" || exit 1
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cargo-test-postgres cosign console pg-clients)
+all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cargo-test-postgres cosign console pg-clients cluster)
 if (($#)); then
     steps=("$@")
 elif [[ -n ${WHARF_TEST_STEPS:-} ]]; then
@@ -146,6 +149,7 @@ step_install() {
     if selected cosign; then comps+=(cosign); fi
     if selected console; then comps+=(console); fi
     if selected pg-clients; then comps+=(postgres docker); fi
+    if selected cluster; then comps+=(go docker versitygw postgres haproxy); fi
     for c in "${comps[@]}"; do
         if ! bash "$WHARF_ROOT/tests/env/install.sh" "$c"; then
             install_failed[$c]=1
@@ -422,6 +426,18 @@ step_cargo_test_postgres() {
         postgres_started=0
     fi
     return "$rc"
+}
+# The multi-node test starts its own PostgreSQL, versitygw, nodes and HAProxy
+# (under test-results/cluster/) and stops them; it reuses the release build.
+step_cluster() {
+    need_installed cluster go docker versitygw postgres haproxy || return 1
+    need cluster build || return 1
+    [[ $WHARF_TEST_SERVER == wharf ]] || { note[cluster]="Wharf only"; return 0; }
+    need_server_binary cluster || return 1
+    if ! bash "$WHARF_ROOT/tests/cluster/run.sh"; then
+        note[cluster]="see $WHARF_RESULTS_DIR/cluster/"
+        return 1
+    fi
 }
 
 # The OCI conformance suite, docker and crane against Wharf with its metadata

@@ -269,10 +269,13 @@ impl Auth {
     pub async fn bootstrap_admin(&self, password: Option<String>) -> Result<Option<String>, AuthError> {
         let count = self.inner.db.read(|conn| Ok::<_, AuthError>(conn.account_count()?)).await?;
         match (count, password) {
-            (0, Some(password)) => {
-                self.create_user(&Actor::system(), "admin", &password, true).await?;
-                Ok(Some("admin".into()))
-            }
+            (0, Some(password)) => match self.create_user(&Actor::system(), "admin", &password, true).await {
+                Ok(_) => Ok(Some("admin".into())),
+                // Nodes started together on an empty database: another one
+                // created it between the count and the insert.
+                Err(AuthError::Conflict(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
             _ => Ok(None),
         }
     }

@@ -18,7 +18,8 @@
 #   postgres   Debian's postgresql (15): initdb, pg_ctl, postgres for tests/services/postgres.sh
 #   cosign     .tools/bin/cosign at $COSIGN_VERSION (go install; signed-promotion step)
 #   console    chromium + chromium-driver (Debian) and Selenium in .venv-test (console step)
-#   all        base rust go s3 versitygw docker openapi deb postgres cosign console   (default)
+#   haproxy    Debian's haproxy (the load balancer of the multi-node test, tests/cluster/run.sh)
+#   all        base rust go s3 versitygw docker openapi deb postgres cosign console haproxy   (default)
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -221,13 +222,22 @@ install_postgres() {
     [[ -n $bin && -x $bin/initdb && -x $bin/pg_ctl ]] || die "postgresql installed but no initdb/pg_ctl under /usr/lib/postgresql/*/bin"
 }
 
+# The load balancer in front of the multi-node test (tests/services/haproxy.sh);
+# installing the package must not leave its system service running.
+install_haproxy() {
+    command -v haproxy >/dev/null && return 0
+    apt_install haproxy
+    command -v systemctl >/dev/null && systemctl disable --now haproxy >/dev/null 2>&1 || true
+    command -v haproxy >/dev/null || die "haproxy installed but not on PATH"
+}
+
 components=("$@")
 ((${#components[@]})) || components=(all)
 for c in "${components[@]}"; do
     case $c in
-        all) install_base; install_rust; install_go; install_s3; install_versitygw; install_docker; install_openapi; install_deb; install_postgres; install_cosign; install_console ;;
-        base|rust|go|s3|versitygw|docker|reference|distribution|deb|openapi|postgres|cosign|console) "install_$c" ;;
-        *) die "unknown component '$c' (base rust go s3 versitygw docker reference distribution deb openapi postgres cosign console all)" ;;
+        all) install_base; install_rust; install_go; install_s3; install_versitygw; install_docker; install_openapi; install_deb; install_postgres; install_cosign; install_console; install_haproxy ;;
+        base|rust|go|s3|versitygw|docker|reference|distribution|deb|openapi|postgres|cosign|console|haproxy) "install_$c" ;;
+        *) die "unknown component '$c' (base rust go s3 versitygw docker reference distribution deb openapi postgres cosign console haproxy all)" ;;
     esac
 done
 log "install: done (${components[*]})"
