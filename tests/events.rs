@@ -139,7 +139,7 @@ const EVENT_ACTIONS: &[&str] = &[
     "promotion.denied",
     "rollback",
     "rollback.denied",
-    "blob.collect",
+    "gc.blob",
 ];
 
 /// Hash -> audit row of every audited change that is an event.
@@ -212,9 +212,7 @@ fn every_event_arrives_signed_once_and_in_order_through_refusals_and_a_restart()
 
     let expected = expected_events(&app);
     let has = |action: &str| expected.values().any(|e| e["action"] == action);
-    for action in
-        ["manifest.push", "tag.create", "tag.move", "promotion", "promotion.denied", "manifest.delete", "tag.delete", "blob.collect"]
-    {
+    for action in ["manifest.push", "tag.create", "tag.move", "promotion", "promotion.denied", "manifest.delete", "tag.delete", "gc.blob"] {
         assert!(has(action), "the scenario has no {action} event");
     }
     wait_until("every event", Duration::from_secs(60), || {
@@ -256,7 +254,7 @@ fn every_event_arrives_signed_once_and_in_order_through_refusals_and_a_restart()
             "tag.create" | "tag.move" => "dev.wharf.tag",
             "promotion" => "dev.wharf.promotion",
             "promotion.denied" => "dev.wharf.gate_refusal",
-            "blob.collect" => "dev.wharf.gc",
+            "gc.blob" => "dev.wharf.gc",
             _ => "dev.wharf.delete",
         };
         assert_eq!(e["type"], want_type, "{e}");

@@ -167,6 +167,7 @@ impl EventsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use figment::providers::Format;
 
     fn endpoint(toml_line: &str) -> Result<EventsConfig, String> {
         let c: EventsConfig = figment::Figment::new()

@@ -66,13 +66,13 @@ impl From<DiffError> for ConsoleError {
     fn from(e: DiffError) -> Self {
         match e {
             DiffError::Registry(r) => r.into(),
-            DiffError::PlatformRequired { .. } | DiffError::PlatformUnknown { .. } | DiffError::NotAnImage { .. } => {
-                ConsoleError::BadRequest(e.to_string())
-            }
-            other => {
-                tracing::error!(error = %other, "console diff failed");
+            e if e.is_server_fault() => {
+                tracing::error!(error = %e, "console diff failed");
                 ConsoleError::Internal("the diff could not be computed; see the server log".into())
             }
+            // The image itself cannot be diffed (no platform chosen, a layer
+            // that is not a readable tar, a bad configuration): say why.
+            e => ConsoleError::BadRequest(e.to_string()),
         }
     }
 }

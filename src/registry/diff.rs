@@ -76,6 +76,14 @@ pub enum DiffError {
     Task(String),
 }
 
+impl DiffError {
+    /// Whether the server, not the image, is at fault (storage failed reading
+    /// a layer, a stored index does not decode, the task died).
+    pub fn is_server_fault(&self) -> bool {
+        matches!(self, DiffError::Layer { source: LayerError::Source(_), .. } | DiffError::IndexCorrupt(..) | DiffError::Task(_))
+    }
+}
+
 impl From<DbError> for DiffError {
     fn from(e: DbError) -> Self {
         DiffError::Registry(e.into())
