@@ -73,7 +73,7 @@ impl Dispatcher {
             for endpoint in &self.config.endpoints {
                 progress |= self.pass(endpoint).await?;
             }
-            let backlog = self.db.read(|tx| Ok::<_, DbError>(tx.pending_delivery_count()?)).await?;
+            let backlog = self.db.read(|tx| tx.pending_delivery_count()).await?;
             metrics::gauge!("wharf_events_backlog").set(backlog as f64);
             if !progress {
                 return Ok(());
@@ -99,7 +99,7 @@ impl Dispatcher {
         // A full batch scanned leaves more to scan: that is progress too.
         let more = !nothing_new && self.scan(endpoint).await?;
         let name = endpoint.name.clone();
-        let pending = self.db.read(move |tx| Ok::<_, DbError>(tx.pending_deliveries(&name, PENDING_BATCH)?)).await?;
+        let pending = self.db.read(move |tx| tx.pending_deliveries(&name, PENDING_BATCH)).await?;
         let now = now_ms();
         let mut seen = HashSet::new();
         // The oldest pending delivery of each repository, if due.
@@ -146,7 +146,7 @@ impl Dispatcher {
     /// pending state (delivered or dead).
     async fn attempt(&self, endpoint: &EndpointConfig, mut d: Delivery) -> Result<bool, EventsError> {
         let id = d.audit_id;
-        let Some(event) = self.db.read(move |tx| Ok::<_, DbError>(tx.outbox_event(id)?)).await? else {
+        let Some(event) = self.db.read(move |tx| tx.outbox_event(id)).await? else {
             return Ok(false);
         };
         let (body, media_type) = payload::body(&event, endpoint.format, &self.config.source);
@@ -194,7 +194,7 @@ impl Dispatcher {
             }
         }
         let left_pending = d.state != DeliveryState::Pending;
-        self.db.write(move |tx| Ok::<_, DbError>(tx.update_delivery(&d)?)).await?;
+        self.db.write(move |tx| tx.update_delivery(&d)).await?;
         Ok(left_pending)
     }
 }

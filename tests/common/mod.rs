@@ -24,6 +24,7 @@ pub mod pg;
 mod scrape;
 
 pub use backends::*;
+#[allow(unused_imports)] // a test of several nodes pushes no content
 pub use content::*;
 pub use http::*;
 #[allow(unused_imports)] // only the metrics tests scrape
