@@ -246,10 +246,16 @@ fn docker_token_flow_scopes_tokens_to_their_repository() {
 #[test]
 fn forged_expired_tampered_and_foreign_tokens_are_refused() {
     use jsonwebtoken::{encode, EncodingKey, Header};
-    let app = start();
+    // A key file of the test's own: on SQLite and on PostgreSQL alike it
+    // becomes the first signing key (PostgreSQL makes no token.key itself).
+    let key_dir = tempfile::tempdir().expect("tempdir");
+    let key_file = key_dir.path().join("token.key");
+    std::fs::write(&key_file, rand_key()).expect("writing the key file");
+    let app = TestApp::builder().with_auth().env("WHARF_AUTH__TOKEN_KEY_FILE", key_file.to_string_lossy()).start();
+    app.set_default_auth(Some(basic("admin", ADMIN_PASSWORD)));
     add_user(&app, "dev", &[("team/**", "developer", &[])]);
     push_image(&app, "team/app", Some("v1"), 1);
-    let key = std::fs::read(app.data_dir().join("token.key")).expect("token key");
+    let key = std::fs::read(&key_file).expect("token key");
     let now = chrono::Utc::now().timestamp();
     let claims = |exp: i64, aud: &str| {
         json!({"iss": "wharf", "sub": "dev", "aud": aud, "exp": exp, "nbf": now - 10, "iat": now - 10, "jti": "x",
@@ -527,4 +533,9 @@ fn token_endpoint_refuses_bad_input() {
         .expect_error(400, &["UNSUPPORTED"]);
     app.req_as(Some("Digest username=dev"), Method::GET, "/v2/").send().expect_error(401, &["UNAUTHORIZED"]);
     app.req_as(Some("Basic !!!not-base64"), Method::GET, "/v2/").send().expect_error(401, &["UNAUTHORIZED"]);
+}
+
+/// 32 random bytes for a token key file.
+fn rand_key() -> [u8; 32] {
+    rand::random()
 }

@@ -18,13 +18,10 @@ use rusqlite::{Connection, OpenFlags};
 use super::postgres::engine::{connect, describe, migrate, parse_url};
 use super::DbError;
 
-/// Tables only the SQLite engine has, and why they are not copied.
-const SQLITE_ONLY: &[(&str, &str)] = &[
-    // Backup fences and runs belong to `wharf backup`, which snapshots SQLite
-    // only; a PostgreSQL install is backed up with pg_dump.
-    ("backup_fences", "SQLite backups"),
-    ("backup_runs", "SQLite backups"),
-];
+/// Tables not copied, and why: both engines have them, but they describe
+/// the source install's backups (a fence of a backup under way, the runs
+/// of the embedded engine's snapshots), not registry metadata.
+const NOT_COPIED: &[(&str, &str)] = &[("backup_fences", "backups of the source install"), ("backup_runs", "backups of the source install")];
 
 /// The PostgreSQL engine's own bookkeeping, not metadata.
 const POSTGRES_ONLY: &[&str] = &["wharf_migrations"];
@@ -82,9 +79,9 @@ pub fn copy_sqlite_to_postgres(sqlite: &Path, url: &str) -> Result<MigrateSummar
 
     let source_tables = sqlite_tables(&source)?;
     let mut tx = client.transaction()?;
-    let target_tables = postgres_tables(&mut tx)?;
-    let sqlite_only: BTreeSet<&str> = SQLITE_ONLY.iter().map(|(t, _)| *t).collect();
-    let expected: BTreeSet<&str> = source_tables.keys().map(String::as_str).filter(|t| !sqlite_only.contains(t)).collect();
+    let target_tables: Vec<String> = postgres_tables(&mut tx)?.into_iter().filter(|t| !NOT_COPIED.iter().any(|(n, _)| n == t)).collect();
+    let not_copied: BTreeSet<&str> = NOT_COPIED.iter().map(|(t, _)| *t).collect();
+    let expected: BTreeSet<&str> = source_tables.keys().map(String::as_str).filter(|t| !not_copied.contains(t)).collect();
     let actual: BTreeSet<&str> = target_tables.iter().map(String::as_str).collect();
     if expected != actual {
         let only_sqlite: Vec<_> = expected.difference(&actual).collect();
@@ -120,7 +117,7 @@ pub fn copy_sqlite_to_postgres(sqlite: &Path, url: &str) -> Result<MigrateSummar
         }
     }
     tx.commit()?;
-    let skipped = SQLITE_ONLY.iter().copied().filter(|(t, _)| source_tables.contains_key(*t)).collect();
+    let skipped = NOT_COPIED.iter().copied().filter(|(t, _)| source_tables.contains_key(*t)).collect();
     Ok(MigrateSummary { target, tables, skipped })
 }
 
