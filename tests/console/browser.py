@@ -6,9 +6,11 @@ everything after that is done by clicking in the browser.
 
 import base64
 import hashlib
+import io
 import json
 import os
 import sys
+import tarfile
 import urllib.error
 import urllib.request
 
@@ -46,8 +48,18 @@ def push_blob(data):
     return digest, len(data)
 
 
+def tar_layer(path, content):
+    """A one-file tar layer: the diff page reads the files of real layers."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(path)
+        info.size, info.mode, info.mtime = len(content), 0o644, 0
+        tar.addfile(info, io.BytesIO(content))
+    return out.getvalue()
+
+
 def push_image(tag, marker):
-    layer = f"layer {marker}".encode() * 10
+    layer = tar_layer("srv/marker.txt", f"layer {marker}\n".encode() * 10)
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": [f"MARKER={marker}"]},
                          "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
     cd, cs = push_blob(config)
