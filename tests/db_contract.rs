@@ -103,6 +103,12 @@ mod postgres_backup {
         let Some(engine) = crate::engines::postgres() else { return };
         crate::backup::a_backup_fence_stops_every_take(engine.db.clone()).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_fence_is_renewed_by_taking_it_again() {
+        let Some(engine) = crate::engines::postgres() else { return };
+        crate::backup::a_fence_is_renewed_by_taking_it_again(engine.db.clone()).await;
+    }
 }
 
 /// The snapshot opened as a SQLite file is SQLite's own.
@@ -111,6 +117,12 @@ mod sqlite_backup {
     async fn a_backup_fence_stops_every_take() {
         let engine = crate::engines::sqlite().expect("sqlite");
         crate::backup::a_backup_fence_stops_every_take(engine.db.clone()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_fence_is_renewed_by_taking_it_again() {
+        let engine = crate::engines::sqlite().expect("sqlite");
+        crate::backup::a_fence_is_renewed_by_taking_it_again(engine.db.clone()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -85,3 +85,17 @@ pub async fn snapshot_matches_its_view(db: Db) {
         .unwrap();
     assert_eq!(last, (None, Some(1234)));
 }
+
+/// A running backup renews its fence by taking it again with a later expiry:
+/// the second take extends the first, it does not fail on the existing id.
+pub async fn a_fence_is_renewed_by_taking_it_again(db: Db) {
+    let active_until = db
+        .write(move |tx| -> R<(bool, bool)> {
+            tx.take_backup_fence("renewed", now() + 1_000)?;
+            tx.take_backup_fence("renewed", now() + 600_000)?;
+            Ok((tx.backup_fence_active(now() + 300_000)?, tx.backup_fence_active(now() + 900_000)?))
+        })
+        .await
+        .expect("renew");
+    assert_eq!(active_until, (true, false), "the renewed fence holds until its new expiry, and no longer");
+}

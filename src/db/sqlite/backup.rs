@@ -7,8 +7,10 @@ use crate::domain::Digest;
 
 impl Backups for SqliteTx<'_> {
     fn take_backup_fence(&self, id: &str, expires_at: i64) -> Result<(), DbError> {
+        // A running backup renews its fence by taking it again.
         self.conn.execute(
-            "INSERT INTO backup_fences (id, created_at, expires_at) VALUES (?1, ?2, ?3)",
+            "INSERT INTO backup_fences (id, created_at, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
             params![id, crate::db::now_ms(), expires_at],
         )?;
         Ok(())
