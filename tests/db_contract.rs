@@ -78,6 +78,8 @@ macro_rules! db_contract_suite {
                 gc::release_diffs_upsert_and_list,
                 gc::take_against_manifest_put_has_one_winner,
                 writer::a_failed_or_panicking_write_rolls_back_and_the_writer_goes_on,
+                backup::a_backup_fence_stops_every_take,
+                backup::a_fence_is_renewed_by_taking_it_again,
             );
         }
     };
@@ -95,36 +97,9 @@ macro_rules! db_contract_suite {
 db_contract_suite!(sqlite, crate::engines::sqlite);
 db_contract_suite!(postgres, crate::engines::postgres);
 
-/// The GC fence holds on PostgreSQL too (its snapshot is a pg_dump archive,
-/// checked black-box in tests/backup.rs).
-mod postgres_backup {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_backup_fence_stops_every_take() {
-        let Some(engine) = crate::engines::postgres() else { return };
-        crate::backup::a_backup_fence_stops_every_take(engine.db.clone()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_fence_is_renewed_by_taking_it_again() {
-        let Some(engine) = crate::engines::postgres() else { return };
-        crate::backup::a_fence_is_renewed_by_taking_it_again(engine.db.clone()).await;
-    }
-}
-
-/// The snapshot opened as a SQLite file is SQLite's own.
+/// The snapshot opened as a SQLite file is SQLite's own (PostgreSQL's is a
+/// pg_dump archive, checked black-box in tests/backup.rs).
 mod sqlite_backup {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_backup_fence_stops_every_take() {
-        let engine = crate::engines::sqlite().expect("sqlite");
-        crate::backup::a_backup_fence_stops_every_take(engine.db.clone()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_fence_is_renewed_by_taking_it_again() {
-        let engine = crate::engines::sqlite().expect("sqlite");
-        crate::backup::a_fence_is_renewed_by_taking_it_again(engine.db.clone()).await;
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn snapshot_matches_its_view() {
         let engine = crate::engines::sqlite().expect("sqlite");
