@@ -51,6 +51,9 @@ cd "$WHARF_ROOT" || exit 1
 
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# A failing test prints its message, not a stack trace: the CI log is cut
+# off, and the trace hid which tests failed. Set it to 1 to debug.
+export RUST_BACKTRACE=${WHARF_TEST_BACKTRACE:-0}
 
 all_steps=(install build lint readme s3 cargo-test cargo-test-versitygw openapi conformance-fs conformance-s3 docker crane deb bench-smoke cargo-test-postgres cosign console pg-clients cluster)
 if (($#)); then
