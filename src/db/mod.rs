@@ -54,6 +54,7 @@ pub mod tags;
 pub mod uploads;
 
 mod postgres;
+mod queue_metrics;
 mod sqlite;
 
 pub use accounts::Accounts;
@@ -133,6 +134,8 @@ pub enum DbError {
     Panicked(String),
     #[error("database threads have stopped")]
     Closed,
+    #[error("the PostgreSQL server accepts no writes (a standby in recovery)")]
+    ReadOnly,
     #[error("database thread: {0}")]
     Thread(std::io::Error),
     #[error("database snapshot: {0}")]
@@ -294,6 +297,19 @@ impl Db {
         match &self.engine {
             Engine::Sqlite(engine) => engine.snapshot_into(dest, view).await,
             Engine::Postgres(engine) => engine.snapshot_into(dest, tools, view).await,
+        }
+    }
+
+    /// Readiness of the database for this node. SQLite: a reader answers and
+    /// the writer thread commits an empty transaction. PostgreSQL: see
+    /// `PgEngine::probe` (never the cluster-wide writer lock).
+    pub async fn probe(&self) -> Result<(), DbError> {
+        match &self.engine {
+            Engine::Sqlite(_) => {
+                self.read(|_| Ok::<_, DbError>(())).await?;
+                self.write(|_| Ok::<_, DbError>(())).await
+            }
+            Engine::Postgres(engine) => engine.probe().await,
         }
     }
 
