@@ -13,6 +13,7 @@ pub mod diff;
 pub mod error;
 pub mod events;
 pub mod gc;
+pub mod inspect;
 pub mod listing;
 pub mod manifests;
 mod measure;
