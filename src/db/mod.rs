@@ -9,7 +9,7 @@
 //! one transaction. It is the sum of small per-aggregate traits
 //! ([`Repositories`], [`Blobs`], [`Manifests`], [`Tags`], [`Uploads`],
 //! [`Releases`], [`Audit`], [`Accounts`], [`Gc`], [`LayerIndex`],
-//! [`Backups`], [`SigningKeys`]), each in
+//! [`Backups`], [`SigningKeys`], [`JobLeases`]), each in
 //! its file here with the rows it returns, which carry domain types
 //! (`Digest`, `RepoName`, `Tag`, `Stage`, `UploadId`) rather than strings.
 //! Why traits and `&dyn Tx` rather than one struct: a second engine
@@ -43,6 +43,7 @@ pub mod blobs;
 pub mod console_sessions;
 pub mod events;
 pub mod gc;
+pub mod job_leases;
 pub mod layer_index;
 pub mod manifests;
 pub mod migrate;
@@ -64,6 +65,7 @@ pub use blobs::Blobs;
 pub use console_sessions::ConsoleSessions;
 pub use events::Events;
 pub use gc::Gc;
+pub use job_leases::JobLeases;
 pub use layer_index::LayerIndex;
 pub use manifests::Manifests;
 pub use releases::Releases;
@@ -90,6 +92,7 @@ pub trait Tx:
     + Events
     + SigningKeys
     + ConsoleSessions
+    + JobLeases
 {
 }
 
@@ -109,6 +112,7 @@ impl<T> Tx for T where
         + Events
         + SigningKeys
         + ConsoleSessions
+        + JobLeases
 {
 }
 

@@ -42,6 +42,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0010_events", include_str!("../../../migrations/postgres/0010_events.sql")),
     ("0011_nodes", include_str!("../../../migrations/postgres/0011_nodes.sql")),
     ("0012_console_sessions", include_str!("../../../migrations/postgres/0012_console_sessions.sql")),
+    ("0013_job_leases", include_str!("../../../migrations/postgres/0013_job_leases.sql")),
 ];
 
 /// Write transactions at once; more would only wait on the writer lock.
