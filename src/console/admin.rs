@@ -11,7 +11,7 @@ use super::view::{short, Nav};
 use super::{ConsoleError, Viewer};
 use crate::auth::Action;
 use crate::observability::Health;
-use crate::registry::Registry;
+use crate::registry::{Registry, RunTrigger};
 
 /// Deletions listed on the page; the totals count them all.
 const LISTED: usize = 200;
@@ -64,7 +64,7 @@ pub async fn admin(
     let readiness = health.readiness().await;
     let retention = match query.retention {
         Some(_) => {
-            let report = registry.run_retention(&actor, true).await?;
+            let report = registry.run_retention(&actor, RunTrigger::Api, true).await?;
             let mut listed = Vec::new();
             for p in &report.repositories {
                 let tags = p.deleted_tags().map(|t| (format!("tag {}", t.tag), t.decision.reason.to_string()));
@@ -84,7 +84,7 @@ pub async fn admin(
     };
     let gc = match query.gc {
         Some(_) => {
-            let r = registry.run_gc(&actor, true).await?;
+            let r = registry.run_gc(&actor, RunTrigger::Api, true).await?;
             Some(GcSummary {
                 blobs: r.blobs_deleted + r.strays_deleted,
                 bytes: r.bytes_freed + r.stray_bytes_freed,
