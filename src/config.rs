@@ -21,6 +21,8 @@ pub use self::metrics::{HealthConfig, MetricsConfig};
 pub mod diff;
 /// `[events]`, webhook endpoints of durable events, in its own file.
 pub mod events;
+/// `[node]`, this process's id among the nodes of one database.
+pub mod node;
 /// Signed promotions: trusted keys and the signature gate (its own file).
 pub mod signatures;
 
@@ -53,6 +55,7 @@ pub struct Config {
     pub health: HealthConfig,
     pub diff: diff::DiffConfig,
     pub events: events::EventsConfig,
+    pub node: node::NodeConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -265,6 +268,7 @@ impl Default for Config {
             gc: GcConfig::default(),
             diff: diff::DiffConfig::default(),
             events: events::EventsConfig::default(),
+            node: node::NodeConfig::default(),
             backup: backup::BackupConfig::default(),
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
@@ -352,6 +356,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "diff",
     "backup",
     "events",
+    "node",
 ];
 
 /// Each of figment's errors as one line that names the key as written in the
@@ -485,6 +490,7 @@ impl Config {
         self.health.validate()?;
         self.diff.validate()?;
         self.events.validate()?;
+        self.node.validate()?;
         self.backup.validate()
     }
 

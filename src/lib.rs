@@ -88,6 +88,7 @@ fn maintenance(config: &Config) -> registry::Maintenance {
         backup: config.backup.clone(),
         backup_s3: config.storage.s3.clone(),
         events: config.events.clone(),
+        node_id: config.node.id.clone(),
     }
 }
 

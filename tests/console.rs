@@ -337,3 +337,105 @@ fn failed_logins_are_limited_like_the_registry() {
     }
     panic!("five failed console logins were never limited");
 }
+
+/// A manifest page shows an image's configuration, layers with their
+/// history, referrers, what retention decides and this host's pull command;
+/// an index shows its platforms. The admin page is for admins only.
+#[test]
+fn manifest_and_admin_pages() {
+    let app =
+        TestApp::builder().with_auth().env("WHARF_RETENTION__POLICIES", r#"[{name="one", repositories="team/**", keep_last=1}]"#).start();
+    app.set_default_auth(Some(basic("admin", ADMIN_PASSWORD)));
+    add_user(&app, "dev", &[("team/**", "developer", &[])]);
+    let repo = "team/app";
+    let old = push_image(&app, repo, Some("old"), 1);
+    let config = to_bytes(&json!({
+        "architecture": "arm64", "os": "linux",
+        "config": {"Env": ["MODE=prod"], "User": "1000:1000", "Entrypoint": ["/bin/app"], "ExposedPorts": {"8080/tcp": {}},
+                   "Labels": {"org.opencontainers.image.source": "https://example.org/app"}},
+        "history": [{"created_by": "COPY app /bin/app"}, {"created_by": "ENV MODE=prod", "empty_layer": true}, {"created_by": "RUN make"}],
+        "rootfs": {"type": "layers", "diff_ids": []},
+    }));
+    let layers = [unique_bytes(1200), unique_bytes(3400)];
+    push_blob(&app, repo, &config);
+    for l in &layers {
+        push_blob(&app, repo, l);
+    }
+    let manifest = image_manifest(&config, &layers, json!({}));
+    let digest = push_manifest(&app, repo, "v2", OCI_MANIFEST, &manifest);
+    push_blob(&app, repo, b"{}");
+    let sig = to_bytes(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.signature",
+        "config": {"mediaType": OCI_EMPTY, "digest": sha256_digest(b"{}"), "size": 2},
+        "layers": [], "subject": descriptor(OCI_MANIFEST, &manifest),
+    }));
+    let sig_digest = push_manifest(&app, repo, &sha256_digest(&sig), OCI_MANIFEST, &sig);
+
+    let admin = login(&app, "admin", ADMIN_PASSWORD);
+    let page = admin.page(&format!("/ui/r/{repo}/manifests/v2"));
+    let host = app.base().split_once("://").unwrap().1.trim_end_matches('/').to_owned();
+    assert!(page.contains(&format!("value=\"docker pull {host}/{repo}:v2\"")), "pull command for this host:\n{page}");
+    for shown in [
+        "<code>MODE=prod</code>",
+        "<code>1000:1000</code>",
+        "<code>/bin/app</code>",
+        "<code>8080/tcp</code>",
+        "https://example.org/app",
+        "linux/arm64",
+    ] {
+        assert!(page.contains(shown), "{shown} not on the page:\n{page}");
+    }
+    // The history entry without a layer is skipped: each layer gets its own line.
+    let layer_rows: Vec<&str> = page.split("<tr><td><code title=\"sha256:").skip(1).collect();
+    assert_eq!(layer_rows.len(), 2, "{page}");
+    assert!(layer_rows[0].contains("COPY app /bin/app") && layer_rows[1].contains("RUN make"), "{page}");
+    assert!(page.contains("2 layers, 4600 bytes"), "{page}");
+    assert!(page.contains(&sig_digest) && page.contains("application/vnd.example.signature"), "referrers:\n{page}");
+    assert!(page.contains("id=\"retention\">kept: "), "{page}");
+    let by_digest = admin.page(&format!("/ui/r/{repo}/manifests/{digest}"));
+    assert!(by_digest.contains(&format!("value=\"docker pull {host}/{repo}@{digest}\"")), "{by_digest}");
+    let old_page = admin.page(&format!("/ui/r/{repo}/manifests/old"));
+    assert!(old_page.contains("id=\"retention\">deleted: "), "keep_last=1 deletes the older image:\n{old_page}");
+    admin.get(&format!("/ui/r/{repo}/manifests/nope")).expect(404);
+    admin.get(&format!("/ui/r/{repo}/manifests/sha256:{}", "0".repeat(64))).expect(404);
+
+    // The repository page: every manifest's verdict, tags linked, pull commands for this host.
+    let repo_page = admin.page(&format!("/ui/r/{repo}"));
+    assert!(repo_page.contains("id=\"verdicts\""), "{repo_page}");
+    assert!(repo_page.contains(&format!("href=\"/ui/r/{repo}/manifests/{}\"", old.digest)), "{repo_page}");
+    assert!(repo_page.contains("deleted: ") && repo_page.contains("kept: "), "{repo_page}");
+    assert!(repo_page.contains(&format!("docker pull {host}/{repo}:old")) && !repo_page.contains("HOST/"), "{repo_page}");
+
+    // Admin: health, and dry runs that delete nothing.
+    let health = admin.page("/ui/admin");
+    assert!(health.contains("id=\"readiness\">ready<") && health.contains("id=\"admin-link\""), "{health}");
+    let plan = admin.page("/ui/admin?retention=1");
+    assert!(plan.contains("id=\"retention-summary\">1 manifests and 1 tags would be deleted"), "{plan}");
+    assert!(plan.contains("tag old"), "{plan}");
+    let gc = admin.page("/ui/admin?gc=1");
+    assert!(gc.contains("id=\"gc-summary\">"), "{gc}");
+    app.get(&format!("/v2/{repo}/manifests/old")).expect(200);
+
+    // An index lists its platforms.
+    let child = push_image(&app, repo, None, 1);
+    let index = to_bytes(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": child.digest, "size": child.manifest.len(), "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}}]}));
+    push_manifest(&app, repo, "multi", OCI_INDEX, &index);
+    let index_page = admin.page(&format!("/ui/r/{repo}/manifests/multi"));
+    assert!(
+        index_page.contains("id=\"platforms\"") && index_page.contains("linux/arm/v7") && index_page.contains(&child.digest),
+        "{index_page}"
+    );
+
+    // A developer sees manifests but no admin page; a visitor is asked to log in.
+    let dev = login(&app, "dev", PW);
+    assert!(dev.page(&format!("/ui/r/{repo}/manifests/v2")).contains("MODE=prod"));
+    assert!(!dev.page("/ui/repositories").contains("admin-link"));
+    dev.get("/ui/admin").expect(403);
+    app.req_as(None, Method::GET, "/ui/admin").send().expect(401);
+    app.req_as(None, Method::GET, &format!("/ui/r/{repo}/manifests/v2")).send().expect(401);
+    // The registry's own address leads a browser to the console.
+    let root = app.req_as(None, Method::GET, "/").send();
+    root.expect(303);
+    assert_eq!(root.header("location").as_deref(), Some("/ui/repositories"));
+}

@@ -26,6 +26,8 @@ mod engines;
 mod events;
 #[path = "db_contract/gc.rs"]
 mod gc;
+#[path = "db_contract/job_leases.rs"]
+mod job_leases;
 #[path = "db_contract/manifests.rs"]
 mod manifests;
 #[path = "common/pg.rs"]
@@ -80,6 +82,8 @@ macro_rules! db_contract_suite {
                 writer::a_failed_or_panicking_write_rolls_back_and_the_writer_goes_on,
                 backup::a_backup_fence_stops_every_take,
                 backup::a_fence_is_renewed_by_taking_it_again,
+                job_leases::take_renew_expire_and_release,
+                job_leases::concurrent_takers_have_one_winner,
             );
         }
     };

@@ -366,3 +366,102 @@ fn dead_letters_are_replayed_from_the_api_and_distribution_listeners_get_their_e
     dead_rx.stop();
     dist_rx.stop();
 }
+
+/// Runs the `wharf` CLI against `app`; returns (success, stdout, stderr).
+fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WHARF_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .args(args)
+        .args(["--url", &app.base()])
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("xdg"))
+        .env("DOCKER_CONFIG", home.path().join("docker"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run wharf");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn rollbacks_and_retention_deletions_are_events_and_the_cli_replays_their_dead_letters() {
+    let shared = Arc::new(Shared::default());
+    shared.failing.store(true, Ordering::SeqCst);
+    let rx = Receiver::start(0, shared.clone());
+    // Only these two types: pushes, tags and promotions of the scenario must not reach it.
+    let hook = format!(
+        r#"{{name = "ops", url = "http://127.0.0.1:{}/", secret = "{SECRET}", max_attempts = 1, backoff = "50ms", types = ["dev.wharf.rollback", "dev.wharf.retention"]}}"#,
+        rx.port
+    );
+    let app = TestApp::builder()
+        .env("WHARF_EVENTS__ENDPOINTS", endpoint_env(&[hook]))
+        .env("WHARF_EVENTS__POLL_INTERVAL", "100ms")
+        .env("WHARF_GOVERNANCE__ROLLBACK_DEPTH", "1")
+        .env("WHARF_RETENTION__POLICIES", r#"[{name="one", repositories="evret/**", keep_last=1}]"#)
+        .start();
+    let name = repo("evret");
+    let images: Vec<Image> = (1..=4).map(|i| push_image(&app, &name, Some(&format!("v{i}")), 1)).collect();
+    promote(&app, &name, "v1", "test").expect(201);
+    promote(&app, &name, "v2", "test").expect(201);
+    app.post(&format!("/api/v1/repositories/{name}/stages/test/rollback")).expect(201);
+    // keep_last=1 keeps v4; v1 is the current test release, v2 its rollback target; v3 goes.
+    let run = app.post("/api/v1/retention/runs");
+    run.expect(200);
+    app.get(&format!("/v2/{name}/manifests/v3")).expect(404);
+    app.get(&format!("/v2/{name}/manifests/{}", images[1].digest)).expect(200);
+
+    let dead_letters = || {
+        let r = app.get("/api/v1/events/deliveries?endpoint=ops&state=dead");
+        r.expect(200);
+        r.json()["deliveries"].as_array().cloned().unwrap()
+    };
+    let audit = expected_events(&app);
+    let wanted: Vec<&Value> = audit
+        .values()
+        .filter(|e| e["action"] == "rollback" || (e["details"]["by"] == "retention" && e["repository"] == name.as_str()))
+        .collect();
+    assert!(wanted.iter().any(|e| e["action"] == "rollback"), "no rollback row: {audit:?}");
+    assert!(wanted.iter().any(|e| e["details"]["by"] == "retention"), "no retention deletion row: {audit:?}");
+    wait_until("dead letters", Duration::from_secs(30), || dead_letters().len() == wanted.len());
+    let letters = dead_letters();
+    assert!(letters.iter().all(|d| d["event_type"] == "dev.wharf.rollback" || d["event_type"] == "dev.wharf.retention"), "{letters:?}");
+    assert!(shared.got().is_empty());
+
+    // A bad replay from the CLI names the problem and queues nothing.
+    let (ok, _, err) = cli(&app, &["events", "replay", "nope", "--from", "1", "--to", "2"]);
+    assert!(!ok && err.contains("nope"), "{err}");
+    // The endpoint recovers; the CLI replays the whole range.
+    shared.failing.store(false, Ordering::SeqCst);
+    let ids: Vec<i64> = letters.iter().map(|d| d["audit_id"].as_i64().unwrap()).collect();
+    let (from, to) = (ids.iter().min().unwrap().to_string(), ids.iter().max().unwrap().to_string());
+    let (ok, out, err) = cli(&app, &["events", "replay", "ops", "--from", &from, "--to", &to]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("{} deliveries to ops are pending again", wanted.len())), "{out}");
+    wait_until("the replayed events", Duration::from_secs(30), || shared.got().len() == wanted.len());
+    assert!(dead_letters().is_empty());
+    let (ok, out, err) = cli(&app, &["events", "list", "--endpoint", "ops", "--state", "delivered", "--json"]);
+    assert!(ok, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["deliveries"].as_array().map(Vec::len), Some(wanted.len()), "{listed}");
+
+    let got: Vec<Value> = shared.got().iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+    for r in shared.got() {
+        verify_signature(&r);
+    }
+    let rollback = got.iter().find(|e| e["type"] == "dev.wharf.rollback").expect("a rollback event");
+    assert_eq!(rollback["subject"], format!("{name}:test"));
+    assert_eq!(rollback["data"]["digest"], images[0].digest, "the rollback restored v1");
+    assert_eq!(rollback["data"]["details"]["previous_digest"], images[1].digest);
+    let retention: Vec<&Value> = got.iter().filter(|e| e["type"] == "dev.wharf.retention").collect();
+    assert!(retention.iter().any(|e| e["data"]["digest"] == images[2].digest), "v3's deletion: {retention:?}");
+    for e in &got {
+        assert!(audit.contains_key(e["id"].as_str().unwrap()), "the event id is an audit hash: {e}");
+        assert_eq!(e["data"]["repository"], name.as_str());
+    }
+    rx.stop();
+}

@@ -208,3 +208,45 @@ fn readyz_follows_the_database() {
     wait_readyz(&app, 200, Duration::from_secs(20));
     push_blob(&app, &repo("health-db"), &unique_bytes(100));
 }
+
+/// Needs the test PostgreSQL server: named `postgres::...`, so the
+/// cargo-test step skips it and the cargo-test-postgres step runs it.
+mod postgres {
+    use super::*;
+    use common::pg::TestDatabase;
+
+    /// The writer lock every node's write transactions take (src/db/postgres/engine.rs).
+    const WRITER_LOCK: i64 = 0x7768_6172_6657;
+
+    #[test]
+    fn readyz_ignores_other_nodes_writes_and_follows_the_server() {
+        let Some(server) = pg::postgres_url() else { return };
+        let database = TestDatabase::create(&server);
+        let app = quick_probes(TestApp::builder()).env("WHARF_DATABASE__URL", database.url.as_str()).start();
+        wait_readyz(&app, 200, Duration::from_secs(10));
+
+        // Another node's long write holds the cluster-wide writer lock: a
+        // node that can read and reach a writable server stays ready, or one
+        // slow write would take every node out of the load balancer at once.
+        let mut other = ::postgres::Client::connect(&server, ::postgres::NoTls).expect("connect");
+        let mut holder = ::postgres::Client::connect(&database.url, ::postgres::NoTls).expect("connect");
+        holder.execute("SELECT pg_advisory_lock($1)", &[&WRITER_LOCK]).unwrap();
+        for _ in 0..4 {
+            let (status, body) = readyz(&app);
+            assert_eq!(status, 200, "{body}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        holder.execute("SELECT pg_advisory_unlock($1)", &[&WRITER_LOCK]).unwrap();
+        drop(holder);
+
+        // The server turns this node's connections away: unready until it takes them again.
+        other.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", database.name)).unwrap();
+        other.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &[&database.name]).unwrap();
+        let body = wait_readyz(&app, 503, Duration::from_secs(10));
+        assert_eq!(body["checks"]["database"], "error", "{body}");
+        assert_eq!(body["checks"]["storage"], "ok", "{body}");
+        other.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", database.name)).unwrap();
+        wait_readyz(&app, 200, Duration::from_secs(20));
+        push_blob(&app, &repo("health-pg"), &unique_bytes(100));
+    }
+}

@@ -42,8 +42,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("server", &["config", "registry"]),
     ("api", &["domain", "config", "governance", "diff", "registry", "auth", "telemetry", "server", "observability"]),
     // The web console: an edge beside `api` (HTML instead of JSON) over the
-    // same use-cases; it never reaches `db` or `storage` directly.
-    ("console", &["domain", "config", "governance", "registry", "auth"]),
+    // same use-cases (and the probes, for the admin page); it never reaches
+    // `db` or `storage` directly.
+    ("console", &["domain", "config", "governance", "registry", "auth", "observability"]),
     (
         "cli",
         &["domain", "config", "datadir", "telemetry", "governance", "diff", "registry", "auth", "jobs", "server", "api", "db", "storage"],

@@ -66,8 +66,9 @@ fn each_series_moves_by_what_was_done() {
     // On the filesystem an upload is written in place, then renamed to its content address.
     assert!(d.of("wharf_storage_operation_duration_seconds_count", &[("backend", "filesystem"), ("op", "append")]) >= 2.0);
     assert!(d.of("wharf_storage_operation_duration_seconds_count", &[("backend", "filesystem"), ("op", "rename")]) >= 2.0);
-    assert!(d.of("wharf_db_queue_wait_seconds_count", &[("engine", "sqlite"), ("queue", "write")]) >= 3.0);
-    assert!(d.of("wharf_db_job_duration_seconds_count", &[("engine", "sqlite"), ("queue", "read")]) >= 1.0);
+    let engine = if database_engine_is_postgres() { "postgres" } else { "sqlite" };
+    assert!(d.of("wharf_db_queue_wait_seconds_count", &[("engine", engine), ("queue", "write")]) >= 3.0);
+    assert!(d.of("wharf_db_job_duration_seconds_count", &[("engine", engine), ("queue", "read")]) >= 1.0);
 
     // A pull: the layer goes out by sendfile, counted as the kernel sends it
     // (after the response head, so poll); the manifest through actix.

@@ -8,6 +8,7 @@ use super::error::CliError;
 use super::ConfigArgs;
 use crate::domain::Actor;
 use crate::registry::retention::RetentionReport;
+use crate::registry::RunTrigger;
 
 #[derive(Subcommand)]
 pub enum RetentionCommand {
@@ -66,7 +67,7 @@ pub fn retention(command: RetentionCommand) -> Result<(), CliError> {
         RetentionCommand::Run { config, json } => (config, *json, false),
     };
     let (config, registry) = config.open_existing()?;
-    let report = runtime()?.block_on(registry.run_retention(&Actor::system(), dry_run))?;
+    let report = runtime()?.block_on(registry.run_retention(&Actor::system(), RunTrigger::Cli, dry_run))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.repositories.is_empty() {
@@ -80,7 +81,7 @@ pub fn retention(command: RetentionCommand) -> Result<(), CliError> {
 
 pub fn gc(config: &ConfigArgs, dry_run: bool, json: bool) -> Result<(), CliError> {
     let (config, registry) = config.open_existing()?;
-    let r = runtime()?.block_on(registry.run_gc(&Actor::system(), dry_run))?;
+    let r = runtime()?.block_on(registry.run_gc(&Actor::system(), RunTrigger::Cli, dry_run))?;
     if json {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());

@@ -2,8 +2,8 @@
 //! use-cases as the API, readable without JavaScript (htmx, vendored and
 //! served from the binary, only adds partial updates).
 //!
-//! Layering: an edge beside `api`. It calls `registry`, `governance` and
-//! `auth`, never `db`; every page and action checks the same grants as the
+//! Layering: an edge beside `api`. It calls `registry`, `governance`,
+//! `auth` and `observability` (the admin page's health), never `db`; every page and action checks the same grants as the
 //! API through `Auth::permits`.
 //!
 //! Sessions: `POST /ui/login` checks the password under the registry's
@@ -13,14 +13,17 @@
 //! comes from another site.
 
 mod actions;
+mod admin;
 mod diff;
 mod error;
+mod manifest;
 mod pages;
 mod view;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use subtle::ConstantTimeEq;
 
 use crate::auth::{Action, Auth, Identity};
 pub use error::ConsoleError;
@@ -34,7 +37,8 @@ const CSS: &[u8] = include_bytes!("static/console.css");
 pub(crate) const STATIC_PREFIX: &str = concat!("/ui/static/", env!("CARGO_PKG_VERSION"));
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ui", web::get().to(home)).service(
+    // A browser pointed at the registry's address lands in the console, not on a JSON 404.
+    cfg.route("/", web::get().to(home)).route("/ui", web::get().to(home)).service(
         web::scope("/ui")
             .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(|e, _| ConsoleError::BadRequest(e.to_string()).into()))
             .route("/", web::get().to(home))
@@ -44,8 +48,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/logout", web::post().to(actions::logout))
             .route("/repositories", web::get().to(pages::repositories))
             .route("/audit", web::get().to(pages::audit))
+            .route("/admin", web::get().to(admin::admin))
             .route("/r/{name:.+}/stages/{stage}", web::get().to(pages::stage))
             .route("/r/{name:.+}/diff", web::get().to(diff::diff))
+            .route("/r/{name:.+}/manifests/{reference}", web::get().to(manifest::manifest))
             .route("/r/{name:.+}/confirm", web::get().to(actions::confirm))
             .route("/r/{name:.+}/promote", web::post().to(actions::promote))
             .route("/r/{name:.+}/rollback", web::post().to(actions::rollback))
@@ -133,7 +139,7 @@ impl Viewer {
         same_origin(req)?;
         match &self.csrf {
             None => Err(ConsoleError::LoginRequired),
-            Some(expected) if constant_time_eq(expected.as_bytes(), token.as_bytes()) => Ok(()),
+            Some(expected) if bool::from(expected.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
             Some(_) => Err(ConsoleError::Forbidden("the form's CSRF token is missing or wrong; reload the page and try again".into())),
         }
     }
@@ -157,10 +163,6 @@ pub(crate) fn same_origin(req: &HttpRequest) -> Result<(), ConsoleError> {
         }
     }
     Ok(())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub(crate) fn auth(req: &HttpRequest) -> Result<Auth, ConsoleError> {

@@ -142,13 +142,33 @@ struct RepositoryPage {
     columns: Vec<StageColumn>,
     first_stage: String,
     can_promote_first: bool,
-    tags: Vec<String>,
+    tags: Vec<TagRow>,
     next_tag: Option<String>,
+    manifests: Vec<VerdictRow>,
+    manifests_total: usize,
+    next_manifests: Option<usize>,
+}
+
+struct TagRow {
+    tag: String,
+    pull: String,
+    retention: String,
+}
+
+/// A manifest and what retention decides about it.
+struct VerdictRow {
+    digest: String,
+    short: String,
+    keep: bool,
+    reason: String,
 }
 
 #[derive(Deserialize)]
 pub struct TagsQuery {
     last: Option<String>,
+    /// Manifests skipped, newest first (the verdict list's paging).
+    #[serde(default)]
+    skip: usize,
 }
 
 /// `GET /ui/r/<name>`: one column per stage, then the tags.
@@ -177,6 +197,32 @@ pub async fn repository(
     }
     let first_stage = stages.first().map(|(s, _)| s.clone()).unwrap_or_default();
     let tags = registry.list_tags(&repo, query.last.clone(), PAGE).await?;
+    let plan = registry.retention_plan_of(&repo).await?;
+    let tag_verdicts: std::collections::HashMap<&str, String> =
+        plan.iter().flat_map(|p| &p.tags).map(|t| (t.tag.as_str(), t.decision.reason.to_string())).collect();
+    let tag_rows = tags
+        .items
+        .iter()
+        .map(|t| TagRow {
+            pull: super::manifest::pull_command(&req, &repo, t),
+            retention: tag_verdicts.get(t.as_str()).cloned().unwrap_or_default(),
+            tag: t.clone(),
+        })
+        .collect();
+    // Newest first: the plan lists manifests oldest first.
+    let all: Vec<VerdictRow> = plan
+        .iter()
+        .flat_map(|p| p.manifests.iter().rev())
+        .map(|m| VerdictRow {
+            short: short(&m.digest),
+            digest: m.digest.clone(),
+            keep: m.decision.keep,
+            reason: m.decision.reason.to_string(),
+        })
+        .collect();
+    let manifests_total = all.len();
+    let manifests: Vec<VerdictRow> = all.into_iter().skip(query.skip).take(PAGE as usize).collect();
+    let next_manifests = (query.skip + manifests.len() < manifests_total).then_some(query.skip + manifests.len());
     let page = RepositoryPage {
         nav: Nav::new(&viewer),
         name: repo.to_string(),
@@ -185,7 +231,10 @@ pub async fn repository(
         first_stage,
         columns,
         next_tag: if tags.has_more { tags.items.last().cloned() } else { None },
-        tags: tags.items,
+        tags: tag_rows,
+        manifests,
+        manifests_total,
+        next_manifests,
     };
     Ok(html(page.render()?))
 }

@@ -12,6 +12,7 @@ pub struct Nav {
     /// Empty when not logged in (no form needs it then).
     pub csrf: String,
     pub can_audit: bool,
+    pub can_admin: bool,
     pub static_prefix: &'static str,
 }
 
@@ -22,6 +23,7 @@ impl Nav {
             logged_in: viewer.logged_in(),
             csrf: viewer.csrf.clone().unwrap_or_default(),
             can_audit: viewer.may(&Action::ReadAudit, None),
+            can_admin: viewer.may(&Action::Admin, None),
             static_prefix: super::STATIC_PREFIX,
         }
     }

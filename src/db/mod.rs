@@ -9,7 +9,7 @@
 //! one transaction. It is the sum of small per-aggregate traits
 //! ([`Repositories`], [`Blobs`], [`Manifests`], [`Tags`], [`Uploads`],
 //! [`Releases`], [`Audit`], [`Accounts`], [`Gc`], [`LayerIndex`],
-//! [`Backups`], [`SigningKeys`]), each in
+//! [`Backups`], [`SigningKeys`], [`JobLeases`]), each in
 //! its file here with the rows it returns, which carry domain types
 //! (`Digest`, `RepoName`, `Tag`, `Stage`, `UploadId`) rather than strings.
 //! Why traits and `&dyn Tx` rather than one struct: a second engine
@@ -43,6 +43,7 @@ pub mod blobs;
 pub mod console_sessions;
 pub mod events;
 pub mod gc;
+pub mod job_leases;
 pub mod layer_index;
 pub mod manifests;
 pub mod migrate;
@@ -54,6 +55,7 @@ pub mod tags;
 pub mod uploads;
 
 mod postgres;
+mod queue_metrics;
 mod sqlite;
 
 pub use accounts::Accounts;
@@ -63,6 +65,7 @@ pub use blobs::Blobs;
 pub use console_sessions::ConsoleSessions;
 pub use events::Events;
 pub use gc::Gc;
+pub use job_leases::JobLeases;
 pub use layer_index::LayerIndex;
 pub use manifests::Manifests;
 pub use releases::Releases;
@@ -89,6 +92,7 @@ pub trait Tx:
     + Events
     + SigningKeys
     + ConsoleSessions
+    + JobLeases
 {
 }
 
@@ -108,6 +112,7 @@ impl<T> Tx for T where
         + Events
         + SigningKeys
         + ConsoleSessions
+        + JobLeases
 {
 }
 
@@ -133,6 +138,8 @@ pub enum DbError {
     Panicked(String),
     #[error("database threads have stopped")]
     Closed,
+    #[error("the PostgreSQL server accepts no writes (a standby in recovery)")]
+    ReadOnly,
     #[error("database thread: {0}")]
     Thread(std::io::Error),
     #[error("database snapshot: {0}")]
@@ -294,6 +301,19 @@ impl Db {
         match &self.engine {
             Engine::Sqlite(engine) => engine.snapshot_into(dest, view).await,
             Engine::Postgres(engine) => engine.snapshot_into(dest, tools, view).await,
+        }
+    }
+
+    /// Readiness of the database for this node. SQLite: a reader answers and
+    /// the writer thread commits an empty transaction. PostgreSQL: see
+    /// `PgEngine::probe` (never the cluster-wide writer lock).
+    pub async fn probe(&self) -> Result<(), DbError> {
+        match &self.engine {
+            Engine::Sqlite(_) => {
+                self.read(|_| Ok::<_, DbError>(())).await?;
+                self.write(|_| Ok::<_, DbError>(())).await
+            }
+            Engine::Postgres(engine) => engine.probe().await,
         }
     }
 

@@ -48,10 +48,14 @@ pub enum AuditAction {
     GrantDelete,
     BlobCollect,
     UploadExpire,
+    /// One finished GC run (not a dry run): who ran it, where, what it freed.
+    GcRun,
+    /// One finished retention run (not a dry run).
+    RetentionRun,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 19] = [
+    pub const ALL: [AuditAction; 21] = [
         Self::ManifestPush,
         Self::ManifestDelete,
         Self::TagCreate,
@@ -71,6 +75,8 @@ impl AuditAction {
         Self::GrantDelete,
         Self::BlobCollect,
         Self::UploadExpire,
+        Self::GcRun,
+        Self::RetentionRun,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +100,8 @@ impl AuditAction {
             Self::GrantDelete => "grant.delete",
             Self::BlobCollect => "gc.blob",
             Self::UploadExpire => "gc.upload",
+            Self::GcRun => "gc.run",
+            Self::RetentionRun => "retention.run",
         }
     }
 

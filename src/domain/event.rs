@@ -32,9 +32,12 @@ pub fn event_type(action: AuditAction, details: &Value) -> Option<&'static str> 
         Rollback => "dev.wharf.rollback",
         PromotionDenied | RollbackDenied => "dev.wharf.gate_refusal",
         BlobCollect => "dev.wharf.gc",
-        AccessDenied | PolicyChange | AccountCreate | AccountDelete | AccountUpdate | GrantCreate | GrantDelete | UploadExpire => {
-            return None
-        }
+        // A run's own row is bookkeeping: what it deleted is announced
+        // already, one event per blob (`dev.wharf.gc`) or tag and manifest
+        // (`dev.wharf.retention`), and a run that deleted nothing changed no
+        // content.
+        AccessDenied | PolicyChange | AccountCreate | AccountDelete | AccountUpdate | GrantCreate | GrantDelete | UploadExpire | GcRun
+        | RetentionRun => return None,
     })
 }
 
@@ -49,6 +52,8 @@ mod tests {
         assert_eq!(event_type(AuditAction::TagDelete, &json!({"by": "retention"})), Some("dev.wharf.retention"));
         assert_eq!(event_type(AuditAction::TagDelete, &json!({})), Some("dev.wharf.delete"));
         assert_eq!(event_type(AuditAction::AccountCreate, &json!({})), None);
+        assert_eq!(event_type(AuditAction::GcRun, &json!({"holder": "a"})), None);
+        assert_eq!(event_type(AuditAction::RetentionRun, &json!({"holder": "a"})), None);
         for a in AuditAction::ALL {
             if let Some(t) = event_type(a, &json!({})) {
                 assert!(EVENT_TYPES.contains(&t), "{t}");

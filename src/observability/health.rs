@@ -1,9 +1,11 @@
 //! `/livez`, `/readyz` and the drain switch.
 //!
 //! `/livez` answers while the process serves requests at all. `/readyz`
-//! answers 200 only when the database took a read and a write lock and the
-//! object store answered a listing, each within `health.timeout`, and the
-//! node is not drained. A result is reused for `health.cache`, and only one
+//! answers 200 only when the database answered its engine's probe (SQLite:
+//! a read and an empty write; PostgreSQL: a read on a server that takes
+//! writes, never the cluster-wide writer lock) and the object store
+//! answered a listing, each within `health.timeout`, and the node is not
+//! drained. A result is reused for `health.cache`, and only one
 //! check runs at a time, so probes cannot pile work onto a struggling
 //! database. Neither probe needs credentials or says more than which part
 //! failed: causes go to the log.
@@ -17,7 +19,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::config::HealthConfig;
-use crate::db::DbError;
 use crate::registry::Registry;
 
 /// Set by `POST /api/v1/admin/drain` (or `health.drained`); one per process.
@@ -73,6 +74,31 @@ pub struct Readiness {
     draining: bool,
 }
 
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.status == "ready"
+    }
+
+    pub fn status(&self) -> &str {
+        &self.status
+    }
+
+    /// (part, what its check found) for each part checked.
+    pub fn parts(&self) -> [(&'static str, Check); 2] {
+        [("database", self.checks.database), ("storage", self.checks.storage)]
+    }
+}
+
+impl Check {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Ok => "ok",
+            Check::Error => "error",
+            Check::Timeout => "timeout",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Health {
     registry: Registry,
@@ -105,6 +131,20 @@ impl Health {
         checks
     }
 
+    /// What `/readyz` answers now (the console's admin page shows it too).
+    pub async fn readiness(&self) -> Readiness {
+        let checks = self.checks().await;
+        let healthy = checks.database == Check::Ok && checks.storage == Check::Ok;
+        let drained = draining();
+        metrics::gauge!("wharf_ready").set(if healthy && !drained { 1.0 } else { 0.0 });
+        let status = match (healthy, drained) {
+            (true, false) => "ready",
+            (_, true) => "draining",
+            (false, false) => "unready",
+        };
+        Readiness { status: status.into(), checks, draining: drained }
+    }
+
     async fn check_database(&self) -> Check {
         if self.db_probe_running.swap(true, Ordering::SeqCst) {
             return Check::Timeout;
@@ -112,13 +152,7 @@ impl Health {
         let (db, running) = (self.registry.db().clone(), self.db_probe_running.clone());
         // Spawned so a probe that outlives the timeout still clears its flag.
         let probe = actix_web::rt::spawn(async move {
-            // A read on a reader thread, then an empty write transaction: the
-            // writer thread is alive and the database's write lock can be had.
-            let read = db.read(|_| Ok::<_, DbError>(())).await;
-            let result = match read {
-                Ok(()) => db.write(|_| Ok::<_, DbError>(())).await,
-                Err(e) => Err(e),
-            };
+            let result = db.probe().await;
             running.store(false, Ordering::SeqCst);
             result
         });
@@ -180,18 +214,8 @@ pub async fn livez() -> HttpResponse {
     )
 )]
 pub async fn readyz(health: web::Data<Health>) -> HttpResponse {
-    let checks = health.checks().await;
-    let healthy = checks.database == Check::Ok && checks.storage == Check::Ok;
-    let drained = draining();
-    let ready = healthy && !drained;
-    metrics::gauge!("wharf_ready").set(if ready { 1.0 } else { 0.0 });
-    let status = match (healthy, drained) {
-        (true, false) => "ready",
-        (_, true) => "draining",
-        (false, false) => "unready",
-    };
-    let body = Readiness { status: status.into(), checks, draining: drained };
-    let mut response = if ready { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
+    let body = health.readiness().await;
+    let mut response = if body.is_ready() { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
     // A probe's answer is about this instant; no cache in between may keep it.
     response.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store")).json(body)
 }

@@ -117,6 +117,10 @@ fn describe() {
     describe_gauge!("wharf_audit_chain_valid", "1 if the last background verification found the chain intact, 0 if it found a broken row");
     describe_gauge!("wharf_backup_last_success_timestamp_seconds", Unit::Seconds, "Unix time the last successful backup finished");
     describe_counter!("wharf_backup_runs_total", "Backups run, by outcome (success, failure)");
+    describe_counter!(
+        "wharf_job_runs_total",
+        "Ticks of a leased scheduled job (gc, retention, backup, events), by outcome: ok, error, skipped_not_holder (another node holds the lease), lease_error, lease_lost (stopped mid-run)"
+    );
     describe_counter!("wharf_backup_blobs_copied_total", "Blobs copied to a backup destination (blobs already there are skipped)");
     describe_counter!("wharf_backup_bytes_copied_total", Unit::Bytes, "Bytes of blobs copied to a backup destination");
     describe_counter!("wharf_diff_layers_indexed_total", "Layers read to build their file index, by outcome (indexed, refused, error)");

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use serde_json::Value;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
@@ -366,18 +366,8 @@ impl Registry {
     async fn read_config(&self, digest: &str) -> Result<Value, DiffError> {
         let d = Digest::parse(digest).map_err(RegistryError::from)?;
         let invalid = |reason: String| DiffError::ConfigInvalid { digest: digest.to_owned(), reason };
-        let key = d.clone();
-        let size = self.db.read(move |tx| tx.blob_size(&key)).await?.unwrap_or(0);
-        if size > MAX_CONFIG_BYTES {
-            return Err(invalid(format!("larger than {MAX_CONFIG_BYTES} bytes")));
-        }
-        let mut bytes = Vec::with_capacity(size as usize);
-        if size > 0 {
-            let mut stream = self.blobs.read(&layout::blob(&d), Some(0..size)).await.map_err(RegistryError::from)?;
-            while let Some(chunk) = stream.next().await {
-                bytes.extend_from_slice(&chunk.map_err(RegistryError::from)?);
-            }
-        }
+        let bytes =
+            self.read_small_blob(&d, MAX_CONFIG_BYTES).await?.ok_or_else(|| invalid(format!("larger than {MAX_CONFIG_BYTES} bytes")))?;
         serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))
     }
 

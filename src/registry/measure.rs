@@ -5,11 +5,13 @@
 //! is counted the same way. Labels are the configured stages and the fixed
 //! gate names of [`GateFailure::gate`](crate::governance::GateFailure::gate).
 
-use crate::domain::{Actor, ReleaseRow, RepoName};
+use serde_json::json;
+
+use crate::domain::{Actor, AuditAction, ReleaseRow, RepoName};
 use crate::registry::gc::GcReport;
 use crate::registry::promotion::{Promotion, PromotionRequest};
 use crate::registry::retention::RetentionReport;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Registry, RegistryError, RunTrigger};
 
 fn outcome<T>(result: &Result<T, RegistryError>) -> &'static str {
     if result.is_ok() {
@@ -32,9 +34,24 @@ fn now_seconds() -> f64 {
 }
 
 impl Registry {
-    /// `POST /api/v1/gc/runs`, `wharf gc`, and the schedule.
-    pub async fn run_gc(&self, actor: &Actor, dry_run: bool) -> Result<GcReport, RegistryError> {
-        let result = self.collect_garbage(actor, dry_run).await;
+    /// `POST /api/v1/gc/runs`, `wharf gc`, and the schedule. A run that is
+    /// no dry run ends with its `gc.run` audit row.
+    pub async fn run_gc(&self, actor: &Actor, trigger: RunTrigger, dry_run: bool) -> Result<GcReport, RegistryError> {
+        let started_at = crate::domain::now_ms();
+        let mut result = self.collect_garbage(actor, dry_run).await;
+        if let Some(r) = result.as_ref().ok().filter(|_| !dry_run) {
+            let counts = json!({
+                "blobs_deleted": r.blobs_deleted,
+                "bytes_freed": r.bytes_freed,
+                "uploads_deleted": r.uploads_deleted,
+                "resumed": r.resumed,
+                "strays_deleted": r.strays_deleted,
+                "stray_bytes_freed": r.stray_bytes_freed,
+            });
+            if let Err(e) = self.record_run(actor, AuditAction::GcRun, trigger, started_at, counts).await {
+                result = Err(e);
+            }
+        }
         metrics::counter!("wharf_gc_runs_total", "outcome" => outcome(&result), "mode" => mode(dry_run)).increment(1);
         if let Some(report) = result.as_ref().ok().filter(|_| !dry_run) {
             metrics::counter!("wharf_gc_blobs_deleted_total").increment(report.blobs_deleted + report.resumed + report.strays_deleted);
@@ -47,8 +64,20 @@ impl Registry {
 
     /// `GET /api/v1/retention/plan` (dry run), `POST /api/v1/retention/runs`,
     /// `wharf retention`, and the schedule.
-    pub async fn run_retention(&self, actor: &Actor, dry_run: bool) -> Result<RetentionReport, RegistryError> {
-        let result = self.apply_retention(actor, dry_run).await;
+    /// A run that is no dry run ends with its `retention.run` audit row.
+    pub async fn run_retention(&self, actor: &Actor, trigger: RunTrigger, dry_run: bool) -> Result<RetentionReport, RegistryError> {
+        let started_at = crate::domain::now_ms();
+        let mut result = self.apply_retention(actor, dry_run).await;
+        if let Some(r) = result.as_ref().ok().filter(|_| !dry_run) {
+            let counts = json!({
+                "manifests_deleted": r.manifests_deleted,
+                "tags_deleted": r.tags_deleted,
+                "repositories": r.repositories.len(),
+            });
+            if let Err(e) = self.record_run(actor, AuditAction::RetentionRun, trigger, started_at, counts).await {
+                result = Err(e);
+            }
+        }
         metrics::counter!("wharf_retention_runs_total", "outcome" => outcome(&result), "mode" => mode(dry_run)).increment(1);
         if let Some(report) = result.as_ref().ok().filter(|_| !dry_run) {
             metrics::counter!("wharf_retention_manifests_deleted_total").increment(report.manifests_deleted);

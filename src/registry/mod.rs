@@ -13,6 +13,7 @@ pub mod diff;
 pub mod error;
 pub mod events;
 pub mod gc;
+pub mod inspect;
 pub mod listing;
 pub mod manifests;
 mod measure;
@@ -23,6 +24,7 @@ pub mod referrers;
 mod release_diff;
 pub mod retention;
 mod rollback;
+mod runs;
 pub mod signatures;
 pub mod uploads;
 
@@ -32,6 +34,7 @@ use std::sync::Arc;
 /// (`server::sendfile`) take them from here, never from `storage`.
 pub use crate::storage::{BlobBody, BodyStream, LocalFile};
 pub use error::RegistryError;
+pub use runs::{LeaseState, RunTrigger};
 
 use crate::config::backup::BackupConfig;
 use crate::config::{GcConfig, RegistryConfig, RetentionConfig, S3Config};
@@ -68,6 +71,8 @@ pub struct Maintenance {
     pub backup_s3: S3Config,
     /// Webhook endpoints (the dispatcher in `events`; replay checks names here).
     pub events: crate::config::events::EventsConfig,
+    /// `node.id`: holds this process's job leases, named in run audit rows.
+    pub node_id: String,
 }
 
 impl Registry {

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::db::{releases::NewRelease, tags::TagChange, RepoId};
@@ -16,10 +15,9 @@ use crate::governance::signatures::Verdict;
 use crate::registry::manifests::{missing_content, parse};
 use crate::registry::signatures::record_verdict;
 use crate::registry::{audited_write, record, refuse, Outcome, Registry, RegistryError, Tx};
-use crate::storage::layout;
 
 /// Image configs larger than this are not read for gate checks.
-const MAX_CONFIG_BYTES: usize = 8 * 1024 * 1024;
+const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
 const MAX_VERSION_LEN: usize = 128;
 const MAX_NOTE_LEN: usize = 4096;
 
@@ -220,17 +218,12 @@ impl Registry {
     }
 
     async fn config_facts(&self, repo: &RepoName, platform: String, digest: &Digest) -> Result<ImageFacts, RegistryError> {
-        let size = self.stat_blob(repo, digest).await?;
-        if size as usize > MAX_CONFIG_BYTES {
-            return Err(RegistryError::BadRequest(format!("image config {digest} is larger than {MAX_CONFIG_BYTES} bytes")));
-        }
-        let mut bytes = Vec::with_capacity(size as usize);
-        if size > 0 {
-            let mut stream = self.blobs.read(&layout::blob(digest), None).await?;
-            while let Some(chunk) = stream.next().await {
-                bytes.extend_from_slice(&chunk?);
-            }
-        }
+        // The repository must hold it, not just the registry.
+        self.stat_blob(repo, digest).await?;
+        let bytes = self
+            .read_small_blob(digest, MAX_CONFIG_BYTES)
+            .await?
+            .ok_or_else(|| RegistryError::BadRequest(format!("image config {digest} is larger than {MAX_CONFIG_BYTES} bytes")))?;
         let config: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let labels: BTreeMap<String, String> = config["config"]["Labels"]
             .as_object()

@@ -137,3 +137,19 @@ impl Registry {
         Ok(report)
     }
 }
+
+impl Registry {
+    /// One repository's retention verdicts as of now, deleting nothing (the
+    /// console shows them per manifest); `None` when the repository does
+    /// not exist. Reads the whole repository, as a run does.
+    pub async fn retention_plan_of(&self, repo: &crate::domain::RepoName) -> Result<Option<RepoPlan>, RegistryError> {
+        let rules = RetentionRules::new(&self.maintenance.retention.policies);
+        let (policy, name, now) = (self.policy.clone(), repo.clone(), crate::domain::now_ms());
+        self.db
+            .read(move |tx| {
+                let Some(repo_id) = tx.repository_id(&name)? else { return Ok(None) };
+                Ok(Some(plan(&facts(tx, repo_id, name.as_str())?, &rules, &policy, now)))
+            })
+            .await
+    }
+}

@@ -9,13 +9,14 @@
 # nodes (from HAProxy's request log), docker push/pull, crane pushes and
 # copies in parallel while one node is SIGKILLed (clients retry through the
 # load balancer), promotions and rollbacks sent to two nodes at once, GC and
-# retention scheduled every second with zero grace on every node. Afterwards:
-# every accepted manifest pulls completely from every node, every stage
-# points at its newest release, the audit chain verifies, no node answered
-# 500. (Not yet checked, because not yet built: failed-login limits shared
-# across nodes, and each scheduled run on one node behind a lease; today
-# every node runs its own schedule, which GC and retention tolerate because
-# every write takes the cluster-wide writer lock.) Then readiness: a node
+# retention scheduled every second with zero grace on every node (each job
+# runs on one node at a time, the holder of its lease in the database).
+# Afterwards: every accepted manifest pulls completely from every node, every
+# stage points at its newest release, the audit chain verifies, no node
+# answered 500, and every GC and retention run was recorded once with one
+# holder among the three nodes (`node.id`), no two runs of one job
+# overlapping in time. (Not yet checked, because not yet built: failed-login
+# limits shared across nodes.) Then readiness: a node
 # whose object store, then database, is unreachable is taken out by HAProxy
 # and comes back once they are reachable again.
 # Auth is on: every client authenticates, and a token one node issued is
@@ -124,6 +125,7 @@ node_env() { # NODE: the environment of one node
         db=${db_url/$pg_hostport/127.0.0.1:$relay_db_port}
         s3=http://127.0.0.1:$relay_s3_port
     fi
+    echo "WHARF_NODE__ID=$1"
     echo "WHARF_DATABASE__URL=$db"
     echo "WHARF_STORAGE__S3__ENDPOINT=$s3"
     echo "WHARF_STORAGE__S3__ACCESS_KEY_ID=$WHARF_TEST_S3_ACCESS_KEY_ID"
@@ -590,6 +592,62 @@ done
 # accepted without its blobs, and the client pushes again. Counted, for the log.
 refused=$(grep -cE ' wharf/wharf-[abc] [-0-9/]+ 400 .*"PUT /v2/[^ ]*/manifests/' "$lb_log")
 log "cluster: $refused manifest PUTs answered 400; crane reported MANIFEST_BLOB_UNKNOWN $(grep -c MANIFEST_BLOB_UNKNOWN "$out_dir/logs/crane.log") times (layers collected by zero-grace GC before their manifest came); clients pushed again"
+
+# Each scheduled run happened on exactly one node: the audit row of every
+# GC and retention run names the one node that held the job's lease, and
+# runs of one job never overlap in time (each started after the previous
+# one finished; a run cut short by the SIGKILL wrote no row).
+runs=$(python3 - "$lb" "$admin_pw" "${NODES[@]}" <<'EOF' 2>&1
+import base64, json, sys, urllib.request
+lb, nodes = sys.argv[1], set(sys.argv[3:])
+basic = "Basic " + base64.b64encode(f"admin:{sys.argv[2]}".encode()).decode()
+def rows(action):
+    out, cursor = [], None
+    while True:
+        url = f"http://{lb}/api/v1/audit?action={action}&n=1000" + (f"&cursor={cursor}" if cursor else "")
+        page = json.load(urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": basic}), timeout=30))
+        out += page["entries"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return out
+summary, bad = [], []
+for action in ("gc.run", "retention.run"):
+    runs = rows(action)
+    if not runs:
+        bad.append(f"no {action} row (job leases with the holder: not in this build)")
+        continue
+    holders, spans = {}, []
+    for r in runs:
+        d = r["details"] if isinstance(r["details"], dict) else {}
+        h = d.get("holder")
+        if not isinstance(h, str) or h not in nodes:
+            bad.append(f"{action} row {r['id']}: holder is {h!r}, not one of {sorted(nodes)}")
+            continue
+        if d.get("trigger") != "schedule":
+            bad.append(f"{action} row {r['id']}: trigger {d.get('trigger')!r}, not schedule")
+        start, end = d.get("started_at"), d.get("finished_at")
+        if not (isinstance(start, int) and isinstance(end, int) and start <= end):
+            bad.append(f"{action} row {r['id']}: started_at {start!r}, finished_at {end!r}")
+            continue
+        holders[h] = holders.get(h, 0) + 1
+        spans.append((start, end, h, r["id"]))
+    spans.sort()
+    for (s0, e0, h0, i0), (s1, e1, h1, i1) in zip(spans, spans[1:]):
+        if s1 < e0:
+            bad.append(f"{action}: row {i1} ({h1}) started at {s1}, before row {i0} ({h0}) finished at {e0}")
+    summary.append(f"{action}: {len(runs)} runs by holder {holders}")
+print("; ".join(summary))
+if bad:
+    print("\n".join(bad[:20]))
+    sys.exit(1)
+EOF
+)
+if [[ $? == 0 ]]; then
+    t_ok "each scheduled GC/retention run was recorded with exactly one holder, runs of one job never overlapping ($runs)"
+else
+    t_not_ok "each scheduled run happened on exactly one node, runs of one job not overlapping" "$runs" \
+        "runs finished per node (logs): $(for n in "${NODES[@]}"; do printf '%s gc=%s retention=%s; ' "$n" "$(grep -c 'garbage collection finished' "$out_dir/logs/$n.log")" "$(grep -c 'retention finished' "$out_dir/logs/$n.log")"; done)"
+fi
 
 # ----------------------------------------------------------- readiness ---
 # The object store, then the database, unreachable from wharf-c alone:

@@ -15,9 +15,10 @@ import urllib.error
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException
+from selenium.common.exceptions import NoSuchElementException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 BASE = os.environ["WHARF_CONSOLE_URL"]
 ADMIN = base64.b64encode(f"admin:{os.environ['WHARF_ADMIN_PASSWORD']}".encode()).decode()
@@ -78,7 +79,9 @@ def setup():
     api("POST", "/api/v1/grants", {"account": "rel", "repository": "team/**", "role": "releaser", "stages": ["test", "preprod", "prod"]})
     api("POST", "/api/v1/users", {"name": "dev", "password": PW})
     api("POST", "/api/v1/grants", {"account": "dev", "repository": "team/**", "role": "developer", "stages": []})
-    return push_image("v1", "one"), push_image("v2", "two")
+    one, two = push_image("v1", "one"), push_image("v2", "two")
+    push_image("v3", "three")
+    return one, two
 
 
 def browser():
@@ -110,6 +113,15 @@ def click_confirmed(d, element_id):
     d.find_element(By.ID, "confirm").click()
 
 
+def wait_text(d, text, timeout=10):
+    """Whether <main> shows `text` within `timeout` s (a boosted click swaps the page asynchronously)."""
+    try:
+        WebDriverWait(d, timeout).until(lambda d: text in d.find_element(By.TAG_NAME, "main").text)
+        return True
+    except TimeoutException:
+        return False
+
+
 def exists(d, element_id):
     try:
         d.find_element(By.ID, element_id)
@@ -139,10 +151,27 @@ def main():
         d.find_element(By.LINK_TEXT, "prod").click()
         shot(d, "04-prod-history")
         click_confirmed(d, "rollback-1")
-        check("rolled back by clicking: history says so", "rollback to #1" in d.find_element(By.TAG_NAME, "main").text)
+        check("rolled back by clicking: history says so", wait_text(d, "rollback to #1"))
         d.get(BASE + f"/ui/r/{REPO}")
         check("prod column shows the restored release", one[:19] in column(d, "prod"), column(d, "prod"))
         shot(d, "05-repository-rolled-back")
+        check("repository page lists retention verdicts", "kept:" in d.find_element(By.ID, "verdicts").text)
+        d.find_element(By.CSS_SELECTOR, f"#stage-prod a[href$='{one}']").click()
+        page = d.find_element(By.TAG_NAME, "main").text
+        check("manifest page shows the configuration", "MARKER=one" in d.find_element(By.ID, "env").text, page[:300])
+        check("manifest page shows the layers", len(d.find_elements(By.CSS_SELECTOR, "#layers tbody tr")) == 1)
+        check("manifest page says what retention decides", d.find_element(By.ID, "retention").text.startswith("kept:"))
+        host = BASE.split("://", 1)[1].rstrip("/")
+        pull = d.find_element(By.ID, "pull").get_attribute("value")
+        check("pull command names this host", pull == f"docker pull {host}/{REPO}@{one}", pull)
+        shot(d, "06-manifest")
+        # A gate refusal after a boosted (htmx) form post is shown, not swallowed:
+        # v3 never went through test and preprod.
+        d.get(BASE + f"/ui/r/{REPO}/confirm?action=promote&stage=prod&reference=v3")
+        d.find_element(By.ID, "confirm").click()
+        alert = d.find_element(By.CSS_SELECTOR, "[role=alert]").text
+        check("a refused promotion shows the gate's reason", "cannot promote" in alert and "gate order" in alert, alert)
+        shot(d, "06-refused")
         d.get(BASE + f"/ui/r/{REPO}/diff?from={one}&to={two}")
         check("diff page compares the two releases", "MARKER" in d.find_element(By.TAG_NAME, "main").text,
               d.find_element(By.TAG_NAME, "main").text[:300])
@@ -153,6 +182,7 @@ def main():
         check("developer logs in", login(d, "dev"))
         d.get(BASE + f"/ui/r/{REPO}")
         check("developer finds no prod promote button", not exists(d, "promote-prod") and exists(d, "stage-prod"))
+        check("developer has no admin link", not exists(d, "admin-link"))
         shot(d, "07-developer-repository")
         # A forged form post without the session's CSRF token, from the page itself.
         status = d.execute_async_script(
@@ -162,6 +192,8 @@ def main():
         check("a forged POST without the CSRF token is refused", status == 403, status)
         d.find_element(By.ID, "logout").click()
 
+        d.get(BASE + "/")
+        check("the registry's address opens the console", d.current_url == BASE + "/ui/repositories", d.current_url)
         d.get(BASE + "/ui/login")
         d.find_element(By.ID, "user").send_keys("admin")
         d.find_element(By.ID, "password").send_keys(os.environ["WHARF_ADMIN_PASSWORD"])
@@ -171,6 +203,13 @@ def main():
         check("audit log verifies the chain", "Chain valid" in d.find_element(By.ID, "chain-status").text)
         check("audit log lists the rollback", "rollback" in d.find_element(By.TAG_NAME, "table").text)
         shot(d, "08-audit")
+        d.find_element(By.ID, "admin-link").click()
+        check("admin page shows this node ready", d.find_element(By.ID, "readiness").text == "ready")
+        d.find_element(By.ID, "plan-retention").click()
+        check("admin page plans retention", "would be deleted" in d.find_element(By.ID, "retention-summary").text)
+        d.find_element(By.ID, "plan-gc").click()
+        check("admin page dry-runs GC", "would be deleted" in d.find_element(By.ID, "gc-summary").text)
+        shot(d, "10-admin")
         d.set_window_size(390, 844)
         d.get(BASE + f"/ui/r/{REPO}")
         shot(d, "09-repository-phone")

@@ -9,7 +9,7 @@ use crate::api::access::require_global;
 use crate::api::openapi::{GcReportSchema, RetentionPoliciesSchema, RetentionReportSchema};
 use crate::api::ApiError;
 use crate::auth::Action;
-use crate::registry::Registry;
+use crate::registry::{Registry, RunTrigger};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -55,7 +55,7 @@ pub async fn policies(req: HttpRequest, registry: web::Data<Registry>) -> Result
 )]
 pub async fn plan(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::ReadAudit).await?;
-    Ok(HttpResponse::Ok().json(registry.run_retention(&actor, true).await?))
+    Ok(HttpResponse::Ok().json(registry.run_retention(&actor, RunTrigger::Api, true).await?))
 }
 
 /// `POST /api/v1/retention/runs` — applies the plan; 200 with the report.
@@ -67,7 +67,7 @@ pub async fn plan(req: HttpRequest, registry: web::Data<Registry>) -> Result<Htt
 )]
 pub async fn run(req: HttpRequest, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
-    Ok(HttpResponse::Ok().json(registry.run_retention(&actor, false).await?))
+    Ok(HttpResponse::Ok().json(registry.run_retention(&actor, RunTrigger::Api, false).await?))
 }
 
 /// `POST /api/v1/gc/runs?dry_run=true|false` — collects unreferenced blobs
@@ -81,5 +81,5 @@ pub async fn run(req: HttpRequest, registry: web::Data<Registry>) -> Result<Http
 )]
 pub async fn gc(req: HttpRequest, query: web::Query<DryRun>, registry: web::Data<Registry>) -> Result<HttpResponse, ApiError> {
     let actor = require_global(&req, Action::Admin).await?;
-    Ok(HttpResponse::Ok().json(registry.run_gc(&actor, query.dry_run).await?))
+    Ok(HttpResponse::Ok().json(registry.run_gc(&actor, RunTrigger::Api, query.dry_run).await?))
 }

@@ -11,13 +11,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::config::Host;
 use postgres::{Client, Config, IsolationLevel, NoTls};
 use tokio::sync::{mpsc, oneshot};
 
 use super::PgTx;
+use crate::db::queue_metrics::{record_depth, timed};
 use crate::db::sqlite::engine::panic_message;
 use crate::db::DbError;
 
@@ -41,12 +42,16 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0010_events", include_str!("../../../migrations/postgres/0010_events.sql")),
     ("0011_nodes", include_str!("../../../migrations/postgres/0011_nodes.sql")),
     ("0012_console_sessions", include_str!("../../../migrations/postgres/0012_console_sessions.sql")),
+    ("0013_job_leases", include_str!("../../../migrations/postgres/0013_job_leases.sql")),
 ];
 
 /// Write transactions at once; more would only wait on the writer lock.
 const WRITE_CONNECTIONS: usize = 4;
 const WRITE_QUEUE: usize = 256;
 const READ_QUEUE: usize = 1024;
+/// A connection idle longer than this is checked before its next job.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+const IDLE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A job gets its thread's connection, or why there is none.
 type Job = Box<dyn FnOnce(Result<&mut Client, DbError>) + Send>;
@@ -122,19 +127,26 @@ fn spawn_pool(name: &str, config: &Arc<Config>, clients: Vec<Client>, queue: usi
     for (n, client) in clients.into_iter().enumerate() {
         let (rx, config) = (rx.clone(), config.clone());
         let mut client = Some(client);
+        let mut last_used = Instant::now();
         thread::Builder::new()
             .name(format!("wharf-pg-{name}-{n}"))
             .spawn(move || loop {
                 // The lock is held only while waiting for the next job.
                 let next = rx.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
                 let Some(job) = next else { break };
-                if client.as_ref().is_none_or(Client::is_closed) {
+                // The synchronous client notices a connection the server ended
+                // (a restart, a failover, an administrator) only when it next
+                // uses it: an idle one is checked first, so the job of a client
+                // request does not fail on it.
+                let stale = |c: &mut Client| c.is_closed() || (last_used.elapsed() > IDLE_CHECK && c.is_valid(IDLE_CHECK_TIMEOUT).is_err());
+                if client.as_mut().is_none_or(stale) {
                     client = connect(&config).inspect_err(|e| tracing::warn!("{e}")).ok();
                 }
                 let conn = client.as_mut().ok_or(DbError::Closed);
                 if catch_unwind(AssertUnwindSafe(|| job(conn))).is_err() {
                     tracing::error!("database job panicked outside its guard");
                 }
+                last_used = Instant::now();
             })
             .map_err(DbError::Thread)?;
     }
@@ -176,6 +188,28 @@ impl PgEngine {
         &self.config
     }
 
+    /// Readiness: a reader connection answers and the server takes writes
+    /// (no standby in recovery). Not on the writer pool: its transactions
+    /// queue on the cluster-wide writer lock, so one long write anywhere
+    /// would turn every node unready at once.
+    pub(crate) async fn probe(&self) -> Result<(), DbError> {
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |client| {
+            let outcome = client.and_then(|c| {
+                let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[])?.try_get(0)?;
+                if in_recovery {
+                    Err(DbError::ReadOnly)
+                } else {
+                    Ok(())
+                }
+            });
+            // The prober may have timed out and gone; nothing to tell.
+            let _ = done.send(outcome);
+        });
+        self.readers.send(job).await.map_err(|_| DbError::Closed)?;
+        result.await.map_err(|_| DbError::Closed)?
+    }
+
     /// Runs `f` in a REPEATABLE READ, READ ONLY transaction on a reader.
     pub(crate) async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -204,8 +238,10 @@ impl PgEngine {
         F: FnOnce(&PgTx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (done, result) = oneshot::channel();
+        let (queue, size) = if write { ("write", WRITE_QUEUE) } else { ("read", READ_QUEUE) };
+        let queued = Instant::now();
         let job: Job = Box::new(move |client| {
-            let outcome = (|| {
+            let outcome = timed("postgres", queue, queued, || {
                 let client = client?;
                 let tx = if write {
                     let mut tx =
@@ -226,11 +262,13 @@ impl PgEngine {
                     catch_unwind(AssertUnwindSafe(|| f(&tx))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()))?;
                 tx.into_inner().commit().map_err(DbError::from)?;
                 Ok(value)
-            })();
+            });
             // The caller may have gone (request cancelled); nothing to tell.
             let _ = done.send(outcome);
         });
-        pool.send(job).await.map_err(|_| DbError::Closed)?;
+        let sent = pool.send(job).await.map_err(|_| DbError::Closed);
+        record_depth("postgres", queue, size, pool.capacity());
+        sent?;
         result.await.map_err(|_| DbError::Closed)?
     }
 }

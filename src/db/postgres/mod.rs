@@ -27,6 +27,7 @@ mod console_sessions;
 pub(crate) mod dump;
 mod events;
 mod gc;
+mod job_leases;
 mod layer_index;
 mod manifests;
 mod releases;

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::migrations::migrations;
 use super::SqliteTx;
+use crate::db::queue_metrics::{record_depth, timed};
 use crate::db::{DbError, Tx};
 
 /// A job for the writer thread; it opens and ends its own transaction.
@@ -62,31 +63,21 @@ impl<J> Queue<J> {
     }
 
     fn record_depth(&self) {
-        let waiting = self.size.saturating_sub(self.tx.capacity());
-        metrics::gauge!("wharf_db_queue_depth", "engine" => "sqlite", "queue" => self.name).set(waiting as f64);
+        record_depth("sqlite", self.name, self.size, self.tx.capacity());
     }
-}
-
-/// Runs `job`, recording its wait since `queued` and its run time.
-fn timed<T>(queue: &'static str, queued: Instant, job: impl FnOnce() -> T) -> T {
-    let started = Instant::now();
-    metrics::histogram!("wharf_db_queue_wait_seconds", "engine" => "sqlite", "queue" => queue).record((started - queued).as_secs_f64());
-    let out = job();
-    metrics::histogram!("wharf_db_job_duration_seconds", "engine" => "sqlite", "queue" => queue).record(started.elapsed().as_secs_f64());
-    out
 }
 
 impl Queue<WriteJob> {
     async fn send(&self, job: WriteJob) -> Result<(), Closed> {
         let (queued, name) = (Instant::now(), self.name);
-        self.enqueue(Box::new(move |conn: &mut Connection| timed(name, queued, || job(conn)))).await
+        self.enqueue(Box::new(move |conn: &mut Connection| timed("sqlite", name, queued, || job(conn)))).await
     }
 }
 
 impl Queue<ReadJob> {
     async fn send(&self, job: ReadJob) -> Result<(), Closed> {
         let (queued, name) = (Instant::now(), self.name);
-        self.enqueue(Box::new(move |conn: &Connection| timed(name, queued, || job(conn)))).await
+        self.enqueue(Box::new(move |conn: &Connection| timed("sqlite", name, queued, || job(conn)))).await
     }
 }
 

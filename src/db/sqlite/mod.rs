@@ -10,6 +10,7 @@ mod console_sessions;
 pub(crate) mod engine;
 mod events;
 mod gc;
+mod job_leases;
 mod layer_index;
 mod manifests;
 mod migrations;
