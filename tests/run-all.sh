@@ -21,7 +21,9 @@
 #   deb              tests/packaging/deb.sh: cargo deb from the release build, dpkg -i,
 #                    start as the systemd unit would, GET /v2/, stop, dpkg --purge
 #   bench-smoke      tests/bench/run.sh --smoke: every benchmark scenario, tiny sizes,
-#                    Wharf and CNCF distribution v3.1.2 (so the benchmark cannot rot)
+#                    Wharf and CNCF distribution v3.1.2 (so the benchmark cannot rot);
+#                    embedded (filesystem + SQLite), then --backend pg-s3 (PostgreSQL +
+#                    versitygw) with one node and with three behind HAProxy
 #   cargo-test-postgres  the whole Rust suite (contract suite's postgres half included) with
 #                    each Wharf on a fresh PostgreSQL database (tests/services/postgres.sh);
 #                    SQLite-only binaries and tests are listed in the step, with why
@@ -146,7 +148,7 @@ step_install() {
     if selected docker; then comps+=(docker); fi
     if selected cargo-test-versitygw; then comps+=(versitygw); fi
     if [[ $WHARF_TEST_SERVER == reference ]]; then comps+=(reference); fi
-    if selected bench-smoke; then comps+=(distribution); fi
+    if selected bench-smoke; then comps+=(distribution postgres versitygw haproxy); fi
     if selected openapi; then comps+=(openapi); fi
     if selected deb; then comps+=(deb); fi
     if selected cargo-test-postgres; then comps+=(postgres); fi
@@ -375,9 +377,18 @@ step_console() {
     return "$rc"
 }
 step_bench_smoke() {
-    need_installed bench-smoke distribution || return 1
+    need_installed bench-smoke distribution postgres versitygw haproxy || return 1
     need bench-smoke build || return 1
-    bash "$WHARF_ROOT/tests/bench/run.sh" --smoke
+    local rc=0 nodes
+    bash "$WHARF_ROOT/tests/bench/run.sh" --smoke || rc=1
+    # Smaller listings and a shorter manifest load than --smoke's: every
+    # scenario still runs (several pages per walk), in about 40 s each.
+    for nodes in 1 3; do
+        bash "$WHARF_ROOT/tests/bench/run.sh" --smoke --backend pg-s3 --nodes "$nodes" \
+            --manifest-secs 1 --tags 100 --repos 60 --page 25 || rc=1
+    done
+    ((rc == 0)) || note[bench-smoke]="see $WHARF_RESULTS_DIR/bench/"
+    return "$rc"
 }
 
 # The whole Rust suite on PostgreSQL: WHARF_TEST_DATABASE=postgres makes the

@@ -279,6 +279,9 @@ EOF
     rootdirectory: /$prefix
     secure: false
     v4auth: true
+    # The loopback endpoint has no per-bucket host names (docker-registry
+    # 2.8 always uses paths; distribution v3 needs telling).
+    forcepathstyle: true
 EOF
     else
         cat <<EOF

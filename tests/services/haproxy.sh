@@ -8,6 +8,7 @@
 #         HAPROXY_ADDR=127.0.0.1:PORT   the frontend
 #         HAPROXY_SOCKET=PATH           the runtime API (show stat, show servers state)
 #         HAPROXY_LOG=PATH              one line per request (httplog: server, status, URL)
+#         HAPROXY_PID=PID               the process (the benchmark reads its CPU time)
 #       http mode (default): round-robin per request, no stickiness, each
 #       server checked with `GET /readyz` every second (down after 2
 #       failures, up after 2 successes); a request whose server refused the
@@ -150,6 +151,7 @@ do_start() {
 HAPROXY_ADDR=127.0.0.1:$port
 HAPROXY_SOCKET=$sock
 HAPROXY_LOG=$log_file
+HAPROXY_PID=$pid
 EOF
     log "haproxy $name ($mode, pid $pid) on 127.0.0.1:$port -> $*; log $log_file"
     cat "$env_file"

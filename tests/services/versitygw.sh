@@ -9,6 +9,9 @@
 #                                       KEY=VALUE lines for the WHARF_TEST_S3_* vars:
 #                                         set -a; eval "$(tests/services/versitygw.sh start)"; set +a
 #   tests/services/versitygw.sh env     print those lines for the running server
+#   tests/services/versitygw.sh bucket NAME
+#                                       create one more bucket (private: only
+#                                       the root credentials above reach it)
 #   tests/services/versitygw.sh stop    stop it and remove its data
 #   tests/services/versitygw.sh status  exit 0 if it is running
 # State (pid, env, the data directory) lives in $WHARF_RESULTS_DIR/services/,
@@ -126,8 +129,32 @@ EOF
     cat "$env_file"
 }
 
+do_bucket() {
+    local name=$1
+    [[ $name =~ ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$ ]] || die "versitygw: bad bucket name '$name'"
+    if ! running || [[ ! -f $env_file ]]; then die "versitygw: not running (use: $0 start)"; fi
+    local endpoint
+    endpoint=$(sed -n 's/^WHARF_TEST_S3_ENDPOINT=//p' "$env_file")
+    "$WHARF_TEST_VENV/bin/python" - "$endpoint" "$name" "$region" "$key_id" "$secret" <<'EOF'
+import sys
+import boto3
+from botocore.config import Config
+endpoint, bucket, region, key_id, secret = sys.argv[1:6]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                  aws_access_key_id=key_id, aws_secret_access_key=secret,
+                  config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+s3.create_bucket(Bucket=bucket)
+s3.head_bucket(Bucket=bucket)
+print(f"versitygw: bucket {bucket} ready at {endpoint}", file=sys.stderr)
+EOF
+}
+
 case ${1:-} in
     start) do_start ;;
+    bucket)
+        [[ -n ${2:-} ]] || { echo "usage: $0 bucket NAME" >&2; exit 2; }
+        do_bucket "$2"
+        ;;
     stop) do_stop ;;
     env)
         if ! running || [[ ! -f $env_file ]]; then die "versitygw: not running (use: $0 start)"; fi
@@ -136,5 +163,5 @@ case ${1:-} in
     status)
         if running; then echo "versitygw: running (pid $(cat "$pid_file"))"; else echo "versitygw: not running"; exit 1; fi
         ;;
-    *) echo "usage: $0 start|stop|env|status" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|env|status|bucket NAME" >&2; exit 2 ;;
 esac

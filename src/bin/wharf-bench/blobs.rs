@@ -5,7 +5,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::client::{Monolithic, Res};
 use crate::metrics::{mib_per_s, Phase, Resources};
-use crate::report::{Better, Metric, PhaseResult};
+use crate::report::{cpu_metrics, Better, Metric, PhaseResult};
 use crate::Ctx;
 
 pub const REPO: &str = "wharf-bench/blob";
@@ -21,10 +21,11 @@ fn throughput(phase: &'static str, bytes: u64, res: crate::metrics::Resources, n
     let mib = bytes as f64 / (1024.0 * 1024.0);
     PhaseResult {
         phase,
-        metrics: vec![
-            Metric::new("throughput", "MiB/s", Better::Higher, mib_per_s(bytes, res.wall_s)),
-            Metric::new("server CPU", "ms/MiB", Better::Lower, res.per_unit(mib, 1e3)),
-        ],
+        metrics: [
+            vec![Metric::new("throughput", "MiB/s", Better::Higher, mib_per_s(bytes, res.wall_s))],
+            cpu_metrics(&res, "ms/MiB", mib, 1e3),
+        ]
+        .concat(),
         res,
         note,
     }
@@ -57,7 +58,7 @@ where
 {
     let mut rounds = Vec::new();
     for _ in 0..cx.prof.rounds {
-        let phase = Phase::begin(cx.pid);
+        let phase = Phase::begin(cx.procs);
         let n = pull().await?;
         rounds.push(phase.end());
         if n != total {
@@ -73,7 +74,7 @@ pub async fn push_monolithic(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     let mode = cx.reg.probe_single_post(REPO).await?;
     let mut rounds = Vec::new();
     for (blob, digest) in &cx.big.mono {
-        let phase = Phase::begin(cx.pid);
+        let phase = Phase::begin(cx.procs);
         cx.reg.push_monolithic(mode, REPO, digest, blob.total, Body::wrap_stream(blob.stream(0, blob.total))).await?;
         rounds.push(phase.end());
         check_stored(cx, digest, blob.total).await?;
@@ -89,7 +90,7 @@ pub async fn push_chunked(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     let chunk = cx.prof.chunk_bytes;
     let mut rounds = Vec::new();
     for (blob, digest) in &cx.big.chunked {
-        let phase = Phase::begin(cx.pid);
+        let phase = Phase::begin(cx.procs);
         let mut location = cx.reg.start_upload(REPO).await?;
         let mut at = 0;
         while at < blob.total {
@@ -129,7 +130,7 @@ pub async fn pull(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     let (copying, copying_spread) = pull_rounds(cx, blob.total, || cx.reg.pull_blob(REPO, digest, |_| {})).await?;
 
     let streams = cx.prof.streams;
-    let phase = Phase::begin(cx.pid);
+    let phase = Phase::begin(cx.procs);
     let tasks: Vec<_> = (0..streams)
         .map(|_| {
             let (reg, digest) = (cx.reg.clone(), digest.clone());

@@ -121,7 +121,7 @@ pub async fn diff_images(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     let mut out = Vec::new();
 
     // What a client-side tool downloads before it can compare anything.
-    let phase = Phase::begin(cx.pid);
+    let phase = Phase::begin(cx.procs);
     let mut n = 0;
     for (digest, _) in &pushed.blobs {
         n += cx.reg.pull_blob_discarding(REPO, digest).await?;
@@ -142,7 +142,7 @@ pub async fn diff_images(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     }
 
     let layers = LAYERS + 1;
-    let phase = Phase::begin(cx.pid);
+    let phase = Phase::begin(cx.procs);
     let cold = diff(cx, "a", "b").await?;
     let res = phase.end();
     if cold["layers_indexed"] != layers || cold["files_added"].as_u64().unwrap_or(0) == 0 {
@@ -158,7 +158,7 @@ pub async fn diff_images(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     );
     out.push(seconds("diff: cold (no index yet)", res, note));
 
-    let phase = Phase::begin(cx.pid);
+    let phase = Phase::begin(cx.procs);
     let next = diff(cx, "b", "c").await?;
     let res = phase.end();
     if next["layers_indexed"] != 1 {
@@ -167,7 +167,7 @@ pub async fn diff_images(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     let note = format!("b→c: 1 layer read, {} indexes reused", next["layers_cached"]);
     out.push(seconds("diff: one new layer", res, note));
 
-    let phase = Phase::begin(cx.pid);
+    let phase = Phase::begin(cx.procs);
     let warm = diff(cx, "a", "b").await?;
     let res = phase.end();
     if warm["layers_indexed"] != 0 {

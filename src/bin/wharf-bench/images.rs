@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::client::{Registry, Res, OCI_MANIFEST};
 use crate::gen::{random_bytes, sha256_hex, splitmix};
 use crate::metrics::{median, quantile, Phase};
-use crate::report::{Better, Metric, PhaseResult};
+use crate::report::{cpu_metrics, Better, Metric, PhaseResult};
 use crate::Ctx;
 
 /// A small image: config, layers and the manifest that names them.
@@ -71,7 +71,7 @@ pub async fn manifest_get(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     futures::future::try_join_all((0..conc).map(|_| cx.reg.get_manifest(REPO, "v1"))).await?;
 
     let duration = Duration::from_secs_f64(cx.prof.manifest_secs);
-    let phase = Phase::begin(cx.pid);
+    let phase = Phase::begin(cx.procs);
     let deadline = Instant::now() + duration;
     let tasks: Vec<_> = (0..conc)
         .map(|_| {
@@ -99,12 +99,15 @@ pub async fn manifest_get(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     lat.sort_by(f64::total_cmp);
     Ok(vec![PhaseResult {
         phase: "manifest GET",
-        metrics: vec![
-            Metric::new("rate", "req/s", Better::Higher, lat.len() as f64 / res.wall_s),
-            Metric::new("p50", "ms", Better::Lower, quantile(&lat, 0.5)),
-            Metric::new("p99", "ms", Better::Lower, quantile(&lat, 0.99)),
-            Metric::new("server CPU", "µs/req", Better::Lower, res.per_unit(lat.len() as f64, 1e6)),
-        ],
+        metrics: [
+            vec![
+                Metric::new("rate", "req/s", Better::Higher, lat.len() as f64 / res.wall_s),
+                Metric::new("p50", "ms", Better::Lower, quantile(&lat, 0.5)),
+                Metric::new("p99", "ms", Better::Lower, quantile(&lat, 0.99)),
+            ],
+            cpu_metrics(&res, "µs/req", lat.len() as f64, 1e6),
+        ]
+        .concat(),
         res,
         note: Some(format!("{conc} connections, {:.0} s, {} requests", cx.prof.manifest_secs, lat.len())),
     }])
@@ -114,7 +117,7 @@ pub async fn manifest_get(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
 pub async fn push_images(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     const REPO: &str = "wharf-bench/images";
     let images: Vec<Image> = (0..cx.prof.images as u64).map(|i| make_image(22, i, 3)).collect();
-    let phase = Phase::begin(cx.pid);
+    let phase = Phase::begin(cx.procs);
     let mut lat: Vec<f64> = futures::stream::iter(images.iter().enumerate())
         .map(|(i, image)| async move {
             let t = Instant::now();
@@ -128,12 +131,15 @@ pub async fn push_images(cx: &Ctx<'_>) -> Res<Vec<PhaseResult>> {
     lat.sort_by(f64::total_cmp);
     Ok(vec![PhaseResult {
         phase: "push small images",
-        metrics: vec![
-            Metric::new("rate", "images/s", Better::Higher, lat.len() as f64 / res.wall_s),
-            Metric::new("p50 per image", "ms", Better::Lower, quantile(&lat, 0.5)),
-            Metric::new("p99 per image", "ms", Better::Lower, quantile(&lat, 0.99)),
-            Metric::new("server CPU", "ms/image", Better::Lower, res.per_unit(lat.len() as f64, 1e3)),
-        ],
+        metrics: [
+            vec![
+                Metric::new("rate", "images/s", Better::Higher, lat.len() as f64 / res.wall_s),
+                Metric::new("p50 per image", "ms", Better::Lower, quantile(&lat, 0.5)),
+                Metric::new("p99 per image", "ms", Better::Lower, quantile(&lat, 0.99)),
+            ],
+            cpu_metrics(&res, "ms/image", lat.len() as f64, 1e3),
+        ]
+        .concat(),
         res,
         note: Some(format!(
             "{} images (config + 3 layers of 4–64 KiB + manifest, POST+PUT per blob), concurrency {}",
@@ -163,7 +169,7 @@ async fn walk(reg: &Registry, first: &str, key: &str) -> Res<(Vec<f64>, usize)> 
 
 /// Walks a listing `walks` times (measured) and summarises the pages.
 async fn measure_walks(cx: &Ctx<'_>, phase: &'static str, first: &str, key: &str, expect_at_least: usize) -> Res<PhaseResult> {
-    let p = Phase::begin(cx.pid);
+    let p = Phase::begin(cx.procs);
     let mut runs = Vec::new();
     for _ in 0..cx.prof.walks {
         runs.push(walk(cx.reg, first, key).await?);
@@ -184,13 +190,16 @@ async fn measure_walks(cx: &Ctx<'_>, phase: &'static str, first: &str, key: &str
     let totals: Vec<f64> = runs.iter().map(|(t, _)| t.iter().sum()).collect();
     Ok(PhaseResult {
         phase,
-        metrics: vec![
-            Metric::new("pages", "count", Better::Neither, pages as f64),
-            Metric::new("first page", "ms", Better::Lower, median(&firsts)),
-            Metric::new("last 5 pages, mean", "ms", Better::Lower, median(&lasts)),
-            Metric::new("whole walk", "ms", Better::Lower, median(&totals)),
-            Metric::new("server CPU", "ms/page", Better::Lower, res.per_unit((pages * runs.len()) as f64, 1e3)),
-        ],
+        metrics: [
+            vec![
+                Metric::new("pages", "count", Better::Neither, pages as f64),
+                Metric::new("first page", "ms", Better::Lower, median(&firsts)),
+                Metric::new("last 5 pages, mean", "ms", Better::Lower, median(&lasts)),
+                Metric::new("whole walk", "ms", Better::Lower, median(&totals)),
+            ],
+            cpu_metrics(&res, "ms/page", (pages * runs.len()) as f64, 1e3),
+        ]
+        .concat(),
         res,
         note: Some(format!("{names} names in {pages} pages, {first}; median of {} walks", cx.prof.walks)),
     })

@@ -4,7 +4,9 @@
 //!
 //! It is a plain HTTP client of the distribution API: it knows each registry
 //! only by its base URL (and, to read the server's CPU time and peak RSS
-//! from /proc, its pid). `bench/run.sh` starts both registries and runs it.
+//! from /proc, its pid, or the pids of a cluster's nodes and of the load
+//! balancer in front of them). `bench/run.sh` starts both registries and
+//! runs it.
 
 mod blobs;
 mod client;
@@ -42,9 +44,15 @@ struct Args {
     /// Wharf's base URL, e.g. http://127.0.0.1:5000
     #[arg(long)]
     wharf_url: String,
-    /// Wharf's server pid (for its peak RSS and CPU time).
+    /// Wharf's server pid (for its peak RSS and CPU time); several,
+    /// comma-separated, for the nodes of a cluster: their CPU time and peak
+    /// RSS are summed.
+    #[arg(long, value_delimiter = ',')]
+    wharf_pid: Vec<u32>,
+    /// The pid of a load balancer in front of Wharf's nodes (HAProxy): its
+    /// CPU time is reported on rows of its own.
     #[arg(long)]
-    wharf_pid: Option<u32>,
+    wharf_proxy_pid: Option<u32>,
     /// The reference registry's base URL (CNCF distribution).
     #[arg(long)]
     reference_url: Option<String>,
@@ -179,10 +187,10 @@ pub struct BigBlobs {
     pub chunked: Vec<(Blob, String)>,
 }
 
-/// What a scenario works with: one registry, its pid, the sizes.
+/// What a scenario works with: one registry, its processes, the sizes.
 pub struct Ctx<'a> {
     pub reg: &'a Registry,
-    pub pid: Option<u32>,
+    pub procs: &'a metrics::Procs,
     pub prof: &'a Profile,
     pub big: &'a BigBlobs,
     /// Wharf (column 0), which has the image diff API the reference lacks.
@@ -210,9 +218,11 @@ async fn run(args: Args) -> Result<bool, String> {
     if let Some(bad) = scenarios.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
         return Err(format!("unknown scenario {bad}; known: {}", SCENARIOS.join(", ")));
     }
-    let mut targets = vec![("wharf".to_owned(), Registry::new(&args.wharf_url)?, args.wharf_pid)];
+    let wharf_procs = metrics::Procs { servers: args.wharf_pid.clone(), proxy: args.wharf_proxy_pid };
+    let mut targets = vec![("wharf".to_owned(), Registry::new(&args.wharf_url)?, wharf_procs)];
     if let Some(url) = &args.reference_url {
-        targets.push((args.reference_name.clone(), Registry::new(url)?, args.reference_pid));
+        let procs = metrics::Procs { servers: args.reference_pid.into_iter().collect(), proxy: None };
+        targets.push((args.reference_name.clone(), Registry::new(url)?, procs));
     }
     for (name, reg, _) in &targets {
         reg.check_base().await.map_err(|e| format!("{name} at {}: {e}", reg.base))?;
@@ -243,21 +253,22 @@ async fn run(args: Args) -> Result<bool, String> {
 
     let mut report = Report::new(["wharf".into(), args.reference_name.clone()]);
     for scenario in &scenarios {
-        for (column, (name, reg, pid)) in targets.iter().enumerate() {
-            let cx = Ctx { reg, pid: *pid, prof: &prof, big: &big, wharf: column == 0 };
+        for (column, (name, reg, procs)) in targets.iter().enumerate() {
+            let cx = Ctx { reg, procs, prof: &prof, big: &big, wharf: column == 0 };
             let t = Instant::now();
             match run_scenario(scenario, &cx).await {
                 Ok(phases) => {
                     for p in phases {
                         let summary: Vec<String> = p.metrics.iter().map(|m| format!("{} {:.2} {}", m.name, m.value, m.unit)).collect();
                         eprintln!(
-                            "wharf-bench: [{name}] {}: {} | wall {:.2} s, client CPU {:.2} s, server CPU {:?} s, server peak RSS {:?} MiB",
+                            "wharf-bench: [{name}] {}: {} | wall {:.2} s, client CPU {:.2} s, server CPU {:?} s, server peak RSS {:?} MiB, load balancer CPU {:?} s",
                             p.phase,
                             summary.join(", "),
                             p.res.wall_s,
                             p.res.client_cpu_s,
                             p.res.server_cpu_s.map(|v| (v * 100.0).round() / 100.0),
                             p.res.server_peak_mib.map(|v| v.round()),
+                            p.res.proxy_cpu_s.map(|v| (v * 100.0).round() / 100.0),
                         );
                         report.add(column, p);
                     }

@@ -68,6 +68,16 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// The server's CPU per unit of work, and the load balancer's beside it
+/// when there is one (a cluster's nodes are already summed in the server's).
+pub fn cpu_metrics(res: &Resources, unit: &'static str, units: f64, scale: f64) -> Vec<Metric> {
+    let mut metrics = vec![Metric::new("server CPU", unit, Better::Lower, res.per_unit(units, scale))];
+    if res.proxy_cpu_s.is_some() {
+        metrics.push(Metric::new("load balancer CPU", unit, Better::Lower, res.proxy_per_unit(units, scale)));
+    }
+    metrics
+}
+
 impl Report {
     pub fn new(names: [String; 2]) -> Self {
         Self { names, ..Default::default() }
@@ -113,18 +123,23 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(out, "Resources per measured phase (server = the registry process, from /proc; client = this tool, getrusage):");
         let _ = writeln!(out);
+        // A cluster's load balancer gets a column of its own.
+        let proxy = self.phases.iter().any(|(_, cols)| cols[0].as_ref().is_some_and(|p| p.res.proxy_cpu_s.is_some()));
         let _ = writeln!(
             out,
-            "| phase | wall s {w} | wall s {r} | server peak RSS MiB {w} | server peak RSS MiB {r} | RSS {w} / {r} | server CPU s {w} | server CPU s {r} | client CPU s {w} | client CPU s {r} |"
+            "| phase | wall s {w} | wall s {r} | server peak RSS MiB {w} | server peak RSS MiB {r} | RSS {w} / {r} | server CPU s {w} | server CPU s {r} | client CPU s {w} | client CPU s {r} |{}",
+            if proxy { format!(" load balancer CPU s {w} |") } else { String::new() }
         );
-        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ =
+            writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{}", if proxy { " ---: |" } else { "" });
         for (phase, cols) in &self.phases {
             let res = |c: usize| cols[c].as_ref().map(|p| p.res);
             let (a, b) = (res(0), res(1));
             let rss = |x: Option<Resources>| x.and_then(|r| r.server_peak_mib);
+            let lb = if proxy { format!(" {} |", opt(a.and_then(|r| r.proxy_cpu_s))) } else { String::new() };
             let _ = writeln!(
                 out,
-                "| {phase} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {phase} | {} | {} | {} | {} | {} | {} | {} | {} | {} |{lb}",
                 opt(a.map(|r| r.wall_s)),
                 opt(b.map(|r| r.wall_s)),
                 opt(rss(a)),
@@ -179,6 +194,7 @@ impl Report {
                             "client_cpu_s": p.res.client_cpu_s,
                             "server_cpu_s": p.res.server_cpu_s,
                             "server_peak_rss_mib": p.res.server_peak_mib,
+                            "load_balancer_cpu_s": p.res.proxy_cpu_s,
                             "note": p.note,
                         })
                     })
