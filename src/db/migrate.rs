@@ -20,8 +20,12 @@ use super::DbError;
 
 /// Tables not copied, and why: both engines have them, but they describe
 /// the source install's backups (a fence of a backup under way, the runs
-/// of the embedded engine's snapshots), not registry metadata.
-const NOT_COPIED: &[(&str, &str)] = &[("backup_fences", "backups of the source install"), ("backup_runs", "backups of the source install")];
+/// of the embedded engine's snapshots) or are transient, not registry metadata.
+const NOT_COPIED: &[(&str, &str)] = &[
+    ("backup_fences", "backups of the source install"),
+    ("backup_runs", "backups of the source install"),
+    ("login_failures", "failed-login counters: transient, they expire within auth.lockout"),
+];
 
 /// The PostgreSQL engine's own bookkeeping, not metadata.
 const POSTGRES_ONLY: &[&str] = &["wharf_migrations"];

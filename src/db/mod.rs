@@ -44,6 +44,7 @@ pub mod console_sessions;
 pub mod events;
 pub mod gc;
 pub mod layer_index;
+pub mod login_failures;
 pub mod manifests;
 pub mod migrate;
 pub mod releases;
@@ -64,6 +65,7 @@ pub use console_sessions::ConsoleSessions;
 pub use events::Events;
 pub use gc::Gc;
 pub use layer_index::LayerIndex;
+pub use login_failures::LoginFailures;
 pub use manifests::Manifests;
 pub use releases::Releases;
 pub use repositories::{RepoId, Repositories};
@@ -89,6 +91,7 @@ pub trait Tx:
     + Events
     + SigningKeys
     + ConsoleSessions
+    + LoginFailures
 {
 }
 
@@ -108,6 +111,7 @@ impl<T> Tx for T where
         + Events
         + SigningKeys
         + ConsoleSessions
+        + LoginFailures
 {
 }
 

@@ -28,6 +28,7 @@ pub(crate) mod dump;
 mod events;
 mod gc;
 mod layer_index;
+mod login_failures;
 mod manifests;
 mod releases;
 mod repositories;

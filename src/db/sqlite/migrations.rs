@@ -17,6 +17,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0010_events.sql")),
         M::up(include_str!("../../../migrations/0011_nodes.sql")),
         M::up(include_str!("../../../migrations/0012_console_sessions.sql")),
+        M::up(include_str!("../../../migrations/0014_login_failures.sql")),
     ])
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod engine;
 mod events;
 mod gc;
 mod layer_index;
+mod login_failures;
 mod manifests;
 mod migrations;
 mod releases;
