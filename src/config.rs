@@ -21,8 +21,13 @@ pub use self::metrics::{HealthConfig, MetricsConfig};
 pub mod diff;
 /// `[events]`, webhook endpoints of durable events, in its own file.
 pub mod events;
+/// `server.trusted_proxies`: whose `X-Forwarded-For` names the client.
+pub mod proxies;
 /// Signed promotions: trusted keys and the signature gate (its own file).
 pub mod signatures;
+/// `[storage.filesystem]` and the multi-node storage check.
+mod storage;
+pub use self::storage::FilesystemConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -176,6 +181,7 @@ pub struct StorageConfig {
     /// the blob is recorded, so a blob acknowledged with 201 survives a
     /// crash of the machine. Off only where the disk itself guarantees it.
     pub fsync: bool,
+    pub filesystem: FilesystemConfig,
     pub s3: S3Config,
 }
 
@@ -238,6 +244,9 @@ pub struct ServerConfig {
     /// of 512 shared out over the cores. A streamed download whose client
     /// stalls holds one.
     pub blocking_threads: usize,
+    /// Load balancers (addresses or networks, `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` names the client; empty: the TCP peer is the client.
+    pub trusted_proxies: proxies::TrustedProxies,
     pub tls: TlsConfig,
 }
 
@@ -291,6 +300,7 @@ impl Default for StorageConfig {
             backend: Backend::Filesystem,
             path: None,
             fsync: true,
+            filesystem: FilesystemConfig::default(),
             s3: S3Config { path_style: true, region: "us-east-1".into(), ..Default::default() },
         }
     }
@@ -311,6 +321,7 @@ impl Default for ServerConfig {
             send_timeout: Duration::from_secs(60),
             max_transfers: 512,
             blocking_threads: 0,
+            trusted_proxies: proxies::TrustedProxies::default(),
             tls: TlsConfig::default(),
         }
     }
