@@ -23,8 +23,13 @@ pub mod diff;
 pub mod events;
 /// `[node]`, this process's id among the nodes of one database.
 pub mod node;
+/// `server.trusted_proxies`: whose `X-Forwarded-For` names the client.
+pub mod proxies;
 /// Signed promotions: trusted keys and the signature gate (its own file).
 pub mod signatures;
+/// `[storage.filesystem]` and the multi-node storage check.
+mod storage;
+pub use self::storage::FilesystemConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -179,6 +184,7 @@ pub struct StorageConfig {
     /// the blob is recorded, so a blob acknowledged with 201 survives a
     /// crash of the machine. Off only where the disk itself guarantees it.
     pub fsync: bool,
+    pub filesystem: FilesystemConfig,
     pub s3: S3Config,
 }
 
@@ -241,6 +247,9 @@ pub struct ServerConfig {
     /// of 512 shared out over the cores. A streamed download whose client
     /// stalls holds one.
     pub blocking_threads: usize,
+    /// Load balancers (addresses or networks, `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` names the client; empty: the TCP peer is the client.
+    pub trusted_proxies: proxies::TrustedProxies,
     pub tls: TlsConfig,
 }
 
@@ -295,6 +304,7 @@ impl Default for StorageConfig {
             backend: Backend::Filesystem,
             path: None,
             fsync: true,
+            filesystem: FilesystemConfig::default(),
             s3: S3Config { path_style: true, region: "us-east-1".into(), ..Default::default() },
         }
     }
@@ -315,6 +325,7 @@ impl Default for ServerConfig {
             send_timeout: Duration::from_secs(60),
             max_transfers: 512,
             blocking_threads: 0,
+            trusted_proxies: proxies::TrustedProxies::default(),
             tls: TlsConfig::default(),
         }
     }

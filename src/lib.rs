@@ -122,6 +122,7 @@ pub fn configure_app(registry: Registry, auth: auth::Auth) -> impl FnOnce(&mut w
 /// the admin account. A second server on the same directory, or one that
 /// cannot listen, so writes nothing but the lock file.
 pub async fn serve(config: Config) -> Result<(), StartError> {
+    config.validate_for_serving()?;
     datadir::create(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let _lock = datadir::lock(&config.data_dir)?;
     let listening = server::Listening::open(&config)?;

@@ -28,6 +28,8 @@ mod events;
 mod gc;
 #[path = "db_contract/job_leases.rs"]
 mod job_leases;
+#[path = "db_contract/login_failures.rs"]
+mod login_failures;
 #[path = "db_contract/manifests.rs"]
 mod manifests;
 #[path = "common/pg.rs"]
@@ -74,6 +76,10 @@ macro_rules! db_contract_suite {
                 events::outbox_cursors_and_deliveries,
                 accounts::accounts_and_grants,
                 console_sessions::console_sessions_expire_and_end,
+                login_failures::concurrent_failures_are_each_counted,
+                login_failures::a_window_expires_and_starts_again,
+                login_failures::clearing_by_key_and_by_account,
+                login_failures::the_table_is_pruned_and_capped,
                 gc::claims_candidates_take_and_finish,
                 gc::stale_uploads_and_strays,
                 gc::layer_index_stores_once,

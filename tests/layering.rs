@@ -43,8 +43,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("api", &["domain", "config", "governance", "diff", "registry", "auth", "telemetry", "server", "observability"]),
     // The web console: an edge beside `api` (HTML instead of JSON) over the
     // same use-cases (and the probes, for the admin page); it never reaches
-    // `db` or `storage` directly.
-    ("console", &["domain", "config", "governance", "registry", "auth", "observability"]),
+    // `db` or `storage` directly. `server` only for the client's address
+    // (behind a trusted proxy), as `api`.
+    ("console", &["domain", "config", "governance", "registry", "auth", "observability", "server"]),
     (
         "cli",
         &["domain", "config", "datadir", "telemetry", "governance", "diff", "registry", "auth", "jobs", "server", "api", "db", "storage"],

@@ -1,6 +1,9 @@
 //! Nothing node-local (issue 13): registry-token signing keys live in the
 //! database, so a token one node issued is accepted by every other, and a
-//! rotation (`wharf keys rotate`) keeps tokens in flight valid.
+//! rotation (`wharf keys rotate`) keeps tokens in flight valid. Failed-login
+//! counters live there too; behind a trusted load balancer the client's
+//! address is the one it forwards; filesystem blobs under PostgreSQL start
+//! only when declared shared.
 //!
 //! The tests in `postgres::` run several Wharf processes on one PostgreSQL
 //! database (tests/run-all.sh cargo-test-postgres); the others run on
@@ -14,6 +17,7 @@ use base64::Engine;
 use common::pg::TestDatabase;
 use common::*;
 use reqwest::Method;
+use serde_json::json;
 
 /// The database a test's nodes and CLI share: a PostgreSQL database of its
 /// own on a PostgreSQL run, else none (the node's SQLite file).
@@ -107,6 +111,80 @@ fn rotation_keeps_tokens_in_flight_and_the_new_key_signs() {
     assert!(!accepted(&app, &forge(&after[1])));
 }
 
+/// Creates user `name` (password [`USER_PW`]) through `app` as the admin.
+fn add_user(app: &TestApp, name: &str) {
+    app.req_as(Some(&basic("admin", ADMIN_PASSWORD)), Method::POST, "/api/v1/users")
+        .header("Content-Type", "application/json")
+        .body(json!({"name": name, "password": USER_PW}).to_string())
+        .send()
+        .expect(201);
+}
+
+const USER_PW: &str = "user-password-123";
+
+/// `GET /v2/` as `user` with `password`, through `app`, with an
+/// `X-Forwarded-For` header if given; the status.
+fn login(app: &TestApp, user: &str, password: &str, forwarded_for: Option<&str>) -> u16 {
+    let mut r = app.req_as(Some(&basic(user, password)), Method::GET, "/v2/");
+    if let Some(xff) = forwarded_for {
+        r = r.header("X-Forwarded-For", xff);
+    }
+    r.send().status
+}
+
+/// The sources of the audit rows of failed logins of `user`.
+fn failed_login_sources(app: &TestApp, user: &str) -> Vec<String> {
+    let r = app.req_as(Some(&basic("admin", ADMIN_PASSWORD)), Method::GET, "/api/v1/audit?action=access.denied&n=1000").send();
+    r.expect(200);
+    let entries = r.json()["entries"].as_array().cloned().unwrap_or_default();
+    entries.iter().filter(|e| e["actor"] == user).map(|e| e["source"].as_str().unwrap_or("").to_owned()).collect()
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_forwarded_address_is_the_source() {
+    let app = TestApp::builder()
+        .with_auth()
+        .env("WHARF_AUTH__MAX_FAILED_LOGINS", "2")
+        .env("WHARF_SERVER__TRUSTED_PROXIES", r#"["127.0.0.1", "10.0.0.0/8"]"#)
+        .start();
+    add_user(&app, "dev");
+    // The balancer appends the client's address to what the client wrote.
+    for _ in 0..2 {
+        assert_eq!(login(&app, "dev", "wrong-wrong", Some("198.51.100.1, 203.0.113.7")), 401);
+    }
+    assert_eq!(login(&app, "dev", USER_PW, Some("203.0.113.7")), 429, "locked from 203.0.113.7");
+    // Another client behind the same balancer is not locked (only slowed), nor is the balancer itself.
+    assert_eq!(login(&app, "dev", USER_PW, Some("203.0.113.8, 10.1.2.3")), 200, "an inner trusted proxy is skipped");
+    // A header that does not parse: the balancer's own address.
+    assert_eq!(login(&app, "dev", USER_PW, Some("not-an-address")), 200);
+    assert_eq!(failed_login_sources(&app, "dev"), vec!["203.0.113.7", "203.0.113.7"]);
+    assert!(app.log().contains("peer=203.0.113.7"), "the access log names the client:\n{}", app.log());
+}
+
+#[test]
+fn from_an_untrusted_peer_the_header_is_ignored() {
+    let app = TestApp::builder().with_auth().env("WHARF_AUTH__MAX_FAILED_LOGINS", "2").start();
+    add_user(&app, "dev");
+    // Claiming another address each time changes nothing: the peer is counted.
+    assert_eq!(login(&app, "dev", "wrong-wrong", Some("203.0.113.1")), 401);
+    assert_eq!(login(&app, "dev", "wrong-wrong", Some("203.0.113.2")), 401);
+    assert_eq!(login(&app, "dev", USER_PW, Some("203.0.113.3")), 429);
+    assert_eq!(failed_login_sources(&app, "dev"), vec!["127.0.0.1", "127.0.0.1"]);
+    assert!(!app.log().contains("peer=203.0.113"), "{}", app.log());
+}
+
+#[test]
+fn filesystem_blobs_under_postgres_are_refused_unless_declared_shared() {
+    // Refused before the database is opened: no server is needed at that URL.
+    let (status, log) = TestApp::builder()
+        .env("WHARF_DATABASE__URL", "postgres://wharf@127.0.0.1:9/wharf")
+        .env(SHARED_FLAG, "false")
+        .run_to_exit(std::time::Duration::from_secs(30));
+    assert!(!status.success());
+    assert!(log.contains("blobs in") && log.contains("are on this node only") && log.contains("storage.filesystem.shared = true"), "{log}");
+    assert!(!log.contains("cannot connect"), "refused before connecting: {log}");
+}
+
 /// Needs the test PostgreSQL server: named `postgres::...`, so the
 /// cargo-test step skips it and the cargo-test-postgres step runs it.
 mod postgres {
@@ -139,5 +217,32 @@ mod postgres {
         std::thread::sleep(std::time::Duration::from_millis(1100)); // past the re-read rate limit
         assert!(accepted(&a, &from_c) && accepted(&b, &from_c), "the new key is picked up by the running nodes");
         assert!(accepted(&c, &from_a), "tokens of the previous key still verify on the new node");
+    }
+
+    #[test]
+    fn failed_logins_on_two_nodes_count_together() {
+        let Some(server) = pg::postgres_url() else { return };
+        let database = TestDatabase::create(&server);
+        let db = Some(&database);
+        let a = node(db);
+        let b = node(db);
+        add_user(&a, "dev");
+        // auth.max_failed_logins = 5 (the default): 3 on one node, 2 on the other.
+        for app in [&a, &b, &a, &b, &a] {
+            assert_eq!(login(app, "dev", "wrong-wrong", None), 401);
+        }
+        assert_eq!(login(&a, "dev", USER_PW, None), 429, "locked on a");
+        assert_eq!(login(&b, "dev", USER_PW, None), 429, "locked on b");
+        // An admin's unlock on one node clears the lock on the other.
+        a.req_as(Some(&basic("admin", ADMIN_PASSWORD)), Method::POST, "/api/v1/users/dev/unlock").send().expect(204);
+        assert_eq!(login(&b, "dev", USER_PW, None), 200);
+    }
+
+    #[test]
+    fn filesystem_blobs_declared_shared_start_on_postgres() {
+        let Some(server) = pg::postgres_url() else { return };
+        let database = TestDatabase::create(&server);
+        let app = TestApp::builder().env("WHARF_DATABASE__URL", database.url.as_str()).env(SHARED_FLAG, "true").start();
+        push_blob(&app, "shared/fs", b"on a shared mount");
     }
 }

@@ -14,7 +14,7 @@ use crate::domain::{Actor, RepoName};
 
 /// The caller's address as recorded in logs and the audit log.
 pub fn source(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    crate::server::client_addr(req)
 }
 
 fn auth(req: &HttpRequest) -> Result<&Auth, ApiError> {

@@ -219,14 +219,17 @@ impl Auth {
         self.update_account(actor, name, kind, change, move |tx, name| tx.set_account_disabled(name, kind, disabled)).await
     }
 
-    /// Clears a user's failed-login lock-out on this instance.
+    /// Clears a user's failed-login lock-out, from every source, on every node.
     pub async fn unlock(&self, actor: &Actor, name: &str) -> Result<(), AuthError> {
         self.update_account(actor, name, AccountKind::User, "unlock", |tx, name| {
-            Ok(tx.account_by_name(name)?.is_some_and(|a| a.kind == AccountKind::User))
+            let exists = tx.account_by_name(name)?.is_some_and(|a| a.kind == AccountKind::User);
+            if exists {
+                let (account, every_source) = super::limiter::unlock_keys(name);
+                tx.clear_login_failures(&[&account], Some(&every_source))?;
+            }
+            Ok(exists)
         })
-        .await?;
-        self.inner.limiter.unlock(name);
-        Ok(())
+        .await
     }
 
     /// One account update and its `account.update` audit row.

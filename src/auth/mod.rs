@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::db::{accounts::GrantRow, Db, DbError};
 use crate::domain::{AccountKind, Actor, AuditAction, AuditEntry, RepoGlob};
 pub use accounts::{AccountInfo, GrantInfo};
-use limiter::{LoginKeys, LoginLimiter};
+use limiter::{LoginKeys, LoginLimits};
 pub use roles::{Action, Grant, Permissions, Role};
 use tokens::{Access, TokenError};
 
@@ -87,7 +87,7 @@ struct Inner {
     ttl_secs: i64,
     realm: Option<String>,
     anonymous: Vec<Grant>,
-    limiter: LoginLimiter,
+    limits: LoginLimits,
     stages: Vec<String>,
     verified: token_cache::TokenCache,
 }
@@ -134,7 +134,7 @@ impl Auth {
                 ttl_secs: config.auth.token_ttl.as_secs() as i64,
                 realm: config.auth.realm.clone(),
                 anonymous,
-                limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
+                limits: LoginLimits::new(config.auth.max_failed_logins, config.auth.lockout),
                 stages: config.governance.stages.clone(),
                 verified: Default::default(),
             }),
@@ -214,48 +214,69 @@ impl Auth {
         verified.map_err(|e| AuthError::Unauthenticated(e.to_string()))
     }
 
-    /// Checks a user password or robot token, under the failed-login limits.
+    /// Checks a user password or robot token, under the failed-login limits
+    /// (see `limiter`): the counters are read with the account, in one read.
     pub async fn login(&self, user: &str, secret: &str, source: &str) -> Result<Identity, AuthError> {
         let keys = LoginKeys::new(user, source);
-        if let Some(wait) = self.inner.limiter.locked_for(&keys) {
-            return Err(AuthError::TooManyAttempts { retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) });
-        }
-        if self.inner.limiter.slowed(&keys) {
-            // Failures from other sources only slow this account down (see limiter).
-            tokio::time::sleep(limiter::SLOW_DOWN).await;
-        }
-        let (name, secret_owned) = (user.to_owned(), secret.to_owned());
+        let limits = self.inner.limits;
+        let (name, secret_owned, read_keys) = (user.to_owned(), secret.to_owned(), keys.clone());
         let now = crate::domain::now_ms();
-        let (valid, disabled) = self
+        let (standing, valid, disabled) = self
             .inner
             .db
-            .read(move |conn| -> Result<(bool, bool), AuthError> {
+            .read(move |conn| -> Result<(limiter::Standing, bool, bool), AuthError> {
+                let counters = conn.login_failures(&read_keys.all(), limits.since(now))?;
+                let standing = limits.standing(&read_keys, &counters, now);
+                if standing.locked_for.is_some() {
+                    return Ok((standing, false, false));
+                }
                 let Some(account) = conn.account_by_name(&name)? else {
                     // Spend the same time as a real check, so timing does not reveal which names exist.
                     let _ = secrets::verify_password(
                         &secret_owned,
                         "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3Jv0rqf7OX2HEH0BY+0xXk4/4VdxrRLITp0Oqi8frjA",
                     );
-                    return Ok((false, false));
+                    return Ok((standing, false, false));
                 };
                 if account.expires_at.is_some_and(|e| e <= now) {
-                    return Ok((false, false));
+                    return Ok((standing, false, false));
                 }
                 let valid = match account.kind {
                     AccountKind::Robot => secrets::verify_token(&secret_owned, &account.secret_hash),
                     AccountKind::User => secrets::verify_password(&secret_owned, &account.secret_hash),
                 };
-                Ok((valid, account.disabled_at.is_some()))
+                Ok((standing, valid, account.disabled_at.is_some()))
             })
             .await?;
+        if let Some(wait) = standing.locked_for {
+            return Err(AuthError::TooManyAttempts { retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) });
+        }
+        if standing.slowed {
+            // Failures from other sources only slow this account down (see limiter).
+            tokio::time::sleep(limiter::SLOW_DOWN).await;
+        }
         if !valid {
-            self.inner.limiter.record_failure(&keys);
             let actor = Actor { name: user.to_owned(), source: source.to_owned() };
-            self.record(AuditEntry::new(&actor, AuditAction::AccessDenied).details(json!({"reason": "invalid credentials"}))).await?;
+            let entry = AuditEntry::new(&actor, AuditAction::AccessDenied).details(json!({"reason": "invalid credentials"}));
+            // The count and its audit row in one write.
+            self.inner
+                .db
+                .write(move |tx| -> Result<(), AuthError> {
+                    let now = crate::domain::now_ms();
+                    tx.record_login_failure(&keys.all(), now, limits.since(now), limiter::MAX_COUNTERS)?;
+                    tx.append_audit(&entry)?;
+                    Ok(())
+                })
+                .await?;
             tracing::warn!(account = user, source, "failed login");
             return Err(AuthError::Unauthenticated("invalid username or password".into()));
         }
-        self.inner.limiter.record_success(&keys);
+        if standing.clear_on_success {
+            self.inner
+                .db
+                .write(move |tx| -> Result<(), AuthError> { Ok(tx.clear_login_failures(&keys.cleared_by_success(), None)?) })
+                .await?;
+        }
         if disabled {
             // Only said to whoever knows the secret.
             return Err(AuthError::Unauthenticated(format!("account {user} is disabled")));

@@ -70,7 +70,7 @@ pub enum UserCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Clear a user's failed-login lock-out on a running server (admins).
+    /// Clear a user's failed-login lock-out, from every address (admins).
     Unlock {
         name: String,
         #[command(flatten)]
@@ -305,16 +305,15 @@ pub fn user(command: UserCommand) -> Result<(), CliError> {
             println!("changed the password of {name}");
             Ok(())
         }
-        UserCommand::Unlock { name, target } => match target.open()? {
-            Place::Remote(r) => {
-                r.request(reqwest::Method::POST, &format!("/api/v1/users/{name}/unlock"), None)?;
-                println!("unlocked {name}");
-                Ok(())
+        UserCommand::Unlock { name, target } => {
+            match target.open()? {
+                Place::Remote(r) => r.request(reqwest::Method::POST, &format!("/api/v1/users/{name}/unlock"), None).map(drop)?,
+                // The counters are in the database: every node sees the unlock.
+                Place::Local(rt, auth) => block(&rt, auth.unlock(&Actor::system(), &name))?,
             }
-            Place::Local(..) => {
-                Err("lock-outs live in the running server's memory: run `wharf user unlock` with --url, not --data-dir".into())
-            }
-        },
+            println!("unlocked {name}");
+            Ok(())
+        }
         UserCommand::Existing(command) => existing(AccountKind::User, command),
     }
 }

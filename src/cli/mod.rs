@@ -267,6 +267,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::CheckConfig { config } => {
             let mut config = config.load(None)?;
+            config.validate_for_serving()?;
             if config.storage.s3.secret_access_key.is_some() {
                 config.storage.s3.secret_access_key = Some("********".into());
             }

@@ -172,7 +172,7 @@ pub(crate) fn auth(req: &HttpRequest) -> Result<Auth, ConsoleError> {
 }
 
 pub(crate) fn source(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    crate::server::client_addr(req)
 }
 
 /// The session cookie: `Secure` when the console is served over TLS.

@@ -20,14 +20,15 @@ use super::DbError;
 
 /// Tables not copied, and why: both engines have them, but they describe
 /// the source install's backups (a fence of a backup under way, the runs
-/// of the embedded engine's snapshots) or its running nodes (job leases),
-/// not registry metadata.
+/// of the embedded engine's snapshots), its running nodes (job leases) or
+/// are transient, not registry metadata.
 const NOT_COPIED: &[(&str, &str)] = &[
     ("backup_fences", "backups of the source install"),
     ("backup_runs", "backups of the source install"),
     // Transient: held by the source's running nodes, which are stopped for
     // the copy; each scheduled job takes its lease again on its next tick.
     ("job_leases", "scheduled-job leases of the source install's nodes"),
+    ("login_failures", "failed-login counters: transient, they expire within auth.lockout"),
 ];
 
 /// The PostgreSQL engine's own bookkeeping, not metadata.

@@ -9,7 +9,7 @@
 //! one transaction. It is the sum of small per-aggregate traits
 //! ([`Repositories`], [`Blobs`], [`Manifests`], [`Tags`], [`Uploads`],
 //! [`Releases`], [`Audit`], [`Accounts`], [`Gc`], [`LayerIndex`],
-//! [`Backups`], [`SigningKeys`], [`JobLeases`]), each in
+//! [`Backups`], [`SigningKeys`], [`JobLeases`], [`LoginFailures`]), each in
 //! its file here with the rows it returns, which carry domain types
 //! (`Digest`, `RepoName`, `Tag`, `Stage`, `UploadId`) rather than strings.
 //! Why traits and `&dyn Tx` rather than one struct: a second engine
@@ -45,6 +45,7 @@ pub mod events;
 pub mod gc;
 pub mod job_leases;
 pub mod layer_index;
+pub mod login_failures;
 pub mod manifests;
 pub mod migrate;
 pub mod releases;
@@ -67,6 +68,7 @@ pub use events::Events;
 pub use gc::Gc;
 pub use job_leases::JobLeases;
 pub use layer_index::LayerIndex;
+pub use login_failures::LoginFailures;
 pub use manifests::Manifests;
 pub use releases::Releases;
 pub use repositories::{RepoId, Repositories};
@@ -93,6 +95,7 @@ pub trait Tx:
     + SigningKeys
     + ConsoleSessions
     + JobLeases
+    + LoginFailures
 {
 }
 
@@ -113,6 +116,7 @@ impl<T> Tx for T where
         + SigningKeys
         + ConsoleSessions
         + JobLeases
+        + LoginFailures
 {
 }
 

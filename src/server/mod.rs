@@ -10,12 +10,14 @@
 //! `server` never names `api` (the routes come in as a closure from
 //! `lib.rs`, the composition root).
 
+mod client;
 pub mod lifecycle;
 mod malformed;
 pub mod measure;
 pub mod sendfile;
 mod tls;
 
+pub use client::client_addr;
 pub use malformed::set_body as set_malformed_request_body;
 
 use std::net::{SocketAddr, TcpListener};
@@ -72,8 +74,10 @@ where
     let signals = lifecycle::Signals::install().map_err(ServerError::Run)?;
     let workers = if config.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { config.workers };
     let deadline_secs = lifecycle::deadline_secs(config.shutdown_timeout);
+    let proxies = web::Data::new(client::Proxies(config.trusted_proxies.clone()));
     let app = move || {
         App::new()
+            .app_data(proxies.clone())
             .wrap(actix_web::middleware::from_fn(log_request))
             .wrap(DefaultHeaders::new().add(("Docker-Distribution-API-Version", "registry/2.0")))
             .configure(routes.clone())
@@ -108,7 +112,9 @@ async fn log_request(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    client::resolve(&req);
+    // The client's address (behind a trusted proxy, the one it forwards).
+    let peer = client::client_addr(req.request());
     let route = measure::route(&req);
     measure::count_request_body(&mut req, &route);
     let response = next.call(req).await;

@@ -208,6 +208,10 @@ pub fn database_engine_is_postgres() -> bool {
     }
 }
 
+/// `storage.filesystem.shared`, which the harness sets for filesystem
+/// blobs under PostgreSQL (see [`TestApp::command`]).
+pub const SHARED_FLAG: &str = "WHARF_STORAGE__FILESYSTEM__SHARED";
+
 /// The admin password [`TestAppBuilder::with_auth`] bootstraps.
 pub const ADMIN_PASSWORD: &str = "admin-secret-pw";
 
@@ -299,6 +303,16 @@ impl TestApp {
             }
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // Filesystem blobs with PostgreSQL metadata: Wharf refuses to start
+        // unless the directory is declared shared. The harness's servers on
+        // one database are each tested on their own (a test of several nodes
+        // reads blobs only where they were written), so it declares it for
+        // them, unless the test sets the flag itself (tests/nodes.rs checks
+        // the refusal).
+        let has = |k: &str| self.env.iter().any(|(key, _)| key == k);
+        if self.backend == Backend::Fs && has("WHARF_DATABASE__URL") && !has(SHARED_FLAG) {
+            cmd.env(SHARED_FLAG, "true");
+        }
         if let Some(mask) = self.umask {
             use std::os::unix::process::CommandExt;
             // SAFETY: umask(2) is async-signal-safe and touches no memory.

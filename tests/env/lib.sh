@@ -202,6 +202,9 @@ server_start() {
             if [[ -n $WHARF_TEST_SERVER_POSTGRES ]]; then
                 _server_database "$name" || { log "server $name: could not create its PostgreSQL database"; return 1; }
                 envs+=("WHARF_DATABASE__URL=$_SERVER_DB_URL")
+                # Filesystem blobs under PostgreSQL start only when declared
+                # shared; each test server is a single node on its own directory.
+                [[ $backend == s3 ]] || envs+=(WHARF_STORAGE__FILESYSTEM__SHARED=true)
             fi
             envs+=("${extra_env[@]}")
             # NO_COLOR: plain log files instead of ANSI escapes.

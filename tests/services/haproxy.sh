@@ -13,6 +13,7 @@
 #       server checked with `GET /readyz` every second (down after 2
 #       failures, up after 2 successes); a request whose server refused the
 #       connection is sent to another one. Bodies are streamed both ways.
+#       Each request carries the client's address in X-Forwarded-For.
 #       --tcp: a plain TCP relay to the first SERVER (no checks); the test
 #       puts one between a node and its database or object store, and stops
 #       it to make them unreachable from that node alone.
@@ -91,6 +92,9 @@ EOF
     option http-server-close
     # Large uploads and downloads are streamed, never buffered whole.
     no option http-buffer-request
+    # The client's address for the nodes (their server.trusted_proxies
+    # names this balancer): appended to what the client sent.
+    option forwardfor
 
 frontend registry
     bind 127.0.0.1:$port

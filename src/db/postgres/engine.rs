@@ -43,6 +43,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0011_nodes", include_str!("../../../migrations/postgres/0011_nodes.sql")),
     ("0012_console_sessions", include_str!("../../../migrations/postgres/0012_console_sessions.sql")),
     ("0013_job_leases", include_str!("../../../migrations/postgres/0013_job_leases.sql")),
+    ("0014_login_failures", include_str!("../../../migrations/postgres/0014_login_failures.sql")),
 ];
 
 /// Write transactions at once; more would only wait on the writer lock.

@@ -29,6 +29,7 @@ mod events;
 mod gc;
 mod job_leases;
 mod layer_index;
+mod login_failures;
 mod manifests;
 mod releases;
 mod repositories;

@@ -18,6 +18,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0011_nodes.sql")),
         M::up(include_str!("../../../migrations/0012_console_sessions.sql")),
         M::up(include_str!("../../../migrations/0013_job_leases.sql")),
+        M::up(include_str!("../../../migrations/0014_login_failures.sql")),
     ])
 }
 

@@ -12,6 +12,7 @@ mod events;
 mod gc;
 mod job_leases;
 mod layer_index;
+mod login_failures;
 mod manifests;
 mod migrations;
 mod releases;

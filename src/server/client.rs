@@ -1,0 +1,40 @@
+//! The client's address: the TCP peer's, or, when the peer is a trusted
+//! load balancer (`server.trusted_proxies`), the one it forwards in
+//! `X-Forwarded-For`. Resolved once per request by the request-log
+//! middleware; everyone who records a source (the failed-login limits, audit
+//! rows, the access log) reads it through [`client_addr`].
+
+use std::net::IpAddr;
+
+use actix_web::dev::ServiceRequest;
+use actix_web::{web, HttpMessage, HttpRequest};
+
+use crate::config::proxies::TrustedProxies;
+
+/// The address resolved for this request.
+#[derive(Debug, Clone, Copy)]
+struct ClientAddr(IpAddr);
+
+/// The app data the middleware reads the trusted proxies from.
+pub(super) struct Proxies(pub(super) TrustedProxies);
+
+/// Resolves the request's client address and keeps it in the request.
+pub(super) fn resolve(req: &ServiceRequest) {
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else { return };
+    let client = match req.app_data::<web::Data<Proxies>>() {
+        Some(proxies) if !proxies.0.is_empty() => {
+            // A value that is not text stops the walk like a malformed entry.
+            let headers: Vec<&str> = req.headers().get_all("x-forwarded-for").map(|v| v.to_str().unwrap_or("(not text)")).collect();
+            proxies.0.client_addr(peer, headers.iter().copied())
+        }
+        _ => peer.to_canonical(),
+    };
+    req.extensions_mut().insert(ClientAddr(client));
+}
+
+/// The client's address as text (`unknown` without a peer address).
+pub fn client_addr(req: &HttpRequest) -> String {
+    let resolved = req.extensions().get::<ClientAddr>().map(|c| c.0);
+    // Without the middleware (a route mounted elsewhere), the peer: never a header.
+    resolved.or_else(|| req.peer_addr().map(|a| a.ip().to_canonical())).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
