@@ -242,6 +242,9 @@ mod postgres {
         // The server turns this node's connections away: unready until it takes them again.
         other.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", database.name)).unwrap();
         other.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &[&database.name]).unwrap();
+        // The engine checks a connection idle over 250 ms before using it;
+        // one ended sooner after its last use fails its next job once.
+        std::thread::sleep(Duration::from_millis(300));
         let body = wait_readyz(&app, 503, Duration::from_secs(10));
         assert_eq!(body["checks"]["database"], "error", "{body}");
         assert_eq!(body["checks"]["storage"], "ok", "{body}");

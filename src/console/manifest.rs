@@ -68,7 +68,7 @@ pub async fn manifest(
     let (kind, children, config_digest, config, config_problem, layers) = match view.body {
         ManifestBody::Index { children } => ("index", children, String::new(), None, String::new(), Vec::new()),
         ManifestBody::Image { config_digest, config, layers } => match config {
-            Ok(c) => ("image", Vec::new(), config_digest, Some(c), String::new(), layers),
+            Ok(c) => ("image", Vec::new(), config_digest, Some(*c), String::new(), layers),
             Err(problem) => ("image", Vec::new(), config_digest, None, problem, layers),
         },
         ManifestBody::Other => ("other", Vec::new(), String::new(), None, String::new(), Vec::new()),

@@ -167,7 +167,7 @@ impl Registry {
                 created_by: history.get(i).cloned().unwrap_or_default(),
             })
             .collect();
-        Ok(ManifestBody::Image { config_digest, config: config.map(|c| summary(&c)), layers })
+        Ok(ManifestBody::Image { config_digest, config: config.map(|c| Box::new(summary(&c))), layers })
     }
 }
 

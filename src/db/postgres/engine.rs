@@ -50,8 +50,9 @@ const MIGRATIONS: &[(&str, &str)] = &[
 const WRITE_CONNECTIONS: usize = 4;
 const WRITE_QUEUE: usize = 256;
 const READ_QUEUE: usize = 1024;
-/// A connection idle longer than this is checked before its next job.
-const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// A connection idle longer than this is checked before its next job (one
+/// round trip, only when idle: busy connections are never checked).
+const IDLE_CHECK: Duration = Duration::from_millis(250);
 const IDLE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A job gets its thread's connection, or why there is none.
