@@ -140,6 +140,7 @@ const EVENT_ACTIONS: &[&str] = &[
     "rollback",
     "rollback.denied",
     "gc.blob",
+    "gc.run",
 ];
 
 /// Hash -> audit row of every audited change that is an event.
@@ -212,7 +213,9 @@ fn every_event_arrives_signed_once_and_in_order_through_refusals_and_a_restart()
 
     let expected = expected_events(&app);
     let has = |action: &str| expected.values().any(|e| e["action"] == action);
-    for action in ["manifest.push", "tag.create", "tag.move", "promotion", "promotion.denied", "manifest.delete", "tag.delete", "gc.blob"] {
+    for action in
+        ["manifest.push", "tag.create", "tag.move", "promotion", "promotion.denied", "manifest.delete", "tag.delete", "gc.blob", "gc.run"]
+    {
         assert!(has(action), "the scenario has no {action} event");
     }
     wait_until("every event", Duration::from_secs(60), || {
@@ -254,7 +257,7 @@ fn every_event_arrives_signed_once_and_in_order_through_refusals_and_a_restart()
             "tag.create" | "tag.move" => "dev.wharf.tag",
             "promotion" => "dev.wharf.promotion",
             "promotion.denied" => "dev.wharf.gate_refusal",
-            "gc.blob" => "dev.wharf.gc",
+            "gc.blob" | "gc.run" => "dev.wharf.gc",
             _ => "dev.wharf.delete",
         };
         assert_eq!(e["type"], want_type, "{e}");

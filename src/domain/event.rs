@@ -31,12 +31,13 @@ pub fn event_type(action: AuditAction, details: &Value) -> Option<&'static str> 
         Promotion => "dev.wharf.promotion",
         Rollback => "dev.wharf.rollback",
         PromotionDenied | RollbackDenied => "dev.wharf.gate_refusal",
-        BlobCollect => "dev.wharf.gc",
+        // A CD system hears of each run once, with what it freed, and of each blob.
+        BlobCollect | GcRun => "dev.wharf.gc",
         // A run's own row is bookkeeping: what it deleted is announced
         // already, one event per blob (`dev.wharf.gc`) or tag and manifest
         // (`dev.wharf.retention`), and a run that deleted nothing changed no
         // content.
-        AccessDenied | PolicyChange | AccountCreate | AccountDelete | AccountUpdate | GrantCreate | GrantDelete | UploadExpire | GcRun
+        AccessDenied | PolicyChange | AccountCreate | AccountDelete | AccountUpdate | GrantCreate | GrantDelete | UploadExpire
         | RetentionRun => return None,
     })
 }
@@ -52,7 +53,7 @@ mod tests {
         assert_eq!(event_type(AuditAction::TagDelete, &json!({"by": "retention"})), Some("dev.wharf.retention"));
         assert_eq!(event_type(AuditAction::TagDelete, &json!({})), Some("dev.wharf.delete"));
         assert_eq!(event_type(AuditAction::AccountCreate, &json!({})), None);
-        assert_eq!(event_type(AuditAction::GcRun, &json!({"holder": "a"})), None);
+        assert_eq!(event_type(AuditAction::GcRun, &json!({"holder": "a"})), Some("dev.wharf.gc"));
         assert_eq!(event_type(AuditAction::RetentionRun, &json!({"holder": "a"})), None);
         for a in AuditAction::ALL {
             if let Some(t) = event_type(a, &json!({})) {

@@ -29,7 +29,7 @@ pub enum ManifestBody {
     },
     Image {
         config_digest: String,
-        config: Result<ConfigSummary, String>,
+        config: Result<Box<ConfigSummary>, String>,
         layers: Vec<LayerLine>,
     },
     /// A manifest Wharf stores but cannot show in detail.
