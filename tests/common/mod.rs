@@ -382,8 +382,11 @@ impl TestApp {
     /// The environment a `wharf` run outside the harness (a CLI command, a
     /// hand-started server) needs to reach this server's metadata: the
     /// database URL on PostgreSQL, nothing on SQLite (the data dir says it).
+    /// For a process started by hand on this server's database and data
+    /// dir: with PostgreSQL, the filesystem backend needs the shared flag,
+    /// as the harness's own servers have it.
     pub fn database_env(&self) -> Vec<(&'static str, String)> {
-        self.database_url().map(|u| ("WHARF_DATABASE__URL", u.to_owned())).into_iter().collect()
+        self.database_url().map(|u| vec![("WHARF_DATABASE__URL", u.to_owned()), (SHARED_FLAG, "true".to_owned())]).unwrap_or_default()
     }
 
     pub fn log_path(&self) -> &Path {
