@@ -159,6 +159,27 @@ fn repositories_page_and_search_follow_grants() {
     assert!(dev.page("/ui/repositories?q=zzz").contains("id=\"no-repositories\""));
     // A repository outside the grants is refused with 403, not shown.
     dev.get("/ui/r/teamz/y").expect(403);
+
+    // Counts from the database: team/x now holds 3 manifests (one untagged)
+    // and 3 tags (two on the same manifest); public/a still 1 and 1.
+    let second = push_image(&app, "team/x", Some("v2"), 1);
+    put_manifest(&app, "team/x", "latest", OCI_MANIFEST, &second.manifest).expect(201);
+    push_image(&app, "team/x", None, 2);
+    let admin = login(&app, "admin", ADMIN_PASSWORD);
+    let list = admin.page("/ui/repositories");
+    let row = |name: &str| -> String {
+        let at = list.find(&format!("<tr id=\"repo-{name}\">")).unwrap_or_else(|| panic!("no row for {name}:\n{list}"));
+        list[at..].split("</tr>").next().unwrap().to_owned()
+    };
+    let counted = |row: &str, class: &str| -> String {
+        let at = row.find(&format!("class=\"num {class}\">")).unwrap_or_else(|| panic!("no {class} in {row}")) + class.len() + 13;
+        row[at..].split('<').next().unwrap().to_owned()
+    };
+    let team = row("team/x");
+    assert_eq!((counted(&team, "tag-count"), counted(&team, "manifest-count")), ("3".into(), "3".into()), "{team}");
+    let public = row("public/a");
+    assert_eq!((counted(&public, "tag-count"), counted(&public, "manifest-count")), ("1".into(), "1".into()), "{public}");
+    assert!(list.contains("<th scope=\"col\" class=\"num\">Manifests</th>"), "{list}");
 }
 
 /// Paging: 50 per page with a next link that continues after the last name.

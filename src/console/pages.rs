@@ -38,8 +38,15 @@ pub struct RepositoriesQuery {
 struct RepositoriesPage {
     nav: Nav,
     q: String,
-    names: Vec<String>,
+    rows: Vec<RepositoryRow>,
     next: Option<String>,
+}
+
+/// One line of the repositories page.
+struct RepositoryRow {
+    name: String,
+    tags: u64,
+    manifests: u64,
 }
 
 /// The names after which a prefix search starts: just below `prefix`, so
@@ -94,7 +101,16 @@ pub async fn repositories(
             break;
         }
     }
-    let page = RepositoriesPage { nav: Nav::new(&viewer), q: prefix, names, next };
+    // One query for the whole page's counts; a repository deleted since the
+    // scan is left out.
+    let parsed = names.iter().filter_map(|n| RepoName::parse(n).ok()).collect();
+    let rows = registry
+        .repository_counts(parsed)
+        .await?
+        .into_iter()
+        .map(|c| RepositoryRow { name: c.name.to_string(), tags: c.tags, manifests: c.manifests })
+        .collect();
+    let page = RepositoriesPage { nav: Nav::new(&viewer), q: prefix, rows, next };
     Ok(html(page.render()?))
 }
 

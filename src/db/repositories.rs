@@ -16,4 +16,16 @@ pub trait Repositories {
     /// Names after `last` in lexical order, at most `limit` of them. `last`
     /// is the client's `?last=` and need not name a repository.
     fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<RepoName>, DbError>;
+    /// Tag and manifest counts of those of `names` that exist, in name
+    /// order, from one query over the primary-key indexes (the console's
+    /// repositories page asks once per page of names).
+    fn repository_counts(&self, names: &[RepoName]) -> Result<Vec<RepositoryCounts>, DbError>;
+}
+
+/// How much one repository holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryCounts {
+    pub name: RepoName,
+    pub tags: u64,
+    pub manifests: u64,
 }

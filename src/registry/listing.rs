@@ -1,7 +1,11 @@
 //! Tags list and catalog, paginated with `n` / `last`.
 
 use super::{Registry, RegistryError};
+use crate::db::repositories::RepositoryCounts;
 use crate::domain::RepoName;
+
+/// Names counted by one query; a longer list takes several.
+const COUNTED_PER_QUERY: usize = 100;
 
 /// One page of names, and whether more follow.
 pub struct Page {
@@ -43,6 +47,20 @@ impl Registry {
             .read(move |tx| -> Result<Page, RegistryError> {
                 let rows = tx.list_repositories(last.as_deref(), n + 1)?.iter().map(ToString::to_string).collect();
                 Ok(Page::from_rows(rows, n))
+            })
+            .await
+    }
+
+    /// Tag and manifest counts of a page of repositories, in name order;
+    /// names that do not exist are left out.
+    pub async fn repository_counts(&self, names: Vec<RepoName>) -> Result<Vec<RepositoryCounts>, RegistryError> {
+        self.db
+            .read(move |tx| -> Result<Vec<RepositoryCounts>, RegistryError> {
+                let mut counts = Vec::with_capacity(names.len());
+                for chunk in names.chunks(COUNTED_PER_QUERY) {
+                    counts.extend(tx.repository_counts(chunk)?);
+                }
+                Ok(counts)
             })
             .await
     }

@@ -136,6 +136,8 @@ def main():
     d.implicitly_wait(5)
     try:
         check("releaser logs in", login(d, "rel"))
+        counts = d.find_element(By.ID, f"repo-{REPO}").text.split()
+        check("repositories page counts tags and manifests", counts == [REPO, "3", "3"], counts)
         shot(d, "01-repositories")
         d.find_element(By.LINK_TEXT, REPO).click()
         check("repository page shows the stage columns", all(exists(d, f"stage-{s}") for s in ["test", "preprod", "prod"]))

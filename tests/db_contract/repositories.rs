@@ -53,3 +53,33 @@ pub async fn concurrent_creation_makes_one_row(db: Db) {
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
     assert_eq!(db.read(|tx| tx.list_repositories(None, 10)).await.unwrap().len(), 1);
 }
+
+pub async fn counts_tags_and_manifests_of_the_named_repositories(db: Db) {
+    use crate::engines::{digest, tag};
+    use crate::manifests::manifest;
+    use wharf::db::repositories::RepositoryCounts;
+    db.write(|tx| -> R<()> {
+        let busy = tx.ensure_repository(&name("team/busy"))?;
+        tx.ensure_repository(&name("team/empty"))?;
+        let other = tx.ensure_repository(&name("other"))?;
+        let (a, b, c) = (digest(), digest(), digest());
+        for d in [&a, &b, &c] {
+            tx.insert_manifest(busy, &manifest(d, None, d.as_str().as_bytes()), &[], "t")?;
+        }
+        tx.insert_manifest(other, &manifest(&a, None, a.as_str().as_bytes()), &[], "t")?;
+        for (t, d) in [("v1", &a), ("v2", &b), ("latest", &b)] {
+            tx.set_tag(busy, &tag(t), d)?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let asked = vec![name("team/empty"), name("nowhere"), name("team/busy")];
+    let counts = db.read(move |tx| tx.repository_counts(&asked)).await.unwrap();
+    let expected = [
+        RepositoryCounts { name: name("team/busy"), tags: 3, manifests: 3 },
+        RepositoryCounts { name: name("team/empty"), tags: 0, manifests: 0 },
+    ];
+    assert_eq!(counts, expected, "in name order, the missing name left out, other repositories not counted");
+    assert!(db.read(|tx| tx.repository_counts(&[])).await.unwrap().is_empty());
+}

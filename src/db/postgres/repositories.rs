@@ -1,4 +1,5 @@
-use super::{repo_id, text, PgTx};
+use super::{repo_id, text, unsigned, PgTx};
+use crate::db::repositories::RepositoryCounts;
 use crate::db::{now_ms, DbError, RepoId, Repositories};
 use crate::domain::RepoName;
 
@@ -29,5 +30,25 @@ impl Repositories for PgTx<'_> {
             &[&last.unwrap_or(""), &i64::from(limit)],
         )?;
         rows.iter().map(|r| text(r, 0, "repositories.name")).collect()
+    }
+
+    fn repository_counts(&self, names: &[RepoName]) -> Result<Vec<RepositoryCounts>, DbError> {
+        let names: Vec<&str> = names.iter().map(RepoName::as_str).collect();
+        let rows = self.query(
+            "SELECT r.name, \
+                    (SELECT count(*) FROM tags t WHERE t.repository_id = r.id), \
+                    (SELECT count(*) FROM manifests m WHERE m.repository_id = r.id) \
+             FROM repositories r WHERE r.name = ANY($1) ORDER BY r.name COLLATE \"C\"",
+            &[&names],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(RepositoryCounts {
+                    name: text(r, 0, "repositories.name")?,
+                    tags: unsigned(r, 1, "tag count")?,
+                    manifests: unsigned(r, 2, "manifest count")?,
+                })
+            })
+            .collect()
     }
 }
