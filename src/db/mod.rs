@@ -140,6 +140,10 @@ pub enum DbError {
     PgMigration(&'static str, ::postgres::Error),
     #[error("database job panicked: {0}")]
     Panicked(String),
+    /// The commit of a group of writes (see the SQLite engine) failed; each
+    /// write in the group hears it.
+    #[error("database commit: {0}")]
+    GroupCommit(std::sync::Arc<rusqlite::Error>),
     #[error("database threads have stopped")]
     Closed,
     #[error("the PostgreSQL server accepts no writes (a standby in recovery)")]

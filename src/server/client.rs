@@ -19,8 +19,8 @@ struct ClientAddr(IpAddr);
 pub(super) struct Proxies(pub(super) TrustedProxies);
 
 /// Resolves the request's client address and keeps it in the request.
-pub(super) fn resolve(req: &ServiceRequest) {
-    let Some(peer) = req.peer_addr().map(|a| a.ip()) else { return };
+pub(super) fn resolve(req: &ServiceRequest) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
     let client = match req.app_data::<web::Data<Proxies>>() {
         Some(proxies) if !proxies.0.is_empty() => {
             // A value that is not text stops the walk like a malformed entry.
@@ -30,6 +30,20 @@ pub(super) fn resolve(req: &ServiceRequest) {
         _ => peer.to_canonical(),
     };
     req.extensions_mut().insert(ClientAddr(client));
+    Some(client)
+}
+
+/// A resolved client address as the access log writes it, without making
+/// a string first.
+pub(super) struct Peer(pub(super) Option<IpAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("unknown"),
+        }
+    }
 }
 
 /// The client's address as text (`unknown` without a peer address).

@@ -5,10 +5,13 @@
 //! each chunk, and a zero-copy blob as the kernel sends it
 //! ([`super::sendfile`]), after this middleware has long returned.
 
-use std::collections::HashSet;
+use std::cell::{OnceCell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest};
@@ -16,55 +19,141 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::HttpMessage;
 use bytes::Bytes;
 use futures::TryStreamExt;
-use metrics::Counter;
+use metrics::{Counter, Histogram};
 
 /// The label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
-/// The route pattern the request matches, or [`UNMATCHED`].
-pub fn route(req: &ServiceRequest) -> String {
-    req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned())
+/// The method labels; anything else (a client may send any token) is `other`.
+const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"];
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// Routes whose handles a worker keeps; the routes are a fixed set far
+/// below this, so it only guards against a bug making labels unbounded.
+const MAX_CACHED_ROUTES: usize = 256;
+
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    }
 }
 
-/// The standard methods by name; anything else (a client may send any
-/// token) as `other`.
+/// The standard methods by name; anything else as `other`.
 pub fn method(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
+    METHODS[method_index(method)]
+}
+
+fn status_index(status: StatusCode) -> usize {
+    match status.as_u16() {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
 }
 
 pub fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+    STATUS_CLASSES[status_index(status)]
+}
+
+/// The HTTP series of one route, as handles. Looking a series up in the
+/// registry hashes its labels and takes a lock on every request; a worker
+/// makes each handle once, on first use (so unused method/status pairs
+/// never appear), and keeps it.
+pub struct RouteSeries {
+    route: String,
+    requests: [OnceCell<Counter>; METHODS.len() * STATUS_CLASSES.len()],
+    durations: [OnceCell<Histogram>; METHODS.len()],
+    request_bytes: OnceCell<Counter>,
+    stream_bytes: OnceCell<Counter>,
+    sendfile_bytes: OnceCell<Counter>,
+}
+
+thread_local! {
+    static ROUTES: RefCell<HashMap<String, Rc<RouteSeries>>> = RefCell::new(HashMap::new());
+}
+
+impl RouteSeries {
+    /// This worker's handles for `route` (a matched pattern; `None` for a
+    /// request that matched none).
+    pub fn of(route: Option<String>) -> Rc<RouteSeries> {
+        let route = route.unwrap_or_else(|| UNMATCHED.to_owned());
+        ROUTES.with(|routes| {
+            if let Some(series) = routes.borrow().get(&route) {
+                return series.clone();
+            }
+            let series = Rc::new(RouteSeries {
+                route: route.clone(),
+                requests: std::array::from_fn(|_| OnceCell::new()),
+                durations: std::array::from_fn(|_| OnceCell::new()),
+                request_bytes: OnceCell::new(),
+                stream_bytes: OnceCell::new(),
+                sendfile_bytes: OnceCell::new(),
+            });
+            let mut routes = routes.borrow_mut();
+            if routes.len() < MAX_CACHED_ROUTES {
+                routes.insert(route, series.clone());
+            }
+            series
+        })
+    }
+
+    /// Counts one answered request and its duration.
+    pub fn answered(&self, method: &Method, status: StatusCode, elapsed: Duration) {
+        let (m, s) = (method_index(method), status_index(status));
+        self.requests[m * STATUS_CLASSES.len() + s]
+            .get_or_init(|| {
+                metrics::counter!("wharf_http_requests_total", "route" => self.route.clone(), "method" => METHODS[m], "status" => STATUS_CLASSES[s])
+            })
+            .increment(1);
+        self.durations[m]
+            .get_or_init(
+                || metrics::histogram!("wharf_http_request_duration_seconds", "route" => self.route.clone(), "method" => METHODS[m]),
+            )
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// The response body bytes counter of this route, for a streamed body
+    /// or one the kernel sends from a file.
+    pub fn response_bytes(&self, transfer: Transfer) -> Counter {
+        let (cell, label) = match transfer {
+            Transfer::Stream => (&self.stream_bytes, "stream"),
+            Transfer::Sendfile => (&self.sendfile_bytes, "sendfile"),
+        };
+        cell.get_or_init(|| metrics::counter!("wharf_http_response_bytes_total", "route" => self.route.clone(), "transfer" => label))
+            .clone()
+    }
+
+    fn request_bytes(&self) -> Counter {
+        self.request_bytes.get_or_init(|| metrics::counter!("wharf_http_request_bytes_total", "route" => self.route.clone())).clone()
     }
 }
 
-/// Counts the request body's bytes as the handler reads them.
-pub fn count_request_body(req: &mut ServiceRequest, route: &str) {
+/// How a response body leaves.
+#[derive(Debug, Clone, Copy)]
+pub enum Transfer {
+    Stream,
+    Sendfile,
+}
+
+/// Counts the request body's bytes as the handler reads them. Only a
+/// request with a body pays for matching its route here, before routing;
+/// the others are labelled after it, where actix reads the match it made.
+pub fn count_request_body(req: &mut ServiceRequest) {
     let payload = req.take_payload();
     if matches!(payload, Payload::None) {
         return;
     }
-    let bytes = metrics::counter!("wharf_http_request_bytes_total", "route" => route.to_owned());
+    let bytes = RouteSeries::of(req.match_pattern()).request_bytes();
     let counted = payload.inspect_ok(move |chunk| bytes.increment(chunk.len() as u64));
     req.set_payload(Payload::Stream { payload: Box::pin(counted) });
-}
-
-/// The response body bytes counter of a route and transfer kind.
-pub fn response_bytes(route: &str, transfer: &'static str) -> Counter {
-    metrics::counter!("wharf_http_response_bytes_total", "route" => route.to_owned(), "transfer" => transfer)
 }
 
 /// A response body that counts the bytes actix takes from it.

@@ -111,17 +111,18 @@ async fn log_request(
     let in_flight = lifecycle::InFlight::begin();
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.path().to_owned();
-    client::resolve(&req);
+    // A cheap clone (shared bytes), for the log line.
+    let uri = req.uri().clone();
     // The client's address (behind a trusted proxy, the one it forwards).
-    let peer = client::client_addr(req.request());
-    let route = measure::route(&req);
-    measure::count_request_body(&mut req, &route);
+    let peer = client::resolve(&req);
+    measure::count_request_body(&mut req);
     let response = next.call(req).await;
     let elapsed = started.elapsed();
     // Whole microseconds, so the field reads 0.84 rather than 0.8403660000000001.
     let elapsed_ms = elapsed.as_micros() as f64 / 1000.0;
-    let status = match &response {
+    let path = uri.path();
+    let peer = client::Peer(peer);
+    let (status, route) = match &response {
         Ok(r) => {
             tracing::info!(%method, %path, %peer, status = r.status().as_u16(), elapsed_ms, "request");
             if path.starts_with("/v2/") {
@@ -129,18 +130,18 @@ async fn log_request(
                     measure::count_repository(name);
                 }
             }
-            r.status()
+            // After routing, actix reads the pattern off the match it
+            // recorded instead of matching the path again.
+            (r.status(), r.request().match_pattern())
         }
         Err(e) => {
             tracing::warn!(%method, %path, %peer, error = %e, elapsed_ms, "request failed");
-            e.as_response_error().status_code()
+            (e.as_response_error().status_code(), None)
         }
     };
-    let method = measure::method(&method);
-    metrics::counter!("wharf_http_requests_total", "route" => route.clone(), "method" => method, "status" => measure::status_class(status))
-        .increment(1);
-    metrics::histogram!("wharf_http_request_duration_seconds", "route" => route.clone(), "method" => method).record(elapsed.as_secs_f64());
-    let bytes = measure::response_bytes(&route, "stream");
+    let series = measure::RouteSeries::of(route);
+    series.answered(&method, status, elapsed);
+    let bytes = series.response_bytes(measure::Transfer::Stream);
     response.map(|r| r.map_body(|_, body| lifecycle::Tracked::new(measure::Counted::new(body.boxed(), bytes), in_flight)))
 }
 

@@ -234,8 +234,7 @@ pub struct SendfileBody {
 pub fn body(req: &HttpRequest, file: LocalFile) -> Result<SendfileBody, LocalFile> {
     match req.conn_data::<SendfileHandle>() {
         Some(handle) if ACTIVE_TRANSFERS.load(Ordering::Relaxed) < handle.max_transfers => {
-            let route = req.match_pattern().unwrap_or_else(|| super::measure::UNMATCHED.to_owned());
-            let bytes = super::measure::response_bytes(&route, "sendfile");
+            let bytes = super::measure::RouteSeries::of(req.match_pattern()).response_bytes(super::measure::Transfer::Sendfile);
             Ok(SendfileBody { shared: handle.shared.clone(), file: Some(file), finished: false, bytes })
         }
         _ => Err(file),

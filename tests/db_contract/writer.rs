@@ -26,3 +26,59 @@ pub async fn a_failed_or_panicking_write_rolls_back_and_the_writer_goes_on(db: D
     let names = db.read(|tx| tx.list_repositories(None, 10)).await.unwrap();
     assert_eq!(names.iter().map(|n| n.to_string()).collect::<Vec<_>>(), ["after"]);
 }
+
+/// Writes queued together (SQLite commits them as one group, each in a
+/// savepoint) keep their own fate: the failing and panicking ones leave
+/// nothing behind and get their own error, the others all commit.
+pub async fn queued_writes_fail_or_commit_each_on_its_own(db: Db) {
+    // Hold the writer busy so the writes below queue up behind it.
+    let blocker = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.write(|tx| -> Result<(), DbError> {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                tx.ensure_repository(&name("blocker"))?;
+                Ok(())
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let tasks: Vec<_> = (0..48)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |tx| -> Result<(), DbError> {
+                    match i % 3 {
+                        0 => {
+                            tx.ensure_repository(&name(&format!("failed-{i:02}")))?;
+                            Err(DbError::Corrupt("on purpose"))
+                        }
+                        1 => {
+                            tx.ensure_repository(&name(&format!("panicked-{i:02}")))?;
+                            panic!("a bug in write {i}");
+                        }
+                        _ => {
+                            tx.ensure_repository(&name(&format!("kept-{i:02}")))?;
+                            Ok(())
+                        }
+                    }
+                })
+                .await
+            })
+        })
+        .collect();
+    blocker.await.unwrap().unwrap();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let result = task.await.unwrap();
+        match i % 3 {
+            0 => assert!(matches!(result, Err(DbError::Corrupt("on purpose"))), "write {i}: {result:?}"),
+            1 => assert!(matches!(result, Err(DbError::Panicked(ref m)) if m.contains(&format!("write {i}"))), "write {i}: {result:?}"),
+            _ => assert!(result.is_ok(), "write {i}: {result:?}"),
+        }
+    }
+    let names = db.read(|tx| tx.list_repositories(None, 100)).await.unwrap();
+    let mut expected: Vec<String> = (0..48).filter(|i| i % 3 == 2).map(|i| format!("kept-{i:02}")).collect();
+    expected.insert(0, "blocker".to_owned());
+    assert_eq!(names.iter().map(|n| n.to_string()).collect::<Vec<_>>(), expected);
+}

@@ -8,6 +8,14 @@
 //! block an actix worker), and reads run on a small fixed set of threads,
 //! each with its own connection. Dropping the last `Db` handle drops the
 //! senders, which ends every thread once the queued jobs are done.
+//!
+//! Group commit: the writer takes every write job already queued (up to
+//! [`GROUP_MAX`]) into one transaction, each job in a savepoint of its own,
+//! and commits once. A job that fails or panics rolls back to its savepoint
+//! and leaves the others be, as if each had its own transaction; no caller
+//! hears of success before the commit (and its fsync) is done. Many small
+//! pushes at once then share one fsync instead of paying one each; a lone
+//! write is never held back waiting for company.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -23,8 +31,9 @@ use super::SqliteTx;
 use crate::db::queue_metrics::{record_depth, timed};
 use crate::db::{DbError, Tx};
 
-/// A job for the writer thread; it opens and ends its own transaction.
-type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A job for the writer thread: it runs inside the group's transaction,
+/// then hears whether that transaction committed.
+type WriteJob = Box<dyn GroupedWrite>;
 /// A job for any reader thread.
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -32,6 +41,57 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 const WRITE_QUEUE: usize = 256;
 /// Read jobs queued before callers wait for room.
 const READ_QUEUE: usize = 1024;
+/// Write jobs committed together at most, so one commit's wait stays short.
+const GROUP_MAX: usize = 64;
+
+/// One write of a group commit.
+trait GroupedWrite: Send {
+    /// Runs the write in a savepoint of `tx`, keeping its outcome.
+    fn run(&mut self, tx: &mut Transaction<'_>);
+    /// Tells the caller: its own outcome if the group committed, else why not.
+    fn finish(self: Box<Self>, committed: Result<(), &Arc<rusqlite::Error>>);
+}
+
+/// A caller's write closure, its outcome once run, and where to send it.
+struct Write<T, E, F> {
+    work: Option<F>,
+    outcome: Option<Result<T, E>>,
+    done: oneshot::Sender<Result<T, E>>,
+    queued: Instant,
+}
+
+impl<T, E, F> GroupedWrite for Write<T, E, F>
+where
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+{
+    fn run(&mut self, tx: &mut Transaction<'_>) {
+        let Some(work) = self.work.take() else { return };
+        let outcome = timed("sqlite", "write", self.queued, || {
+            // A savepoint dropped unreleased (an error or a panic) rolls back
+            // this write alone.
+            let savepoint = tx.savepoint().map_err(DbError::from)?;
+            let value =
+                catch_unwind(AssertUnwindSafe(|| work(&savepoint))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()))?;
+            savepoint.commit().map_err(DbError::from)?;
+            Ok(value)
+        });
+        self.outcome = Some(outcome);
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &Arc<rusqlite::Error>>) {
+        let outcome = match (committed, self.outcome) {
+            (Ok(()), Some(outcome)) => outcome,
+            // Its own error says more than the group's.
+            (Err(_), Some(Err(own))) => Err(own),
+            (Err(e), _) => Err(DbError::GroupCommit(e.clone()).into()),
+            (Ok(()), None) => Err(DbError::Closed.into()),
+        };
+        // The caller may have gone (request cancelled); nothing to tell.
+        let _ = self.done.send(outcome);
+    }
+}
 
 /// The sending ends; the threads hold the receiving ends and the connections.
 pub(crate) struct Engine {
@@ -64,13 +124,6 @@ impl<J> Queue<J> {
 
     fn record_depth(&self) {
         record_depth("sqlite", self.name, self.size, self.tx.capacity());
-    }
-}
-
-impl Queue<WriteJob> {
-    async fn send(&self, job: WriteJob) -> Result<(), Closed> {
-        let (queued, name) = (Instant::now(), self.name);
-        self.enqueue(Box::new(move |conn: &mut Connection| timed("sqlite", name, queued, || job(conn)))).await
     }
 }
 
@@ -108,7 +161,7 @@ impl Engine {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        self.run_write(move |tx| f(&SqliteTx::new(tx))).await
+        self.run_write(move |conn| f(&SqliteTx::new(conn))).await
     }
 
     pub(super) async fn run_read<T, E, F>(&self, f: F) -> Result<T, E>
@@ -131,21 +184,11 @@ impl Engine {
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
-        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let (done, result) = oneshot::channel();
-        let job: WriteJob = Box::new(move |conn| {
-            let outcome = (|| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(DbError::from)?;
-                // On a panic `tx` is dropped unfinished, which rolls it back.
-                let value =
-                    catch_unwind(AssertUnwindSafe(|| f(&tx))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()))?;
-                tx.commit().map_err(DbError::from)?;
-                Ok(value)
-            })();
-            let _ = done.send(outcome);
-        });
-        self.writer.send(job).await.map_err(|_| DbError::Closed)?;
+        let job = Box::new(Write { work: Some(f), outcome: None, done, queued: Instant::now() });
+        self.writer.enqueue(job).await.map_err(|_| DbError::Closed)?;
         result.await.map_err(|_| DbError::Closed)?
     }
 
@@ -158,11 +201,18 @@ impl Engine {
         thread::Builder::new()
             .name("wharf-db-writer".into())
             .spawn(move || {
-                while let Some(job) = write_rx.blocking_recv() {
+                while let Some(first) = write_rx.blocking_recv() {
+                    let mut group = vec![first];
+                    while group.len() < GROUP_MAX {
+                        match write_rx.try_recv() {
+                            Ok(job) => group.push(job),
+                            Err(_) => break,
+                        }
+                    }
                     // A job catches its own panic and reports it; this is the
                     // last line that keeps the one writer alive regardless.
-                    if catch_unwind(AssertUnwindSafe(|| job(&mut conn))).is_err() {
-                        tracing::error!("database write job panicked outside its guard");
+                    if catch_unwind(AssertUnwindSafe(|| commit_group(&mut conn, group))).is_err() {
+                        tracing::error!("database write group panicked outside its guard");
                     }
                 }
             })
@@ -185,6 +235,25 @@ impl Engine {
                 .map_err(DbError::Thread)?;
         }
         Ok(Self { writer: Queue::new(write_tx, "write", WRITE_QUEUE), readers: Queue::new(read_tx, "read", READ_QUEUE) })
+    }
+}
+
+/// Runs `group` in one immediate transaction and commits it once; every
+/// job then hears the outcome.
+fn commit_group(conn: &mut Connection, mut group: Vec<WriteJob>) {
+    metrics::histogram!("wharf_db_writes_per_commit", "engine" => "sqlite").record(group.len() as f64);
+    let committed = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(mut tx) => {
+            for job in &mut group {
+                job.run(&mut tx);
+            }
+            tx.commit()
+        }
+        Err(e) => Err(e),
+    }
+    .map_err(Arc::new);
+    for job in group {
+        job.finish(committed.as_ref().map(|_| ()));
     }
 }
 
