@@ -233,8 +233,9 @@ pub struct ServerConfig {
     /// process exits; counted in whole seconds, rounded up.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
-    /// Send local blob files with sendfile on plain HTTP (off: stream them
-    /// through the HTTP library, as on TLS).
+    /// Send local blob files with sendfile, and write blobs read from S3
+    /// from the received buffers, on plain HTTP (off: stream both through
+    /// the HTTP library, as on TLS).
     pub sendfile: bool,
     /// A blob download whose client takes no byte for this long is cut off.
     #[serde(with = "humantime_serde")]

@@ -4,6 +4,7 @@ use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderName};
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures::{StreamExt, TryStreamExt};
 
 use super::access::require;
 use super::request::{digest_param, header, repo};
@@ -71,9 +72,13 @@ pub async fn get(req: HttpRequest, registry: web::Data<Registry>) -> Result<Http
     let stream = match blob.body {
         BlobBody::File(file) => match sendfile::body(&req, file) {
             Ok(body) => return Ok(response.no_chunking(length).body(body)),
-            Err(file) => file.into_stream(),
+            Err(file) => file.into_stream().map_err(std::io::Error::other).boxed(),
         },
-        BlobBody::Stream(stream) => stream,
+        // Written by the connection from the store's buffers when it can.
+        BlobBody::Stream(stream) => match sendfile::stream_body(&req, stream.map_err(std::io::Error::other).boxed(), length) {
+            Ok(body) => return Ok(response.no_chunking(length).body(body)),
+            Err(stream) => stream,
+        },
     };
     Ok(response.body(SizedStream::new(length, stream)))
 }

@@ -17,6 +17,12 @@
 //!
 //! The transfer runs on a thread of its own with a duplicate of the socket:
 //! a file not in the page cache blocks on disk, and actix workers must not.
+//!
+//! A blob streamed from an object store takes the same path without the
+//! thread ([`stream_body`]): the connection writes the stream's buffers to
+//! the socket itself, at its flushes, so they are not copied into actix's
+//! write buffer first (one copy of every byte fewer, and the bytes are still
+//! in the cache the client read them into).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -30,7 +36,9 @@ use actix_rt::net::TcpStream;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::Extensions;
 use actix_web::HttpRequest;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use metrics::Counter;
 use rustix::io::Errno;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -62,14 +70,34 @@ enum Job {
     Idle,
     /// Queued by the body; starts at the connection's next flush. The
     /// counter takes the bytes as the kernel sends them.
-    Queued(LocalFile, Counter),
+    Queued(Payload),
     /// Sending on its thread; the flag asks it to stop.
     Running(Arc<AtomicBool>),
+    /// A stream being written by the connection, at each flush.
+    Streaming(Streaming),
     /// Ended; the body reports the result and resets to idle.
     Done(io::Result<()>),
 }
 
 type SharedRef = Arc<Mutex<Shared>>;
+
+/// A body's bytes, as the connection sends them.
+enum Payload {
+    File(LocalFile, Counter),
+    Stream(Streaming),
+}
+
+/// Bytes a response body reads from elsewhere (an object store).
+pub type DirectStream = BoxStream<'static, Result<Bytes, io::Error>>;
+
+/// A stream being written: the chunk in hand, and the bytes the response
+/// still owes (its `Content-Length`).
+struct Streaming {
+    stream: DirectStream,
+    current: Bytes,
+    left: u64,
+    bytes: Counter,
+}
 
 fn lock(shared: &SharedRef) -> MutexGuard<'_, Shared> {
     // A poisoned lock only means a transfer thread panicked; the state is
@@ -154,7 +182,7 @@ impl AsyncWrite for SendfileConn {
             }
             // Bytes written while a file is queued belong before it (the
             // head); while it is sending, nothing may interleave.
-            if matches!(shared.job, Job::Running(_)) {
+            if matches!(shared.job, Job::Running(_) | Job::Streaming(_)) {
                 shared.waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
@@ -189,18 +217,38 @@ impl AsyncWrite for SendfileConn {
             }
             match std::mem::take(&mut shared.job) {
                 // actix flushes only after writing all it had: the head is out.
-                Job::Queued(file, bytes) => match start_transfer(&this.tcp, file, bytes, this.shared.clone(), this.idle_timeout) {
-                    Ok(cancel) => {
-                        shared.job = Job::Running(cancel);
-                        shared.waker = Some(cx.waker().clone());
-                        return Poll::Pending;
+                Job::Queued(Payload::Stream(mut streaming)) | Job::Streaming(mut streaming) => {
+                    match streaming.write_to(&mut this.tcp, cx) {
+                        Poll::Pending => {
+                            shared.job = Job::Streaming(streaming);
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(result) => {
+                            if let Err(e) = &result {
+                                tracing::debug!(error = %e, "streamed response ended early");
+                                // Fewer bytes than promised went out.
+                                shared.broken = true;
+                            }
+                            shared.job = Job::Done(result);
+                            // The body is polled next, and reports the end.
+                            cx.waker().wake_by_ref();
+                        }
                     }
-                    Err(e) => {
-                        // The body reports it; wake the task so it is polled.
-                        shared.job = Job::Done(Err(e));
-                        cx.waker().wake_by_ref();
+                }
+                Job::Queued(Payload::File(file, bytes)) => {
+                    match start_transfer(&this.tcp, file, bytes, this.shared.clone(), this.idle_timeout) {
+                        Ok(cancel) => {
+                            shared.job = Job::Running(cancel);
+                            shared.waker = Some(cx.waker().clone());
+                            return Poll::Pending;
+                        }
+                        Err(e) => {
+                            // The body reports it; wake the task so it is polled.
+                            shared.job = Job::Done(Err(e));
+                            cx.waker().wake_by_ref();
+                        }
                     }
-                },
+                }
                 Job::Running(cancel) => {
                     shared.job = Job::Running(cancel);
                     shared.waker = Some(cx.waker().clone());
@@ -220,12 +268,12 @@ impl AsyncWrite for SendfileConn {
     }
 }
 
-/// A response body sent by the connection with `sendfile`.
+/// A response body sent by the connection itself: a file with `sendfile`,
+/// or a stream written from its own buffers.
 pub struct SendfileBody {
     shared: SharedRef,
-    file: Option<LocalFile>,
+    payload: Option<Payload>,
     finished: bool,
-    bytes: Counter,
 }
 
 /// The zero-copy body for `file` when this request's connection can send it,
@@ -235,9 +283,64 @@ pub fn body(req: &HttpRequest, file: LocalFile) -> Result<SendfileBody, LocalFil
     match req.conn_data::<SendfileHandle>() {
         Some(handle) if ACTIVE_TRANSFERS.load(Ordering::Relaxed) < handle.max_transfers => {
             let bytes = super::measure::RouteSeries::of(req.match_pattern()).response_bytes(super::measure::Transfer::Sendfile);
-            Ok(SendfileBody { shared: handle.shared.clone(), file: Some(file), finished: false, bytes })
+            Ok(SendfileBody { shared: handle.shared.clone(), payload: Some(Payload::File(file, bytes)), finished: false })
         }
         _ => Err(file),
+    }
+}
+
+/// The body for `stream`, of exactly `len` bytes, written by this request's
+/// connection without a copy into actix's buffer; or the stream back when
+/// the connection cannot (TLS, or `server.sendfile` off). The response must
+/// carry the length with `no_chunking(len)`. Bytes past `len` are never
+/// sent; a stream that ends or fails early ends the connection, so a client
+/// sees a short body, never wrong bytes.
+pub fn stream_body(req: &HttpRequest, stream: DirectStream, len: u64) -> Result<SendfileBody, DirectStream> {
+    match req.conn_data::<SendfileHandle>() {
+        Some(handle) => {
+            // Counted with what actix streams: these are streamed bytes too.
+            let bytes = super::measure::RouteSeries::of(req.match_pattern()).response_bytes(super::measure::Transfer::Stream);
+            let streaming = Streaming { stream, current: Bytes::new(), left: len, bytes };
+            Ok(SendfileBody { shared: handle.shared.clone(), payload: Some(Payload::Stream(streaming)), finished: false })
+        }
+        None => Err(stream),
+    }
+}
+
+impl Streaming {
+    /// Writes chunks as the stream yields them until the response's bytes
+    /// are all out (ready), the socket or the stream waits (pending), or
+    /// either fails.
+    fn write_to(&mut self, tcp: &mut TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if self.current.has_remaining() {
+                match Pin::new(&mut *tcp).poll_write(cx, &self.current) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => {
+                        self.current.advance(n);
+                        self.bytes.increment(n as u64);
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+                continue;
+            }
+            if self.left == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            match self.stream.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(mut chunk))) => {
+                    chunk.truncate(usize::try_from(self.left).unwrap_or(usize::MAX));
+                    self.left -= chunk.len() as u64;
+                    self.current = chunk;
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the body ended before its length")))
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -256,8 +359,12 @@ impl MessageBody for SendfileBody {
             return Poll::Ready(None);
         }
         let mut shared = lock(&this.shared);
-        if let Some(file) = this.file.take() {
-            if file.len == 0 {
+        if let Some(payload) = this.payload.take() {
+            let empty = match &payload {
+                Payload::File(file, _) => file.len == 0,
+                Payload::Stream(streaming) => streaming.left == 0,
+            };
+            if empty {
                 this.finished = true;
                 return Poll::Ready(None);
             }
@@ -265,7 +372,7 @@ impl MessageBody for SendfileBody {
                 this.finished = true;
                 return Poll::Ready(Some(Err(io::Error::other("connection already has a file transfer"))));
             }
-            shared.job = Job::Queued(file, this.bytes.clone());
+            shared.job = Job::Queued(payload);
             shared.waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
@@ -287,7 +394,7 @@ impl Drop for SendfileBody {
     /// A body dropped before its transfer ended leaves a truncated response:
     /// the connection is marked broken so actix closes it.
     fn drop(&mut self) {
-        if self.finished || self.file.is_some() {
+        if self.finished || self.payload.is_some() {
             return;
         }
         let mut shared = lock(&self.shared);
@@ -297,7 +404,7 @@ impl Drop for SendfileBody {
                 shared.job = Job::Running(cancel);
                 shared.broken = true;
             }
-            Job::Queued(..) | Job::Done(Err(_)) => shared.broken = true,
+            Job::Queued(..) | Job::Streaming(_) | Job::Done(Err(_)) => shared.broken = true,
             Job::Idle | Job::Done(Ok(())) => {}
         }
     }
