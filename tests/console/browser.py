@@ -11,11 +11,12 @@ import json
 import os
 import sys
 import tarfile
+import time
 import urllib.error
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -100,17 +101,32 @@ def login(d, user):
     d.get(BASE + "/ui/login")
     d.find_element(By.ID, "user").send_keys(user)
     d.find_element(By.ID, "password").send_keys(PW)
-    d.find_element(By.ID, "login-submit").click()
+    click(d, By.ID, "login-submit")
     return d.find_element(By.ID, "whoami").text == user
 
 
+def unstale(action, tries=20):
+    """Runs `action` again when htmx swapped the element it found before it was used."""
+    for attempt in range(tries):
+        try:
+            return action()
+        except StaleElementReferenceException:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.1)
+
+
 def column(d, stage):
-    return d.find_element(By.ID, f"stage-{stage}").text
+    return unstale(lambda: d.find_element(By.ID, f"stage-{stage}").text)
+
+
+def click(d, by, value):
+    unstale(lambda: d.find_element(by, value).click())
 
 
 def click_confirmed(d, element_id):
-    d.find_element(By.ID, element_id).click()
-    d.find_element(By.ID, "confirm").click()
+    click(d, By.ID, element_id)
+    click(d, By.ID, "confirm")
 
 
 def wait_text(d, text, timeout=10):
@@ -139,7 +155,7 @@ def main():
         counts = d.find_element(By.ID, f"repo-{REPO}").text.split()
         check("repositories page counts tags and manifests", counts == [REPO, "3", "3"], counts)
         shot(d, "01-repositories")
-        d.find_element(By.LINK_TEXT, REPO).click()
+        click(d, By.LINK_TEXT, REPO)
         check("repository page shows the stage columns", all(exists(d, f"stage-{s}") for s in ["test", "preprod", "prod"]))
         shot(d, "02-repository-empty")
         for tag, digest in [("v1", one), ("v2", two)]:
@@ -150,7 +166,7 @@ def main():
                 click_confirmed(d, f"promote-{stage}")
                 check(f"{tag} promoted into {stage}: the column shows it", short in column(d, stage), column(d, stage))
         shot(d, "03-repository-promoted")
-        d.find_element(By.LINK_TEXT, "prod").click()
+        click(d, By.LINK_TEXT, "prod")
         shot(d, "04-prod-history")
         click_confirmed(d, "rollback-1")
         check("rolled back by clicking: history says so", wait_text(d, "rollback to #1"))
@@ -158,7 +174,7 @@ def main():
         check("prod column shows the restored release", one[:19] in column(d, "prod"), column(d, "prod"))
         shot(d, "05-repository-rolled-back")
         check("repository page lists retention verdicts", "kept:" in d.find_element(By.ID, "verdicts").text)
-        d.find_element(By.CSS_SELECTOR, f"#stage-prod a[href$='{one}']").click()
+        click(d, By.CSS_SELECTOR, f"#stage-prod a[href$='{one}']")
         page = d.find_element(By.TAG_NAME, "main").text
         check("manifest page shows the configuration", "MARKER=one" in d.find_element(By.ID, "env").text, page[:300])
         check("manifest page shows the layers", len(d.find_elements(By.CSS_SELECTOR, "#layers tbody tr")) == 1)
@@ -170,7 +186,7 @@ def main():
         # A gate refusal after a boosted (htmx) form post is shown, not swallowed:
         # v3 never went through test and preprod.
         d.get(BASE + f"/ui/r/{REPO}/confirm?action=promote&stage=prod&reference=v3")
-        d.find_element(By.ID, "confirm").click()
+        click(d, By.ID, "confirm")
         alert = d.find_element(By.CSS_SELECTOR, "[role=alert]").text
         check("a refused promotion shows the gate's reason", "cannot promote" in alert and "gate order" in alert, alert)
         shot(d, "06-refused")
@@ -178,7 +194,7 @@ def main():
         check("diff page compares the two releases", "MARKER" in d.find_element(By.TAG_NAME, "main").text,
               d.find_element(By.TAG_NAME, "main").text[:300])
         shot(d, "06-diff")
-        d.find_element(By.ID, "logout").click()
+        click(d, By.ID, "logout")
         check("logout shows the login link", exists(d, "login-link"))
 
         check("developer logs in", login(d, "dev"))
@@ -192,24 +208,24 @@ def main():
             "fetch('/ui/r/team/app/promote', {method: 'POST', body: new URLSearchParams({stage: 'test', reference: 'v1'})})"
             ".then(r => done(r.status)).catch(e => done(String(e)));")
         check("a forged POST without the CSRF token is refused", status == 403, status)
-        d.find_element(By.ID, "logout").click()
+        click(d, By.ID, "logout")
 
         d.get(BASE + "/")
         check("the registry's address opens the console", d.current_url == BASE + "/ui/repositories", d.current_url)
         d.get(BASE + "/ui/login")
         d.find_element(By.ID, "user").send_keys("admin")
         d.find_element(By.ID, "password").send_keys(os.environ["WHARF_ADMIN_PASSWORD"])
-        d.find_element(By.ID, "login-submit").click()
-        d.find_element(By.LINK_TEXT, "Audit log").click()
-        d.find_element(By.ID, "verify").click()
+        click(d, By.ID, "login-submit")
+        click(d, By.LINK_TEXT, "Audit log")
+        click(d, By.ID, "verify")
         check("audit log verifies the chain", "Chain valid" in d.find_element(By.ID, "chain-status").text)
         check("audit log lists the rollback", "rollback" in d.find_element(By.TAG_NAME, "table").text)
         shot(d, "08-audit")
-        d.find_element(By.ID, "admin-link").click()
+        click(d, By.ID, "admin-link")
         check("admin page shows this node ready", d.find_element(By.ID, "readiness").text == "ready")
-        d.find_element(By.ID, "plan-retention").click()
+        click(d, By.ID, "plan-retention")
         check("admin page plans retention", "would be deleted" in d.find_element(By.ID, "retention-summary").text)
-        d.find_element(By.ID, "plan-gc").click()
+        click(d, By.ID, "plan-gc")
         check("admin page dry-runs GC", "would be deleted" in d.find_element(By.ID, "gc-summary").text)
         shot(d, "10-admin")
         d.set_window_size(390, 844)
