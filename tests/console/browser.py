@@ -102,7 +102,7 @@ def login(d, user):
     d.find_element(By.ID, "user").send_keys(user)
     d.find_element(By.ID, "password").send_keys(PW)
     click(d, By.ID, "login-submit")
-    return d.find_element(By.ID, "whoami").text == user
+    return text_of(d, By.ID, "whoami") == user
 
 
 def unstale(action, tries=20):
@@ -117,7 +117,11 @@ def unstale(action, tries=20):
 
 
 def column(d, stage):
-    return unstale(lambda: d.find_element(By.ID, f"stage-{stage}").text)
+    return unstale(lambda: text_of(d, By.ID, f"stage-{stage}"))
+
+
+def text_of(d, by, value):
+    return unstale(lambda: d.find_element(by, value).text)
 
 
 def click(d, by, value):
@@ -132,7 +136,7 @@ def click_confirmed(d, element_id):
 def wait_text(d, text, timeout=10):
     """Whether <main> shows `text` within `timeout` s (a boosted click swaps the page asynchronously)."""
     try:
-        WebDriverWait(d, timeout).until(lambda d: text in d.find_element(By.TAG_NAME, "main").text)
+        WebDriverWait(d, timeout, ignored_exceptions=[StaleElementReferenceException]).until(lambda d: text in text_of(d, By.TAG_NAME, "main"))
         return True
     except TimeoutException:
         return False
@@ -152,7 +156,7 @@ def main():
     d.implicitly_wait(5)
     try:
         check("releaser logs in", login(d, "rel"))
-        counts = d.find_element(By.ID, f"repo-{REPO}").text.split()
+        counts = text_of(d, By.ID, f"repo-{REPO}").split()
         check("repositories page counts tags and manifests", counts == [REPO, "3", "3"], counts)
         shot(d, "01-repositories")
         click(d, By.LINK_TEXT, REPO)
@@ -173,26 +177,26 @@ def main():
         d.get(BASE + f"/ui/r/{REPO}")
         check("prod column shows the restored release", one[:19] in column(d, "prod"), column(d, "prod"))
         shot(d, "05-repository-rolled-back")
-        check("repository page lists retention verdicts", "kept:" in d.find_element(By.ID, "verdicts").text)
+        check("repository page lists retention verdicts", "kept:" in text_of(d, By.ID, "verdicts"))
         click(d, By.CSS_SELECTOR, f"#stage-prod a[href$='{one}']")
-        page = d.find_element(By.TAG_NAME, "main").text
-        check("manifest page shows the configuration", "MARKER=one" in d.find_element(By.ID, "env").text, page[:300])
+        page = text_of(d, By.TAG_NAME, "main")
+        check("manifest page shows the configuration", "MARKER=one" in text_of(d, By.ID, "env"), page[:300])
         check("manifest page shows the layers", len(d.find_elements(By.CSS_SELECTOR, "#layers tbody tr")) == 1)
-        check("manifest page says what retention decides", d.find_element(By.ID, "retention").text.startswith("kept:"))
+        check("manifest page says what retention decides", text_of(d, By.ID, "retention").startswith("kept:"))
         host = BASE.split("://", 1)[1].rstrip("/")
-        pull = d.find_element(By.ID, "pull").get_attribute("value")
+        pull = unstale(lambda: d.find_element(By.ID, "pull").get_attribute("value"))
         check("pull command names this host", pull == f"docker pull {host}/{REPO}@{one}", pull)
         shot(d, "06-manifest")
         # A gate refusal after a boosted (htmx) form post is shown, not swallowed:
         # v3 never went through test and preprod.
         d.get(BASE + f"/ui/r/{REPO}/confirm?action=promote&stage=prod&reference=v3")
         click(d, By.ID, "confirm")
-        alert = d.find_element(By.CSS_SELECTOR, "[role=alert]").text
+        alert = text_of(d, By.CSS_SELECTOR, "[role=alert]")
         check("a refused promotion shows the gate's reason", "cannot promote" in alert and "gate order" in alert, alert)
         shot(d, "06-refused")
         d.get(BASE + f"/ui/r/{REPO}/diff?from={one}&to={two}")
-        check("diff page compares the two releases", "MARKER" in d.find_element(By.TAG_NAME, "main").text,
-              d.find_element(By.TAG_NAME, "main").text[:300])
+        check("diff page compares the two releases", "MARKER" in text_of(d, By.TAG_NAME, "main"),
+              text_of(d, By.TAG_NAME, "main")[:300])
         shot(d, "06-diff")
         click(d, By.ID, "logout")
         check("logout shows the login link", exists(d, "login-link"))
@@ -218,15 +222,15 @@ def main():
         click(d, By.ID, "login-submit")
         click(d, By.LINK_TEXT, "Audit log")
         click(d, By.ID, "verify")
-        check("audit log verifies the chain", "Chain valid" in d.find_element(By.ID, "chain-status").text)
-        check("audit log lists the rollback", "rollback" in d.find_element(By.TAG_NAME, "table").text)
+        check("audit log verifies the chain", "Chain valid" in text_of(d, By.ID, "chain-status"))
+        check("audit log lists the rollback", "rollback" in text_of(d, By.TAG_NAME, "table"))
         shot(d, "08-audit")
         click(d, By.ID, "admin-link")
-        check("admin page shows this node ready", d.find_element(By.ID, "readiness").text == "ready")
+        check("admin page shows this node ready", text_of(d, By.ID, "readiness") == "ready")
         click(d, By.ID, "plan-retention")
-        check("admin page plans retention", "would be deleted" in d.find_element(By.ID, "retention-summary").text)
+        check("admin page plans retention", "would be deleted" in text_of(d, By.ID, "retention-summary"))
         click(d, By.ID, "plan-gc")
-        check("admin page dry-runs GC", "would be deleted" in d.find_element(By.ID, "gc-summary").text)
+        check("admin page dry-runs GC", "would be deleted" in text_of(d, By.ID, "gc-summary"))
         shot(d, "10-admin")
         d.set_window_size(390, 844)
         d.get(BASE + f"/ui/r/{REPO}")
