@@ -33,8 +33,8 @@ pub(super) fn resolve(req: &ServiceRequest) -> Option<IpAddr> {
     Some(client)
 }
 
-/// A resolved client address as the access log writes it, without making
-/// a string first.
+/// A resolved client address as text (`unknown` without one); the access
+/// log formats it without making a string first.
 pub(super) struct Peer(pub(super) Option<IpAddr>);
 
 impl std::fmt::Display for Peer {
@@ -50,5 +50,5 @@ impl std::fmt::Display for Peer {
 pub fn client_addr(req: &HttpRequest) -> String {
     let resolved = req.extensions().get::<ClientAddr>().map(|c| c.0);
     // Without the middleware (a route mounted elsewhere), the peer: never a header.
-    resolved.or_else(|| req.peer_addr().map(|a| a.ip().to_canonical())).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    Peer(resolved.or_else(|| req.peer_addr().map(|a| a.ip().to_canonical()))).to_string()
 }
