@@ -49,11 +49,15 @@ const GRANT_SELECT: &str =
 
 impl Accounts for SqliteTx<'_> {
     fn account_count(&self) -> Result<i64, DbError> {
-        Ok(self.conn.query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))?)
+        Ok(self.conn.prepare_cached("SELECT count(*) FROM accounts")?.query_row([], |r| r.get(0))?)
     }
 
     fn account_by_name(&self, name: &str) -> Result<Option<AccountRow>, DbError> {
-        Ok(self.conn.query_row(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = ?1"), [name], account).optional()?)
+        Ok(self
+            .conn
+            .prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = ?1"))?
+            .query_row([name], account)
+            .optional()?)
     }
 
     fn list_accounts(&self, kind: AccountKind) -> Result<Vec<AccountRow>, DbError> {
@@ -70,31 +74,35 @@ impl Accounts for SqliteTx<'_> {
         admin: bool,
         expires_at: Option<i64>,
     ) -> Result<Option<i64>, DbError> {
-        let n = self.conn.execute(
-            "INSERT INTO accounts (name, kind, secret_hash, admin, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO accounts (name, kind, secret_hash, admin, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (name) DO NOTHING",
-            params![name, kind, secret_hash, admin, expires_at, now_ms()],
-        )?;
+            )?
+            .execute(params![name, kind, secret_hash, admin, expires_at, now_ms()])?;
         Ok((n > 0).then(|| self.conn.last_insert_rowid()))
     }
 
     fn delete_account(&self, name: &str, kind: AccountKind) -> Result<bool, DbError> {
-        Ok(self.conn.execute("DELETE FROM accounts WHERE name = ?1 AND kind = ?2", params![name, kind])? > 0)
+        Ok(self.conn.prepare_cached("DELETE FROM accounts WHERE name = ?1 AND kind = ?2")?.execute(params![name, kind])? > 0)
     }
 
     fn set_account_secret(&self, name: &str, kind: AccountKind, secret_hash: &str) -> Result<bool, DbError> {
-        let n = self.conn.execute(
-            "UPDATE accounts SET secret_hash = ?3, secret_changed_at = ?4 WHERE name = ?1 AND kind = ?2",
-            params![name, kind, secret_hash, now_ms()],
-        )?;
+        let n = self
+            .conn
+            .prepare_cached("UPDATE accounts SET secret_hash = ?3, secret_changed_at = ?4 WHERE name = ?1 AND kind = ?2")?
+            .execute(params![name, kind, secret_hash, now_ms()])?;
         Ok(n > 0)
     }
 
     fn set_account_disabled(&self, name: &str, kind: AccountKind, disabled: bool) -> Result<bool, DbError> {
-        let n = self.conn.execute(
-            "UPDATE accounts SET disabled_at = CASE WHEN ?3 THEN coalesce(disabled_at, ?4) ELSE NULL END WHERE name = ?1 AND kind = ?2",
-            params![name, kind, disabled, now_ms()],
-        )?;
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE accounts SET disabled_at = CASE WHEN ?3 THEN coalesce(disabled_at, ?4) ELSE NULL END WHERE name = ?1 AND kind = ?2",
+            )?
+            .execute(params![name, kind, disabled, now_ms()])?;
         Ok(n > 0)
     }
 
@@ -111,18 +119,17 @@ impl Accounts for SqliteTx<'_> {
     }
 
     fn insert_grant(&self, account_id: i64, glob: &str, role: Role, stages: &[Stage]) -> Result<i64, DbError> {
-        self.conn.execute(
-            "INSERT INTO grants (account_id, repository_glob, role, stages, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![account_id, glob, role, stages_to_json(stages), now_ms()],
-        )?;
+        self.conn
+            .prepare_cached("INSERT INTO grants (account_id, repository_glob, role, stages, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![account_id, glob, role, stages_to_json(stages), now_ms()])?;
         Ok(self.conn.last_insert_rowid())
     }
 
     fn grant_by_id(&self, id: i64) -> Result<Option<GrantRow>, DbError> {
-        Ok(self.conn.query_row(&format!("{GRANT_SELECT} WHERE g.id = ?1"), [id], grant).optional()?)
+        Ok(self.conn.prepare_cached(&format!("{GRANT_SELECT} WHERE g.id = ?1"))?.query_row([id], grant).optional()?)
     }
 
     fn delete_grant(&self, id: i64) -> Result<bool, DbError> {
-        Ok(self.conn.execute("DELETE FROM grants WHERE id = ?1", [id])? > 0)
+        Ok(self.conn.prepare_cached("DELETE FROM grants WHERE id = ?1")?.execute([id])? > 0)
     }
 }

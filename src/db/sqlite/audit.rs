@@ -30,13 +30,16 @@ impl Audit for SqliteTx<'_> {
     fn append_audit(&self, entry: &AuditEntry) -> Result<i64, DbError> {
         let last: Option<(i64, String)> = self
             .conn
-            .query_row("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let StoredAudit { record, hash } = AuditRecord::chained(entry, last, now_ms());
-        self.conn.execute(
-            "INSERT INTO audit_log (id, created_at, actor, source, action, repository, reference, digest, details, hash)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit_log (id, created_at, actor, source, action, repository, reference, digest, details, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
+            )?
+            .execute(params![
                 record.id,
                 record.created_at,
                 record.actor,
@@ -47,8 +50,7 @@ impl Audit for SqliteTx<'_> {
                 record.digest,
                 record.details.to_string(),
                 hash
-            ],
-        )?;
+            ])?;
         Ok(record.id)
     }
 
@@ -74,7 +76,8 @@ impl Audit for SqliteTx<'_> {
     fn latest_audit_details(&self, action: AuditAction) -> Result<Option<serde_json::Value>, DbError> {
         let text: Option<String> = self
             .conn
-            .query_row("SELECT details FROM audit_log WHERE action = ?1 ORDER BY id DESC LIMIT 1", [action.as_str()], |r| r.get(0))
+            .prepare_cached("SELECT details FROM audit_log WHERE action = ?1 ORDER BY id DESC LIMIT 1")?
+            .query_row([action.as_str()], |r| r.get(0))
             .optional()?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }

@@ -8,38 +8,40 @@ use crate::domain::Digest;
 impl Backups for SqliteTx<'_> {
     fn take_backup_fence(&self, id: &str, expires_at: i64) -> Result<(), DbError> {
         // A running backup renews its fence by taking it again.
-        self.conn.execute(
-            "INSERT INTO backup_fences (id, created_at, expires_at) VALUES (?1, ?2, ?3)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO backup_fences (id, created_at, expires_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
-            params![id, crate::db::now_ms(), expires_at],
-        )?;
+            )?
+            .execute(params![id, crate::db::now_ms(), expires_at])?;
         Ok(())
     }
 
     fn release_backup_fence(&self, id: &str) -> Result<(), DbError> {
-        self.conn.execute("DELETE FROM backup_fences WHERE id = ?1", [id])?;
+        self.conn.prepare_cached("DELETE FROM backup_fences WHERE id = ?1")?.execute([id])?;
         Ok(())
     }
 
     fn backup_fence_active(&self, now: i64) -> Result<bool, DbError> {
-        Ok(self.conn.query_row("SELECT EXISTS (SELECT 1 FROM backup_fences WHERE expires_at > ?1)", [now], |r| r.get(0))?)
+        Ok(self.conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM backup_fences WHERE expires_at > ?1)")?.query_row([now], |r| r.get(0))?)
     }
 
     fn clear_backup_fences(&self) -> Result<usize, DbError> {
-        Ok(self.conn.execute("DELETE FROM backup_fences", [])?)
+        Ok(self.conn.prepare_cached("DELETE FROM backup_fences")?.execute([])?)
     }
 
     fn record_backup(&self, run: &BackupRun) -> Result<(), DbError> {
-        self.conn.execute(
-            "INSERT INTO backup_runs (id, finished_at, destination, blobs, bytes, blobs_copied, bytes_copied)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO backup_runs (id, finished_at, destination, blobs, bytes, blobs_copied, bytes_copied)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![run.id, run.finished_at, run.destination, run.blobs, run.bytes, run.blobs_copied, run.bytes_copied],
-        )?;
+            )?
+            .execute(params![run.id, run.finished_at, run.destination, run.blobs, run.bytes, run.blobs_copied, run.bytes_copied])?;
         Ok(())
     }
 
     fn last_backup_at(&self) -> Result<Option<i64>, DbError> {
-        Ok(self.conn.query_row("SELECT max(finished_at) FROM backup_runs", [], |r| r.get(0)).optional()?.flatten())
+        Ok(self.conn.prepare_cached("SELECT max(finished_at) FROM backup_runs")?.query_row([], |r| r.get(0)).optional()?.flatten())
     }
 
     fn all_blobs(&self, after: &str, limit: u32) -> Result<Vec<(Digest, u64)>, DbError> {
@@ -82,11 +84,13 @@ impl Backups for SqliteTx<'_> {
     }
 
     fn metadata_counts(&self) -> Result<MetadataCounts, DbError> {
-        Ok(self.conn.query_row(
-            "SELECT (SELECT count(*) FROM repositories), (SELECT count(*) FROM manifests), (SELECT count(*) FROM tags),
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT (SELECT count(*) FROM repositories), (SELECT count(*) FROM manifests), (SELECT count(*) FROM tags),
                     (SELECT count(*) FROM releases), (SELECT count(*) FROM audit_log)",
-            [],
-            |r| {
+            )?
+            .query_row([], |r| {
                 Ok(MetadataCounts {
                     repositories: r.get(0)?,
                     manifests: r.get(1)?,
@@ -94,8 +98,7 @@ impl Backups for SqliteTx<'_> {
                     releases: r.get(3)?,
                     audit_rows: r.get(4)?,
                 })
-            },
-        )?)
+            })?)
     }
 }
 

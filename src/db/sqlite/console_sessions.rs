@@ -6,10 +6,9 @@ use crate::db::DbError;
 
 impl ConsoleSessions for SqliteTx<'_> {
     fn create_console_session(&self, id_hash: &str, row: &ConsoleSessionRow) -> Result<(), DbError> {
-        self.conn.execute(
-            "INSERT INTO console_sessions (id_hash, account, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id_hash, row.account, row.csrf, row.created_at, row.expires_at],
-        )?;
+        self.conn
+            .prepare_cached("INSERT INTO console_sessions (id_hash, account, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![id_hash, row.account, row.csrf, row.created_at, row.expires_at])?;
         Ok(())
     }
 
@@ -25,7 +24,7 @@ impl ConsoleSessions for SqliteTx<'_> {
     }
 
     fn delete_console_session(&self, id_hash: &str, now: i64) -> Result<(), DbError> {
-        self.conn.execute("DELETE FROM console_sessions WHERE id_hash = ?1 OR expires_at <= ?2", params![id_hash, now])?;
+        self.conn.prepare_cached("DELETE FROM console_sessions WHERE id_hash = ?1 OR expires_at <= ?2")?.execute(params![id_hash, now])?;
         Ok(())
     }
 }

@@ -42,10 +42,9 @@ fn with_state((mut d, state): (Delivery, String)) -> Result<Delivery, DbError> {
 
 impl Events for SqliteTx<'_> {
     fn enqueue_event(&self, audit_id: i64, event_type: &str, repository: &str) -> Result<(), DbError> {
-        self.conn.execute(
-            "INSERT INTO event_outbox (audit_id, type, repository) VALUES (?1, ?2, ?3)",
-            params![audit_id, event_type, repository],
-        )?;
+        self.conn
+            .prepare_cached("INSERT INTO event_outbox (audit_id, type, repository) VALUES (?1, ?2, ?3)")?
+            .execute(params![audit_id, event_type, repository])?;
         Ok(())
     }
 
@@ -60,40 +59,42 @@ impl Events for SqliteTx<'_> {
 
     fn outbox_event(&self, audit_id: i64) -> Result<Option<OutboxEvent>, DbError> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM event_outbox o JOIN audit_log a ON a.id = o.audit_id WHERE o.audit_id = ?1");
-        Ok(self.conn.query_row(&sql, [audit_id], event_from_row).optional()?)
+        Ok(self.conn.prepare_cached(&sql)?.query_row([audit_id], event_from_row).optional()?)
     }
 
     fn event_cursor(&self, endpoint: &str) -> Result<Option<i64>, DbError> {
-        Ok(self.conn.query_row("SELECT after_id FROM event_cursors WHERE endpoint = ?1", [endpoint], |r| r.get(0)).optional()?)
+        Ok(self
+            .conn
+            .prepare_cached("SELECT after_id FROM event_cursors WHERE endpoint = ?1")?
+            .query_row([endpoint], |r| r.get(0))
+            .optional()?)
     }
 
     fn outbox_head(&self) -> Result<i64, DbError> {
-        Ok(self.conn.query_row("SELECT COALESCE(MAX(audit_id), 0) FROM event_outbox", [], |r| r.get(0))?)
+        Ok(self.conn.prepare_cached("SELECT COALESCE(MAX(audit_id), 0) FROM event_outbox")?.query_row([], |r| r.get(0))?)
     }
 
     fn outbox_id(&self, event_id: &str) -> Result<Option<i64>, DbError> {
         Ok(self
             .conn
-            .query_row("SELECT o.audit_id FROM event_outbox o JOIN audit_log a ON a.id = o.audit_id WHERE a.hash = ?1", [event_id], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT o.audit_id FROM event_outbox o JOIN audit_log a ON a.id = o.audit_id WHERE a.hash = ?1")?
+            .query_row([event_id], |r| r.get(0))
             .optional()?)
     }
 
     fn set_event_cursor(&self, endpoint: &str, after_id: i64) -> Result<(), DbError> {
-        self.conn.execute(
-            "INSERT INTO event_cursors (endpoint, after_id) VALUES (?1, ?2) ON CONFLICT (endpoint) DO UPDATE SET after_id = excluded.after_id",
-            params![endpoint, after_id],
+        self.conn.prepare_cached("INSERT INTO event_cursors (endpoint, after_id) VALUES (?1, ?2) ON CONFLICT (endpoint) DO UPDATE SET after_id = excluded.after_id")?.execute(params![endpoint, after_id],
         )?;
         Ok(())
     }
 
     fn add_delivery(&self, endpoint: &str, audit_id: i64, repository: &str, now: i64) -> Result<(), DbError> {
-        self.conn.execute(
-            "INSERT INTO event_deliveries (endpoint, audit_id, repository, state, attempts, next_attempt_at, last_error, updated_at)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO event_deliveries (endpoint, audit_id, repository, state, attempts, next_attempt_at, last_error, updated_at)
              VALUES (?1, ?2, ?3, 'pending', 0, ?4, NULL, ?4) ON CONFLICT (endpoint, audit_id) DO NOTHING",
-            params![endpoint, audit_id, repository, now],
-        )?;
+            )?
+            .execute(params![endpoint, audit_id, repository, now])?;
         Ok(())
     }
 
@@ -107,11 +108,13 @@ impl Events for SqliteTx<'_> {
     }
 
     fn update_delivery(&self, d: &Delivery) -> Result<bool, DbError> {
-        let n = self.conn.execute(
-            "UPDATE event_deliveries SET state = ?3, attempts = ?4, next_attempt_at = ?5, last_error = ?6, updated_at = ?7
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE event_deliveries SET state = ?3, attempts = ?4, next_attempt_at = ?5, last_error = ?6, updated_at = ?7
              WHERE endpoint = ?1 AND audit_id = ?2",
-            params![d.endpoint, d.audit_id, d.state.as_str(), d.attempts, d.next_attempt_at, d.last_error, d.updated_at],
-        )?;
+            )?
+            .execute(params![d.endpoint, d.audit_id, d.state.as_str(), d.attempts, d.next_attempt_at, d.last_error, d.updated_at])?;
         Ok(n == 1)
     }
 
@@ -127,15 +130,17 @@ impl Events for SqliteTx<'_> {
     }
 
     fn replay_deliveries(&self, endpoint: &str, from: i64, to: i64, now: i64) -> Result<u64, DbError> {
-        let n = self.conn.execute(
-            "UPDATE event_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?4, last_error = NULL, updated_at = ?4
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE event_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?4, last_error = NULL, updated_at = ?4
              WHERE endpoint = ?1 AND audit_id >= ?2 AND audit_id <= ?3",
-            params![endpoint, from, to, now],
-        )?;
+            )?
+            .execute(params![endpoint, from, to, now])?;
         Ok(n as u64)
     }
 
     fn pending_delivery_count(&self) -> Result<i64, DbError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM event_deliveries WHERE state = 'pending'", [], |r| r.get(0))?)
+        Ok(self.conn.prepare_cached("SELECT COUNT(*) FROM event_deliveries WHERE state = 'pending'")?.query_row([], |r| r.get(0))?)
     }
 }

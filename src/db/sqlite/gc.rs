@@ -22,22 +22,25 @@ impl Gc for SqliteTx<'_> {
         if self.gc_is_pending(digest)? {
             return Ok(false);
         }
-        self.conn
-            .execute("INSERT INTO blob_claims (claim_id, digest, created_at) VALUES (?1, ?2, ?3)", params![claim_id, digest, now_ms()])?;
+        self.conn.prepare_cached("INSERT INTO blob_claims (claim_id, digest, created_at) VALUES (?1, ?2, ?3)")?.execute(params![
+            claim_id,
+            digest,
+            now_ms()
+        ])?;
         Ok(true)
     }
 
     fn release_claim(&self, claim_id: &str) -> Result<(), DbError> {
-        self.conn.execute("DELETE FROM blob_claims WHERE claim_id = ?1", [claim_id])?;
+        self.conn.prepare_cached("DELETE FROM blob_claims WHERE claim_id = ?1")?.execute([claim_id])?;
         Ok(())
     }
 
     fn gc_is_pending(&self, digest: &Digest) -> Result<bool, DbError> {
-        Ok(self.conn.query_row("SELECT 1 FROM gc_pending WHERE digest = ?1", [digest], |_| Ok(())).optional()?.is_some())
+        Ok(self.conn.prepare_cached("SELECT 1 FROM gc_pending WHERE digest = ?1")?.query_row([digest], |_| Ok(())).optional()?.is_some())
     }
 
     fn touch_blob(&self, digest: &Digest) -> Result<(), DbError> {
-        self.conn.execute("UPDATE blobs SET created_at = ?2 WHERE digest = ?1", params![digest, now_ms()])?;
+        self.conn.prepare_cached("UPDATE blobs SET created_at = ?2 WHERE digest = ?1")?.execute(params![digest, now_ms()])?;
         Ok(())
     }
 
@@ -69,12 +72,11 @@ impl Gc for SqliteTx<'_> {
             )
             .optional()?;
         let Some(size) = size else { return Ok(None) };
-        self.conn.execute("DELETE FROM repository_blobs WHERE digest = ?1", [digest])?;
-        self.conn.execute("DELETE FROM blobs WHERE digest = ?1", [digest])?;
-        self.conn.execute(
-            "INSERT INTO gc_pending (digest, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            params![digest, size, now_ms()],
-        )?;
+        self.conn.prepare_cached("DELETE FROM repository_blobs WHERE digest = ?1")?.execute([digest])?;
+        self.conn.prepare_cached("DELETE FROM blobs WHERE digest = ?1")?.execute([digest])?;
+        self.conn
+            .prepare_cached("INSERT INTO gc_pending (digest, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?
+            .execute(params![digest, size, now_ms()])?;
         Ok(Some(size))
     }
 
@@ -85,12 +87,12 @@ impl Gc for SqliteTx<'_> {
     }
 
     fn gc_finish(&self, digest: &Digest) -> Result<(), DbError> {
-        self.conn.execute("DELETE FROM gc_pending WHERE digest = ?1", [digest])?;
+        self.conn.prepare_cached("DELETE FROM gc_pending WHERE digest = ?1")?.execute([digest])?;
         Ok(())
     }
 
     fn drop_stale_claims(&self, before: i64) -> Result<usize, DbError> {
-        Ok(self.conn.execute("DELETE FROM blob_claims WHERE created_at < ?1", [before])?)
+        Ok(self.conn.prepare_cached("DELETE FROM blob_claims WHERE created_at < ?1")?.execute([before])?)
     }
 
     fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<(UploadId, Vec<String>)>, DbError> {
@@ -106,28 +108,33 @@ impl Gc for SqliteTx<'_> {
     }
 
     fn delete_stale_upload(&self, id: &UploadId, before: i64) -> Result<bool, DbError> {
-        Ok(self.conn.execute("DELETE FROM uploads WHERE id = ?1 AND updated_at < ?2", params![id, before])? > 0)
+        Ok(self.conn.prepare_cached("DELETE FROM uploads WHERE id = ?1 AND updated_at < ?2")?.execute(params![id, before])? > 0)
     }
 
     fn stray_is_known(&self, digest: &Digest, claims_since: i64) -> Result<bool, DbError> {
-        Ok(self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = ?1)
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = ?1)
                  OR EXISTS (SELECT 1 FROM gc_pending WHERE digest = ?1)
                  OR EXISTS (SELECT 1 FROM blob_claims WHERE digest = ?1 AND created_at >= ?2)",
-            params![digest, claims_since],
-            |r| r.get(0),
-        )?)
+            )?
+            .query_row(params![digest, claims_since], |r| r.get(0))?)
     }
 
     fn take_stray(&self, digest: &Digest, size: u64, claims_since: i64) -> Result<bool, DbError> {
         if self.stray_is_known(digest, claims_since)? || self.backup_fence_active(now_ms())? {
             return Ok(false);
         }
-        self.conn.execute("INSERT INTO gc_pending (digest, size, created_at) VALUES (?1, ?2, ?3)", params![digest, size, now_ms()])?;
+        self.conn.prepare_cached("INSERT INTO gc_pending (digest, size, created_at) VALUES (?1, ?2, ?3)")?.execute(params![
+            digest,
+            size,
+            now_ms()
+        ])?;
         Ok(true)
     }
 
     fn upload_exists(&self, id: &UploadId) -> Result<bool, DbError> {
-        Ok(self.conn.query_row("SELECT 1 FROM uploads WHERE id = ?1", [id], |_| Ok(())).optional()?.is_some())
+        Ok(self.conn.prepare_cached("SELECT 1 FROM uploads WHERE id = ?1")?.query_row([id], |_| Ok(())).optional()?.is_some())
     }
 }

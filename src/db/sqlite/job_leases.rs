@@ -15,19 +15,18 @@ const TAKE: &str = "INSERT INTO job_leases (job, holder, taken_at, expires_at) V
 
 impl JobLeases for SqliteTx<'_> {
     fn take_job_lease(&self, job: &str, holder: &str, now: i64, expires_at: i64) -> Result<bool, DbError> {
-        Ok(self.conn.execute(TAKE, params![job, holder, now, expires_at])? == 1)
+        Ok(self.conn.prepare_cached(TAKE)?.execute(params![job, holder, now, expires_at])? == 1)
     }
 
     fn release_job_lease(&self, job: &str, holder: &str) -> Result<bool, DbError> {
-        Ok(self.conn.execute("DELETE FROM job_leases WHERE job = ?1 AND holder = ?2", [job, holder])? == 1)
+        Ok(self.conn.prepare_cached("DELETE FROM job_leases WHERE job = ?1 AND holder = ?2")?.execute([job, holder])? == 1)
     }
 
     fn job_lease(&self, job: &str) -> Result<Option<JobLease>, DbError> {
         Ok(self
             .conn
-            .query_row("SELECT job, holder, taken_at, expires_at FROM job_leases WHERE job = ?1", [job], |r| {
-                Ok(JobLease { job: r.get(0)?, holder: r.get(1)?, taken_at: r.get(2)?, expires_at: r.get(3)? })
-            })
+            .prepare_cached("SELECT job, holder, taken_at, expires_at FROM job_leases WHERE job = ?1")?
+            .query_row([job], |r| Ok(JobLease { job: r.get(0)?, holder: r.get(1)?, taken_at: r.get(2)?, expires_at: r.get(3)? }))
             .optional()?)
     }
 }

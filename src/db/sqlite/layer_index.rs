@@ -12,26 +12,28 @@ impl LayerIndex for SqliteTx<'_> {
     }
 
     fn insert_layer_index(&self, digest: &Digest, entry_count: u64, total_size: u64, entries: &[u8]) -> Result<(), DbError> {
-        self.conn.execute(
-            "INSERT INTO layer_index (digest, entry_count, total_size, entries, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO layer_index (digest, entry_count, total_size, entries, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (digest) DO NOTHING",
-            params![digest, entry_count, total_size, entries, now_ms()],
-        )?;
+            )?
+            .execute(params![digest, entry_count, total_size, entries, now_ms()])?;
         Ok(())
     }
 
     fn layer_index_count(&self) -> Result<u64, DbError> {
-        Ok(self.conn.query_row("SELECT count(*) FROM layer_index", [], |r| r.get(0))?)
+        Ok(self.conn.prepare_cached("SELECT count(*) FROM layer_index")?.query_row([], |r| r.get(0))?)
     }
 
     fn set_release_diff(&self, repo: RepoId, stage: &Stage, row: &ReleaseDiffRow) -> Result<(), DbError> {
-        self.conn.execute(
-            "INSERT INTO release_diff (repository_id, stage, sequence, state, from_digest, summary, reason, updated_at)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO release_diff (repository_id, stage, sequence, state, from_digest, summary, reason, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (repository_id, stage, sequence) DO UPDATE SET state = excluded.state,
                from_digest = excluded.from_digest, summary = excluded.summary, reason = excluded.reason, updated_at = excluded.updated_at",
-            params![repo, stage, row.sequence, row.state.as_str(), row.from_digest, row.summary, row.reason, row.updated_at],
-        )?;
+            )?
+            .execute(params![repo, stage, row.sequence, row.state.as_str(), row.from_digest, row.summary, row.reason, row.updated_at])?;
         Ok(())
     }
 

@@ -39,14 +39,15 @@ impl LoginFailures for SqliteTx<'_> {
             counts.push(count(stmt.query_row(params![key, now, since], |r| r.get(0))?)?);
         }
         if counts.contains(&1) {
-            self.conn.execute("DELETE FROM login_failures WHERE window_start <= ?1", params![since])?;
-            let rows: i64 = self.conn.query_row("SELECT count(*) FROM login_failures", [], |r| r.get(0))?;
+            self.conn.prepare_cached("DELETE FROM login_failures WHERE window_start <= ?1")?.execute(params![since])?;
+            let rows: i64 = self.conn.prepare_cached("SELECT count(*) FROM login_failures")?.query_row([], |r| r.get(0))?;
             let drop = excess(u64::try_from(rows).unwrap_or(0), max_rows);
             if drop > 0 {
-                self.conn.execute(
-                    "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures ORDER BY window_start, key LIMIT ?1)",
-                    params![i64::try_from(drop).unwrap_or(i64::MAX)],
-                )?;
+                self.conn
+                    .prepare_cached(
+                        "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures ORDER BY window_start, key LIMIT ?1)",
+                    )?
+                    .execute(params![i64::try_from(drop).unwrap_or(i64::MAX)])?;
             }
         }
         Ok(counts)
@@ -59,7 +60,7 @@ impl LoginFailures for SqliteTx<'_> {
         }
         if let Some(prefix) = prefix {
             // substr, not LIKE: names may hold `_`, which LIKE would take as a wildcard.
-            self.conn.execute("DELETE FROM login_failures WHERE substr(key, 1, length(?1)) = ?1", params![prefix])?;
+            self.conn.prepare_cached("DELETE FROM login_failures WHERE substr(key, 1, length(?1)) = ?1")?.execute(params![prefix])?;
         }
         Ok(())
     }

@@ -9,38 +9,34 @@ impl Manifests for SqliteTx<'_> {
     fn manifest(&self, repo: RepoId, digest: &Digest) -> Result<Option<Manifest>, DbError> {
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT digest, media_type, artifact_type, subject_digest, annotations, content
                  FROM manifests WHERE repository_id = ?1 AND digest = ?2",
-                params![repo, digest],
-                |r| {
-                    Ok(Manifest {
-                        digest: r.get(0)?,
-                        media_type: r.get(1)?,
-                        artifact_type: r.get(2)?,
-                        subject: r.get(3)?,
-                        annotations: r.get(4)?,
-                        content: r.get(5)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![repo, digest], |r| {
+                Ok(Manifest {
+                    digest: r.get(0)?,
+                    media_type: r.get(1)?,
+                    artifact_type: r.get(2)?,
+                    subject: r.get(3)?,
+                    annotations: r.get(4)?,
+                    content: r.get(5)?,
+                })
+            })
             .optional()?)
     }
 
     fn manifest_head(&self, repo: RepoId, digest: &Digest) -> Result<Option<ManifestHead>, DbError> {
         Ok(self
             .conn
-            .query_row("SELECT media_type, size FROM manifests WHERE repository_id = ?1 AND digest = ?2", params![repo, digest], |r| {
-                Ok(ManifestHead { media_type: r.get(0)?, size: r.get(1)? })
-            })
+            .prepare_cached("SELECT media_type, size FROM manifests WHERE repository_id = ?1 AND digest = ?2")?
+            .query_row(params![repo, digest], |r| Ok(ManifestHead { media_type: r.get(0)?, size: r.get(1)? }))
             .optional()?)
     }
 
     fn insert_manifest(&self, repo: RepoId, m: &Manifest, references: &[(Digest, RefKind)], pushed_by: &str) -> Result<bool, DbError> {
-        let inserted = self.conn.execute(
-            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, content, created_at, pushed_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
-            params![
+        let inserted = self.conn.prepare_cached("INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, content, created_at, pushed_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING")?.execute(params![
                 repo,
                 m.digest,
                 m.media_type,
@@ -69,13 +65,14 @@ impl Manifests for SqliteTx<'_> {
     fn manifest_pushed_by(&self, repo: RepoId, digest: &Digest) -> Result<Option<String>, DbError> {
         Ok(self
             .conn
-            .query_row("SELECT pushed_by FROM manifests WHERE repository_id = ?1 AND digest = ?2", params![repo, digest], |r| r.get(0))
+            .prepare_cached("SELECT pushed_by FROM manifests WHERE repository_id = ?1 AND digest = ?2")?
+            .query_row(params![repo, digest], |r| r.get(0))
             .optional()?
             .flatten())
     }
 
     fn delete_manifest(&self, repo: RepoId, digest: &Digest) -> Result<bool, DbError> {
-        Ok(self.conn.execute("DELETE FROM manifests WHERE repository_id = ?1 AND digest = ?2", params![repo, digest])? > 0)
+        Ok(self.conn.prepare_cached("DELETE FROM manifests WHERE repository_id = ?1 AND digest = ?2")?.execute(params![repo, digest])? > 0)
     }
 
     fn referrers(&self, repo: RepoId, subject: &Digest, limit: u32) -> Result<Vec<Referrer>, DbError> {

@@ -25,16 +25,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ReleaseRow> {
 impl Releases for SqliteTx<'_> {
     // max + 1 then insert: one writer at a time keeps the sequence gap-free.
     fn append_release(&self, repo: RepoId, r: NewRelease<'_>) -> Result<ReleaseRow, DbError> {
-        let sequence: i64 = self.conn.query_row(
-            "SELECT coalesce(max(sequence), 0) + 1 FROM releases WHERE repository_id = ?1 AND stage = ?2",
-            params![repo, r.stage],
-            |row| row.get(0),
-        )?;
+        let sequence: i64 = self
+            .conn
+            .prepare_cached("SELECT coalesce(max(sequence), 0) + 1 FROM releases WHERE repository_id = ?1 AND stage = ?2")?
+            .query_row(params![repo, r.stage], |row| row.get(0))?;
         let created_at = now_ms();
-        self.conn.execute(
-            "INSERT INTO releases (repository_id, stage, sequence, digest, version, note, actor, created_at, reason, rolled_back_from, restored_sequence)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![repo, r.stage, sequence, r.digest, r.version, r.note, r.actor, created_at, r.reason, r.rolled_back_from, r.restored_sequence],
+        self.conn.prepare_cached("INSERT INTO releases (repository_id, stage, sequence, digest, version, note, actor, created_at, reason, rolled_back_from, restored_sequence)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(params![repo, r.stage, sequence, r.digest, r.version, r.note, r.actor, created_at, r.reason, r.rolled_back_from, r.restored_sequence],
         )?;
         Ok(ReleaseRow {
             stage: r.stage.clone(),
@@ -53,22 +50,18 @@ impl Releases for SqliteTx<'_> {
     fn current_release(&self, repo: RepoId, stage: &Stage) -> Result<Option<ReleaseRow>, DbError> {
         Ok(self
             .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM releases WHERE repository_id = ?1 AND stage = ?2 ORDER BY sequence DESC LIMIT 1"),
-                params![repo, stage],
-                from_row,
-            )
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM releases WHERE repository_id = ?1 AND stage = ?2 ORDER BY sequence DESC LIMIT 1"
+            ))?
+            .query_row(params![repo, stage], from_row)
             .optional()?)
     }
 
     fn release(&self, repo: RepoId, stage: &Stage, sequence: i64) -> Result<Option<ReleaseRow>, DbError> {
         Ok(self
             .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM releases WHERE repository_id = ?1 AND stage = ?2 AND sequence = ?3"),
-                params![repo, stage, sequence],
-                from_row,
-            )
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM releases WHERE repository_id = ?1 AND stage = ?2 AND sequence = ?3"))?
+            .query_row(params![repo, stage, sequence], from_row)
             .optional()?)
     }
 

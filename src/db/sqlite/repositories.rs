@@ -7,7 +7,7 @@ use crate::domain::RepoName;
 
 impl Repositories for SqliteTx<'_> {
     fn repository_id(&self, name: &RepoName) -> Result<Option<RepoId>, DbError> {
-        Ok(self.conn.query_row("SELECT id FROM repositories WHERE name = ?1", [name], |r| r.get(0)).optional()?)
+        Ok(self.conn.prepare_cached("SELECT id FROM repositories WHERE name = ?1")?.query_row([name], |r| r.get(0)).optional()?)
     }
 
     // Read then insert: one writer at a time makes this safe on SQLite.
@@ -15,7 +15,7 @@ impl Repositories for SqliteTx<'_> {
         if let Some(id) = self.repository_id(name)? {
             return Ok(id);
         }
-        self.conn.execute("INSERT INTO repositories (name, created_at) VALUES (?1, ?2)", params![name, now_ms()])?;
+        self.conn.prepare_cached("INSERT INTO repositories (name, created_at) VALUES (?1, ?2)")?.execute(params![name, now_ms()])?;
         Ok(RepoId(self.conn.last_insert_rowid()))
     }
 

@@ -6,21 +6,17 @@ use crate::domain::Stage;
 
 impl Signatures for SqliteTx<'_> {
     fn record_verdict(&self, repo: RepoId, stage: &Stage, sequence: i64, verdict: &str) -> Result<(), DbError> {
-        self.conn.execute(
-            "INSERT INTO release_verdicts (repository_id, stage, sequence, verdict) VALUES (?1, ?2, ?3, ?4)",
-            params![repo, stage, sequence, verdict],
-        )?;
+        self.conn
+            .prepare_cached("INSERT INTO release_verdicts (repository_id, stage, sequence, verdict) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![repo, stage, sequence, verdict])?;
         Ok(())
     }
 
     fn verdict(&self, repo: RepoId, stage: &Stage, sequence: i64) -> Result<Option<String>, DbError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT verdict FROM release_verdicts WHERE repository_id = ?1 AND stage = ?2 AND sequence = ?3",
-                params![repo, stage, sequence],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT verdict FROM release_verdicts WHERE repository_id = ?1 AND stage = ?2 AND sequence = ?3")?
+            .query_row(params![repo, stage, sequence], |r| r.get(0))
             .optional()?)
     }
 

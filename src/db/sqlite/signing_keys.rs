@@ -14,14 +14,14 @@ impl SigningKeys for SqliteTx<'_> {
     }
 
     fn add_signing_key(&self, key: &SigningKeyRow) -> Result<bool, DbError> {
-        let n = self.conn.execute(
-            "INSERT INTO signing_keys (kid, secret, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (kid) DO NOTHING",
-            params![key.kid, key.secret, key.created_at],
-        )?;
+        let n = self
+            .conn
+            .prepare_cached("INSERT INTO signing_keys (kid, secret, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (kid) DO NOTHING")?
+            .execute(params![key.kid, key.secret, key.created_at])?;
         Ok(n == 1)
     }
 
     fn delete_signing_key(&self, kid: &str) -> Result<bool, DbError> {
-        Ok(self.conn.execute("DELETE FROM signing_keys WHERE kid = ?1", params![kid])? == 1)
+        Ok(self.conn.prepare_cached("DELETE FROM signing_keys WHERE kid = ?1")?.execute(params![kid])? == 1)
     }
 }

@@ -9,23 +9,25 @@ impl Tags for SqliteTx<'_> {
     fn tag_target(&self, repo: RepoId, tag: &Tag) -> Result<Option<Digest>, DbError> {
         Ok(self
             .conn
-            .query_row("SELECT digest FROM tags WHERE repository_id = ?1 AND name = ?2", params![repo, tag], |r| r.get(0))
+            .prepare_cached("SELECT digest FROM tags WHERE repository_id = ?1 AND name = ?2")?
+            .query_row(params![repo, tag], |r| r.get(0))
             .optional()?)
     }
 
     // Read then upsert: one writer at a time makes the previous target exact.
     fn set_tag(&self, repo: RepoId, tag: &Tag, digest: &Digest) -> Result<Option<Digest>, DbError> {
         let previous = self.tag_target(repo, tag)?;
-        self.conn.execute(
-            "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
-            params![repo, tag, digest, now_ms()],
-        )?;
+            )?
+            .execute(params![repo, tag, digest, now_ms()])?;
         Ok(previous.filter(|p| p != digest))
     }
 
     fn delete_tag(&self, repo: RepoId, tag: &Tag) -> Result<bool, DbError> {
-        Ok(self.conn.execute("DELETE FROM tags WHERE repository_id = ?1 AND name = ?2", params![repo, tag])? > 0)
+        Ok(self.conn.prepare_cached("DELETE FROM tags WHERE repository_id = ?1 AND name = ?2")?.execute(params![repo, tag])? > 0)
     }
 
     fn delete_tags_pointing_at(&self, repo: RepoId, digest: &Digest) -> Result<Vec<Tag>, DbError> {
@@ -53,10 +55,9 @@ impl Tags for SqliteTx<'_> {
     }
 
     fn record_tag_change(&self, repo: RepoId, tag: &Tag, digest: Option<&Digest>, actor: &str) -> Result<(), DbError> {
-        self.conn.execute(
-            "INSERT INTO tag_history (repository_id, tag, digest, actor, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![repo, tag, digest, actor, now_ms()],
-        )?;
+        self.conn
+            .prepare_cached("INSERT INTO tag_history (repository_id, tag, digest, actor, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![repo, tag, digest, actor, now_ms()])?;
         Ok(())
     }
 
