@@ -372,7 +372,7 @@ fn plant(path: &std::path::Path, bytes: &[u8], age: Duration) {
 /// the digest of a swept stray can be pushed again.
 #[test]
 fn gc_sweeps_stray_objects_and_nothing_live() {
-    let app = TestApp::builder().env("WHARF_GC__GRACE", "1h").env("WHARF_GC__UPLOAD_MAX_AGE", "1h").start();
+    let app = TestApp::builder().env("WHARF_GC__GRACE", "1h").env("WHARF_GC__UPLOAD_MAX_AGE", "2h").start();
     let root = app.data_dir().join("blobs");
     let blob_path = |digest: &str| {
         let (algorithm, hex) = digest.split_once(':').unwrap();
@@ -403,6 +403,10 @@ fn gc_sweeps_stray_objects_and_nothing_live() {
     plant(&gone_upload, &unique_bytes(1000), old);
     let temporary = blob_path(&stray_digest).with_file_name(".concat-leftover");
     plant(&temporary, &unique_bytes(300), old);
+    // A whole blob being written beside its address is an upload in
+    // progress: kept past the grace period, up to `upload_max_age`.
+    let writing = blob_path(&stray_digest).with_file_name(".partial-in-flight");
+    plant(&writing, &unique_bytes(200), Duration::from_secs(90 * 60));
     let young = unique_bytes(900);
     let young_digest = sha256_digest(&young);
     plant(&blob_path(&young_digest), &young, Duration::ZERO);
@@ -418,6 +422,7 @@ fn gc_sweeps_stray_objects_and_nothing_live() {
     assert!(!gone_upload.exists(), "the gone upload's file is still there");
     assert!(!temporary.exists(), "the join temporary is still there");
     assert!(blob_path(&young_digest).exists(), "young bytes were swept before the grace period");
+    assert!(writing.exists(), "a blob write in progress was swept before upload_max_age");
     assert_eq!(gc(&app, false)["strays_deleted"], 0, "a second run found more strays");
 
     // Live things are intact: the blob pulls, the upload goes on to the end.

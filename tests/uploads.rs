@@ -20,6 +20,7 @@ backend_tests!(
     unknown_upload_session,
     parallel_sessions_are_independent,
     patch_cut_off_midway_changes_nothing,
+    whole_blob_requests_leave_nothing_behind_unless_stored,
 );
 
 fn chunked_upload_flow(b: Backend) {
@@ -394,4 +395,110 @@ fn fs_random_chunk_splits_reassemble() {
             Ok(())
         })
         .unwrap();
+}
+
+/// Sends `body_len` announced bytes of a request, only `sent` of them, and
+/// hangs up.
+fn hang_up_midway(app: &TestApp, method: &str, location: &str, body_len: usize, sent: usize) {
+    use std::io::Write;
+    let target = app.url(location);
+    let target = &target[target.find("/v2/").expect("location path")..];
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", app.port())).unwrap();
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: {body_len}\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&vec![0xEE; sent]).unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(s);
+}
+
+/// Whether anything is stored at `digest`'s content address in the blob
+/// store itself (not through Wharf's metadata), and on the filesystem any
+/// temporary file of a blob write.
+fn stored_bytes(app: &TestApp, digest: &str) -> (bool, Vec<String>) {
+    let hex = digest.split_once(':').unwrap().1;
+    let key = format!("blobs/{}/{}/{hex}", digest.split_once(':').unwrap().0, &hex[..2]);
+    match app.s3_location(&key) {
+        Some((bucket_url, object)) => {
+            let listing = reqwest::blocking::Client::new()
+                .get(&bucket_url)
+                .query(&[("list-type", "2"), ("prefix", object.as_str())])
+                .send()
+                .and_then(|r| r.text())
+                .expect("listing on the test S3 server");
+            (!listing.contains("<KeyCount>0</KeyCount>"), Vec::new())
+        }
+        None => {
+            let mut temporaries = Vec::new();
+            let mut dirs = vec![app.data_dir().join("blobs")];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if entry.path().is_dir() {
+                        dirs.push(entry.path());
+                    } else if name.starts_with(".partial-") {
+                        temporaries.push(entry.path().display().to_string());
+                    }
+                }
+            }
+            (app.data_dir().join("blobs").join(&key).exists(), temporaries)
+        }
+    }
+}
+
+/// A whole blob in one request (`POST ?digest=` with a body, or a `PUT`
+/// with the body on an empty session) goes straight towards its content
+/// address. A wrong digest or a body cut off midway must leave nothing
+/// there and no temporary file, in one part or in many
+/// (S3 parts are 8 MiB); a right one is stored exactly, and a second push
+/// of a stored blob changes nothing.
+fn whole_blob_requests_leave_nothing_behind_unless_stored(b: Backend) {
+    let app = TestApp::start_backend(b);
+    let (repo, other) = (repo("uploads/whole"), repo("uploads/whole-again"));
+    let settle = |digest: &str| {
+        // A request cut off cleans up in the background: give it a moment.
+        for _ in 0..50 {
+            if stored_bytes(&app, digest) == (false, Vec::new()) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("bytes left behind for {digest}: {:?}", stored_bytes(&app, digest));
+    };
+    for len in [5000, 20 * MIB] {
+        let data = unique_bytes(len);
+        let digest = sha256_digest(&data);
+        let mut wrong_data = data.clone();
+        wrong_data[len / 2] ^= 1;
+
+        // Wrong bytes under this digest: by POST and by PUT.
+        let post = format!("/v2/{repo}/blobs/uploads/?digest={}", qenc(&digest));
+        app.req(Method::POST, &post).body(wrong_data.clone()).send().expect_error(400, &["DIGEST_INVALID"]);
+        let loc = start_upload(&app, &repo);
+        finish_upload(&app, &loc, &digest, wrong_data).expect_error(400, &["DIGEST_INVALID"]);
+        settle(&digest);
+        assert_no_blob(&app, &repo, &digest);
+
+        // Cut off midway, by POST and by PUT; the session stays usable.
+        hang_up_midway(&app, "POST", &post, len, len / 2);
+        let loc = start_upload(&app, &repo);
+        hang_up_midway(&app, "PUT", &with_query(&loc, &format!("digest={}", qenc(&digest))), len, len / 2);
+        settle(&digest);
+        assert_no_blob(&app, &repo, &digest);
+        app.get(&loc).expect(204).expect_header("range", "0-0");
+
+        // The right bytes, on the session that survived the hang-up.
+        finish_upload(&app, &loc, &digest, data.clone()).expect(201).expect_header("docker-content-digest", &digest);
+        assert_blob(&app, &repo, &digest, &data);
+        assert!(stored_bytes(&app, &digest).0, "{digest} is not at its content address");
+        app.get(&loc).expect_error(404, &["BLOB_UPLOAD_UNKNOWN"]);
+
+        // Pushed again (another repository): stored once, no temporary left.
+        app.req(Method::POST, &format!("/v2/{other}/blobs/uploads/?digest={}", qenc(&digest))).body(data.clone()).send().expect(201);
+        assert_blob(&app, &other, &digest, &data);
+        assert_eq!(stored_bytes(&app, &digest), (true, Vec::new()));
+    }
 }

@@ -12,9 +12,11 @@
 //!
 //! Last, a sweep of the store itself finds strays: bytes at a blob address
 //! with no row (a crash between placing and recording them), temporaries of
-//! a join cut short, and upload objects whose session is gone. Each goes
-//! once older than the grace period (blobs) or `upload_max_age` (uploads);
-//! a stray blob is taken through `gc_pending` like any other.
+//! a blob write cut short, and upload objects whose session is gone. Each
+//! goes once older than the grace period (blobs) or `upload_max_age`
+//! (uploads, and temporaries: a whole blob being written beside its address
+//! is an upload in progress with no row); a stray blob is taken through
+//! `gc_pending` like any other.
 
 use serde::Serialize;
 use serde_json::json;
@@ -208,8 +210,8 @@ impl Registry {
             while let Some(object) = objects.try_next().await? {
                 let kind = layout::classify(&object.key);
                 let old_enough = match kind {
-                    KeyKind::Blob(_) | KeyKind::Temporary => object.modified_ms < blob_cutoff,
-                    KeyKind::Upload(_) => object.modified_ms < upload_cutoff,
+                    KeyKind::Blob(_) => object.modified_ms < blob_cutoff,
+                    KeyKind::Upload(_) | KeyKind::Temporary => object.modified_ms < upload_cutoff,
                     KeyKind::Other => false,
                 };
                 if old_enough {

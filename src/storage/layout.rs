@@ -3,13 +3,18 @@
 //! ```text
 //! <prefix>/
 //!   blobs/<algorithm>/<first 2 hex>/<hex>   content-addressed, written once, immutable
-//!   blobs/<algorithm>/<first 2 hex>/.concat-<uuid>
-//!                                           a join in progress (filesystem), renamed to its blob
+//!   blobs/<algorithm>/<first 2 hex>/.partial-<uuid>
+//!                                           a blob being written (filesystem): a join of
+//!                                           parts, or a body whose digest came with it;
+//!                                           renamed to its blob once whole and verified
 //!   uploads/<upload id>/<part id>           parts of an in-progress upload (S3)
 //!   uploads/<upload id>/data                an in-progress upload (filesystem)
 //! ```
 //! On the filesystem an upload grows `data` in place and is renamed to its
-//! address once verified, so a blob file is whole or absent.
+//! address once verified, so a blob file is whole or absent. A body that
+//! brings its digest (a monolithic push) is written beside its address and
+//! renamed there; on S3 it goes to the address as a multipart upload that
+//! is completed only once verified.
 //! The prefix is the S3 `prefix` setting (empty on the filesystem, whose root
 //! is `storage.path`).
 //!
@@ -25,8 +30,11 @@ use crate::domain::Digest;
 
 const BLOBS: &str = "blobs";
 const UPLOADS: &str = "uploads";
-/// The name of a join's temporary file starts with this.
-const CONCAT_PREFIX: &str = ".concat-";
+/// The name of a blob's temporary file starts with this.
+const TEMPORARY_PREFIX: &str = ".partial-";
+/// ... and started with this before whole bodies were written beside their
+/// address too: leftovers of older versions are still swept.
+const OLD_TEMPORARY_PREFIX: &str = ".concat-";
 
 pub fn blob(digest: &Digest) -> Path {
     let hex = digest.hex();
@@ -72,10 +80,10 @@ pub fn upload_part(upload_id: &str, part_id: &str) -> Path {
     Path::from_iter([UPLOADS, upload_id, part_id])
 }
 
-/// A fresh temporary key beside `target`, for a join that is renamed to
-/// `target` once whole.
-pub fn concat_temporary(target: &Path) -> Path {
-    let name = format!("{CONCAT_PREFIX}{}", uuid::Uuid::new_v4());
+/// A fresh temporary key beside `target`, for bytes that are renamed to
+/// `target` once whole (and verified).
+pub fn temporary_beside(target: &Path) -> Path {
+    let name = format!("{TEMPORARY_PREFIX}{}", uuid::Uuid::new_v4());
     let mut parts: Vec<_> = target.parts().collect();
     parts.pop();
     Path::from_iter(parts.into_iter().chain([name.as_str().into()]))
@@ -93,7 +101,7 @@ pub enum KeyKind {
     Blob(Digest),
     /// A part or file of the upload with this id.
     Upload(String),
-    /// A temporary file of a join cut short.
+    /// A temporary file of a blob write cut short.
     Temporary,
     Other,
 }
@@ -101,7 +109,7 @@ pub enum KeyKind {
 pub fn classify(key: &Path) -> KeyKind {
     let parts: Vec<&str> = key.as_ref().split('/').collect();
     match parts.as_slice() {
-        [BLOBS, _, _, name] if name.starts_with(CONCAT_PREFIX) => KeyKind::Temporary,
+        [BLOBS, _, _, name] if name.starts_with(TEMPORARY_PREFIX) || name.starts_with(OLD_TEMPORARY_PREFIX) => KeyKind::Temporary,
         [BLOBS, algorithm, _, hex] => match Digest::parse(&format!("{algorithm}:{hex}")) {
             Ok(d) if blob(&d) == *key => KeyKind::Blob(d),
             _ => KeyKind::Other,
@@ -127,8 +135,9 @@ mod tests {
         assert_eq!(classify(&upload_data("u1")), KeyKind::Upload("u1".into()));
         assert_eq!(classify(&upload_part("u1", "p")), KeyKind::Upload("u1".into()));
         assert_eq!(classify(&Path::from("blobs/sha256/ab/.concat-x")), KeyKind::Temporary);
-        let temporary = concat_temporary(&blob(&d));
-        assert!(temporary.as_ref().starts_with("blobs/sha256/ab/.concat-"), "{temporary}");
+        assert_eq!(classify(&Path::from("blobs/sha256/ab/.partial-x")), KeyKind::Temporary);
+        let temporary = temporary_beside(&blob(&d));
+        assert!(temporary.as_ref().starts_with("blobs/sha256/ab/.partial-"), "{temporary}");
         assert_eq!(classify(&temporary), KeyKind::Temporary);
         // The sweep's roots hold every kind of key.
         let [blobs, uploads] = roots();

@@ -56,60 +56,114 @@ pub(super) struct AppendFile {
     name: String,
 }
 
-/// Body chunks go to an append's writer thread in batches of about this
-/// many bytes (one wake-up per batch, not per network read), with this many
-/// batches queued: memory per upload stays near 5 MiB.
-const APPEND_BATCH: usize = 1024 * 1024;
-const APPEND_QUEUE: usize = 4;
+/// Body chunks go to a writer thread in batches of about this many bytes
+/// (one wake-up per batch, not per network read), with this many batches
+/// queued: memory per upload stays near 5 MiB.
+const WRITE_BATCH: usize = 1024 * 1024;
+const WRITE_QUEUE: usize = 4;
+
+/// What the writer thread of [`stream_to_file`] receives.
+enum ToWriter {
+    Batch(Vec<Bytes>),
+    /// The body ended whole: the thread may finish the file.
+    End,
+}
+
+/// Streams `body` into a file on a blocking thread, feeding every byte to
+/// `hasher` on this task (hashing and writing overlap). `open` gives the
+/// thread its file and the offset to write from; once the body has ended whole, `finish`
+/// runs on it there, so a sync costs no extra hand-off. With `writeback`,
+/// each batch's pages are sent towards the disk as soon as they are written
+/// (`sync_file_range`): the final fsync of a large blob then waits for the
+/// last few MiB, not for all of it, and the disk works while bytes arrive.
+/// Returns the bytes streamed.
+pub(super) async fn stream_to_file<T: Send + 'static>(
+    name: &str,
+    open: impl FnOnce() -> std::io::Result<(Arc<std::fs::File>, u64, T)> + Send + 'static,
+    mut body: BodyStream,
+    hasher: &mut DigestHasher,
+    max_bytes: u64,
+    writeback: bool,
+    finish: impl FnOnce(&std::fs::File, u64) -> std::io::Result<()> + Send + 'static,
+) -> Result<(u64, T), WriteError> {
+    use std::os::unix::fs::FileExt;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ToWriter>(WRITE_QUEUE);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<T> {
+        let (file, mut position, opened) = open()?;
+        while let Some(message) = rx.blocking_recv() {
+            match message {
+                ToWriter::Batch(batch) => {
+                    let start = position;
+                    for chunk in batch {
+                        file.write_all_at(&chunk, position)?;
+                        position += chunk.len() as u64;
+                    }
+                    if writeback {
+                        start_writeback(&file, start, position - start);
+                    }
+                }
+                ToWriter::End => {
+                    finish(&file, position)?;
+                    return Ok(opened);
+                }
+            }
+        }
+        Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "the body ended early"))
+    });
+    let mut total: u64 = 0;
+    let streamed: Result<(), WriteError> = async {
+        let (mut batch, mut batch_len) = (Vec::new(), 0);
+        while let Some(chunk) = next_counted(&mut body, &mut total, max_bytes, hasher).await? {
+            batch_len += chunk.len();
+            batch.push(chunk);
+            if batch_len >= WRITE_BATCH {
+                batch_len = 0;
+                if tx.send(ToWriter::Batch(std::mem::take(&mut batch))).await.is_err() {
+                    return Ok(()); // the writer failed; its error is reported below
+                }
+            }
+        }
+        if !batch.is_empty() && tx.send(ToWriter::Batch(batch)).await.is_err() {
+            return Ok(());
+        }
+        let _ = tx.send(ToWriter::End).await;
+        Ok(())
+    }
+    .await;
+    drop(tx);
+    let written = writer.await.map_err(|e| StorageError::Io(name.to_owned(), std::io::Error::other(e)))?;
+    // The body's own error first: the writer then only saw it end early.
+    streamed?;
+    let opened = written.map_err(|e| StorageError::Io(name.to_owned(), e))?;
+    Ok((total, opened))
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` of `file` to
+/// disk, without waiting. Only a hint: a failure shows in the fsync after.
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+    // SAFETY: a plain system call on a file descriptor `file` keeps open for
+    // the call's duration; no memory is passed.
+    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+}
 
 impl AppendFile {
     /// Streams `body` into the file from `offset`, feeding every byte to
-    /// `hasher` (on this task, while a blocking thread writes: hashing and
-    /// writing overlap). The file ends where the body does. Returns the bytes
+    /// `hasher`. The file ends where the body does. Returns the bytes
     /// written; with an error, what was written is past the recorded size.
     pub(super) async fn write_at(
         &self,
         offset: u64,
-        mut body: BodyStream,
+        body: BodyStream,
         hasher: &mut DigestHasher,
         max_bytes: u64,
+        writeback: bool,
     ) -> Result<u64, WriteError> {
-        use std::os::unix::fs::FileExt;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(APPEND_QUEUE);
         let file = self.file.clone();
-        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let mut position = offset;
-            while let Some(batch) = rx.blocking_recv() {
-                for chunk in batch {
-                    file.write_all_at(&chunk, position)?;
-                    position += chunk.len() as u64;
-                }
-            }
-            file.set_len(position)
-        });
-        let mut total: u64 = 0;
-        let streamed: Result<(), WriteError> = async {
-            let (mut batch, mut batch_len) = (Vec::new(), 0);
-            while let Some(chunk) = next_counted(&mut body, &mut total, max_bytes, hasher).await? {
-                batch_len += chunk.len();
-                batch.push(chunk);
-                if batch_len >= APPEND_BATCH {
-                    batch_len = 0;
-                    if tx.send(std::mem::take(&mut batch)).await.is_err() {
-                        return Ok(()); // the writer failed; its error is reported below
-                    }
-                }
-            }
-            if !batch.is_empty() {
-                let _ = tx.send(batch).await;
-            }
-            Ok(())
-        }
-        .await;
-        drop(tx);
-        let written = writer.await.map_err(|e| StorageError::Io(self.name.clone(), std::io::Error::other(e)))?;
-        streamed?;
-        written.map_err(|e| StorageError::Io(self.name.clone(), e))?;
+        let open = move || Ok((file, offset, ()));
+        let finish = |file: &std::fs::File, end: u64| file.set_len(end);
+        let (total, ()) = stream_to_file(&self.name, open, body, hasher, max_bytes, writeback, finish).await?;
         Ok(total)
     }
 

@@ -10,6 +10,7 @@ mod backup;
 pub mod layout;
 mod local;
 mod s3;
+mod staged;
 mod timing;
 mod upload;
 
@@ -24,6 +25,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 pub use self::local::LocalFile;
+pub use self::staged::StagedBlob;
 pub use self::upload::{Appended, Appender, SealedUpload};
 use crate::config::{Backend, Config};
 use crate::domain::DigestHasher;
@@ -238,7 +240,7 @@ impl BlobStore {
         if let Some(local) = &self.local {
             let sources = parts.iter().map(|p| local.path_to_filesystem(p)).collect::<Result<Vec<_>, _>>()?;
             let target = local.path_to_filesystem(to)?;
-            let tmp = local.path_to_filesystem(&layout::concat_temporary(to))?;
+            let tmp = local.path_to_filesystem(&layout::temporary_beside(to))?;
             let (name, fsync) = (to.to_string(), self.fsync);
             return tokio::task::spawn_blocking(move || local::concat_local_files(&sources, &target, &tmp, fsync))
                 .await

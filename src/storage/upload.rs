@@ -115,7 +115,9 @@ impl Appender<'_> {
     /// next append or the completion.
     pub async fn append(&self, offset: u64, body: BodyStream, hasher: &mut DigestHasher, max_bytes: u64) -> Result<Appended, WriteError> {
         let size = match &self.file {
-            Some(file) => super::timing::timed(self.blobs.backend, "append", file.write_at(offset, body, hasher, max_bytes)).await?,
+            Some(file) => {
+                super::timing::timed(self.blobs.backend, "append", file.write_at(offset, body, hasher, max_bytes, self.blobs.fsync)).await?
+            }
             None => self.blobs.write_stream(&self.key, body, hasher, max_bytes).await?,
         };
         Ok(Appended { key: self.key.to_string(), size })
