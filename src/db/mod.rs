@@ -196,6 +196,15 @@ pub use crate::domain::now_ms;
 /// Use-cases see only [`Db::read`] / [`Db::write`] and `&dyn Tx`; which
 /// engine runs them is chosen once, when the handle is opened. A second
 /// engine is one more [`Engine`] variant with the same two entry points.
+/// When a write's commit must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sync {
+    /// Before the write returns.
+    Now,
+    /// With the next write that syncs (or a checkpoint).
+    Deferred,
+}
+
 #[derive(Clone)]
 pub struct Db {
     engine: Engine,
@@ -266,16 +275,39 @@ impl Db {
 
     /// Runs `f` in one write transaction: committed if `f` returns `Ok`,
     /// rolled back otherwise (also when it panics, which comes back as
-    /// [`DbError::Panicked`] and leaves the engine running).
+    /// [`DbError::Panicked`] and leaves the engine running). Returns once
+    /// the commit is on disk.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
+        self.write_with(Sync::Now, f).await
+    }
+
+    /// [`Db::write`] for a change whose loss in a power failure breaks no
+    /// promise (an upload session just opened, a claim an upload holds for
+    /// a moment): committed and visible at once, without waiting for the
+    /// disk; the next [`Db::write`] makes it durable with its own.
+    pub async fn write_deferred<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        self.write_with(Sync::Deferred, f).await
+    }
+
+    async fn write_with<T, E, F>(&self, sync: Sync, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
+    {
         let result = match &self.engine {
-            Engine::Sqlite(engine) => engine.write(f).await,
-            Engine::Postgres(engine) => engine.write(move |tx| f(tx)).await,
+            Engine::Sqlite(engine) => engine.write(sync, f).await,
+            Engine::Postgres(engine) => engine.write(sync, move |tx| f(tx)).await,
         };
         // After the commit, so a reader that counted before it never keeps the old answer.
         self.writes.fetch_add(1, Ordering::Release);

@@ -43,8 +43,10 @@ impl Registry {
         let id = UploadId::new();
         let state = DigestHasher::new(Algorithm::Sha256).save();
         let (name, upload_id) = (repo.clone(), id.clone());
+        // A session lost to a power failure loses no bytes: the client's
+        // next request on it gets BLOB_UPLOAD_UNKNOWN and starts over.
         self.db
-            .write(move |tx| -> Result<(), RegistryError> {
+            .write_deferred(move |tx| -> Result<(), RegistryError> {
                 let repo_id = tx.ensure_repository(&name)?;
                 tx.create_upload(&upload_id, repo_id, &state)?;
                 Ok(())
@@ -264,9 +266,11 @@ impl Registry {
         let claim_id = uuid::Uuid::new_v4().to_string();
         for _ in 0..CLAIM_ATTEMPTS {
             let (c, d) = (claim_id.clone(), digest.clone());
+            // A claim only matters while this upload runs; the record that
+            // releases it is synced, and makes it durable if it ever was.
             let claimed = self
                 .db
-                .write(move |tx| -> Result<Option<bool>, DbError> {
+                .write_deferred(move |tx| -> Result<Option<bool>, DbError> {
                     if !tx.claim_blob(&c, &d)? {
                         return Ok(None);
                     }
@@ -283,7 +287,7 @@ impl Registry {
 
     async fn release_claim(&self, claim_id: &str) {
         let c = claim_id.to_owned();
-        if let Err(e) = self.db.write(move |tx| tx.release_claim(&c)).await {
+        if let Err(e) = self.db.write_deferred(move |tx| tx.release_claim(&c)).await {
             tracing::warn!(claim = %claim_id, error = %e, "could not release a blob claim; it expires on its own");
         }
     }

@@ -1,4 +1,4 @@
-use wharf::db::{Db, DbError};
+use wharf::db::{Db, DbError, Tx};
 
 use crate::engines::name;
 
@@ -29,7 +29,9 @@ pub async fn a_failed_or_panicking_write_rolls_back_and_the_writer_goes_on(db: D
 
 /// Writes queued together (SQLite commits them as one group, each in a
 /// savepoint) keep their own fate: the failing and panicking ones leave
-/// nothing behind and get their own error, the others all commit.
+/// nothing behind and get their own error, the others all commit, whether
+/// they wait for the disk or defer their sync (every fourth write, mixed
+/// into the same groups).
 pub async fn queued_writes_fail_or_commit_each_on_its_own(db: Db) {
     // Hold the writer busy so the writes below queue up behind it.
     let blocker = {
@@ -48,7 +50,7 @@ pub async fn queued_writes_fail_or_commit_each_on_its_own(db: Db) {
         .map(|i| {
             let db = db.clone();
             tokio::spawn(async move {
-                db.write(move |tx| -> Result<(), DbError> {
+                let work = move |tx: &dyn Tx| -> Result<(), DbError> {
                     match i % 3 {
                         0 => {
                             tx.ensure_repository(&name(&format!("failed-{i:02}")))?;
@@ -63,8 +65,12 @@ pub async fn queued_writes_fail_or_commit_each_on_its_own(db: Db) {
                             Ok(())
                         }
                     }
-                })
-                .await
+                };
+                if i % 4 == 1 {
+                    db.write_deferred(work).await
+                } else {
+                    db.write(work).await
+                }
             })
         })
         .collect();

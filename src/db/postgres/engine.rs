@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::PgTx;
 use crate::db::queue_metrics::{record_depth, timed};
 use crate::db::sqlite::engine::panic_message;
-use crate::db::DbError;
+use crate::db::{DbError, Sync};
 
 /// The advisory lock every write transaction takes first (see the module
 /// doc); its value spells "wharfW".
@@ -219,36 +219,43 @@ impl PgEngine {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&PgTx<'_>) -> Result<T, E> + Send + 'static,
     {
-        self.run(&self.readers, false, f).await
+        self.run(&self.readers, None, f).await
     }
 
     /// Runs `f` in a READ COMMITTED transaction holding the writer lock:
     /// committed if `f` returns `Ok`, rolled back otherwise or on a panic.
-    pub(crate) async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) async fn write<T, E, F>(&self, sync: Sync, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&PgTx<'_>) -> Result<T, E> + Send + 'static,
     {
-        self.run(&self.writer, true, f).await
+        self.run(&self.writer, Some(sync), f).await
     }
 
-    async fn run<T, E, F>(&self, pool: &mpsc::Sender<Job>, write: bool, f: F) -> Result<T, E>
+    /// `write`: `Some` for a write transaction, with when its commit must be
+    /// on disk; `None` for a read.
+    async fn run<T, E, F>(&self, pool: &mpsc::Sender<Job>, write: Option<Sync>, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&PgTx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (done, result) = oneshot::channel();
-        let (queue, size) = if write { ("write", WRITE_QUEUE) } else { ("read", READ_QUEUE) };
+        let (queue, size) = if write.is_some() { ("write", WRITE_QUEUE) } else { ("read", READ_QUEUE) };
         let queued = Instant::now();
         let job: Job = Box::new(move |client| {
             let outcome = timed("postgres", queue, queued, || {
                 let client = client?;
-                let tx = if write {
+                let tx = if let Some(sync) = write {
                     let mut tx =
                         client.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start().map_err(DbError::from)?;
                     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).map_err(DbError::from)?;
+                    if sync == Sync::Deferred {
+                        // The commit returns before its WAL record is flushed;
+                        // the next synced commit flushes it too.
+                        tx.batch_execute("SET LOCAL synchronous_commit = off").map_err(DbError::from)?;
+                    }
                     tx
                 } else {
                     client

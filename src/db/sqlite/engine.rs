@@ -16,6 +16,11 @@
 //! hears of success before the commit (and its fsync) is done. Many small
 //! pushes at once then share one fsync instead of paying one each; a lone
 //! write is never held back waiting for company.
+//!
+//! A group of only [`Sync::Deferred`] writes commits without the fsync
+//! (`synchronous = NORMAL`): visible at once, made durable by the next
+//! synced commit, whose fsync of the write-ahead log covers every frame
+//! before it. A group with any synced write commits with `FULL`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -29,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::migrations::migrations;
 use super::SqliteTx;
 use crate::db::queue_metrics::{record_depth, timed};
-use crate::db::{DbError, Tx};
+use crate::db::{DbError, Sync, Tx};
 
 /// A job for the writer thread: it runs inside the group's transaction,
 /// then hears whether that transaction committed.
@@ -52,6 +57,7 @@ trait GroupedWrite: Send {
     fn run(&mut self, tx: &mut Transaction<'_>);
     /// Tells the caller: its own outcome if the group committed, else why not.
     fn finish(self: Box<Self>, committed: Result<(), &Arc<rusqlite::Error>>);
+    fn sync(&self) -> Sync;
 }
 
 /// A caller's write closure, its outcome once run, and where to send it.
@@ -60,6 +66,7 @@ struct Write<T, E, F> {
     outcome: Option<Result<T, E>>,
     done: oneshot::Sender<Result<T, E>>,
     queued: Instant,
+    sync: Sync,
 }
 
 impl<T, E, F> GroupedWrite for Write<T, E, F>
@@ -92,6 +99,10 @@ where
         };
         // The caller may have gone (request cancelled); nothing to tell.
         let _ = self.done.send(outcome);
+    }
+
+    fn sync(&self) -> Sync {
+        self.sync
     }
 }
 
@@ -157,13 +168,13 @@ impl Engine {
 
     /// Runs `f` in an immediate transaction on the writer thread; see
     /// [`Db::write`](crate::db::Db::write).
-    pub(crate) async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) async fn write<T, E, F>(&self, sync: Sync, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        self.run_write(move |conn| f(&SqliteTx::new(conn))).await
+        self.run_write(sync, move |conn| f(&SqliteTx::new(conn))).await
     }
 
     pub(super) async fn run_read<T, E, F>(&self, f: F) -> Result<T, E>
@@ -182,14 +193,14 @@ impl Engine {
         result.await.map_err(|_| DbError::Closed)?
     }
 
-    async fn run_write<T, E, F>(&self, f: F) -> Result<T, E>
+    async fn run_write<T, E, F>(&self, sync: Sync, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let (done, result) = oneshot::channel();
-        let job = Box::new(Write { work: Some(f), outcome: None, done, queued: Instant::now() });
+        let job = Box::new(Write { work: Some(f), outcome: None, done, queued: Instant::now(), sync });
         self.writer.enqueue(job).await.map_err(|_| DbError::Closed)?;
         result.await.map_err(|_| DbError::Closed)?
     }
@@ -203,6 +214,7 @@ impl Engine {
         thread::Builder::new()
             .name("wharf-db-writer".into())
             .spawn(move || {
+                let mut synchronous = Sync::Now;
                 while let Some(first) = write_rx.blocking_recv() {
                     let mut group = vec![first];
                     while group.len() < GROUP_MAX {
@@ -213,7 +225,7 @@ impl Engine {
                     }
                     // A job catches its own panic and reports it; this is the
                     // last line that keeps the one writer alive regardless.
-                    if catch_unwind(AssertUnwindSafe(|| commit_group(&mut conn, group))).is_err() {
+                    if catch_unwind(AssertUnwindSafe(|| commit_group(&mut conn, &mut synchronous, group))).is_err() {
                         tracing::error!("database write group panicked outside its guard");
                     }
                 }
@@ -241,10 +253,21 @@ impl Engine {
 }
 
 /// Runs `group` in one immediate transaction and commits it once; every
-/// job then hears the outcome.
-fn commit_group(conn: &mut Connection, mut group: Vec<WriteJob>) {
+/// job then hears the outcome. `synchronous` is the connection's setting,
+/// switched to what the group needs.
+fn commit_group(conn: &mut Connection, synchronous: &mut Sync, mut group: Vec<WriteJob>) {
     metrics::histogram!("wharf_db_writes_per_commit", "engine" => "sqlite").record(group.len() as f64);
-    let committed = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let needed = if group.iter().any(|job| job.sync() == Sync::Now) { Sync::Now } else { Sync::Deferred };
+    let switched = if needed == *synchronous {
+        Ok(())
+    } else {
+        let value = match needed {
+            Sync::Now => "FULL",
+            Sync::Deferred => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", value).map(|()| *synchronous = needed)
+    };
+    let committed = match switched.and_then(|()| conn.transaction_with_behavior(TransactionBehavior::Immediate)) {
         Ok(mut tx) => {
             for job in &mut group {
                 job.run(&mut tx);
@@ -282,4 +305,49 @@ fn open_connection(path: &Path) -> Result<Connection, DbError> {
          PRAGMA foreign_keys = ON;",
     )?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synchronous(conn: &Connection) -> Result<i64, DbError> {
+        Ok(conn.pragma_query_value(None, "synchronous", |r| r.get(0))?)
+    }
+
+    const NORMAL: i64 = 1;
+    const FULL: i64 = 2;
+
+    /// A deferred write alone commits without the fsync; any write that
+    /// syncs, alone or queued in one group with deferred ones, commits the
+    /// whole group with it.
+    #[tokio::test]
+    async fn a_group_syncs_unless_every_write_in_it_defers() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(&dir.path().join("wharf.db"), 1).unwrap());
+        assert_eq!(engine.run_write(Sync::Deferred, synchronous).await.unwrap(), NORMAL);
+        assert_eq!(engine.run_write(Sync::Now, synchronous).await.unwrap(), FULL);
+        assert_eq!(engine.run_write(Sync::Deferred, synchronous).await.unwrap(), NORMAL);
+
+        // Hold the writer in a group of its own, queue both kinds behind it.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.run_write(Sync::Deferred, move |_| Ok::<_, DbError>(wait.recv().is_ok())).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let queued: Vec<_> = [Sync::Deferred, Sync::Now, Sync::Deferred]
+            .into_iter()
+            .map(|sync| {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.run_write(sync, synchronous).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().unwrap());
+        for write in queued {
+            assert_eq!(write.await.unwrap().unwrap(), FULL, "a write grouped with a synced one committed without the sync");
+        }
+    }
 }
