@@ -22,7 +22,7 @@ use futures::stream::{BoxStream, LocalBoxStream};
 use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 
 pub use self::local::LocalFile;
 pub use self::staged::StagedBlob;
@@ -137,56 +137,12 @@ impl BlobStore {
     async fn write_stream_untimed(
         &self,
         key: &Path,
-        mut body: BodyStream,
+        body: BodyStream,
         hasher: &mut DigestHasher,
         max_bytes: u64,
     ) -> Result<u64, WriteError> {
-        let mut total: u64 = 0;
-        let mut pending: Vec<Bytes> = Vec::new();
-        let mut pending_len = 0usize;
-        let mut multipart: Option<WriteMultipart> = None;
-
-        let result: Result<(), WriteError> = async {
-            while let Some(chunk) = next_counted(&mut body, &mut total, max_bytes, hasher).await? {
-                match multipart.as_mut() {
-                    Some(upload) => {
-                        upload.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(StorageError::from)?;
-                        upload.put(chunk);
-                    }
-                    None => {
-                        pending_len += chunk.len();
-                        pending.push(chunk);
-                        if pending_len >= self.part_size {
-                            let upload = self.store.put_multipart(key).await.map_err(StorageError::from)?;
-                            let mut upload = WriteMultipart::new_with_chunk_size(upload, self.part_size);
-                            for b in pending.drain(..) {
-                                upload.put(b);
-                            }
-                            multipart = Some(upload);
-                        }
-                    }
-                }
-            }
-            Ok(())
-        }
-        .await;
-
-        match (result, multipart) {
-            (Ok(()), Some(upload)) => {
-                upload.finish().await.map_err(StorageError::from)?;
-            }
-            (Ok(()), None) => {
-                let payload = PutPayload::from_iter(pending);
-                self.retry_conflicts(key, || async { Ok(self.store.put(key, payload.clone()).await?) }).await?;
-            }
-            (Err(e), Some(upload)) => {
-                if let Err(abort) = upload.abort().await {
-                    tracing::warn!(key = %key, error = %abort, "aborting multipart upload failed");
-                }
-                return Err(e);
-            }
-            (Err(e), None) => return Err(e),
-        }
+        let (staged, total) = self.stage_in_store(key, body, hasher, max_bytes).await?;
+        self.complete_in_store(key, staged).await?;
         Ok(total)
     }
 

@@ -37,9 +37,15 @@ pub struct StagedBlob<'a> {
 enum Staged {
     /// A synced temporary file beside the blob's file.
     File { temporary: PathBuf, target: PathBuf },
+    /// Bytes on their way through the object store.
+    InStore(InStore),
+}
+
+/// Bytes staged through the object store, for [`BlobStore::complete_in_store`].
+pub(super) enum InStore {
     /// A body within one part, for a single `PUT`.
     Buffered(Vec<Bytes>),
-    /// A multipart upload to the content address, every part but the last sent.
+    /// A multipart upload to the target, every part but the last sent.
     Multipart(WriteMultipart),
 }
 
@@ -76,16 +82,20 @@ impl BlobStore {
                 }
             };
         }
-        self.stage_remote(target, body, hasher, max_bytes).await
+        let (in_store, size) = self.stage_in_store(target, body, hasher, max_bytes).await?;
+        Ok((Staged::InStore(in_store), size))
     }
 
-    async fn stage_remote(
+    /// Streams `body` towards `target` through the object store: kept in
+    /// memory up to one part, a multipart upload to `target` beyond. After
+    /// an error nothing is left; [`BlobStore::complete_in_store`] finishes it.
+    pub(super) async fn stage_in_store(
         &self,
         target: &Path,
         mut body: BodyStream,
         hasher: &mut DigestHasher,
         max_bytes: u64,
-    ) -> Result<(Staged, u64), WriteError> {
+    ) -> Result<(InStore, u64), WriteError> {
         let mut total = 0u64;
         let mut pending: Vec<Bytes> = Vec::new();
         let mut pending_len = 0usize;
@@ -115,13 +125,27 @@ impl BlobStore {
         }
         .await;
         match (streamed, multipart) {
-            (Ok(()), Some(upload)) => Ok((Staged::Multipart(upload), total)),
-            (Ok(()), None) => Ok((Staged::Buffered(pending), total)),
+            (Ok(()), Some(upload)) => Ok((InStore::Multipart(upload), total)),
+            (Ok(()), None) => Ok((InStore::Buffered(pending), total)),
             (Err(e), Some(upload)) => {
                 abort(upload, target).await;
                 Err(e)
             }
             (Err(e), None) => Err(e),
+        }
+    }
+}
+
+impl BlobStore {
+    /// Puts bytes staged in the store at `target`: one `PUT` of what was
+    /// kept in memory, or the multipart upload's completion.
+    pub(super) async fn complete_in_store(&self, target: &Path, staged: InStore) -> Result<(), StorageError> {
+        match staged {
+            InStore::Buffered(chunks) => {
+                let payload = PutPayload::from_iter(chunks);
+                self.retry_conflicts(target, || async { Ok(self.store.put(target, payload.clone()).await.map(drop)?) }).await
+            }
+            InStore::Multipart(upload) => Ok(upload.finish().await.map(drop)?),
         }
     }
 }
@@ -149,11 +173,7 @@ impl StagedBlob<'_> {
                         .map_err(|e| StorageError::Io(name.clone(), std::io::Error::other(e)))?
                         .map_err(|e| StorageError::Io(name, e))
                 }
-                Staged::Buffered(chunks) => {
-                    let payload = PutPayload::from_iter(chunks);
-                    blobs.retry_conflicts(&target, || async { Ok(blobs.store.put(&target, payload.clone()).await.map(drop)?) }).await
-                }
-                Staged::Multipart(upload) => Ok(upload.finish().await.map(drop)?),
+                Staged::InStore(in_store) => blobs.complete_in_store(&target, in_store).await,
             }
         })
         .await
@@ -169,8 +189,8 @@ impl StagedBlob<'_> {
                     tracing::warn!(file = %name, error = %e, "could not delete a staged blob file");
                 }
             }
-            Some(Staged::Multipart(upload)) => abort(upload, &self.target).await,
-            Some(Staged::Buffered(_)) | None => {}
+            Some(Staged::InStore(InStore::Multipart(upload))) => abort(upload, &self.target).await,
+            Some(Staged::InStore(InStore::Buffered(_))) | None => {}
         }
     }
 }
@@ -179,13 +199,13 @@ impl Drop for StagedBlob<'_> {
     fn drop(&mut self) {
         match self.state.take() {
             Some(Staged::File { temporary, .. }) => remove_in_background(temporary),
-            Some(Staged::Multipart(upload)) => {
+            Some(Staged::InStore(InStore::Multipart(upload))) => {
                 let target = self.target.clone();
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     runtime.spawn(async move { abort(upload, &target).await });
                 }
             }
-            Some(Staged::Buffered(_)) | None => {}
+            Some(Staged::InStore(InStore::Buffered(_))) | None => {}
         }
     }
 }
