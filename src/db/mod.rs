@@ -190,12 +190,6 @@ pub fn pg_restore_dump(url: &str, file: &Path, tools: &PgTools) -> Result<(), Db
 /// Unix time in milliseconds, the unit of every timestamp column.
 pub use crate::domain::now_ms;
 
-/// A handle on the database: cheap to clone, shared by every request.
-/// Dropping the last clone ends the engine's threads.
-///
-/// Use-cases see only [`Db::read`] / [`Db::write`] and `&dyn Tx`; which
-/// engine runs them is chosen once, when the handle is opened. A second
-/// engine is one more [`Engine`] variant with the same two entry points.
 /// When a write's commit must be on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sync {
@@ -205,6 +199,12 @@ pub(crate) enum Sync {
     Deferred,
 }
 
+/// A handle on the database: cheap to clone, shared by every request.
+/// Dropping the last clone ends the engine's threads.
+///
+/// Use-cases see only [`Db::read`] / [`Db::write`] ([`Db::write_deferred`]) and `&dyn Tx`; which
+/// engine runs them is chosen once, when the handle is opened. A second
+/// engine is one more [`Engine`] variant with the same two entry points.
 #[derive(Clone)]
 pub struct Db {
     engine: Engine,

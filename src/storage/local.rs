@@ -182,30 +182,65 @@ impl AppendFile {
 /// uses copy_file_range on Linux: the bytes never pass through user space.
 /// With `fsync`, the file and the directories naming it are synced too.
 pub(super) fn concat_local_files(sources: &[PathBuf], target: &std::path::Path, tmp: &std::path::Path, fsync: bool) -> std::io::Result<()> {
-    if let Some(dir) = target.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let written = (|| {
-        let mut out = std::fs::File::create(tmp)?;
+        let mut out = create_with_dirs(tmp, fsync)?;
         for source in sources {
             std::io::copy(&mut std::fs::File::open(source)?, &mut out)?;
         }
         if fsync {
             out.sync_all()?;
         }
-        std::fs::rename(tmp, target)?;
-        if fsync {
-            // The blob's directory, and its parent in case the directory is new.
-            for dir in target.ancestors().skip(1).take(2) {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-        }
-        Ok(())
+        rename_synced(tmp, target, fsync)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(tmp);
     }
     written
+}
+
+/// Attempts at creating a temporary file whose directory garbage collection
+/// keeps removing (it removes a fan-out directory its last delete emptied).
+const CREATE_ATTEMPTS: usize = 8;
+
+/// Creates `path`, and the directories above it that are missing (the
+/// first blob of a fan-out directory); with `fsync`, each new directory's
+/// entry is synced in its parent at once, before any blob can depend on it.
+pub(super) fn create_with_dirs(path: &std::path::Path, fsync: bool) -> std::io::Result<std::fs::File> {
+    let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(path);
+    let mut attempt = 1;
+    loop {
+        match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < CREATE_ATTEMPTS => {
+                let dir = path.parent().ok_or(e)?;
+                let missing: Vec<PathBuf> = dir.ancestors().take_while(|d| !d.exists()).map(PathBuf::from).collect();
+                std::fs::create_dir_all(dir)?;
+                if fsync {
+                    for new_dir in &missing {
+                        if let Some(parent) = new_dir.parent() {
+                            std::fs::File::open(parent)?.sync_all()?;
+                        }
+                    }
+                }
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Renames the synced `temporary` to `target`; with `fsync`, syncs the
+/// directory now naming it.
+pub(super) fn rename_synced(temporary: &std::path::Path, target: &std::path::Path, fsync: bool) -> std::io::Result<()> {
+    if let Err(e) = std::fs::rename(temporary, target) {
+        let _ = std::fs::remove_file(temporary);
+        return Err(e);
+    }
+    if fsync {
+        if let Some(dir) = target.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+    }
+    Ok(())
 }
 
 /// An open local file and the byte range of it to serve.
@@ -275,5 +310,30 @@ impl LocalFile {
         });
         let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         stream.map_err(move |e| StorageError::Io(name.clone(), e)).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A join lands whole at its target, in fan-out directories it creates,
+    /// and leaves no temporary file; a missing source leaves nothing.
+    #[test]
+    fn a_join_is_whole_at_its_target_or_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources: Vec<PathBuf> = ["a", "b"].iter().map(|n| dir.path().join(n)).collect();
+        std::fs::write(&sources[0], b"hello ").unwrap();
+        std::fs::write(&sources[1], b"world").unwrap();
+        let fan_out = dir.path().join("blobs/sha256/ab");
+        let (target, tmp) = (fan_out.join("ab12"), fan_out.join(".partial-1"));
+        concat_local_files(&sources, &target, &tmp, true).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"hello world");
+        assert!(!tmp.exists());
+
+        let (other, tmp) = (fan_out.join("ab34"), fan_out.join(".partial-2"));
+        let missing = [sources[0].clone(), dir.path().join("gone")];
+        assert!(concat_local_files(&missing, &other, &tmp, true).is_err());
+        assert!(!other.exists() && !tmp.exists());
     }
 }

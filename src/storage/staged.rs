@@ -21,7 +21,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 
-use super::local::stream_to_file;
+use super::local::{create_with_dirs, rename_synced, stream_to_file};
 use super::{layout, next_counted, BlobStore, BodyStream, StorageError, WriteError, PARTS_IN_FLIGHT};
 use crate::domain::{Digest, DigestHasher};
 
@@ -134,9 +134,7 @@ impl BlobStore {
             (Err(e), None) => Err(e),
         }
     }
-}
 
-impl BlobStore {
     /// Puts bytes staged in the store at `target`: one `PUT` of what was
     /// kept in memory, or the multipart upload's completion.
     pub(super) async fn complete_in_store(&self, target: &Path, staged: InStore) -> Result<(), StorageError> {
@@ -208,51 +206,6 @@ impl Drop for StagedBlob<'_> {
             Some(Staged::InStore(InStore::Buffered(_))) | None => {}
         }
     }
-}
-
-/// Attempts at creating a temporary file whose directory garbage collection
-/// keeps removing (it removes a fan-out directory its last delete emptied).
-const CREATE_ATTEMPTS: usize = 8;
-
-/// Creates `path`, and the directories above it that are missing (the
-/// first blob of a fan-out directory); with `fsync`, each new directory's
-/// entry is synced in its parent at once, before any blob can depend on it.
-fn create_with_dirs(path: &std::path::Path, fsync: bool) -> std::io::Result<std::fs::File> {
-    let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(path);
-    let mut attempt = 1;
-    loop {
-        match create() {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < CREATE_ATTEMPTS => {
-                let dir = path.parent().ok_or(e)?;
-                let missing: Vec<PathBuf> = dir.ancestors().take_while(|d| !d.exists()).map(PathBuf::from).collect();
-                std::fs::create_dir_all(dir)?;
-                if fsync {
-                    for new_dir in &missing {
-                        if let Some(parent) = new_dir.parent() {
-                            std::fs::File::open(parent)?.sync_all()?;
-                        }
-                    }
-                }
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Renames the synced `temporary` to `target`; with `fsync`, syncs the
-/// directory now naming it.
-fn rename_synced(temporary: &std::path::Path, target: &std::path::Path, fsync: bool) -> std::io::Result<()> {
-    if let Err(e) = std::fs::rename(temporary, target) {
-        let _ = std::fs::remove_file(temporary);
-        return Err(e);
-    }
-    if fsync {
-        if let Some(dir) = target.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-    }
-    Ok(())
 }
 
 fn remove_if_present(path: &std::path::Path) -> std::io::Result<()> {
