@@ -210,6 +210,25 @@ pub struct S3Config {
     pub allow_http: bool,
     /// Key prefix inside the bucket, so several registries can share one.
     pub prefix: String,
+    /// How the server checks that each body it receives is the one Wharf sent.
+    pub integrity: S3Integrity,
+}
+
+/// How each request body sent to S3 is protected in transit. Either way
+/// the server refuses a body that changed on the way.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum S3Integrity {
+    /// A CRC64-NVME checksum of the body in `x-amz-checksum-crc64nvme`, and
+    /// the request signed without its body (`UNSIGNED-PAYLOAD`): what current
+    /// AWS SDKs send. A CRC costs a small fraction of a SHA-256 pass, on
+    /// Wharf and on the server.
+    #[default]
+    Crc64nvme,
+    /// The body's SHA-256 in the SigV4 signature: for servers that do not
+    /// know CRC64-NVME checksums (older S3-compatible servers answer them
+    /// with 400 or 501).
+    Signed,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Patterns in the configuration are compiled when it is read: a bad one
 //! stops `wharf check-config` and `wharf serve` with a message naming the
 //! key and the pattern, instead of being skipped (which would fail open for
-//! immutable tags).
+//! immutable tags). A choice out of a fixed set names the set.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -72,4 +72,20 @@ fn bad_retention_and_anonymous_globs_name_their_key() {
         std::fs::write(&path, toml).expect("write");
         refused(&wharf(&["check-config", "--config", path.to_str().expect("utf-8")], Duration::from_secs(30)), words);
     }
+}
+
+/// S3 integrity has no "off": anything but its two modes is refused, and
+/// the default is the checksum.
+#[test]
+fn s3_integrity_is_one_of_two_modes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("wharf.toml");
+    std::fs::write(&path, "[storage.s3]\nintegrity = \"none\"\n").expect("write");
+    let config = path.to_str().expect("utf-8");
+    refused(&wharf(&["check-config", "--config", config], Duration::from_secs(30)), &["integrity", "none", "crc64nvme", "signed"]);
+
+    std::fs::write(&path, "[storage.s3]\nbucket = \"b\"\n").expect("write");
+    let out = wharf(&["check-config", "--config", config], Duration::from_secs(30));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"integrity\": \"crc64nvme\""), "{}", String::from_utf8_lossy(&out.stdout));
 }

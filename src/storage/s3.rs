@@ -6,13 +6,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AwsCredential};
+use object_store::aws::{AmazonS3Builder, AwsCredential, Checksum};
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig, StaticCredentialProvider};
 
 use super::{BlobStore, StorageError};
-use crate::config::S3Config;
+use crate::config::{S3Config, S3Integrity};
 
 /// Part size for multipart uploads to S3, which requires at least 5 MiB.
 pub(super) const S3_PART_SIZE: usize = 8 * 1024 * 1024;
@@ -32,6 +32,10 @@ pub(super) fn build(s3: &S3Config) -> Result<(Arc<dyn ObjectStore>, Probe), Stor
         .with_region(&s3.region)
         .with_virtual_hosted_style_request(!s3.path_style)
         .with_allow_http(s3.allow_http);
+    builder = match s3.integrity {
+        S3Integrity::Crc64nvme => builder.with_unsigned_payload(true).with_checksum_algorithm(Checksum::CRC64NVME),
+        S3Integrity::Signed => builder.with_unsigned_payload(false),
+    };
     if let Some(endpoint) = &s3.endpoint {
         builder = builder.with_endpoint(endpoint);
     }
