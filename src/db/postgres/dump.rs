@@ -17,7 +17,7 @@ use postgres::config::Host;
 use postgres::{Config, IsolationLevel, NoTls};
 
 use super::engine::{describe, parse_url};
-use super::PgTx;
+use super::{PgTx, Statements};
 use crate::db::{DbError, PgTools, Tx};
 
 /// Where Debian's client packages put the tools when they are not on PATH.
@@ -109,7 +109,8 @@ impl super::engine::PgEngine {
                 .map_err(DbError::from)?;
             let snapshot: String =
                 tx.query_one("SELECT pg_export_snapshot()", &[]).map_err(DbError::from)?.try_get(0).map_err(DbError::from)?;
-            let tx = PgTx::new(tx);
+            let statements = Statements::default();
+            let tx = PgTx::new(tx, &statements);
             let value = view(&tx)?;
             crate::db::create_private(&dest)?;
             let mut cmd = Command::new(&pg_dump);

@@ -17,7 +17,7 @@ use postgres::config::Host;
 use postgres::{Client, Config, IsolationLevel, NoTls};
 use tokio::sync::{mpsc, oneshot};
 
-use super::PgTx;
+use super::{PgTx, Statements};
 use crate::db::queue_metrics::{record_depth, timed};
 use crate::db::sqlite::engine::panic_message;
 use crate::db::{DbError, Sync};
@@ -55,8 +55,9 @@ const READ_QUEUE: usize = 1024;
 const IDLE_CHECK: Duration = Duration::from_millis(250);
 const IDLE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A job gets its thread's connection, or why there is none.
-type Job = Box<dyn FnOnce(Result<&mut Client, DbError>) + Send>;
+/// A job gets its thread's connection and the statements prepared on it,
+/// or why there is none.
+type Job = Box<dyn FnOnce(Result<(&mut Client, &Statements), DbError>) + Send>;
 
 pub(crate) struct PgEngine {
     writer: mpsc::Sender<Job>,
@@ -130,6 +131,7 @@ fn spawn_pool(name: &str, config: &Arc<Config>, clients: Vec<Client>, queue: usi
         let (rx, config) = (rx.clone(), config.clone());
         let mut client = Some(client);
         let mut last_used = Instant::now();
+        let statements = Statements::default();
         thread::Builder::new()
             .name(format!("wharf-pg-{name}-{n}"))
             .spawn(move || loop {
@@ -142,9 +144,10 @@ fn spawn_pool(name: &str, config: &Arc<Config>, clients: Vec<Client>, queue: usi
                 // request does not fail on it.
                 let stale = |c: &mut Client| c.is_closed() || (last_used.elapsed() > IDLE_CHECK && c.is_valid(IDLE_CHECK_TIMEOUT).is_err());
                 if client.as_mut().is_none_or(stale) {
+                    statements.clear();
                     client = connect(&config).inspect_err(|e| tracing::warn!("{e}")).ok();
                 }
-                let conn = client.as_mut().ok_or(DbError::Closed);
+                let conn = client.as_mut().map(|c| (c, &statements)).ok_or(DbError::Closed);
                 if catch_unwind(AssertUnwindSafe(|| job(conn))).is_err() {
                     tracing::error!("database job panicked outside its guard");
                 }
@@ -197,7 +200,7 @@ impl PgEngine {
     pub(crate) async fn probe(&self) -> Result<(), DbError> {
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move |client| {
-            let outcome = client.and_then(|c| {
+            let outcome = client.and_then(|(c, _)| {
                 let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[])?.try_get(0)?;
                 if in_recovery {
                     Err(DbError::ReadOnly)
@@ -246,16 +249,19 @@ impl PgEngine {
         let queued = Instant::now();
         let job: Job = Box::new(move |client| {
             let outcome = timed("postgres", queue, queued, || {
-                let client = client?;
+                let (client, statements) = client?;
                 let tx = if let Some(sync) = write {
                     let mut tx =
                         client.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start().map_err(DbError::from)?;
-                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).map_err(DbError::from)?;
-                    if sync == Sync::Deferred {
-                        // The commit returns before its WAL record is flushed;
-                        // the next synced commit flushes it too.
-                        tx.batch_execute("SET LOCAL synchronous_commit = off").map_err(DbError::from)?;
-                    }
+                    // One round trip: the lock, and for a deferred write a
+                    // commit that returns before its WAL record is flushed
+                    // (the next synced commit flushes it too).
+                    let lock = format!("SELECT pg_advisory_xact_lock({WRITER_LOCK})");
+                    let setup = match sync {
+                        Sync::Now => lock,
+                        Sync::Deferred => format!("{lock}; SET LOCAL synchronous_commit = off"),
+                    };
+                    tx.batch_execute(&setup).map_err(DbError::from)?;
                     tx
                 } else {
                     client
@@ -265,7 +271,7 @@ impl PgEngine {
                         .start()
                         .map_err(DbError::from)?
                 };
-                let tx = PgTx::new(tx);
+                let tx = PgTx::new(tx, statements);
                 // On an error or a panic `tx` is dropped unfinished, which rolls it back.
                 let value =
                     catch_unwind(AssertUnwindSafe(|| f(&tx))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()))?;

@@ -39,9 +39,10 @@ mod tags;
 mod uploads;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use postgres::types::ToSql;
-use postgres::{Row, Transaction};
+use postgres::{Row, Statement, Transaction};
 
 use crate::db::{DbError, RepoId};
 use crate::domain::{Digest, RepoName, Stage, Tag, UploadId};
@@ -51,33 +52,80 @@ use crate::domain::{Digest, RepoName, Stage, Tag, UploadId};
 /// because a transaction runs on one thread.
 pub(crate) struct PgTx<'c> {
     tx: RefCell<Transaction<'c>>,
+    statements: &'c Statements,
+}
+
+/// Statements prepared on one connection, by their SQL, at most this many.
+const STATEMENT_CACHE: usize = 256;
+
+/// The statements prepared on one connection: each is parsed and planned by
+/// the server once, and a query is then one round trip instead of two
+/// (prepare, then execute). On a small push the round trips, not the
+/// queries, were the database's cost: every one is a sleep and a wake-up of
+/// the connection's thread. Forgotten whenever a statement fails (another
+/// node's migration may have changed what one returns) and with the
+/// connection.
+#[derive(Default)]
+pub(crate) struct Statements(RefCell<HashMap<String, Statement>>);
+
+impl Statements {
+    pub(crate) fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 impl<'c> PgTx<'c> {
-    pub(crate) fn new(tx: Transaction<'c>) -> Self {
-        Self { tx: RefCell::new(tx) }
+    /// `statements`: those prepared on the connection `tx` runs on.
+    pub(crate) fn new(tx: Transaction<'c>, statements: &'c Statements) -> Self {
+        Self { tx: RefCell::new(tx), statements }
     }
 
     pub(crate) fn into_inner(self) -> Transaction<'c> {
         self.tx.into_inner()
     }
 
+    /// Runs `sql`, prepared once per connection, with `run`.
+    fn prepared<T>(
+        &self,
+        sql: &str,
+        run: impl FnOnce(&mut Transaction<'c>, &Statement) -> Result<T, postgres::Error>,
+    ) -> Result<T, DbError> {
+        let cached = self.statements.0.borrow().get(sql).cloned();
+        let mut tx = self.tx.borrow_mut();
+        let outcome = match cached {
+            Some(statement) => run(&mut tx, &statement),
+            None => tx.prepare(sql).and_then(|statement| {
+                let mut statements = self.statements.0.borrow_mut();
+                if statements.len() >= STATEMENT_CACHE {
+                    statements.clear();
+                }
+                statements.insert(sql.to_owned(), statement.clone());
+                drop(statements);
+                run(&mut tx, &statement)
+            }),
+        };
+        outcome.map_err(|e| {
+            self.statements.clear();
+            e.into()
+        })
+    }
+
     fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, DbError> {
-        Ok(self.tx.borrow_mut().query(sql, params)?)
+        self.prepared(sql, |tx, statement| tx.query(statement, params))
     }
 
     fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, DbError> {
-        Ok(self.tx.borrow_mut().query_opt(sql, params)?)
+        self.prepared(sql, |tx, statement| tx.query_opt(statement, params))
     }
 
     fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row, DbError> {
-        Ok(self.tx.borrow_mut().query_one(sql, params)?)
+        self.prepared(sql, |tx, statement| tx.query_one(statement, params))
     }
 
     fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, DbError> {
-        Ok(self.tx.borrow_mut().execute(sql, params)?)
+        self.prepared(sql, |tx, statement| tx.execute(statement, params))
     }
 }
 
