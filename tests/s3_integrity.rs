@@ -80,14 +80,7 @@ fn marked_blob(len: usize, seed: &str) -> Vec<u8> {
 /// Whether the test S3 server holds anything at `digest`'s content address.
 fn at_address(app: &TestApp, digest: &str) -> bool {
     let hex = digest.split_once(':').unwrap().1;
-    let (bucket_url, key) = app.s3_location(&format!("blobs/sha256/{}/{hex}", &hex[..2])).expect("an S3 server");
-    let listing = reqwest::blocking::Client::new()
-        .get(&bucket_url)
-        .query(&[("list-type", "2"), ("prefix", key.as_str())])
-        .send()
-        .and_then(|r| r.text())
-        .expect("listing on the test S3 server");
-    !listing.contains("<KeyCount>0</KeyCount>")
+    app.s3_holds(&format!("blobs/sha256/{}/{hex}", &hex[..2])).expect("an S3 server")
 }
 
 /// Pushes whole blobs (one S3 PUT; a multipart upload) and a chunked one

@@ -421,16 +421,8 @@ fn hang_up_midway(app: &TestApp, method: &str, location: &str, body_len: usize, 
 fn stored_bytes(app: &TestApp, digest: &str) -> (bool, Vec<String>) {
     let hex = digest.split_once(':').unwrap().1;
     let key = format!("blobs/{}/{}/{hex}", digest.split_once(':').unwrap().0, &hex[..2]);
-    match app.s3_location(&key) {
-        Some((bucket_url, object)) => {
-            let listing = reqwest::blocking::Client::new()
-                .get(&bucket_url)
-                .query(&[("list-type", "2"), ("prefix", object.as_str())])
-                .send()
-                .and_then(|r| r.text())
-                .expect("listing on the test S3 server");
-            (!listing.contains("<KeyCount>0</KeyCount>"), Vec::new())
-        }
+    match app.s3_holds(&key) {
+        Some(held) => (held, Vec::new()),
         None => {
             let mut temporaries = Vec::new();
             let mut dirs = vec![app.data_dir().join("blobs")];

@@ -55,6 +55,7 @@ pub mod signing_keys;
 pub mod tags;
 pub mod uploads;
 
+mod group;
 mod postgres;
 mod queue_metrics;
 mod sqlite;
@@ -140,10 +141,10 @@ pub enum DbError {
     PgMigration(&'static str, ::postgres::Error),
     #[error("database job panicked: {0}")]
     Panicked(String),
-    /// The commit of a group of writes (see the SQLite engine) failed; each
+    /// The commit of a group of writes (see either engine) failed; each
     /// write in the group hears it.
     #[error("database commit: {0}")]
-    GroupCommit(std::sync::Arc<rusqlite::Error>),
+    GroupCommit(std::sync::Arc<DbError>),
     #[error("database threads have stopped")]
     Closed,
     #[error("the PostgreSQL server accepts no writes (a standby in recovery)")]

@@ -67,7 +67,7 @@ fn describe() {
         "Time a database job waited for a connection thread, by engine and queue (read or write)"
     );
     describe_histogram!("wharf_db_job_duration_seconds", Unit::Seconds, "Time a database job held its connection, by engine and queue");
-    describe_histogram!("wharf_db_writes_per_commit", "Write jobs committed together by one transaction (SQLite group commit)");
+    describe_histogram!("wharf_db_writes_per_commit", "Write jobs committed together by one transaction (group commit)");
     describe_gauge!("wharf_db_queue_depth", "Database jobs waiting for a connection thread, by engine and queue");
 
     describe_gauge!("wharf_registry_uploads_open", "Upload sessions open (refreshed in the background)");

@@ -369,6 +369,19 @@ impl TestApp {
         Some((format!("{}/{bucket}", endpoint.trim_end_matches('/')), format!("{prefix}/{key}")))
     }
 
+    /// Whether the test S3 server holds any object whose key starts with
+    /// `key` (one of this server's keys). `None` on the filesystem backend.
+    pub fn s3_holds(&self, key: &str) -> Option<bool> {
+        let (bucket_url, object) = self.s3_location(key)?;
+        let listing = Client::new()
+            .get(&bucket_url)
+            .query(&[("list-type", "2"), ("prefix", object.as_str())])
+            .send()
+            .and_then(|r| r.text())
+            .expect("listing on the test S3 server");
+        Some(!listing.contains("<KeyCount>0</KeyCount>"))
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }

@@ -1,6 +1,6 @@
 use wharf::db::{Db, DbError, Tx};
 
-use crate::engines::name;
+use crate::engines::{digest, name};
 
 /// An error or a panic inside a write rolls back that write only; the
 /// writer keeps serving the next ones.
@@ -27,11 +27,12 @@ pub async fn a_failed_or_panicking_write_rolls_back_and_the_writer_goes_on(db: D
     assert_eq!(names.iter().map(|n| n.to_string()).collect::<Vec<_>>(), ["after"]);
 }
 
-/// Writes queued together (SQLite commits them as one group, each in a
-/// savepoint) keep their own fate: the failing and panicking ones leave
-/// nothing behind and get their own error, the others all commit, whether
-/// they wait for the disk or defer their sync (every fourth write, mixed
-/// into the same groups).
+/// Writes queued together (both engines commit them as one group, each in
+/// a savepoint) keep their own fate: the failing, panicking and refused
+/// ones (a statement the database rejects, which on PostgreSQL aborts the
+/// transaction until its savepoint is rolled back) leave nothing behind and
+/// get their own error, the others all commit, whether they wait for the
+/// disk or defer their sync (every fifth write, mixed into the same groups).
 pub async fn queued_writes_fail_or_commit_each_on_its_own(db: Db) {
     // Hold the writer busy so the writes below queue up behind it.
     let blocker = {
@@ -46,12 +47,12 @@ pub async fn queued_writes_fail_or_commit_each_on_its_own(db: Db) {
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let tasks: Vec<_> = (0..48)
+    let tasks: Vec<_> = (0..64)
         .map(|i| {
             let db = db.clone();
             tokio::spawn(async move {
                 let work = move |tx: &dyn Tx| -> Result<(), DbError> {
-                    match i % 3 {
+                    match i % 4 {
                         0 => {
                             tx.ensure_repository(&name(&format!("failed-{i:02}")))?;
                             Err(DbError::Corrupt("on purpose"))
@@ -60,13 +61,18 @@ pub async fn queued_writes_fail_or_commit_each_on_its_own(db: Db) {
                             tx.ensure_repository(&name(&format!("panicked-{i:02}")))?;
                             panic!("a bug in write {i}");
                         }
-                        _ => {
+                        2 => {
                             tx.ensure_repository(&name(&format!("kept-{i:02}")))?;
                             Ok(())
                         }
+                        _ => {
+                            // A link to a blob that has no row: a foreign key violation.
+                            let repo = tx.ensure_repository(&name(&format!("refused-{i:02}")))?;
+                            tx.link_blob(repo, &digest())
+                        }
                     }
                 };
-                if i % 4 == 1 {
+                if i % 5 == 1 {
                     db.write_deferred(work).await
                 } else {
                     db.write(work).await
@@ -77,14 +83,15 @@ pub async fn queued_writes_fail_or_commit_each_on_its_own(db: Db) {
     blocker.await.unwrap().unwrap();
     for (i, task) in tasks.into_iter().enumerate() {
         let result = task.await.unwrap();
-        match i % 3 {
+        match i % 4 {
             0 => assert!(matches!(result, Err(DbError::Corrupt("on purpose"))), "write {i}: {result:?}"),
             1 => assert!(matches!(result, Err(DbError::Panicked(ref m)) if m.contains(&format!("write {i}"))), "write {i}: {result:?}"),
-            _ => assert!(result.is_ok(), "write {i}: {result:?}"),
+            2 => assert!(result.is_ok(), "write {i}: {result:?}"),
+            _ => assert!(matches!(result, Err(DbError::Sqlite(_) | DbError::Postgres(_))), "write {i}: {result:?}"),
         }
     }
     let names = db.read(|tx| tx.list_repositories(None, 100)).await.unwrap();
-    let mut expected: Vec<String> = (0..48).filter(|i| i % 3 == 2).map(|i| format!("kept-{i:02}")).collect();
+    let mut expected: Vec<String> = (0..64).filter(|i| i % 4 == 2).map(|i| format!("kept-{i:02}")).collect();
     expected.insert(0, "blocker".to_owned());
     assert_eq!(names.iter().map(|n| n.to_string()).collect::<Vec<_>>(), expected);
 }

@@ -9,13 +9,8 @@
 //! each with its own connection. Dropping the last `Db` handle drops the
 //! senders, which ends every thread once the queued jobs are done.
 //!
-//! Group commit: the writer takes every write job already queued (up to
-//! [`GROUP_MAX`]) into one transaction, each job in a savepoint of its own,
-//! and commits once. A job that fails or panics rolls back to its savepoint
-//! and leaves the others be, as if each had its own transaction; no caller
-//! hears of success before the commit (and its fsync) is done. Many small
-//! pushes at once then share one fsync instead of paying one each; a lone
-//! write is never held back waiting for company.
+//! Group commit (`../group.rs`): write jobs queued together share one
+//! immediate transaction and one commit, each in a savepoint of its own.
 //!
 //! A group of only [`Sync::Deferred`] writes commits without the fsync
 //! (`synchronous = NORMAL`): visible at once, made durable by the next
@@ -28,17 +23,18 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::migrations::migrations;
 use super::SqliteTx;
+use crate::db::group::{self, GroupedWrite};
 use crate::db::queue_metrics::{record_depth, timed};
 use crate::db::{DbError, Sync, Tx};
 
 /// A job for the writer thread: it runs inside the group's transaction,
 /// then hears whether that transaction committed.
-type WriteJob = Box<dyn GroupedWrite>;
+type WriteJob = Box<dyn GroupedWrite<Connection>>;
 /// A job for any reader thread.
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -46,65 +42,8 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 const WRITE_QUEUE: usize = 256;
 /// Read jobs queued before callers wait for room.
 const READ_QUEUE: usize = 1024;
-/// Write jobs committed together at most, so one commit's wait stays short.
-const GROUP_MAX: usize = 64;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 256;
-
-/// One write of a group commit.
-trait GroupedWrite: Send {
-    /// Runs the write in a savepoint of `tx`, keeping its outcome.
-    fn run(&mut self, tx: &mut Transaction<'_>);
-    /// Tells the caller: its own outcome if the group committed, else why not.
-    fn finish(self: Box<Self>, committed: Result<(), &Arc<rusqlite::Error>>);
-    fn sync(&self) -> Sync;
-}
-
-/// A caller's write closure, its outcome once run, and where to send it.
-struct Write<T, E, F> {
-    work: Option<F>,
-    outcome: Option<Result<T, E>>,
-    done: oneshot::Sender<Result<T, E>>,
-    queued: Instant,
-    sync: Sync,
-}
-
-impl<T, E, F> GroupedWrite for Write<T, E, F>
-where
-    T: Send + 'static,
-    E: From<DbError> + Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
-{
-    fn run(&mut self, tx: &mut Transaction<'_>) {
-        let Some(work) = self.work.take() else { return };
-        let outcome = timed("sqlite", "write", self.queued, || {
-            // A savepoint dropped unreleased (an error or a panic) rolls back
-            // this write alone.
-            let savepoint = tx.savepoint().map_err(DbError::from)?;
-            let value =
-                catch_unwind(AssertUnwindSafe(|| work(&savepoint))).unwrap_or_else(|p| Err(DbError::Panicked(panic_message(p)).into()))?;
-            savepoint.commit().map_err(DbError::from)?;
-            Ok(value)
-        });
-        self.outcome = Some(outcome);
-    }
-
-    fn finish(self: Box<Self>, committed: Result<(), &Arc<rusqlite::Error>>) {
-        let outcome = match (committed, self.outcome) {
-            (Ok(()), Some(outcome)) => outcome,
-            // Its own error says more than the group's.
-            (Err(_), Some(Err(own))) => Err(own),
-            (Err(e), _) => Err(DbError::GroupCommit(e.clone()).into()),
-            (Ok(()), None) => Err(DbError::Closed.into()),
-        };
-        // The caller may have gone (request cancelled); nothing to tell.
-        let _ = self.done.send(outcome);
-    }
-
-    fn sync(&self) -> Sync {
-        self.sync
-    }
-}
 
 /// The sending ends; the threads hold the receiving ends and the connections.
 pub(crate) struct Engine {
@@ -199,9 +138,8 @@ impl Engine {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        let (done, result) = oneshot::channel();
-        let job = Box::new(Write { work: Some(f), outcome: None, done, queued: Instant::now(), sync });
-        self.writer.enqueue(job).await.map_err(|_| DbError::Closed)?;
+        let (job, result) = group::write("sqlite", sync, f);
+        self.writer.enqueue(Box::new(job)).await.map_err(|_| DbError::Closed)?;
         result.await.map_err(|_| DbError::Closed)?
     }
 
@@ -215,14 +153,7 @@ impl Engine {
             .name("wharf-db-writer".into())
             .spawn(move || {
                 let mut synchronous = Sync::Now;
-                while let Some(first) = write_rx.blocking_recv() {
-                    let mut group = vec![first];
-                    while group.len() < GROUP_MAX {
-                        match write_rx.try_recv() {
-                            Ok(job) => group.push(job),
-                            Err(_) => break,
-                        }
-                    }
+                while let Some(group) = group::next_group(&mut write_rx) {
                     // A job catches its own panic and reports it; this is the
                     // last line that keeps the one writer alive regardless.
                     if catch_unwind(AssertUnwindSafe(|| commit_group(&mut conn, &mut synchronous, group))).is_err() {
@@ -256,8 +187,7 @@ impl Engine {
 /// job then hears the outcome. `synchronous` is the connection's setting,
 /// switched to what the group needs.
 fn commit_group(conn: &mut Connection, synchronous: &mut Sync, mut group: Vec<WriteJob>) {
-    metrics::histogram!("wharf_db_writes_per_commit", "engine" => "sqlite").record(group.len() as f64);
-    let needed = if group.iter().any(|job| job.sync() == Sync::Now) { Sync::Now } else { Sync::Deferred };
+    let needed = group::group_sync("sqlite", group.iter().map(|job| job.sync()));
     let switched = if needed == *synchronous {
         Ok(())
     } else {
@@ -267,16 +197,19 @@ fn commit_group(conn: &mut Connection, synchronous: &mut Sync, mut group: Vec<Wr
         };
         conn.pragma_update(None, "synchronous", value).map(|()| *synchronous = needed)
     };
-    let committed = match switched.and_then(|()| conn.transaction_with_behavior(TransactionBehavior::Immediate)) {
-        Ok(mut tx) => {
+    let committed = switched
+        .and_then(|()| {
+            let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for job in &mut group {
-                job.run(&mut tx);
+                // A savepoint dropped unreleased rolls back this write alone.
+                let savepoint = tx.savepoint()?;
+                if job.run(&savepoint) {
+                    savepoint.commit()?;
+                }
             }
             tx.commit()
-        }
-        Err(e) => Err(e),
-    }
-    .map_err(Arc::new);
+        })
+        .map_err(|e| Arc::new(DbError::from(e)));
     for job in group {
         job.finish(committed.as_ref().map(|_| ()));
     }
