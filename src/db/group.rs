@@ -95,9 +95,8 @@ pub(crate) fn next_group<J>(queue: &mut mpsc::Receiver<J>) -> Option<Vec<J>> {
 
 /// What a group's commit must do, from its writes' own needs: sync unless
 /// every write in it defers.
-pub(crate) fn group_sync(engine: &'static str, writes: impl ExactSizeIterator<Item = Sync>) -> Sync {
+pub(crate) fn group_sync(engine: &'static str, mut writes: impl ExactSizeIterator<Item = Sync>) -> Sync {
     metrics::histogram!("wharf_db_writes_per_commit", "engine" => engine).record(writes.len() as f64);
-    let mut writes = writes;
     if writes.any(|sync| sync == Sync::Now) {
         Sync::Now
     } else {

@@ -82,19 +82,21 @@ impl Connection {
         Self { config, client: Some(client), last_used: Instant::now(), statements: Statements::default() }
     }
 
-    /// The connection for the next job. The synchronous client notices a
-    /// connection the server ended (a restart, a failover, an administrator)
-    /// only when it next uses it: an idle one is checked first, so the job
-    /// of a client request does not fail on it.
-    fn get(&mut self) -> Result<(&mut Client, &Statements), DbError> {
+    /// Runs `job` on the connection, or tells it why there is none. The
+    /// synchronous client notices a connection the server ended (a restart,
+    /// a failover, an administrator) only when it next uses it: one idle
+    /// since its last job ended is checked first, so the job of a client
+    /// request does not fail on it.
+    fn run<R>(&mut self, job: impl FnOnce(Result<(&mut Client, &Statements), DbError>) -> R) -> R {
         let idle = self.last_used.elapsed() > IDLE_CHECK;
-        self.last_used = Instant::now();
         let stale = |c: &mut Client| c.is_closed() || (idle && c.is_valid(IDLE_CHECK_TIMEOUT).is_err());
         if self.client.as_mut().is_none_or(stale) {
             self.statements.clear();
             self.client = connect(&self.config).inspect_err(|e| tracing::warn!("{e}")).ok();
         }
-        self.client.as_mut().map(|c| (c, &self.statements)).ok_or(DbError::Closed)
+        let outcome = job(self.client.as_mut().map(|c| (c, &self.statements)).ok_or(DbError::Closed));
+        self.last_used = Instant::now();
+        outcome
     }
 }
 
@@ -175,7 +177,7 @@ fn spawn_readers(config: &Arc<Config>, clients: Vec<Client>, queue: usize) -> Re
                 // The lock is held only while waiting for the next job.
                 let next = rx.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
                 let Some(job) = next else { break };
-                if catch_unwind(AssertUnwindSafe(|| job(connection.get()))).is_err() {
+                if catch_unwind(AssertUnwindSafe(|| connection.run(job))).is_err() {
                     tracing::error!("database job panicked outside its guard");
                 }
             })
@@ -206,7 +208,8 @@ fn spawn_writer(config: &Arc<Config>, client: Client) -> Result<mpsc::Sender<Wri
 /// once; every job then hears the outcome.
 fn commit_group(connection: &mut Connection, mut group: Vec<WriteJob>) {
     let sync = group::group_sync("postgres", group.iter().map(|job| job.sync()));
-    let committed = connection.get().and_then(|(client, statements)| run_group(client, statements, sync, &mut group)).map_err(Arc::new);
+    let committed =
+        connection.run(|conn| conn.and_then(|(client, statements)| run_group(client, statements, sync, &mut group))).map_err(Arc::new);
     for job in group {
         job.finish(committed.as_ref().map(|_| ()));
     }
@@ -225,27 +228,26 @@ fn run_group(client: &mut Client, statements: &Statements, sync: Sync, group: &m
     if let [job] = group {
         // Alone: no savepoint (two round trips); a failure rolls back the
         // whole transaction, which is this write's alone.
-        let tx = PgTx::new(tx, statements);
-        let succeeded = job.run(&tx);
-        let tx = tx.into_inner();
-        if succeeded {
-            tx.commit()?;
-        } else {
-            tx.rollback()?;
-        }
-        return Ok(());
+        return run_one(job, tx, statements);
     }
     for job in group.iter_mut() {
-        let savepoint = PgTx::new(tx.transaction()?, statements);
-        let succeeded = job.run(&savepoint);
-        let savepoint = savepoint.into_inner();
-        if succeeded {
-            savepoint.commit()?;
-        } else {
-            savepoint.rollback()?;
-        }
+        run_one(job, tx.transaction()?, statements)?;
     }
     Ok(tx.commit()?)
+}
+
+/// Runs `job` in `tx` (the group's transaction or a savepoint of it), then
+/// commits `tx` if the job succeeded and rolls it back if not.
+fn run_one(job: &mut WriteJob, tx: postgres::Transaction<'_>, statements: &Statements) -> Result<(), DbError> {
+    let tx = PgTx::new(tx, statements);
+    let succeeded = job.run(&tx);
+    let tx = tx.into_inner();
+    if succeeded {
+        tx.commit()?;
+    } else {
+        tx.rollback()?;
+    }
+    Ok(())
 }
 
 impl PgEngine {
