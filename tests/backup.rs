@@ -145,8 +145,7 @@ fn audit_verifies(app: &TestApp) -> Value {
 }
 
 fn blob_file(backup_dir: &Path, digest: &str) -> PathBuf {
-    let hex = digest.strip_prefix("sha256:").unwrap();
-    backup_dir.join("blobs/sha256").join(&hex[..2]).join(hex)
+    backup_dir.join(blob_key(digest))
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -374,10 +374,7 @@ fn plant(path: &std::path::Path, bytes: &[u8], age: Duration) {
 fn gc_sweeps_stray_objects_and_nothing_live() {
     let app = TestApp::builder().env("WHARF_GC__GRACE", "1h").env("WHARF_GC__UPLOAD_MAX_AGE", "2h").start();
     let root = app.data_dir().join("blobs");
-    let blob_path = |digest: &str| {
-        let (algorithm, hex) = digest.split_once(':').unwrap();
-        root.join("blobs").join(algorithm).join(&hex[..2]).join(hex)
-    };
+    let blob_path = |digest: &str| root.join(blob_key(digest));
     let old = Duration::from_secs(3 * 3600);
 
     // Live: a pushed blob and an upload in progress, both backdated.
@@ -456,8 +453,7 @@ fn gc_sweep_lists_the_store(b: Backend) {
     let image = push_image(&app, "sweep/app", Some("v1"), 2);
     let stray = unique_bytes(4000);
     let digest = sha256_digest(&stray);
-    let hex = digest.strip_prefix("sha256:").unwrap();
-    let key = format!("blobs/sha256/{}/{hex}", &hex[..2]);
+    let key = blob_key(&digest);
     let exists: Box<dyn Fn() -> bool> = match app.s3_location(&key) {
         Some((bucket_url, object)) => {
             let client = reqwest::blocking::Client::new();

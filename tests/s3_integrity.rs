@@ -17,8 +17,8 @@ use reqwest::Method;
 /// What the relay looks for in a request body: test blobs are this, repeated.
 const MARKER: &[u8] = b"wharf-integrity-";
 
-/// A TCP relay to the S3 server that, while `tamper` is set, flips a bit of
-/// the first `MARKER` in every read on the way to the server.
+/// A TCP relay to the S3 server that, while `tamper` is set (not at first),
+/// flips a bit of the first `MARKER` in every read on the way to the server.
 struct TamperingRelay {
     addr: SocketAddr,
     tamper: Arc<AtomicBool>,
@@ -29,7 +29,7 @@ impl TamperingRelay {
     fn start(upstream: SocketAddr) -> TamperingRelay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
         let addr = listener.local_addr().unwrap();
-        let tamper = Arc::new(AtomicBool::new(true));
+        let tamper = Arc::new(AtomicBool::new(false));
         let tampered = Arc::new(AtomicU64::new(0));
         let (on, count) = (tamper.clone(), tampered.clone());
         std::thread::spawn(move || {
@@ -79,8 +79,7 @@ fn marked_blob(len: usize, seed: &str) -> Vec<u8> {
 
 /// Whether the test S3 server holds anything at `digest`'s content address.
 fn at_address(app: &TestApp, digest: &str) -> bool {
-    let hex = digest.split_once(':').unwrap().1;
-    app.s3_holds(&format!("blobs/sha256/{}/{hex}", &hex[..2])).expect("an S3 server")
+    app.s3_holds(&blob_key(digest)).expect("an S3 server")
 }
 
 /// Pushes whole blobs (one S3 PUT; a multipart upload) and a chunked one
@@ -104,7 +103,6 @@ fn changed_bytes_are_refused(integrity: Option<&str>) {
         .expect("the test S3 server's endpoint is http://<ip>:<port>");
     let relay = TamperingRelay::start(upstream);
     let relay_url = format!("http://{}", relay.addr);
-    relay.tamper.store(false, Ordering::SeqCst); // for the start-up check
     let mut builder = TestApp::builder().backend(Backend::S3).env("WHARF_STORAGE__S3__ENDPOINT", relay_url.as_str());
     if let Some(mode) = integrity {
         builder = builder.env("WHARF_STORAGE__S3__INTEGRITY", mode);
@@ -127,7 +125,7 @@ fn changed_bytes_are_refused(integrity: Option<&str>) {
                 // The first PATCH already carries changed bytes.
                 let loc = start_upload(&app, &repo);
                 let url = app.url(&loc);
-                let end = chunk.min(&data.len()).to_owned();
+                let end = (*chunk).min(data.len());
                 app.client()
                     .patch(url)
                     .header("Content-Type", "application/octet-stream")

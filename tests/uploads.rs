@@ -419,8 +419,7 @@ fn hang_up_midway(app: &TestApp, method: &str, location: &str, body_len: usize, 
 /// store itself (not through Wharf's metadata), and on the filesystem any
 /// temporary file of a blob write.
 fn stored_bytes(app: &TestApp, digest: &str) -> (bool, Vec<String>) {
-    let hex = digest.split_once(':').unwrap().1;
-    let key = format!("blobs/{}/{}/{hex}", digest.split_once(':').unwrap().0, &hex[..2]);
+    let key = blob_key(digest);
     match app.s3_holds(&key) {
         Some(held) => (held, Vec::new()),
         None => {

@@ -19,6 +19,13 @@ pub fn sha256_digest(data: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(data))
 }
 
+/// Where the blob `digest` (`<algorithm>:<hex>`) lives in Wharf's store:
+/// its key under the storage root or S3 prefix (`storage/layout.rs`).
+pub fn blob_key(digest: &str) -> String {
+    let (algorithm, hex) = digest.split_once(':').expect("a digest");
+    format!("blobs/{algorithm}/{}/{hex}", &hex[..2])
+}
+
 pub fn sha512_digest(data: &[u8]) -> String {
     format!("sha512:{}", hex::encode(Sha512::digest(data)))
 }
